@@ -1,0 +1,15 @@
+# Every third-party library comes from Debian 12 packages (scripts/install-deps).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED)
+find_package(tomlplusplus REQUIRED)
+find_package(nlohmann_json REQUIRED)
+if(NOT BRIDGEHEAD_FUZZ)
+  find_package(Boost 1.81 EXACT REQUIRED COMPONENTS system)
+  find_package(OpenSSL 3 REQUIRED)
+  find_package(spdlog REQUIRED)
+  find_package(CLI11 REQUIRED)
+  find_package(GTest REQUIRED)
+endif()
+# tl::expected ships a header only (/usr/include/tl/expected.hpp) without a CMake package.
+find_path(TL_EXPECTED_INCLUDE_DIR tl/expected.hpp REQUIRED)

@@ -1,0 +1,94 @@
+// The connector's configuration: one TOML file, every setting declared once in the table
+// in settings.cpp. That table drives loading, validation (`bridgehead check`), the
+// defaults (`bridgehead config --defaults`) and docs/configuration.md, so they cannot
+// disagree. This component reads and checks; it does not act on the settings.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bridgehead::config {
+
+enum class SystemKind { kExchange, kDomino, kSmtp };
+enum class BareLinefeed { kReject, kNormalize };
+enum class DeliveryMethod { kSmtp, kLmtp, kMaildir };
+
+struct Endpoint {
+  std::string host;        ///< literal IP (IPv4 or IPv6 without brackets) or a name
+  std::uint16_t port = 0;
+};
+
+struct DeliveryTarget {
+  DeliveryMethod method = DeliveryMethod::kMaildir;
+  Endpoint endpoint;       ///< smtp, lmtp
+  std::string path;        ///< maildir root (one Maildir per recipient below it)
+};
+
+struct SystemConfig {
+  std::string name;                       ///< "exchange", "notes": names processes too
+  SystemKind kind = SystemKind::kSmtp;
+  std::vector<std::string> domains;       ///< mail domains of this system, lower case
+  Endpoint listen;                        ///< ingress listener: mail FROM this system
+  std::string tls_cert_file;              ///< PEM; with tls_key_file enables STARTTLS
+  std::string tls_key_file;
+  std::vector<std::string> recipients;    ///< static recipient list (lower case) until dirsync
+  DeliveryTarget delivery;                ///< where mail TO this system goes
+};
+
+struct SmtpLimits {
+  std::uint64_t max_message_size = 50ull << 20;
+  unsigned max_recipients = 1000;
+  unsigned max_line_length = 1000;
+  unsigned max_received_headers = 50;
+  unsigned max_sessions = 500;
+  unsigned max_sessions_per_client = 50;
+  unsigned max_junk_commands = 100;
+  unsigned max_errors = 20;
+  unsigned command_timeout_seconds = 300;   ///< RFC 5321 4.5.3.2.7
+  unsigned data_timeout_seconds = 300;
+  BareLinefeed bare_linefeed = BareLinefeed::kReject;
+};
+
+struct Config {
+  std::filesystem::path file;               ///< where it was loaded from
+  std::string hostname;                     ///< [connector] hostname
+  std::filesystem::path state_dir;          ///< [connector] state_dir
+  std::string log_level = "info";
+  std::filesystem::path control_socket;     ///< [admin] control_socket (default state_dir/control.sock)
+  unsigned control_socket_mode = 0600;
+  std::filesystem::path spool_dir;          ///< [spool] dir (default state_dir/spool)
+  std::uint64_t spool_segment_size = 64ull << 20;
+  SmtpLimits smtp;
+  std::vector<SystemConfig> systems;
+};
+
+/// One thing wrong with a config file: where, and a sentence that says how to fix it.
+struct Problem {
+  std::string file;
+  int line = 0;    ///< 1-based; 0 when the problem is about the whole file
+  int column = 0;
+  std::string message;
+  /// "file:line:column: message" (what `bridgehead check` prints, one per line)
+  std::string describe() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;    ///< set only when problems is empty
+  std::vector<Problem> problems;   ///< every problem found, not just the first
+};
+
+/// Loads and validates a config file. Relative paths in it are relative to the file.
+LoadResult load(const std::filesystem::path& file);
+/// Same, from text (for tests); `name` is used in problem locations.
+LoadResult load_string(std::string_view toml_text, const std::string& name,
+                       const std::filesystem::path& base_dir = ".");
+
+/// A complete, commented TOML file with every setting at its default.
+std::string defaults_toml();
+/// The configuration reference in Markdown (docs/configuration.md is this, verbatim).
+std::string reference_markdown();
+
+}  // namespace bridgehead::config

@@ -1,0 +1,69 @@
+// Decoding of the message content stream: DATA (dot-stuffed, ended by CRLF.CRLF) and BDAT
+// chunks (length-delimited). Pure and incremental, so content is streamed to the spool in
+// pieces and never held whole. SMTP-smuggling safe: only CR LF "." CR LF ends DATA; a bare
+// LF or bare CR is never a line end for that purpose, and is rejected or normalized to CRLF
+// according to policy. While decoding it also checks the content limits (line length,
+// size, Received: count for loop detection), so the verdict is known at end of data.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "smtp/protocol/reply.hpp"
+
+namespace bridgehead::smtp {
+
+enum class BareLinefeedPolicy { kReject, kNormalize };
+
+struct ContentLimits {
+  std::size_t max_line_length = 1000;    ///< including CRLF (RFC 5321 4.5.3.1.6)
+  std::uint64_t max_message_size = 50ull << 20;
+  unsigned max_received_headers = 50;
+  BareLinefeedPolicy bare_linefeed = BareLinefeedPolicy::kReject;
+};
+
+class DataDecoder {
+ public:
+  enum class Mode { kData, kBdat };
+  DataDecoder(Mode mode, ContentLimits limits);
+
+  /// Consumes wire bytes and appends decoded content (CRLF line ends, dot-unstuffed in
+  /// kData mode) to `out`. Returns how many bytes of `in` were consumed: in kData mode it
+  /// stops right after the terminating CRLF.CRLF, so what follows is pipelined commands.
+  /// In kBdat mode everything is consumed; the caller delimits chunks by their size.
+  /// Once the size limit is passed, content is no longer appended (the message will be
+  /// refused) but the stream is still consumed to its end.
+  std::size_t feed(std::string_view in, std::string& out);
+
+  /// kBdat: the last chunk has been fed; flushes a pending CR at the very end.
+  void finish(std::string& out);
+
+  /// kData: the terminating CRLF.CRLF has been seen.
+  bool done() const { return done_; }
+
+  /// The first problem found, as the reply to give at end of data, or nullopt if the
+  /// content is acceptable: 550 5.6.0 bare LF/CR (kReject policy), 500 5.5.2 line too
+  /// long, 552 5.3.4 too big, 554 5.4.6 too many Received: headers (mail loop).
+  std::optional<Reply> verdict() const { return verdict_; }
+
+  /// Decoded content bytes so far (after normalization, before the size cut-off).
+  std::uint64_t size() const { return size_; }
+
+ private:
+  Mode mode_;
+  ContentLimits limits_;
+  bool done_ = false;
+  std::optional<Reply> verdict_;
+  std::uint64_t size_ = 0;
+  // The implementation keeps its scanning state here (line position, pending CR, whether
+  // still in the header section, Received: count, dot-at-line-start ...).
+  std::size_t line_length_ = 0;
+  int state_ = 0;
+  bool in_headers_ = true;
+  unsigned received_ = 0;
+  std::string header_name_;
+};
+
+}  // namespace bridgehead::smtp
