@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bridgehead::config {
@@ -71,7 +72,8 @@ struct Problem {
   int line = 0;    ///< 1-based; 0 when the problem is about the whole file
   int column = 0;
   std::string message;
-  /// "file:line:column: message" (what `bridgehead check` prints, one per line)
+  /// "file:line:column: message" (what `bridgehead check` prints, one per line); "file: message"
+  /// when line is 0
   std::string describe() const;
 };
 
@@ -90,5 +92,7 @@ LoadResult load_string(std::string_view toml_text, const std::string& name,
 std::string defaults_toml();
 /// The configuration reference in Markdown (docs/configuration.md is this, verbatim).
 std::string reference_markdown();
+/// The complete example file shown at the end of reference_markdown(); it loads cleanly.
+std::string example_toml();
 
 }  // namespace bridgehead::config

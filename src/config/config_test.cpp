@@ -1,0 +1,716 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "config/settings.hpp"
+
+namespace bridgehead::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string all_problems(const LoadResult& r) {
+  std::string out;
+  for (const Problem& p : r.problems) out += "  " + p.describe() + "\n";
+  return out.empty() ? "  (none)\n" : out;
+}
+
+// Asserts a problem at exactly line:column whose message holds every one of `words`.
+void expect_problem(const LoadResult& r, int line, int column, std::initializer_list<std::string_view> words) {
+  for (const Problem& p : r.problems) {
+    if (p.line != line || p.column != column) continue;
+    bool all = true;
+    for (std::string_view w : words) all = all && p.message.find(w) != std::string::npos;
+    if (all) return;
+  }
+  std::string wanted;
+  for (std::string_view w : words) wanted += fmt::format(" \"{}\"", w);
+  ADD_FAILURE() << "no problem at " << line << ":" << column << " containing" << wanted
+                << "\nproblems:\n"
+                << all_problems(r);
+}
+
+LoadResult load_text(std::string_view text, const fs::path& base = "/etc/bridgehead") {
+  return load_string(text, "bridgehead.toml", base);
+}
+
+// Two systems that pass every check; tests put what they test in front of them.
+constexpr std::string_view kSystems = R"(
+[[system]]
+name = "exchange"
+kind = "exchange"
+domains = ["exchange.example"]
+listen = "127.0.0.1:2525"
+recipients = ["alice@exchange.example"]
+[system.delivery]
+method = "smtp"
+address = "127.0.0.1:2526"
+
+[[system]]
+name = "notes"
+kind = "domino"
+domains = ["notes.example"]
+listen = "127.0.0.1:2527"
+[system.delivery]
+method = "maildir"
+path = "maildir"
+)";
+
+std::string with_systems(std::string_view head) { return std::string(head) + std::string(kSystems); }
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::path(testing::TempDir()) / "config_test.XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path write(const std::string& name, std::string_view text) const {
+    fs::path p = path_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    return p;
+  }
+
+ private:
+  fs::path path_;
+};
+
+// --- a sound file -----------------------------------------------------------------------------
+
+TEST(ConfigLoad, SoundFileGivesItsValuesDefaultsAndAbsolutePaths) {
+  TempDir dir;
+  dir.write("tls/ex.crt", "cert");
+  dir.write("tls/ex.key", "key");
+  fs::path file = dir.write("etc/bridgehead.toml", R"([connector]
+hostname = "Relay.Example.COM"
+state_dir = "../state/"
+log_level = "debug"
+
+[smtp]
+max_recipients = 200
+bare_linefeed = "normalize"
+
+[[system]]
+name = "exchange"
+kind = "exchange"
+domains = ["Exchange.Example", "corp.example"]
+listen = "127.0.0.1:2525"
+tls_cert_file = "../tls/ex.crt"
+tls_key_file = "../tls/ex.key"
+recipients = ["Alice@Exchange.Example", "bob@corp.example"]
+[system.delivery]
+method = "lmtp"
+address = "mail.exchange.example:24"
+
+[[system]]
+name = "notes"
+kind = "domino"
+domains = ["notes.example"]
+listen = "[::1]:2527"
+[system.delivery]
+method = "maildir"
+path = "./maildir/./notes"
+)");
+  LoadResult r = load(file);
+  ASSERT_TRUE(r.problems.empty()) << all_problems(r);
+  ASSERT_TRUE(r.config);
+  const Config& c = *r.config;
+  const fs::path root = fs::absolute(dir.path()).lexically_normal();
+  EXPECT_EQ(c.file, root / "etc/bridgehead.toml");
+  EXPECT_EQ(c.hostname, "relay.example.com");
+  EXPECT_EQ(c.state_dir, root / "state");
+  EXPECT_EQ(c.log_level, "debug");
+  // Unset paths follow state_dir, wherever it is.
+  EXPECT_EQ(c.control_socket, root / "state/control.sock");
+  EXPECT_EQ(c.spool_dir, root / "state/spool");
+  EXPECT_EQ(c.control_socket_mode, 0600u);
+  EXPECT_EQ(c.spool_segment_size, 64ull << 20);
+  EXPECT_EQ(c.smtp.max_recipients, 200u);
+  EXPECT_EQ(c.smtp.bare_linefeed, BareLinefeed::kNormalize);
+  EXPECT_EQ(c.smtp.max_message_size, 50ull << 20);
+  EXPECT_EQ(c.smtp.command_timeout_seconds, 300u);
+
+  ASSERT_EQ(c.systems.size(), 2u);
+  const SystemConfig& ex = c.systems[0];
+  EXPECT_EQ(ex.name, "exchange");
+  EXPECT_EQ(ex.kind, SystemKind::kExchange);
+  EXPECT_EQ(ex.domains, (std::vector<std::string>{"exchange.example", "corp.example"}));
+  EXPECT_EQ(ex.listen.host, "127.0.0.1");
+  EXPECT_EQ(ex.listen.port, 2525);
+  EXPECT_EQ(ex.tls_cert_file, (root / "tls/ex.crt").string());
+  EXPECT_EQ(ex.tls_key_file, (root / "tls/ex.key").string());
+  EXPECT_EQ(ex.recipients, (std::vector<std::string>{"alice@exchange.example", "bob@corp.example"}));
+  EXPECT_EQ(ex.delivery.method, DeliveryMethod::kLmtp);
+  EXPECT_EQ(ex.delivery.endpoint.host, "mail.exchange.example");
+  EXPECT_EQ(ex.delivery.endpoint.port, 24);
+
+  const SystemConfig& notes = c.systems[1];
+  EXPECT_EQ(notes.kind, SystemKind::kDomino);
+  EXPECT_EQ(notes.listen.host, "::1");
+  EXPECT_EQ(notes.listen.port, 2527);
+  EXPECT_TRUE(notes.recipients.empty());
+  EXPECT_TRUE(notes.tls_cert_file.empty());
+  EXPECT_EQ(notes.delivery.method, DeliveryMethod::kMaildir);
+  EXPECT_EQ(notes.delivery.path, (root / "etc/maildir/notes").string());
+}
+
+TEST(ConfigLoad, TableDefaultsAgreeWithTheHeaderDefaults) {
+  LoadResult r = load_text(kSystems);
+  ASSERT_TRUE(r.config) << all_problems(r);
+  const Config& c = *r.config;
+  const SmtpLimits d;
+  EXPECT_EQ(c.smtp.max_message_size, d.max_message_size);
+  EXPECT_EQ(c.smtp.max_recipients, d.max_recipients);
+  EXPECT_EQ(c.smtp.max_line_length, d.max_line_length);
+  EXPECT_EQ(c.smtp.max_received_headers, d.max_received_headers);
+  EXPECT_EQ(c.smtp.max_sessions, d.max_sessions);
+  EXPECT_EQ(c.smtp.max_sessions_per_client, d.max_sessions_per_client);
+  EXPECT_EQ(c.smtp.max_junk_commands, d.max_junk_commands);
+  EXPECT_EQ(c.smtp.max_errors, d.max_errors);
+  EXPECT_EQ(c.smtp.command_timeout_seconds, d.command_timeout_seconds);
+  EXPECT_EQ(c.smtp.data_timeout_seconds, d.data_timeout_seconds);
+  EXPECT_EQ(c.smtp.bare_linefeed, d.bare_linefeed);
+  const Config h;
+  EXPECT_EQ(c.log_level, h.log_level);
+  EXPECT_EQ(c.control_socket_mode, h.control_socket_mode);
+  EXPECT_EQ(c.spool_segment_size, h.spool_segment_size);
+  EXPECT_EQ(c.state_dir, "/var/lib/bridgehead");
+  EXPECT_EQ(c.control_socket, "/var/lib/bridgehead/control.sock");
+  EXPECT_EQ(c.spool_dir, "/var/lib/bridgehead/spool");
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  std::string expected(host);
+  for (char& ch : expected) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_EQ(c.hostname, expected);
+  // Relative paths in load_string are relative to base_dir.
+  EXPECT_EQ(c.systems[1].delivery.path, "/etc/bridgehead/maildir");
+}
+
+// --- the table, the defaults file, the reference and the example agree -------------------------
+
+TEST(SettingsTable, EveryEntryAppearsInDefaultsAndReference) {
+  const std::string defaults = defaults_toml();
+  const std::string reference = reference_markdown();
+  for (const detail::Setting& s : detail::settings()) {
+    const std::string line = fmt::format("{} = ", s.name());
+    EXPECT_NE(defaults.find(line), std::string::npos) << s.key << " is missing from defaults_toml()";
+    if (!s.default_value.empty() && !s.in_system()) {
+      EXPECT_NE(defaults.find(fmt::format("\n{} = {}\n", s.name(), s.default_value)), std::string::npos)
+          << s.key << " does not show its default in defaults_toml()";
+    }
+    EXPECT_NE(reference.find(fmt::format("| `{}` |", s.name())), std::string::npos)
+        << s.key << " is missing from reference_markdown()";
+    EXPECT_FALSE(s.doc.empty()) << s.key;
+    EXPECT_TRUE(s.default_value.empty() != s.default_note.empty())
+        << s.key << " needs exactly one of a default value and a default note";
+    ASSERT_NE(detail::find_section(s.section()), nullptr) << s.key << " is in an undeclared section";
+  }
+  for (const detail::Section& sec : detail::sections()) {
+    EXPECT_NE(defaults.find(sec.header), std::string::npos) << sec.header;
+    EXPECT_NE(reference.find("## " + std::string(sec.header)), std::string::npos) << sec.header;
+  }
+}
+
+TEST(SettingsTable, EveryExampleValuePassesItsOwnChecks) {
+  for (const detail::Setting& s : detail::settings()) {
+    if (s.in_system()) continue;
+    LoadResult r = load_text(with_systems(fmt::format("{} = {}\n", s.key, s.example)));
+    EXPECT_TRUE(r.problems.empty()) << s.key << " = " << s.example << "\n" << all_problems(r);
+  }
+}
+
+TEST(SettingsTable, DefaultsFileWithTwoSystemsLoadsCleanly) {
+  LoadResult r = load_text(defaults_toml() + detail::example_systems_toml());
+  EXPECT_TRUE(r.problems.empty()) << all_problems(r);
+  EXPECT_TRUE(r.config);
+}
+
+TEST(SettingsTable, DefaultsFileAloneOnlyLacksSystems) {
+  LoadResult r = load_text(defaults_toml());
+  ASSERT_EQ(r.problems.size(), 1u) << all_problems(r);
+  EXPECT_EQ(r.problems[0].line, 0);
+  EXPECT_NE(r.problems[0].message.find("no [[system]] table"), std::string::npos);
+}
+
+TEST(SettingsTable, ExampleFileLoadsWithoutProblems) {
+  LoadResult r = load_text(example_toml());
+  ASSERT_TRUE(r.problems.empty()) << all_problems(r);
+  ASSERT_EQ(r.config->systems.size(), 2u);
+  EXPECT_EQ(r.config->systems[0].domains, std::vector<std::string>{"exchange.example"});
+  EXPECT_EQ(r.config->systems[1].domains, std::vector<std::string>{"notes.example"});
+  EXPECT_EQ(r.config->systems[0].delivery.method, DeliveryMethod::kSmtp);
+  EXPECT_EQ(r.config->systems[1].delivery.method, DeliveryMethod::kMaildir);
+  EXPECT_NE(reference_markdown().find(example_toml()), std::string::npos);
+}
+
+TEST(SettingsTable, DocsConfigurationMdIsCurrent) {
+  const fs::path doc = fs::path(BRIDGEHEAD_SOURCE_DIR) / "docs/configuration.md";
+  std::ifstream in(doc);
+  ASSERT_TRUE(in) << doc << " is missing; generate it with "
+                  << "`bridgehead config --markdown > docs/configuration.md`";
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_TRUE(text.str() == reference_markdown())
+      << doc << " differs from reference_markdown(): the settings table changed. Regenerate it "
+      << "with `bridgehead config --markdown > docs/configuration.md` and commit it.";
+}
+
+// --- problems: where and what ------------------------------------------------------------------
+
+TEST(ConfigProblems, DescribeIsFileLineColumnMessage) {
+  EXPECT_EQ((Problem{"b.toml", 12, 1, "bad"}).describe(), "b.toml:12:1: bad");
+  EXPECT_EQ((Problem{"b.toml", 0, 0, "bad"}).describe(), "b.toml: bad");
+}
+
+TEST(ConfigProblems, UnknownKeySuggestsTheClosestKnownKey) {
+  LoadResult r = load_text(with_systems(R"([smtp]
+max_recipents = 10
+)"));
+  ASSERT_EQ(r.problems.size(), 1u) << all_problems(r);
+  EXPECT_EQ(r.problems[0].describe(),
+            R"(bridgehead.toml:2:1: unknown key "max_recipents" in [smtp]; did you mean "max_recipients"?)");
+  EXPECT_FALSE(r.config);
+}
+
+TEST(ConfigProblems, UnknownKeysEverywhereAreErrors) {
+  LoadResult r = load_text(R"([smpt]
+max_recipients = 10
+[connector]
+max_errors = 3
+colour = "blue"
+
+[[system]]
+name = "exchange"
+kind = "exchange"
+domain = ["exchange.example"]
+listen = "127.0.0.1:2525"
+[system.delivery]
+method = "smtp"
+adress = "127.0.0.1:2526"
+
+[[system]]
+name = "notes"
+kind = "domino"
+domains = ["notes.example"]
+listen = "127.0.0.1:2527"
+[system.delivery]
+method = "maildir"
+path = "maildir"
+)");
+  expect_problem(r, 1, 2, {"unknown section [smpt]", "did you mean [smtp]?"});
+  expect_problem(r, 4, 1, {"unknown key \"max_errors\" in [connector]", "belongs in [smtp]"});
+  expect_problem(r, 5, 1, {"unknown key \"colour\" in [connector]", "known here: hostname, state_dir, log_level"});
+  expect_problem(r, 10, 1, {"unknown key \"domain\" in [[system]]", "did you mean \"domains\"?"});
+  expect_problem(r, 14, 1, {"unknown key \"adress\" in [system.delivery]", "did you mean \"address\"?"});
+  // The misspelt domains is also missing, which the reader must hear about too.
+  expect_problem(r, 7, 1, {"system \"exchange\" has no domains", "add domains = [\"exchange.example\"]"});
+}
+
+TEST(ConfigProblems, QuotedKeysCannotReachSettingsOutsideTheirSection) {
+  LoadResult r = load_text(with_systems(R"("smtp.max_errors" = 3
+["system[]"]
+name = "x"
+)"));
+  expect_problem(r, 1, 1, {"unknown key \"smtp.max_errors\" at the top level"});
+  expect_problem(r, 2, 2, {"unknown section [system[]]"});
+  EXPECT_EQ(r.problems.size(), 2u) << all_problems(r);
+}
+
+TEST(ConfigProblems, SyntaxErrorIsOneProblemAtItsPosition) {
+  LoadResult r = load_text(R"([smtp]
+max_recipents = 10
+[connector]
+hostname = relay.example
+)");
+  ASSERT_EQ(r.problems.size(), 1u) << all_problems(r);
+  EXPECT_EQ(r.problems[0].line, 4);
+  EXPECT_EQ(r.problems[0].column, 12);
+  EXPECT_NE(r.problems[0].message.find("TOML syntax error"), std::string::npos);
+  EXPECT_FALSE(r.config);
+}
+
+TEST(ConfigProblems, DuplicateKeyIsASyntaxError) {
+  LoadResult r = load_text("[smtp]\nmax_errors = 1\nmax_errors = 2\n");
+  ASSERT_EQ(r.problems.size(), 1u) << all_problems(r);
+  EXPECT_EQ(r.problems[0].line, 3);
+  EXPECT_NE(r.problems[0].message.find("max_errors"), std::string::npos) << r.problems[0].message;
+}
+
+TEST(ConfigProblems, IntegerOutOfBoundsSaysTheBoundsAndWhatToSet) {
+  LoadResult r = load_text(with_systems(R"([smtp]
+max_errors = 5
+  max_recipients = 0
+)"));
+  ASSERT_EQ(r.problems.size(), 1u) << all_problems(r);
+  EXPECT_EQ(r.problems[0].describe(),
+            "bridgehead.toml:3:20: smtp.max_recipients must be between 1 and 100000, got 0; set "
+            "it to the largest number of recipients one message may have");
+}
+
+TEST(ConfigProblems, WrongTypeNamesTheExpectedType) {
+  LoadResult r = load_text(with_systems(R"([smtp]
+max_recipients = "100"
+max_errors = 2.5
+[connector]
+state_dir = 7
+)"));
+  expect_problem(r, 2, 18, {"smtp.max_recipients must be an integer, got a string", "max_recipients = 1000"});
+  expect_problem(r, 3, 14, {"smtp.max_errors must be an integer, got a floating-point number"});
+  expect_problem(r, 5, 13, {"connector.state_dir must be a string, got an integer"});
+  EXPECT_EQ(r.problems.size(), 3u) << all_problems(r);
+}
+
+TEST(ConfigProblems, SectionThatIsNotATable) {
+  LoadResult r = load_text(with_systems("smtp = 5\n"));
+  expect_problem(r, 1, 1, {"smtp must be a table, got an integer", "[smtp]"});
+}
+
+TEST(ConfigProblems, AllProblemsAreReportedInFileOrder) {
+  LoadResult r = load_text(R"([connector]
+log_level = "verbose"
+[smtp]
+max_sessions = 0
+max_errors = "x"
+[admin]
+control_socket_mode = "0999"
+)");
+  ASSERT_EQ(r.problems.size(), 5u) << all_problems(r);
+  EXPECT_EQ(r.problems[0].line, 2);
+  EXPECT_EQ(r.problems[1].line, 4);
+  EXPECT_EQ(r.problems[2].line, 5);
+  EXPECT_EQ(r.problems[3].line, 7);
+  EXPECT_EQ(r.problems[4].line, 0);  // no systems: about the whole file, so last
+  EXPECT_FALSE(r.config);
+}
+
+TEST(ConfigProblems, LogLevelMustBeKnown) {
+  LoadResult r = load_text(with_systems("[connector]\nlog_level = \"wanr\"\n"));
+  expect_problem(r, 2, 13, {"connector.log_level must be one of trace, debug, info, warn, error",
+                            "got \"wanr\"", "did you mean \"warn\"?"});
+}
+
+TEST(ConfigProblems, HostnameMustBeADnsName) {
+  LoadResult r = load_text(with_systems("[connector]\nhostname = \"relay_1.example\"\n"));
+  expect_problem(r, 2, 12, {"connector.hostname", "contains '_'"});
+}
+
+TEST(ConfigProblems, ControlSocketModeIsAnOctalStringWithinPermissionBits) {
+  LoadResult ok = load_text(with_systems("[admin]\ncontrol_socket_mode = \"660\"\n"));
+  ASSERT_TRUE(ok.config) << all_problems(ok);
+  EXPECT_EQ(ok.config->control_socket_mode, 0660u);
+
+  expect_problem(load_text(with_systems("[admin]\ncontrol_socket_mode = \"1777\"\n")), 2, 23,
+                 {"admin.control_socket_mode", "bits outside 0777", "\"0600\""});
+  expect_problem(load_text(with_systems("[admin]\ncontrol_socket_mode = \"rw-------\"\n")), 2, 23,
+                 {"not an octal mode", "e.g. \"0600\""});
+  expect_problem(load_text(with_systems("[admin]\ncontrol_socket_mode = 0o600\n")), 2, 23,
+                 {"must be an octal string in quotes, got an integer", "control_socket_mode = \"0660\""});
+}
+
+TEST(ConfigProblems, ControlSocketPathMustFitASocketAddress) {
+  const std::string deep(120, 'd');
+  LoadResult r = load_text(with_systems(fmt::format("[connector]\nstate_dir = \"/{}\"\n", deep)));
+  expect_problem(r, 2, 13, {"control socket path", "at most 107", "shorter path"});
+}
+
+TEST(ConfigProblems, SessionsPerClientAtMostSessions) {
+  LoadResult r = load_text(with_systems("[smtp]\nmax_sessions = 10\nmax_sessions_per_client = 20\n"));
+  expect_problem(r, 3, 27, {"max_sessions_per_client (20) is more than smtp.max_sessions (10)"});
+}
+
+// --- sizes ---------------------------------------------------------------------------------------
+
+TEST(ConfigSizes, IntegersAndUnits) {
+  struct Case {
+    std::string_view text;
+    std::uint64_t bytes;
+  };
+  for (const Case& c : {Case{"1048576", 1048576}, Case{"\"50MiB\"", 50ull << 20},
+                        Case{"\"64 MiB\"", 64ull << 20}, Case{"\"10MB\"", 10000000},
+                        Case{"\"1GiB\"", 1ull << 30}, Case{"\"2GB\"", 2000000000},
+                        Case{"\"512KiB\"", 512 * 1024}, Case{"\"100000 B\"", 100000},
+                        Case{"\"300KB\"", 300000}}) {
+    LoadResult r = load_text(with_systems(fmt::format("[smtp]\nmax_message_size = {}\n", c.text)));
+    ASSERT_TRUE(r.config) << c.text << "\n" << all_problems(r);
+    EXPECT_EQ(r.config->smtp.max_message_size, c.bytes) << c.text;
+  }
+  LoadResult seg = load_text(with_systems("[spool]\nsegment_size = \"128MiB\"\n"));
+  ASSERT_TRUE(seg.config) << all_problems(seg);
+  EXPECT_EQ(seg.config->spool_segment_size, 128ull << 20);
+}
+
+TEST(ConfigSizes, BadSizesSayWhichUnitsExist) {
+  expect_problem(load_text(with_systems("[smtp]\nmax_message_size = \"50mb\"\n")), 2, 20,
+                 {"smtp.max_message_size", "unknown unit \"mb\"", "KiB, MiB, GiB", "KB, MB, GB"});
+  expect_problem(load_text(with_systems("[smtp]\nmax_message_size = \"1.5GiB\"\n")), 2, 20,
+                 {"unknown unit \".5GiB\""});
+  expect_problem(load_text(with_systems("[smtp]\nmax_message_size = \"lots\"\n")), 2, 20,
+                 {"\"lots\" is not a size"});
+  expect_problem(load_text(with_systems("[smtp]\nmax_message_size = \"99999999999GiB\"\n")), 2, 20,
+                 {"too large"});
+  expect_problem(load_text(with_systems("[smtp]\nmax_message_size = \"1KiB\"\n")), 2, 20,
+                 {"must be between 64KiB and 4GiB", "got \"1KiB\" (1024 bytes)", "set it to the size of the largest message"});
+  expect_problem(load_text(with_systems("[smtp]\nmax_message_size = true\n")), 2, 20,
+                 {"must be a size", "got a boolean"});
+}
+
+// --- systems -------------------------------------------------------------------------------------
+
+TEST(ConfigSystems, AtLeastTwo) {
+  LoadResult one = load_text(R"([connector]
+log_level = "info"
+[[system]]
+name = "exchange"
+kind = "exchange"
+domains = ["exchange.example"]
+listen = "127.0.0.1:2525"
+[system.delivery]
+method = "smtp"
+address = "127.0.0.1:2526"
+)");
+  ASSERT_EQ(one.problems.size(), 1u) << all_problems(one);
+  expect_problem(one, 3, 1, {"only one [[system]]", "a connector connects two mail systems", "add a [[system]]"});
+
+  LoadResult none = load_text("[connector]\nlog_level = \"info\"\n");
+  expect_problem(none, 0, 0, {"no [[system]] table", "connects two mail systems"});
+
+  expect_problem(load_text("[system]\nname = \"x\"\n"), 1, 2, {"[system] is a single table", "[[system]]"});
+}
+
+TEST(ConfigSystems, NamesAreUniqueProcessNames) {
+  LoadResult r = load_text(R"([[system]]
+name = "exchange"
+kind = "exchange"
+domains = ["exchange.example"]
+listen = "127.0.0.1:2525"
+[system.delivery]
+method = "maildir"
+path = "a"
+
+[[system]]
+name = "exchange"
+kind = "domino"
+domains = ["notes.example"]
+listen = "127.0.0.1:2527"
+[system.delivery]
+method = "maildir"
+path = "b"
+
+[[system]]
+name = "Notes_1"
+kind = "domino"
+domains = ["other.example"]
+listen = "127.0.0.1:2528"
+[system.delivery]
+method = "maildir"
+path = "c"
+)");
+  expect_problem(r, 11, 8, {"system name \"exchange\" is already used by the system at line 1", "its own name"});
+  expect_problem(r, 20, 8, {"name of system #3 \"Notes_1\"", "contains 'N'", "a-z, 0-9 and -"});
+  EXPECT_EQ(r.problems.size(), 2u) << all_problems(r);
+}
+
+TEST(ConfigSystems, KindMustBeKnown) {
+  std::string text(kSystems);
+  text.replace(text.find("kind = \"domino\""), 15, "kind = \"notes\"");
+  expect_problem(load_text(text), 14, 8, {"kind of system \"notes\" must be one of exchange, domino, smtp", "got \"notes\""});
+}
+
+TEST(ConfigSystems, RequiredKeysAndDeliveryTable) {
+  LoadResult r = load_text(R"([[system]]
+name = "exchange"
+kind = "exchange"
+
+[[system]]
+name = "notes"
+kind = "domino"
+domains = ["notes.example"]
+listen = "127.0.0.1:2527"
+[system.delivery]
+path = "maildir"
+)");
+  expect_problem(r, 1, 1, {"system \"exchange\" has no domains", "domains = [\"exchange.example\"]"});
+  expect_problem(r, 1, 1, {"system \"exchange\" has no listen", "listen = \"127.0.0.1:2525\""});
+  expect_problem(r, 1, 1, {"system \"exchange\" has no [system.delivery] table", "method = \"smtp\""});
+  expect_problem(r, 5, 1, {"system \"notes\" has no delivery.method", "method = \"smtp\""});
+  EXPECT_EQ(r.problems.size(), 4u) << all_problems(r);
+}
+
+TEST(ConfigSystems, DomainsAreValidLowerCasedAndBelongToOneSystem) {
+  LoadResult r = load_text(R"([[system]]
+name = "exchange"
+kind = "exchange"
+domains = ["Shared.Example", "exchange.example", "exchange.example", "bad..example"]
+listen = "127.0.0.1:2525"
+[system.delivery]
+method = "maildir"
+path = "a"
+
+[[system]]
+name = "notes"
+kind = "domino"
+domains = ["notes.example", "shared.example"]
+listen = "127.0.0.1:2527"
+[system.delivery]
+method = "maildir"
+path = "b"
+)");
+  expect_problem(r, 4, 50, {"domain \"exchange.example\" is listed twice in system \"exchange\""});
+  expect_problem(r, 4, 70, {"domains of system \"exchange\" has \"bad..example\"", "empty label"});
+  expect_problem(r, 13, 29, {"domain \"shared.example\" is in both system \"exchange\" (line 4) and system \"notes\"",
+                             "exactly one system"});
+  EXPECT_EQ(r.problems.size(), 3u) << all_problems(r);
+
+  expect_problem(load_text(std::string(kSystems).replace(std::string(kSystems).find("domains = [\"notes.example\"]"),
+                                                         27, "domains = []")),
+                 15, 11, {"domains of system \"notes\" is empty", "list at least one"});
+}
+
+TEST(ConfigSystems, ListenParsesIPv4IPv6AndNames) {
+  LoadResult r = load_text(R"([[system]]
+name = "a"
+kind = "smtp"
+domains = ["a.example"]
+listen = "[2001:db8::1]:25"
+[system.delivery]
+method = "maildir"
+path = "a"
+
+[[system]]
+name = "b"
+kind = "smtp"
+domains = ["b.example"]
+listen = "LocalHost:2525"
+[system.delivery]
+method = "lmtp"
+address = "[::1]:24"
+)");
+  ASSERT_TRUE(r.config) << all_problems(r);
+  EXPECT_EQ(r.config->systems[0].listen.host, "2001:db8::1");
+  EXPECT_EQ(r.config->systems[0].listen.port, 25);
+  EXPECT_EQ(r.config->systems[1].listen.host, "localhost");
+  EXPECT_EQ(r.config->systems[1].delivery.endpoint.host, "::1");
+  EXPECT_EQ(r.config->systems[1].delivery.endpoint.port, 24);
+}
+
+TEST(ConfigSystems, BadListenAddressesSayHowToWriteThem) {
+  auto listen_problem = [](std::string_view listen) {
+    std::string text(kSystems);
+    text.replace(text.find("\"127.0.0.1:2525\""), 16, fmt::format("\"{}\"", listen));
+    return load_text(text);
+  };
+  expect_problem(listen_problem("::1:2525"), 6, 10, {"listen of system \"exchange\"", "without brackets", "\"[::1]:2525\""});
+  expect_problem(listen_problem("127.0.0.1"), 6, 10, {"has no port", "\"127.0.0.1:2525\""});
+  expect_problem(listen_problem("127.0.0.1:0"), 6, 10, {"port 0, outside 1 to 65535"});
+  expect_problem(listen_problem("127.0.0.1:65536"), 6, 10, {"port 65536, outside 1 to 65535"});
+  expect_problem(listen_problem("127.0.0.1:smtp"), 6, 10, {"port \"smtp\", which is not a number"});
+  expect_problem(listen_problem("300.0.0.1:25"), 6, 10, {"\"300.0.0.1\", which is not an IPv4 address"});
+  expect_problem(listen_problem("[127.0.0.1]:25"), 6, 10, {"not an IPv6 address"});
+}
+
+TEST(ConfigSystems, ListenAddressesAreUnique) {
+  std::string text(kSystems);
+  text.replace(text.find("\"127.0.0.1:2527\""), 16, "\"0.0.0.0:2525\"");
+  expect_problem(load_text(text), 16, 10,
+                 {"listen address 0.0.0.0:2525 of system \"notes\" conflicts with 127.0.0.1:2525 of "
+                  "system \"exchange\" (line 6)",
+                  "its own port"});
+}
+
+TEST(ConfigSystems, DeliveryAddressMustNotBeOwnListener) {
+  std::string text(kSystems);
+  text.replace(text.find("\"127.0.0.1:2526\""), 16, "\"127.0.0.1:2527\"");
+  expect_problem(load_text(text), 10, 11, {"delivery.address of system \"exchange\" (127.0.0.1:2527)",
+                                           "own listener for system \"notes\"", "loop"});
+}
+
+TEST(ConfigSystems, DeliveryMethodFieldsRequiredAndExclusive) {
+  LoadResult r = load_text(R"([[system]]
+name = "exchange"
+kind = "exchange"
+domains = ["exchange.example"]
+listen = "127.0.0.1:2525"
+[system.delivery]
+method = "smtp"
+path = "maildir"
+
+[[system]]
+name = "notes"
+kind = "domino"
+domains = ["notes.example"]
+listen = "127.0.0.1:2527"
+[system.delivery]
+method = "maildir"
+address = "127.0.0.1:2526"
+)");
+  expect_problem(r, 7, 10, {"delivery of system \"exchange\" uses method \"smtp\" but has no address", "address = "});
+  expect_problem(r, 8, 8, {"delivery.path of system \"exchange\" is not used with method \"smtp\"", "remove it"});
+  expect_problem(r, 16, 10, {"delivery of system \"notes\" uses method \"maildir\" but has no path", "path = "});
+  expect_problem(r, 17, 11, {"delivery.address of system \"notes\" is not used with method \"maildir\""});
+  EXPECT_EQ(r.problems.size(), 4u) << all_problems(r);
+}
+
+TEST(ConfigSystems, DeliveryMethodMustBeKnown) {
+  std::string text(kSystems);
+  text.replace(text.find("method = \"smtp\""), 15, "method = \"smpt\"");
+  expect_problem(load_text(text), 9, 10, {"delivery.method of system \"exchange\" must be one of smtp, lmtp, maildir",
+                                           "did you mean \"smtp\"?"});
+}
+
+TEST(ConfigSystems, RecipientsBelongToTheirSystemsDomains) {
+  std::string text(kSystems);
+  text.replace(text.find("[\"alice@exchange.example\"]"), 26,
+               R"(["alice@exchange.example", "carol@notes.example", "dave@elsewhere.example", "no-at-sign"])");
+  LoadResult r = load_text(text);
+  expect_problem(r, 7, 41, {"recipient \"carol@notes.example\" of system \"exchange\" is in domain \"notes.example\" of system \"notes\"",
+                            "move it to the recipients of system \"notes\""});
+  expect_problem(r, 7, 64, {"recipient \"dave@elsewhere.example\"", "not one of its domains (exchange.example)",
+                            "add \"elsewhere.example\" to its domains"});
+  expect_problem(r, 7, 90, {"recipients of system \"exchange\" has \"no-at-sign\"", "no @"});
+  EXPECT_EQ(r.problems.size(), 3u) << all_problems(r);
+}
+
+TEST(ConfigSystems, TlsFilesTogetherAndReadable) {
+  TempDir dir;
+  dir.write("ex.crt", "cert");
+  auto with_tls = [&](std::string_view lines) {
+    std::string text(kSystems);
+    text.insert(text.find("recipients"), lines);
+    return load_text(text, dir.path());
+  };
+  expect_problem(with_tls("tls_cert_file = \"ex.crt\"\n"), 7, 17,
+                 {"system \"exchange\" has tls_cert_file but no tls_key_file", "remove tls_cert_file"});
+  expect_problem(with_tls("tls_key_file = \"ex.key\"\n"), 7, 16,
+                 {"system \"exchange\" has tls_key_file but no tls_cert_file"});
+  LoadResult missing = with_tls("tls_cert_file = \"ex.crt\"\ntls_key_file = \"ex.key\"\n");
+  expect_problem(missing, 8, 16,
+                 {"tls_key_file of system \"exchange\" cannot be read",
+                  (dir.path() / "ex.key").string(), "No such file or directory"});
+  EXPECT_EQ(missing.problems.size(), 1u) << all_problems(missing);
+
+  dir.write("ex.key", "key");
+  LoadResult ok = with_tls("tls_cert_file = \"ex.crt\"\ntls_key_file = \"ex.key\"\n");
+  ASSERT_TRUE(ok.config) << all_problems(ok);
+  EXPECT_EQ(ok.config->systems[0].tls_key_file, (fs::absolute(dir.path()) / "ex.key").lexically_normal().string());
+}
+
+TEST(ConfigFile, MissingFileIsOneProblemForTheWholeFile) {
+  LoadResult r = load("/nonexistent/bridgehead.toml");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].describe().rfind("/nonexistent/bridgehead.toml: cannot read the config file: No such file", 0), 0u)
+      << r.problems[0].describe();
+  EXPECT_FALSE(r.config);
+}
+
+}  // namespace
+}  // namespace bridgehead::config

@@ -1,0 +1,693 @@
+#include "config/settings.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace bridgehead::config::detail {
+namespace {
+
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = kKiB * 1024;
+constexpr std::uint64_t kGiB = kMiB * 1024;
+
+constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
+constexpr std::string_view kBareLinefeed[] = {"reject", "normalize"};
+constexpr std::string_view kKinds[] = {"exchange", "domino", "smtp"};
+constexpr std::string_view kMethods[] = {"smtp", "lmtp", "maildir"};
+
+unsigned as_unsigned(const Value& v) { return static_cast<unsigned>(v.number); }
+
+// GCC before 14 warns about members a designated initializer leaves out even when they have
+// default member initializers; leaving the irrelevant ones out is what keeps the table readable.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+// Kept in the order of the reference and of the defaults file. Bounds are what the
+// connector can honour, not what is sensible: sensible is the default.
+const Setting kSettings[] = {
+    {.key = "connector.hostname",
+     .type = Type::kString,
+     .default_note = "the machine's hostname",
+     .doc = "The name the connector gives in its SMTP greeting, EHLO and Received headers.",
+     .example = R"("bridgehead.example.com")",
+     .lowercase = true,
+     .check = check_dns_name,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.hostname = v.text; }},
+    {.key = "connector.state_dir",
+     .type = Type::kPath,
+     .default_value = R"("/var/lib/bridgehead")",
+     .doc = "The directory of the connector's state; the spool and the control socket are "
+            "inside it unless set otherwise.",
+     .example = R"("/var/lib/bridgehead")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.state_dir = v.text; }},
+    {.key = "connector.log_level",
+     .type = Type::kEnum,
+     .default_value = R"("info")",
+     .allowed = kLogLevels,
+     .doc = "The least severe log messages that are written.",
+     .example = R"("info")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.log_level = v.text; }},
+
+    {.key = "admin.control_socket",
+     .type = Type::kPath,
+     .default_note = "`<state_dir>/control.sock`",
+     .doc = "The Unix socket the `bridgehead` subcommands use to talk to the running daemon.",
+     .example = R"("/run/bridgehead/control.sock")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.control_socket = v.text; }},
+    {.key = "admin.control_socket_mode",
+     .type = Type::kMode,
+     .default_value = R"("0600")",
+     .doc = "The permissions of the control socket, an octal string; whoever may write to it "
+            "controls the connector.",
+     .example = R"("0660")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.control_socket_mode = as_unsigned(v);
+     }},
+
+    {.key = "spool.dir",
+     .type = Type::kPath,
+     .default_note = "`<state_dir>/spool`",
+     .doc = "The directory of the spool's segment files and journal.",
+     .example = R"("/var/spool/bridgehead")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.spool_dir = v.text; }},
+    {.key = "spool.segment_size",
+     .type = Type::kSize,
+     .default_value = R"("64MiB")",
+     .min = kMiB,
+     .max = 4 * kGiB,
+     .doc = "The size past which the spool starts a new segment file.",
+     .example = R"("64MiB")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.spool_segment_size = v.number; }},
+
+    {.key = "smtp.max_message_size",
+     .type = Type::kSize,
+     .default_value = R"("50MiB")",
+     // RFC 5321 4.5.3.1.7: a server must accept messages of at least 64K octets.
+     .min = 64 * kKiB,
+     .max = 4 * kGiB,
+     .doc = "The size of the largest message accepted (advertised with the EHLO SIZE keyword).",
+     .example = R"("50MiB")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.smtp.max_message_size = v.number; }},
+    {.key = "smtp.max_recipients",
+     .type = Type::kInteger,
+     .default_value = "1000",
+     .min = 1,
+     .max = 100000,
+     .doc = "The largest number of recipients one message may have.",
+     .example = "1000",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.max_recipients = as_unsigned(v);
+     }},
+    {.key = "smtp.max_line_length",
+     .type = Type::kInteger,
+     .default_value = "1000",
+     // RFC 5321 4.5.3.1.6: text lines of 1000 octets including CRLF must be accepted.
+     .min = 1000,
+     .max = 65536,
+     .doc = "The longest command or message line accepted, in bytes including CRLF.",
+     .example = "1000",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.max_line_length = as_unsigned(v);
+     }},
+    {.key = "smtp.max_received_headers",
+     .type = Type::kInteger,
+     .default_value = "50",
+     .min = 10,
+     .max = 1000,
+     .doc = "The number of Received headers past which a message is rejected as a mail loop.",
+     .example = "50",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.max_received_headers = as_unsigned(v);
+     }},
+    {.key = "smtp.max_sessions",
+     .type = Type::kInteger,
+     .default_value = "500",
+     .min = 1,
+     .max = 100000,
+     .doc = "The largest number of concurrent SMTP sessions over all listeners.",
+     .example = "500",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.smtp.max_sessions = as_unsigned(v); }},
+    {.key = "smtp.max_sessions_per_client",
+     .type = Type::kInteger,
+     .default_value = "50",
+     .min = 1,
+     .max = 100000,
+     .doc = "The largest number of concurrent SMTP sessions from one client IP address "
+            "(at most max_sessions).",
+     .example = "50",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.max_sessions_per_client = as_unsigned(v);
+     }},
+    {.key = "smtp.max_junk_commands",
+     .type = Type::kInteger,
+     .default_value = "100",
+     .min = 1,
+     .max = 100000,
+     .doc = "The number of commands that do not move a message forward (NOOP, RSET, VRFY, ...) "
+            "after which a session is closed.",
+     .example = "100",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.max_junk_commands = as_unsigned(v);
+     }},
+    {.key = "smtp.max_errors",
+     .type = Type::kInteger,
+     .default_value = "20",
+     .min = 1,
+     .max = 10000,
+     .doc = "The number of error replies in one session after which it is closed.",
+     .example = "20",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.smtp.max_errors = as_unsigned(v); }},
+    {.key = "smtp.command_timeout_seconds",
+     .type = Type::kInteger,
+     .default_value = "300",
+     // RFC 5321 4.5.3.2.7 asks servers to wait at least 5 minutes; below 10 s even a
+     // healthy client on a slow link would be cut off.
+     .min = 10,
+     .max = 3600,
+     .doc = "The number of seconds to wait for the next command before closing the session.",
+     .example = "300",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.command_timeout_seconds = as_unsigned(v);
+     }},
+    {.key = "smtp.data_timeout_seconds",
+     .type = Type::kInteger,
+     .default_value = "300",
+     .min = 10,
+     .max = 3600,
+     .doc = "The number of seconds to wait for the next block of message data before closing "
+            "the session.",
+     .example = "300",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.data_timeout_seconds = as_unsigned(v);
+     }},
+    {.key = "smtp.bare_linefeed",
+     .type = Type::kEnum,
+     .default_value = R"("reject")",
+     .allowed = kBareLinefeed,
+     .doc = "What to do with a line of message data that ends in LF without CR: `reject` the "
+            "message or `normalize` the line ending to CRLF.",
+     .example = R"("reject")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.smtp.bare_linefeed = v.text == "normalize" ? BareLinefeed::kNormalize : BareLinefeed::kReject;
+     }},
+
+    {.key = "system[].name",
+     .type = Type::kString,
+     .default_note = "required",
+     .doc = "The system's name; it also names the connector's processes (`exchange->notes`), "
+            "so only a-z, 0-9 and - are allowed.",
+     .example = R"("exchange")",
+     .required = true,
+     .check = check_system_name,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->name = v.text; }},
+    {.key = "system[].kind",
+     .type = Type::kEnum,
+     .default_note = "required",
+     .allowed = kKinds,
+     .doc = "The kind of mail system; it selects the content conversion for mail to and from it.",
+     .example = R"("exchange")",
+     .required = true,
+     .apply = [](Config&, SystemConfig* s, const Value& v) {
+       s->kind = v.text == "exchange" ? SystemKind::kExchange
+                 : v.text == "domino" ? SystemKind::kDomino
+                                      : SystemKind::kSmtp;
+     }},
+    {.key = "system[].domains",
+     .type = Type::kStringArray,
+     .default_note = "required",
+     .doc = "The mail domains of this system; a domain belongs to exactly one system.",
+     .example = R"(["exchange.example"])",
+     .required = true,
+     .lowercase = true,
+     .check = check_dns_name,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->domains = v.list; }},
+    {.key = "system[].listen",
+     .type = Type::kEndpoint,
+     .default_note = "required",
+     .doc = "The address:port where this system sends its mail to the connector; IPv6 in "
+            "brackets, `[::1]:2525`.",
+     .example = R"("127.0.0.1:2525")",
+     .required = true,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->listen = v.endpoint; }},
+    {.key = "system[].tls_cert_file",
+     .type = Type::kPath,
+     .default_note = "none (no STARTTLS)",
+     .doc = "The PEM certificate chain the listener offers with STARTTLS; needs tls_key_file.",
+     .example = R"("tls/exchange.crt")",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->tls_cert_file = v.text; }},
+    {.key = "system[].tls_key_file",
+     .type = Type::kPath,
+     .default_note = "none",
+     .doc = "The PEM private key of tls_cert_file.",
+     .example = R"("tls/exchange.key")",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->tls_key_file = v.text; }},
+    {.key = "system[].recipients",
+     .type = Type::kStringArray,
+     .default_value = "[]",
+     .doc = "The addresses in this system that the connector accepts mail for, until "
+            "directory synchronization provides them.",
+     .example = R"(["alice@exchange.example"])",
+     .lowercase = true,
+     .check = check_address,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->recipients = v.list; }},
+
+    {.key = "system[].delivery.method",
+     .type = Type::kEnum,
+     .default_note = "required",
+     .allowed = kMethods,
+     .doc = "How mail to this system is delivered: `smtp` or `lmtp` to address, or `maildir` "
+            "below path.",
+     .example = R"("smtp")",
+     .required = true,
+     .apply = [](Config&, SystemConfig* s, const Value& v) {
+       s->delivery.method = v.text == "smtp"   ? DeliveryMethod::kSmtp
+                            : v.text == "lmtp" ? DeliveryMethod::kLmtp
+                                               : DeliveryMethod::kMaildir;
+     }},
+    {.key = "system[].delivery.address",
+     .type = Type::kEndpoint,
+     .default_note = "required for smtp and lmtp",
+     .doc = "The address:port of the system's SMTP or LMTP server.",
+     .example = R"("127.0.0.1:2526")",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.endpoint = v.endpoint; }},
+    {.key = "system[].delivery.path",
+     .type = Type::kPath,
+     .default_note = "required for maildir",
+     .doc = "The directory below which each recipient gets a Maildir.",
+     .example = R"("maildir/notes")",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.path = v.text; }},
+};
+#pragma GCC diagnostic pop
+
+const Section kSections[] = {
+    {"connector", "[connector]", "Who the connector is and where it keeps its state."},
+    {"admin", "[admin]",
+     "The local control socket of the running daemon (`bridgehead status` and the other "
+     "subcommands)."},
+    {"spool", "[spool]",
+     "The durable message store: every accepted message is written and fsynced here before "
+     "the 250 reply."},
+    {"smtp", "[smtp]",
+     "Limits of the SMTP listeners, shared by all systems; they protect the connector from "
+     "oversized messages and abusive sessions."},
+    {"system[]", "[[system]]",
+     "One table per connected mail system, at least two. The listener receives mail *from* "
+     "the system; the delivery target takes mail *to* it. These tables have no defaults."},
+    {"system[].delivery", "[system.delivery]",
+     "Where mail to the recipients of the system above it is delivered."},
+};
+
+constexpr std::string_view kExampleHead = R"(# Bridgehead between an Exchange organization and a Domino domain, all on this host.
+
+[connector]
+hostname = "bridgehead.example"
+state_dir = "/var/lib/bridgehead"
+log_level = "info"
+
+[admin]
+control_socket_mode = "0660"
+
+[smtp]
+max_message_size = "50MiB"
+max_recipients = 1000
+)";
+
+constexpr std::string_view kExampleSystems = R"(
+[[system]]
+name = "exchange"
+kind = "exchange"
+domains = ["exchange.example"]
+listen = "127.0.0.1:2525"
+recipients = ["alice@exchange.example", "bob@exchange.example"]
+
+[system.delivery]
+method = "smtp"
+address = "127.0.0.1:2526"
+
+[[system]]
+name = "notes"
+kind = "domino"
+domains = ["notes.example"]
+listen = "127.0.0.1:2527"
+recipients = ["carol@notes.example", "dave@notes.example"]
+
+[system.delivery]
+method = "maildir"
+path = "maildir/notes"
+)";
+
+bool is_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::string_view Setting::section() const { return key.substr(0, key.rfind('.')); }
+std::string_view Setting::name() const { return key.substr(key.rfind('.') + 1); }
+
+std::span<const Setting> settings() { return kSettings; }
+std::span<const Section> sections() { return kSections; }
+
+const Setting* find_setting(std::string_view key) {
+  for (const Setting& s : kSettings)
+    if (s.key == key) return &s;
+  return nullptr;
+}
+
+const Section* find_section(std::string_view path) {
+  for (const Section& s : kSections)
+    if (s.path == path) return &s;
+  return nullptr;
+}
+
+std::string type_description(const Setting& s) {
+  switch (s.type) {
+    case Type::kString: return "string";
+    case Type::kPath: return "path";
+    case Type::kEndpoint: return "string `address:port`";
+    case Type::kMode: return "octal string";
+    case Type::kStringArray: return "array of strings";
+    case Type::kInteger: return fmt::format("integer ({}–{})", s.min, s.max);
+    case Type::kSize: return fmt::format("size ({}–{})", format_size(s.min), format_size(s.max));
+    case Type::kEnum: {
+      std::string out = "one of ";
+      for (std::size_t i = 0; i < s.allowed.size(); ++i)
+        out += fmt::format("{}`{}`", i ? ", " : "", s.allowed[i]);
+      return out;
+    }
+  }
+  return "?";
+}
+
+std::string example_systems_toml() { return std::string(kExampleSystems); }
+
+std::string check_dns_name(std::string_view name) {
+  if (name.empty()) return "is empty";
+  if (name.size() > 253) return "is longer than the 253 characters a DNS name may have";
+  if (name.back() == '.') return "ends with a dot; leave the final dot out";
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    std::size_t end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    std::string_view label = name.substr(start, end - start);
+    if (label.empty()) return "has an empty label (two dots in a row, or a dot at the start)";
+    if (label.size() > 63) return fmt::format("has the label \"{}\", longer than 63 characters", label);
+    for (char c : label) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-')
+        return fmt::format("contains '{}', which a DNS name may not (only letters, digits, - and .)", c);
+    }
+    if (label.front() == '-' || label.back() == '-')
+      return fmt::format("has the label \"{}\", which starts or ends with -", label);
+    start = end + 1;
+  }
+  return {};
+}
+
+std::string check_system_name(std::string_view name) {
+  if (name.empty()) return "is empty";
+  if (name.size() > 32) return "is longer than 32 characters";
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+      return fmt::format("contains '{}'; a system name is a process name and may only use a-z, 0-9 and -", c);
+  }
+  return {};
+}
+
+std::string check_address(std::string_view address) {
+  std::size_t at = address.rfind('@');
+  if (at == std::string_view::npos) return "has no @; write it as local-part@domain";
+  std::string_view local = address.substr(0, at);
+  std::string_view domain = address.substr(at + 1);
+  if (local.empty()) return "has an empty local part before the @";
+  if (local.size() > 64) return "has a local part longer than 64 characters";
+  // Only dot-atoms: a quoted local part in a static list is almost always a mistake.
+  constexpr std::string_view kAtext = "!#$%&'*+-/=?^_`{|}~";
+  bool prev_dot = true;
+  for (char c : local) {
+    if (c == '.') {
+      if (prev_dot) return "has a local part with a leading or doubled dot";
+      prev_dot = true;
+      continue;
+    }
+    prev_dot = false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && kAtext.find(c) == std::string_view::npos)
+      return fmt::format("has '{}' in its local part, which needs quoting; list only plain addresses", c);
+  }
+  if (prev_dot) return "has a local part that ends with a dot";
+  if (std::string why = check_dns_name(domain); !why.empty()) return "has a domain that " + why;
+  return {};
+}
+
+std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why) {
+  constexpr std::string_view kHow = R"(; write it as "127.0.0.1:2525", or "[::1]:2525" for IPv6)";
+  Endpoint ep;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    std::size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      why = "has a [ without a matching ]" + std::string(kHow);
+      return std::nullopt;
+    }
+    ep.host = std::string(text.substr(1, close - 1));
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, ep.host.c_str(), &a6) != 1) {
+      why = fmt::format("has \"{}\" in brackets, which is not an IPv6 address{}", ep.host, kHow);
+      return std::nullopt;
+    }
+    std::string_view rest = text.substr(close + 1);
+    if (!rest.starts_with(':')) {
+      why = "has no :port after the ]" + std::string(kHow);
+      return std::nullopt;
+    }
+    port = rest.substr(1);
+  } else {
+    std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      why = "has no port" + std::string(kHow);
+      return std::nullopt;
+    }
+    if (text.find(':') != colon) {
+      why = "looks like an IPv6 address without brackets" + std::string(kHow);
+      return std::nullopt;
+    }
+    ep.host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    if (ep.host.empty()) {
+      why = "has no address before the port" + std::string(kHow) + R"( ("0.0.0.0:2525" for all)";
+      return std::nullopt;
+    }
+    bool numeric = std::all_of(ep.host.begin(), ep.host.end(),
+                               [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    in_addr a4{};
+    if (numeric && inet_pton(AF_INET, ep.host.c_str(), &a4) != 1) {
+      why = fmt::format("has \"{}\", which is not an IPv4 address{}", ep.host, kHow);
+      return std::nullopt;
+    }
+    if (!numeric) {
+      if (std::string bad = check_dns_name(ep.host); !bad.empty()) {
+        why = fmt::format("has the host name \"{}\", which {}", ep.host, bad);
+        return std::nullopt;
+      }
+      std::transform(ep.host.begin(), ep.host.end(), ep.host.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    }
+  }
+  if (!is_digits(port) || port.size() > 5) {
+    why = fmt::format("has the port \"{}\", which is not a number from 1 to 65535", port);
+    return std::nullopt;
+  }
+  unsigned long n = std::stoul(std::string(port));
+  if (n < 1 || n > 65535) {
+    why = fmt::format("has the port {}, outside 1 to 65535", n);
+    return std::nullopt;
+  }
+  ep.port = static_cast<std::uint16_t>(n);
+  return ep;
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text, std::string& why) {
+  struct Unit {
+    std::string_view name;
+    std::uint64_t factor;
+  };
+  static constexpr Unit kUnits[] = {{"", 1},           {"B", 1},
+                                    {"KiB", kKiB},     {"MiB", kMiB},
+                                    {"GiB", kGiB},     {"KB", 1000},
+                                    {"MB", 1000000},   {"GB", 1000000000}};
+  constexpr std::string_view kHow =
+      R"(write a number of bytes or a number with a unit B, KiB, MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000), e.g. "50MiB")";
+  std::string_view s = trim(text);
+  std::size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  std::string_view unit = trim(s.substr(digits));
+  if (digits == 0 || digits > 19) {
+    why = fmt::format("\"{}\" is not a size; {}", text, kHow);
+    return std::nullopt;
+  }
+  const Unit* found = nullptr;
+  for (const Unit& u : kUnits)
+    if (u.name == unit) found = &u;
+  if (!found) {
+    why = fmt::format("\"{}\" has the unknown unit \"{}\" (units are case-sensitive); {}", text, unit, kHow);
+    return std::nullopt;
+  }
+  std::uint64_t n = std::stoull(std::string(s.substr(0, digits)));
+  if (n > std::numeric_limits<std::uint64_t>::max() / found->factor) {
+    why = fmt::format("\"{}\" is too large; {}", text, kHow);
+    return std::nullopt;
+  }
+  return n * found->factor;
+}
+
+std::string format_size(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % kGiB == 0) return fmt::format("{}GiB", bytes / kGiB);
+  if (bytes != 0 && bytes % kMiB == 0) return fmt::format("{}MiB", bytes / kMiB);
+  if (bytes != 0 && bytes % kKiB == 0) return fmt::format("{}KiB", bytes / kKiB);
+  return fmt::format("{} bytes", bytes);
+}
+
+std::optional<unsigned> parse_mode(std::string_view text, std::string& why) {
+  if (text.empty() || text.size() > 4 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '7'; })) {
+    why = fmt::format("\"{}\" is not an octal mode; write three or four octal digits, e.g. \"0600\"", text);
+    return std::nullopt;
+  }
+  unsigned mode = static_cast<unsigned>(std::stoul(std::string(text), nullptr, 8));
+  if (mode & ~0777u) {
+    why = fmt::format("\"{}\" sets bits outside 0777 (setuid, setgid or sticky), which a socket "
+                      "does not use; give only the permission bits, e.g. \"0600\"",
+                      text);
+    return std::nullopt;
+  }
+  return mode;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+}  // namespace bridgehead::config::detail
+
+namespace bridgehead::config {
+
+using detail::Setting;
+
+std::string defaults_toml() {
+  std::string out =
+      "# Bridgehead configuration with every setting at its default.\n"
+      "# Reference: docs/configuration.md. Check a file with: bridgehead check --config FILE\n"
+      "# Relative paths are relative to the directory of this file.\n";
+  for (const detail::Section& sec : detail::sections()) {
+    bool system = sec.path.starts_with("system[]");
+    out += "\n";
+    if (sec.path == "system[]") {
+      out += "# A connector connects at least two systems, and [[system]] tables have no\n"
+             "# defaults. Each system looks like this (see docs/configuration.md):\n";
+    }
+    out += fmt::format("{}{}\n", system ? "# " : "", sec.header);
+    for (const Setting& s : detail::settings()) {
+      if (s.section() != sec.path) continue;
+      out += fmt::format("{}# {}", system ? "# " : "", s.doc);
+      if (s.default_note.starts_with("required for"))
+        out += fmt::format(" R{}.", s.default_note.substr(1));
+      else if (!s.default_note.empty() && s.default_note != "required")
+        out += fmt::format(" Default: {}.", s.default_note);
+      out += "\n";
+      if (system) {
+        out += fmt::format("# {} = {}\n", s.name(), s.example);
+      } else if (s.default_value.empty()) {
+        out += fmt::format("# {} = {}\n", s.name(), s.example);
+      } else {
+        out += fmt::format("{} = {}\n", s.name(), s.default_value);
+      }
+    }
+  }
+  return out;
+}
+
+std::string example_toml() {
+  return std::string(detail::kExampleHead) + std::string(detail::kExampleSystems);
+}
+
+std::string reference_markdown() {
+  std::string out = R"(# Configuration reference
+
+<!-- Generated from the settings table in src/config/settings.cpp by
+     `bridgehead config --markdown > docs/configuration.md`. Do not edit by hand. -->
+
+Bridgehead reads one TOML file. Every setting it knows is listed below with its type,
+default and meaning. A key that is not listed here is an error, not a warning, so a
+misspelt key never goes unnoticed. To check a file without starting the connector, run
+
+    bridgehead check --config FILE
+
+which prints every problem, each with its line and column and how to fix it.
+`bridgehead config --defaults` prints a file with every setting at its default.
+
+- Relative paths are relative to the directory of the configuration file.
+- Sizes are an integer number of bytes or a string with a unit: `B`, `KiB`, `MiB`, `GiB`
+  (powers of 1024) or `KB`, `MB`, `GB` (powers of 1000), with or without a space:
+  `"50MiB"`, `"64 MiB"`, `"10MB"`. Units are case-sensitive.
+- Addresses are `"address:port"`, IPv6 addresses in brackets: `"127.0.0.1:2525"`,
+  `"[::1]:2525"`.
+)";
+  for (const detail::Section& sec : detail::sections()) {
+    out += fmt::format("\n## {}\n\n{}\n\n", sec.header, sec.doc);
+    out += "| Key | Type | Default | Description |\n|---|---|---|---|\n";
+    for (const Setting& s : detail::settings()) {
+      if (s.section() != sec.path) continue;
+      std::string def = s.default_value.empty() ? std::string(s.default_note)
+                                                : fmt::format("`{}`", s.default_value);
+      out += fmt::format("| `{}` | {} | {} | {} |\n", s.name(), detail::type_description(s), def,
+                         s.doc);
+    }
+  }
+  out += R"(
+## Checks across settings
+
+Besides each value's own type and bounds, `bridgehead check` verifies that:
+
+- there are at least two `[[system]]` tables, since a connector connects two systems;
+- system names are unique;
+- no domain belongs to two systems, and each domain is a valid DNS name (stored lower case);
+- listen addresses are unique across systems, and no delivery address is one of the
+  connector's own listeners (mail would loop);
+- `tls_cert_file` and `tls_key_file` are given together, and both files exist and are readable;
+- every recipient's domain is one of its system's domains;
+- a delivery with method `smtp` or `lmtp` has `address` and no `path`; one with `maildir`
+  has `path` and no `address`;
+- `max_sessions_per_client` is at most `max_sessions`;
+- the control socket's path fits in a Unix socket address (107 bytes).
+
+## Example
+
+```toml
+)";
+  out += example_toml();
+  out += "```\n";
+  return out;
+}
+
+}  // namespace bridgehead::config

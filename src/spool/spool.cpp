@@ -1,0 +1,1359 @@
+#include "spool/spool.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "spool/format.hpp"
+
+namespace bridgehead::spool {
+
+using namespace detail;
+
+namespace {
+
+constexpr std::size_t kReadPiece = 64u << 10;
+constexpr std::uint64_t kCounterMask = 0xFFFFFFFFull;
+constexpr std::string_view kStateName = "state";
+
+std::string segment_name(std::uint64_t seq) { return fmt::format("seg-{:016x}.bhs", seq); }
+std::string journal_name(std::uint64_t seq) { return fmt::format("journal-{:016x}.bhj", seq); }
+
+std::optional<std::uint64_t> parse_hex16(std::string_view s) {
+  if (s.size() != 16) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    int d = 0;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else return std::nullopt;
+    v = (v << 4) | static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+/// Matches "<prefix><16 hex><suffix>" and returns the number.
+std::optional<std::uint64_t> parse_file_name(std::string_view name, std::string_view prefix,
+                                             std::string_view suffix) {
+  if (name.size() != prefix.size() + 16 + suffix.size() || name.substr(0, prefix.size()) != prefix ||
+      name.substr(name.size() - suffix.size()) != suffix) {
+    return std::nullopt;
+  }
+  return parse_hex16(name.substr(prefix.size(), 16));
+}
+
+Error io_error(int err, std::string_view what, const std::filesystem::path& p) {
+  return Error::from_errno(err, fmt::format("{} {}", what, p.string()));
+}
+
+Error corrupt(std::string msg) {
+  return Error::permanent(ErrorCode::kCorrupt, std::move(msg),
+                          "run the Bridgehead version that wrote this spool, or move the file away "
+                          "after saving a copy; nothing in it was discarded");
+}
+
+/// A segment file, shared with readers so that deleting it never closes an fd under a read.
+struct SegmentFile {
+  std::uint64_t seq = 0;
+  int fd = -1;
+  std::filesystem::path path;
+  SegmentFile(std::uint64_t s, int f, std::filesystem::path p) : seq(s), fd(f), path(std::move(p)) {}
+  ~SegmentFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  SegmentFile(const SegmentFile&) = delete;
+  SegmentFile& operator=(const SegmentFile&) = delete;
+};
+
+struct Extent {
+  std::uint64_t seq = 0;
+  std::uint64_t offset = 0;  ///< of the content within the segment file
+  std::uint32_t length = 0;
+};
+
+/// Segments [first, last] that hold records of one message (0 = none yet).
+struct Range {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+};
+
+struct Queued {
+  Envelope envelope;
+  std::uint64_t size = 0;
+  std::vector<Extent> extents;
+  Range range;
+};
+
+/// A message being received: written to the current segment, not committed.
+struct Pending {
+  Range range;
+  std::uint32_t chunks = 0;
+  std::uint64_t size = 0;
+  std::uint32_t digest = 0;
+  std::vector<Extent> extents;
+  bool committing = false;  ///< its COMMIT is in the batch being written
+  bool poisoned = false;    ///< an fdatasync failed after its data was written: cannot be acked
+};
+
+struct Op {
+  enum class Kind { kAppend, kCommit, kAbort, kFinish };
+  Kind kind = Kind::kAppend;
+  MessageId id = 0;
+  std::string data;  ///< content (append) or serialized envelope (commit)
+  Envelope envelope;
+  Completion<void> done;
+};
+
+/// Reads a whole file through mmap (recovery only).
+class MappedFile {
+ public:
+  MappedFile() = default;
+  ~MappedFile() {
+    if (addr_ != nullptr) ::munmap(addr_, size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  Expected<void> map(int fd, const std::filesystem::path& path) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return fail(io_error(errno, "cannot stat", path));
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ == 0) return {};
+    void* a = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (a == MAP_FAILED) return fail(io_error(errno, "cannot map", path));
+    addr_ = a;
+    return {};
+  }
+  std::string_view view() const {
+    return addr_ == nullptr ? std::string_view{} : std::string_view(static_cast<const char*>(addr_), size_);
+  }
+
+ private:
+  void* addr_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+bool record_at(std::string_view data, std::size_t pos, FrameHeader& h) {
+  if (data.size() - pos < kFrameHeaderSize) return false;
+  auto hdr = decode_frame_header(data.substr(pos, kFrameHeaderSize));
+  if (!hdr || data.size() - pos - kFrameHeaderSize < hdr->length) return false;
+  if (!frame_crc_ok(data.substr(pos, kFrameHeaderSize), *hdr,
+                    data.substr(pos + kFrameHeaderSize, hdr->length))) {
+    return false;
+  }
+  h = *hdr;
+  return true;
+}
+
+struct ScanOutcome {
+  std::uint64_t end = 0;    ///< where valid data ends (the truncation point of a torn tail)
+  bool torn = false;        ///< the tail from `end` is torn and must be cut off
+  bool damaged = false;     ///< damage was skipped somewhere (a note was written)
+};
+
+/// Walks the records of a file from `start`. Damage followed by a valid record is skipped
+/// with a note; damage that runs to the end of the last file is a torn tail.
+template <typename OnRecord>
+Expected<ScanOutcome> scan_records(std::string_view data, std::size_t start, bool last_file,
+                                   const std::filesystem::path& path, RecoveryReport& report,
+                                   OnRecord&& on_record) {
+  ScanOutcome out;
+  std::size_t pos = start;
+  while (pos < data.size()) {
+    FrameHeader h;
+    if (record_at(data, pos, h)) {
+      auto r = on_record(h, data.substr(pos + kFrameHeaderSize, h.length),
+                         static_cast<std::uint64_t>(pos + kFrameHeaderSize));
+      if (!r) return fail(r.error());
+      pos += kFrameHeaderSize + h.length;
+      continue;
+    }
+    std::size_t next = pos + 1;
+    for (;;) {
+      next = data.find(kRecordMagic, next);
+      if (next == std::string_view::npos || record_at(data, next, h)) break;
+      ++next;
+    }
+    if (next == std::string_view::npos) {
+      if (last_file) {
+        out.torn = true;
+        out.end = pos;
+        return out;
+      }
+      report.notes.push_back(fmt::format("{}: {} damaged bytes at offset {} up to the end were skipped",
+                                         path.string(), data.size() - pos, pos));
+      out.damaged = true;
+      out.end = data.size();
+      return out;
+    }
+    report.notes.push_back(fmt::format("{}: {} damaged bytes at offset {} were skipped", path.string(),
+                                       next - pos, pos));
+    out.damaged = true;
+    pos = next;
+  }
+  out.end = data.size();
+  return out;
+}
+
+}  // namespace
+
+std::string format_id(MessageId id) { return fmt::format("{:016x}", id); }
+
+std::optional<MessageId> parse_id(std::string_view text) { return parse_hex16(text); }
+
+std::string RecoveryReport::summary() const {
+  std::string s = fmt::format("recovered {} message{} from {} segment{}", messages, messages == 1 ? "" : "s",
+                              segments, segments == 1 ? "" : "s");
+  if (finished_skipped != 0) s += fmt::format("; {} finished", finished_skipped);
+  if (incomplete_dropped != 0) s += fmt::format("; dropped {} incomplete (never acknowledged)", incomplete_dropped);
+  if (torn_bytes != 0) s += fmt::format("; truncated {} torn bytes", torn_bytes);
+  if (!notes.empty()) s += fmt::format("; {} note{}", notes.size(), notes.size() == 1 ? "" : "s");
+  return s;
+}
+
+struct Spool::Impl {
+  SpoolOptions opt;
+  RecoveryReport report;
+  int dir_fd = -1;
+
+  // Ids: high 32 bits the boot generation, low 32 bits a counter.
+  std::mutex id_mu;
+  std::uint64_t generation = 0;
+  std::uint64_t counter = 0;
+  std::atomic<MessageId> last_id{0};
+
+  // What readers see. Only the writer thread changes it, in short critical sections after
+  // a batch is durable, never around I/O.
+  mutable std::shared_mutex index_mu;
+  std::map<MessageId, Queued> queued;
+  std::map<std::uint64_t, std::shared_ptr<SegmentFile>> seg_files;
+
+  std::mutex q_mu;
+  std::condition_variable q_cv;
+  std::vector<Op> ops;
+  bool stopping = false;
+  std::thread writer;
+
+  // Writer thread only.
+  std::unordered_map<MessageId, Pending> inflight;
+  std::map<std::uint64_t, std::uint64_t> refs;  ///< segment -> messages (pending or queued) in it
+  std::unordered_map<MessageId, Range> finished_keep;  ///< finished, records still on disk
+  std::set<std::uint64_t> dirty;  ///< segments written since their last fdatasync
+  std::shared_ptr<SegmentFile> cur;  ///< null: the next write starts a fresh segment
+  std::uint64_t cur_size = 0;
+  std::uint64_t next_seg = 1;
+  int journal_fd = -1;
+  std::uint64_t journal_seq = 0;
+  std::uint64_t journal_size = 0;
+  bool journal_broken = false;  ///< its tail could not be cut back after a failure: start anew
+
+  std::atomic<std::uint64_t> bytes_written{0};
+  std::atomic<std::uint64_t> fault_limit{0};  ///< absolute bytes_written at which writes fail
+  std::atomic<std::uint64_t> commits{0}, syncs{0}, commit_batches{0}, finishes{0}, write_errors{0};
+
+  ~Impl() {
+    if (journal_fd >= 0) ::close(journal_fd);
+    if (dir_fd >= 0) ::close(dir_fd);  // also drops the flock
+  }
+
+  std::filesystem::path file(std::string_view name) const { return opt.dir / std::string(name); }
+
+  // ---------------------------------------------------------------- low-level writes
+
+  /// pwritev of everything in `iov` at `offset`; honours the fault seam. Returns 0 or errno.
+  int write_all(int fd, std::uint64_t offset, std::vector<iovec> iov) {
+    std::uint64_t total = 0;
+    for (const auto& v : iov) total += v.iov_len;
+    int fault = 0;
+    if (const std::uint64_t limit = fault_limit.load(); limit != 0) {
+      const std::uint64_t done = bytes_written.load();
+      const std::uint64_t allowed = limit > done ? limit - done : 0;
+      if (allowed < total) {
+        // Emulates a disk that fills in the middle of the write: the allowed prefix lands,
+        // then ENOSPC, so the truncate-back path is exercised exactly as in real life.
+        std::uint64_t keep = allowed;
+        std::size_t n = 0;
+        for (; n < iov.size() && keep > 0; ++n) {
+          if (iov[n].iov_len > keep) iov[n].iov_len = static_cast<std::size_t>(keep);
+          keep -= iov[n].iov_len;
+        }
+        iov.resize(n);
+        fault = ENOSPC;
+      }
+    }
+    std::size_t i = 0;
+    while (i < iov.size()) {
+      if (iov[i].iov_len == 0) {
+        ++i;
+        continue;
+      }
+      const int cnt = static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX));
+      const ssize_t w = ::pwritev(fd, iov.data() + i, cnt, static_cast<off_t>(offset));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return errno;
+      }
+      if (w == 0) return ENOSPC;
+      auto left = static_cast<std::uint64_t>(w);
+      offset += left;
+      bytes_written += left;
+      while (left > 0) {
+        if (iov[i].iov_len <= left) {
+          left -= iov[i].iov_len;
+          ++i;
+        } else {
+          iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+          iov[i].iov_len -= static_cast<std::size_t>(left);
+          left = 0;
+        }
+      }
+    }
+    return fault;
+  }
+
+  Expected<void> fsync_dir() {
+    if (::fsync(dir_fd) != 0) return fail(io_error(errno, "cannot sync spool directory", opt.dir));
+    return {};
+  }
+
+  /// Writes `content` as `name` so that the name refers either to the old file or to the
+  /// complete new one, never to a partial file.
+  Expected<void> write_atomically(std::string_view name, std::string_view content) {
+    const auto tmp = file(std::string(name) + ".tmp");
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) return fail(io_error(errno, "cannot create", tmp));
+    iovec v{const_cast<char*>(content.data()), content.size()};
+    int err = write_all(fd, 0, {v});
+    // The data must be on disk before the rename makes it visible under the real name;
+    // otherwise a crash could leave the real name pointing at an empty or short file.
+    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+    ::close(fd);
+    if (err == 0 && ::rename(tmp.c_str(), file(name).c_str()) != 0) err = errno;
+    if (err != 0) {
+      ::unlink(tmp.c_str());
+      return fail(io_error(err, "cannot write", file(name)));
+    }
+    // The rename is durable only once the directory is synced.
+    return fsync_dir();
+  }
+
+  // ---------------------------------------------------------------- ids
+
+  Expected<void> persist_generation(std::uint64_t gen) {
+    const auto h = encode_file_header(kStateMagic, gen);
+    return write_atomically(kStateName, std::string_view(h.data(), h.size()));
+  }
+
+  MessageId next_id() {
+    std::lock_guard lock(id_mu);
+    if (counter == kCounterMask) {
+      // Four billion messages in one run: move to a new generation, persisted first so no
+      // later run can hand out the same ids.
+      if (auto r = persist_generation(generation + 1); !r) {
+        throw std::runtime_error("spool: cannot persist a new id generation: " + r.error().describe());
+      }
+      ++generation;
+      counter = 0;
+    }
+    const MessageId id = (generation << 32) | ++counter;
+    last_id.store(id);
+    return id;
+  }
+
+  // ---------------------------------------------------------------- segment references
+
+  void ref_range(std::uint64_t from, std::uint64_t to, int delta) {
+    for (std::uint64_t s = from; s != 0 && s <= to; ++s) {
+      auto it = refs.find(s);
+      if (it != refs.end()) it->second = static_cast<std::uint64_t>(static_cast<std::int64_t>(it->second) + delta);
+    }
+  }
+
+  /// A message now has a record in segment `seq`: it pins every segment of its range.
+  void touch(Range& r, std::uint64_t seq) {
+    if (r.first == 0) {
+      r.first = r.last = seq;
+      ref_range(seq, seq, +1);
+    } else if (seq > r.last) {
+      ref_range(r.last + 1, seq, +1);
+      r.last = seq;
+    }
+  }
+
+  // ---------------------------------------------------------------- the writer's batch
+
+  struct Undo {
+    MessageId id = 0;
+    bool existed = false;
+    Pending before;  ///< extents left empty; see extents_size
+    std::size_t extents_size = 0;
+  };
+
+  struct Batch {
+    std::vector<std::optional<Error>> result;  ///< per op: its own error (unknown id, ...)
+    std::deque<std::array<char, kFrameHeaderSize + kCommitPrefix>> bufs;  ///< stable addresses
+    std::vector<iovec> seg_iov;
+    std::uint64_t seg_iov_offset = 0;
+    std::vector<iovec> journal_iov;
+    std::shared_ptr<SegmentFile> cur_at_start;
+    std::uint64_t seg_good = 0;
+    std::uint64_t journal_good = 0;
+    std::vector<std::uint64_t> created;
+    std::unordered_map<MessageId, Undo> undo;
+    std::vector<MessageId> commits;
+    std::unordered_set<MessageId> committing;
+    std::vector<MessageId> finishing;
+    std::unordered_set<MessageId> finishing_set;
+    std::vector<MessageId> aborts;
+    bool sync_failed = false;
+    bool rolled = false;
+  };
+
+  Expected<void> flush_segment(Batch& b) {
+    if (b.seg_iov.empty()) return {};
+    const int err = write_all(cur->fd, b.seg_iov_offset, std::move(b.seg_iov));
+    b.seg_iov.clear();
+    b.seg_iov_offset = cur_size;
+    if (err != 0) return fail(io_error(err, "cannot write spool segment", cur->path));
+    return {};
+  }
+
+  Expected<void> open_new_segment(Batch& b) {
+    if (cur) {
+      if (auto r = flush_segment(b); !r) return r;
+      // A segment is synced before the next one is created, so only the newest segment can
+      // ever end in a torn tail; recovery relies on that to tell a torn tail from damage.
+      if (dirty.count(cur->seq) != 0) {
+        if (::fdatasync(cur->fd) != 0) {
+          b.sync_failed = true;
+          return fail(io_error(errno, "cannot sync spool segment", cur->path));
+        }
+        dirty.erase(cur->seq);
+      }
+      b.rolled = true;
+    }
+    const std::uint64_t seq = next_seg++;
+    auto path = file(segment_name(seq));
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) return fail(io_error(errno, "cannot create spool segment", path));
+    auto seg = std::make_shared<SegmentFile>(seq, fd, path);
+    // The new name must be durable before any commit in this file is acknowledged: a
+    // synced file that no directory entry points to is lost in a crash.
+    if (auto r = fsync_dir(); !r) {
+      ::unlink(path.c_str());
+      return r;
+    }
+    {
+      std::unique_lock lock(index_mu);
+      seg_files[seq] = seg;
+    }
+    refs[seq] = 0;
+    dirty.insert(seq);
+    b.created.push_back(seq);
+    cur = std::move(seg);
+    cur_size = 0;
+    b.seg_iov_offset = 0;
+    auto& buf = b.bufs.emplace_back();
+    const auto h = encode_file_header(kSegmentMagic, seq);
+    std::copy(h.begin(), h.end(), buf.begin());
+    b.seg_iov.push_back({buf.data(), kFileHeaderSize});
+    cur_size = kFileHeaderSize;
+    return {};
+  }
+
+  Expected<void> make_room(Batch& b, std::uint64_t bytes) {
+    if (!cur) return open_new_segment(b);
+    if (cur_size > kFileHeaderSize && cur_size + bytes > opt.segment_size) return open_new_segment(b);
+    return {};
+  }
+
+  /// Queues one record for the current segment; returns the file offset of its payload.
+  std::uint64_t add_record(Batch& b, std::uint8_t type, std::string_view prefix, std::string_view body,
+                           std::uint32_t* crc_out) {
+    auto& buf = b.bufs.emplace_back();
+    const auto h = encode_frame_header(type, 0, prefix, body);
+    std::copy(h.begin(), h.end(), buf.begin());
+    std::copy(prefix.begin(), prefix.end(), buf.begin() + kFrameHeaderSize);
+    if (crc_out != nullptr) *crc_out = get_u32(h.data() + 12);
+    b.seg_iov.push_back({buf.data(), kFrameHeaderSize + prefix.size()});
+    if (!body.empty()) b.seg_iov.push_back({const_cast<char*>(body.data()), body.size()});
+    const std::uint64_t payload_at = cur_size + kFrameHeaderSize;
+    cur_size += kFrameHeaderSize + prefix.size() + body.size();
+    dirty.insert(cur->seq);
+    return payload_at;
+  }
+
+  std::optional<Error> check_id(MessageId id) const {
+    if ((id >> 32) != generation || id == 0 || id > last_id.load()) {
+      return Error::permanent(ErrorCode::kInvalidArgument,
+                              fmt::format("spool: message {} was not begun in this run", format_id(id)));
+    }
+    if (queued.count(id) != 0) {
+      return Error::permanent(ErrorCode::kInvalidArgument,
+                              fmt::format("spool: message {} is already committed", format_id(id)));
+    }
+    return std::nullopt;
+  }
+
+  Pending& pending_for(Batch& b, MessageId id) {
+    auto [it, inserted] = inflight.try_emplace(id);
+    if (b.undo.count(id) == 0) {
+      Undo u;
+      u.id = id;
+      u.existed = !inserted;
+      u.before = it->second;
+      u.before.extents.clear();
+      u.extents_size = it->second.extents.size();
+      b.undo.emplace(id, std::move(u));
+    }
+    return it->second;
+  }
+
+  Expected<void> plan_append(Batch& b, std::size_t i, Op& op) {
+    if (auto e = check_id(op.id)) {
+      b.result[i] = std::move(e);
+      return {};
+    }
+    if (b.committing.count(op.id) != 0) {
+      b.result[i] = Error::permanent(ErrorCode::kInvalidArgument,
+                                     fmt::format("spool: append to message {} after its commit", format_id(op.id)));
+      return {};
+    }
+    std::string_view data = op.data;
+    while (!data.empty()) {
+      const std::string_view piece = data.substr(0, kMaxChunkContent);
+      data.remove_prefix(piece.size());
+      if (auto r = make_room(b, kFrameHeaderSize + kChunkPrefix + piece.size()); !r) return r;
+      Pending& p = pending_for(b, op.id);
+      char prefix[kChunkPrefix];
+      put_u64(prefix, op.id);
+      put_u32(prefix + 8, p.chunks);
+      std::uint32_t crc = 0;
+      const std::uint64_t at = add_record(b, kChunk, std::string_view(prefix, kChunkPrefix), piece, &crc);
+      touch(p.range, cur->seq);
+      p.extents.push_back({cur->seq, at + kChunkPrefix, static_cast<std::uint32_t>(piece.size())});
+      p.digest = extend_digest(p.digest, crc);
+      p.size += piece.size();
+      ++p.chunks;
+    }
+    return {};
+  }
+
+  Expected<void> plan_commit(Batch& b, std::size_t i, Op& op) {
+    if (auto e = check_id(op.id)) {
+      b.result[i] = std::move(e);
+      return {};
+    }
+    if (b.committing.count(op.id) != 0) {
+      b.result[i] = Error::permanent(ErrorCode::kInvalidArgument,
+                                     fmt::format("spool: message {} committed twice", format_id(op.id)));
+      return {};
+    }
+    if (auto it = inflight.find(op.id); it != inflight.end() && it->second.poisoned) {
+      b.result[i] = Error::transient_error(
+          ErrorCode::kIo,
+          fmt::format("spool: content of message {} may not have reached the disk (a sync failed)",
+                      format_id(op.id)),
+          "the client should send the message again");
+      return {};
+    }
+    if (op.data.size() > kMaxPayload - kCommitPrefix) {
+      b.result[i] = Error::permanent(ErrorCode::kLimit, fmt::format("spool: envelope of message {} is too large",
+                                                                   format_id(op.id)));
+      return {};
+    }
+    if (auto r = make_room(b, kFrameHeaderSize + kCommitPrefix + op.data.size()); !r) return r;
+    Pending& p = pending_for(b, op.id);
+    char prefix[kCommitPrefix];
+    put_u64(prefix, op.id);
+    put_u64(prefix + 8, p.size);
+    put_u32(prefix + 16, p.chunks);
+    put_u32(prefix + 20, p.digest);
+    put_u32(prefix + 24, static_cast<std::uint32_t>(op.data.size()));
+    add_record(b, kCommit, std::string_view(prefix, kCommitPrefix), op.data, nullptr);
+    touch(p.range, cur->seq);
+    p.committing = true;
+    b.committing.insert(op.id);
+    b.commits.push_back(op.id);
+    return {};
+  }
+
+  Expected<void> plan_finish(Batch& b, std::size_t i, Op& op) {
+    const bool known = queued.count(op.id) != 0 || b.committing.count(op.id) != 0;
+    if (!known || b.finishing_set.count(op.id) != 0) {
+      b.result[i] = Error::permanent(ErrorCode::kNotFound,
+                                     fmt::format("spool: message {} is not queued", format_id(op.id)));
+      return {};
+    }
+    if (journal_fd < 0 || journal_broken) {
+      if (auto r = start_new_journal(); !r) return r;
+      b.journal_good = journal_size;
+    }
+    auto& buf = b.bufs.emplace_back();
+    char payload[8];
+    put_u64(payload, op.id);
+    const auto h = encode_frame_header(kFinished, 0, std::string_view(payload, 8), {});
+    std::copy(h.begin(), h.end(), buf.begin());
+    std::copy(payload, payload + 8, buf.begin() + kFrameHeaderSize);
+    b.journal_iov.push_back({buf.data(), kFrameHeaderSize + 8});
+    b.finishing.push_back(op.id);
+    b.finishing_set.insert(op.id);
+    return {};
+  }
+
+  /// Writes a fresh journal holding the FINISHED records still needed, then retires the
+  /// old one(s).
+  Expected<void> start_new_journal() {
+    const std::uint64_t seq = journal_seq + 1;
+    std::vector<MessageId> ids;
+    ids.reserve(finished_keep.size());
+    for (const auto& [id, range] : finished_keep) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    std::string content;
+    content.reserve(kFileHeaderSize + ids.size() * (kFrameHeaderSize + 8));
+    const auto h = encode_file_header(kJournalMagic, seq);
+    content.append(h.data(), h.size());
+    for (MessageId id : ids) {
+      char payload[8];
+      put_u64(payload, id);
+      const auto fh = encode_frame_header(kFinished, 0, std::string_view(payload, 8), {});
+      content.append(fh.data(), fh.size());
+      content.append(payload, 8);
+    }
+    // tmp + fdatasync + rename + directory fsync: the new journal is complete before its
+    // name exists, so a crash leaves the old journal, the new one, or both; recovery takes
+    // the union of all journals, and every record it holds is true, so both is harmless.
+    if (auto r = write_atomically(journal_name(seq), content); !r) return r;
+    const auto path = file(journal_name(seq));
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(io_error(errno, "cannot open", path));
+    if (journal_fd >= 0) {
+      ::close(journal_fd);
+      ::unlink(file(journal_name(journal_seq)).c_str());
+    }
+    journal_fd = fd;
+    journal_seq = seq;
+    journal_size = content.size();
+    journal_broken = false;
+    return {};
+  }
+
+  void run_batch(std::vector<Op>& batch) {
+    Batch b;
+    b.result.resize(batch.size());
+    b.cur_at_start = cur;
+    b.seg_good = cur_size;
+    b.seg_iov_offset = cur_size;
+    b.journal_good = journal_size;
+
+    std::optional<Error> err;
+    for (std::size_t i = 0; i < batch.size() && !err; ++i) {
+      Op& op = batch[i];
+      Expected<void> r;
+      switch (op.kind) {
+        case Op::Kind::kAppend: r = plan_append(b, i, op); break;
+        case Op::Kind::kCommit: r = plan_commit(b, i, op); break;
+        case Op::Kind::kFinish: r = plan_finish(b, i, op); break;
+        case Op::Kind::kAbort: b.aborts.push_back(op.id); break;
+      }
+      if (!r) err = r.error();
+    }
+    if (!err) {
+      if (auto r = flush_segment(b); !r) err = r.error();
+    }
+    if (!err && !b.journal_iov.empty()) {
+      std::uint64_t n = 0;
+      for (const auto& v : b.journal_iov) n += v.iov_len;
+      if (int e = write_all(journal_fd, journal_size, std::move(b.journal_iov)); e != 0) {
+        err = io_error(e, "cannot write spool journal", file(journal_name(journal_seq)));
+      } else {
+        journal_size += n;
+      }
+    }
+    if (!err) {
+      // Appends only promise "written": they do not wait for anyone's fdatasync.
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].kind == Op::Kind::kAppend && batch[i].done) {
+          batch[i].done(b.result[i] ? Expected<void>(fail(*b.result[i])) : Expected<void>());
+          batch[i].done = nullptr;
+        }
+      }
+    }
+    bool synced = false;
+    if (!err && !b.commits.empty()) {
+      // THE fdatasync that the 250 replies wait for: it covers every CHUNK and COMMIT of
+      // every message committed in this batch, because (1) all of them were written above,
+      // (2) earlier chunks of these messages live in segments that are either this one or
+      // were fdatasync'ed when the next segment was created, and (3) a new segment's
+      // directory entry was fsync'ed when it was created. Syncing every dirty segment,
+      // not only the current one, also covers a segment sealed after a failed batch.
+      for (auto it = dirty.begin(); it != dirty.end() && !err;) {
+        std::shared_ptr<SegmentFile> seg;
+        {
+          std::shared_lock lock(index_mu);
+          if (auto f = seg_files.find(*it); f != seg_files.end()) seg = f->second;
+        }
+        if (seg && ::fdatasync(seg->fd) != 0) {
+          b.sync_failed = true;
+          err = io_error(errno, "cannot sync spool segment", seg->path);
+          break;
+        }
+        it = dirty.erase(it);
+      }
+      synced = true;
+    }
+    if (!err && !b.finishing.empty()) {
+      // FINISHED must be durable before its completion: the queue manager deletes its own
+      // delivery state on success, and a FINISHED lost in a crash means a duplicate
+      // delivery (at-least-once), never a loss. It is synced after the segments, so a
+      // FINISHED for a message committed in the same batch never outlives its COMMIT.
+      if (::fdatasync(journal_fd) != 0) {
+        b.sync_failed = true;
+        err = io_error(errno, "cannot sync spool journal", file(journal_name(journal_seq)));
+      }
+      synced = true;
+    }
+
+    if (err) {
+      fail_batch(b, batch, *err);
+    } else {
+      succeed_batch(b, batch, synced);
+    }
+    if (!err && !b.finishing.empty()) maybe_compact();
+  }
+
+  /// Aborts take effect whatever happened to the batch; then space is reclaimed, before
+  /// the completions run so a finished message's space is free when finish() reports it.
+  void apply_aborts_and_reclaim(Batch& b, bool failed) {
+    for (MessageId id : b.aborts) {
+      if (auto it = inflight.find(id); it != inflight.end()) {
+        ref_range(it->second.range.first, it->second.range.last, -1);
+        inflight.erase(it);
+      }
+    }
+    if (!b.aborts.empty() || !b.finishing.empty() || b.rolled || failed) delete_unused_segments();
+  }
+
+  void succeed_batch(Batch& b, std::vector<Op>& batch, bool synced) {
+    std::vector<std::pair<MessageId, Envelope*>> envelopes;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].kind == Op::Kind::kCommit && !b.result[i]) envelopes.emplace_back(batch[i].id, &batch[i].envelope);
+    }
+    {
+      std::unique_lock lock(index_mu);
+      for (auto& [id, env] : envelopes) {
+        auto it = inflight.find(id);
+        Pending& p = it->second;
+        queued.emplace(id, Queued{std::move(*env), p.size, std::move(p.extents), p.range});
+        inflight.erase(it);
+      }
+      for (MessageId id : b.finishing) {
+        auto it = queued.find(id);
+        finished_keep[id] = it->second.range;
+        ref_range(it->second.range.first, it->second.range.last, -1);
+        queued.erase(it);
+      }
+    }
+    commits += b.commits.size();
+    finishes += b.finishing.size();
+    if (synced) ++syncs;
+    if (!b.commits.empty()) ++commit_batches;
+    apply_aborts_and_reclaim(b, false);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].done) continue;
+      batch[i].done(b.result[i] ? Expected<void>(fail(*b.result[i])) : Expected<void>());
+    }
+  }
+
+  void fail_batch(Batch& b, std::vector<Op>& batch, const Error& err) {
+    ++write_errors;
+    for (auto& [id, u] : b.undo) {
+      auto it = inflight.find(id);
+      Pending& p = it->second;
+      if (!u.existed) {
+        ref_range(p.range.first, p.range.last, -1);
+        inflight.erase(it);
+        continue;
+      }
+      if (p.range.last > u.before.range.last) ref_range(u.before.range.last + 1, p.range.last, -1);
+      p.extents.resize(u.extents_size);
+      std::vector<Extent> keep = std::move(p.extents);
+      p = u.before;
+      p.extents = std::move(keep);
+    }
+    // Cut the files back to where this batch began, so the failed records can never be
+    // read back, and later records follow good ones (recovery then sees no damage).
+    for (auto it = b.created.rbegin(); it != b.created.rend(); ++it) {
+      const auto path = file(segment_name(*it));
+      ::unlink(path.c_str());
+      std::unique_lock lock(index_mu);
+      seg_files.erase(*it);
+      refs.erase(*it);
+      dirty.erase(*it);
+    }
+    if (!b.created.empty()) {
+      // Make the unlink durable before a later segment with a higher number is created: a
+      // resurrected empty segment would otherwise look like the torn newest one.
+      (void)fsync_dir();
+    }
+    cur = b.cur_at_start;
+    cur_size = b.seg_good;
+    if (cur) {
+      // After a failed fdatasync the kernel may have dropped dirty pages it could not
+      // write: nothing written but unsynced in this file can be trusted, so the messages
+      // being received are poisoned (their commit fails, the client resends) and writing
+      // resumes in a fresh file. A failed write (ENOSPC) leaves earlier data intact, so
+      // the file is cut back and reused.
+      if (b.sync_failed || ::ftruncate(cur->fd, static_cast<off_t>(b.seg_good)) != 0) cur.reset();
+    }
+    if (b.sync_failed) {
+      for (auto& [id, p] : inflight) p.poisoned = true;
+      dirty.clear();
+      cur.reset();
+    }
+    if (journal_fd >= 0 && journal_size != b.journal_good) {
+      journal_size = b.journal_good;
+      if (::ftruncate(journal_fd, static_cast<off_t>(journal_size)) != 0) journal_broken = true;
+    }
+    if (b.sync_failed) journal_broken = true;
+    apply_aborts_and_reclaim(b, true);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].done) continue;
+      batch[i].done(b.result[i] ? Expected<void>(fail(*b.result[i])) : Expected<void>(fail(err)));
+    }
+  }
+
+  void delete_unused_segments() {
+    std::vector<std::uint64_t> gone;
+    for (const auto& [seq, n] : refs) {
+      if (n == 0 && (!cur || cur->seq != seq)) gone.push_back(seq);
+    }
+    if (gone.empty()) return;
+    for (std::uint64_t seq : gone) {
+      {
+        std::unique_lock lock(index_mu);
+        seg_files.erase(seq);
+      }
+      refs.erase(seq);
+      dirty.erase(seq);
+      ::unlink(file(segment_name(seq)).c_str());
+    }
+    // The unlinks must be durable before compaction drops the FINISHED records of these
+    // segments' messages: a segment that came back after a crash without them would have
+    // its messages delivered again.
+    if (!fsync_dir()) return;  // keep every FINISHED record: safe, only space is lost
+    for (auto it = finished_keep.begin(); it != finished_keep.end();) {
+      bool on_disk = false;
+      for (std::uint64_t s = it->second.first; s <= it->second.last && !on_disk; ++s) on_disk = refs.count(s) != 0;
+      it = on_disk ? std::next(it) : finished_keep.erase(it);
+    }
+  }
+
+  void maybe_compact() {
+    const std::uint64_t needed = kFileHeaderSize + finished_keep.size() * (kFrameHeaderSize + 8);
+    if (journal_size > opt.journal_compact_bytes && journal_size > 2 * needed) {
+      // A failure leaves the old journal in use; compaction is retried after later batches.
+      (void)start_new_journal();
+    }
+  }
+
+  void writer_loop() {
+    std::vector<Op> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(q_mu);
+        q_cv.wait(lock, [&] { return stopping || !ops.empty(); });
+        if (ops.empty()) return;  // stopping and drained
+        batch.swap(ops);
+      }
+      // While this batch is written and synced, new operations pile up in `ops` and form
+      // the next batch: that is the group commit.
+      run_batch(batch);
+      batch.clear();
+    }
+  }
+
+  void submit(Op op) {
+    {
+      std::lock_guard lock(q_mu);
+      ops.push_back(std::move(op));
+    }
+    q_cv.notify_one();
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  Expected<void> recover();
+};
+
+namespace {
+
+struct ScanMsg {
+  Range range;
+  std::uint32_t chunks = 0;
+  std::uint64_t size = 0;
+  std::uint32_t digest = 0;
+  std::vector<Extent> extents;
+  bool broken = false;
+  bool committed = false;
+};
+
+}  // namespace
+
+Expected<void> Spool::Impl::recover() {
+  std::error_code ec;
+  std::filesystem::create_directories(opt.dir, ec);
+  if (ec) return fail(io_error(ec.value(), "cannot create spool directory", opt.dir));
+  dir_fd = ::open(opt.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return fail(io_error(errno, "cannot open spool directory", opt.dir));
+  if (::flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return fail(Error::permanent(ErrorCode::kUnavailable,
+                                   fmt::format("spool directory {} is in use by another process", opt.dir.string()),
+                                   "stop the other Bridgehead instance or give this one its own spool directory"));
+    }
+    return fail(io_error(errno, "cannot lock spool directory", opt.dir));
+  }
+
+  std::vector<std::uint64_t> segs, journals;
+  bool have_state = false;
+  for (const auto& entry : std::filesystem::directory_iterator(opt.dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 4 && name.substr(name.size() - 4) == ".tmp") {
+      ::unlink(entry.path().c_str());  // never renamed: an interrupted atomic write
+    } else if (auto s = parse_file_name(name, "seg-", ".bhs")) {
+      segs.push_back(*s);
+    } else if (auto j = parse_file_name(name, "journal-", ".bhj")) {
+      journals.push_back(*j);
+    } else if (name == kStateName) {
+      have_state = true;
+    }
+  }
+  if (ec) return fail(io_error(ec.value(), "cannot list spool directory", opt.dir));
+  std::sort(segs.begin(), segs.end());
+  std::sort(journals.begin(), journals.end());
+  report.segments = segs.size();
+
+  auto open_and_map = [&](const std::filesystem::path& path, int& fd, MappedFile& m) -> Expected<void> {
+    fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(io_error(errno, "cannot open", path));
+    return m.map(fd, path);
+  };
+  auto unknown_version = [](const std::filesystem::path& path, std::uint32_t v) {
+    return corrupt(fmt::format("spool file {} has format version {}, this build reads only version {}",
+                               path.string(), v, kFormatVersion));
+  };
+  auto cut = [&](int fd, const std::filesystem::path& path, std::uint64_t at, std::uint64_t size) -> Expected<void> {
+    // The cut must be durable before anything new is written after it, or a later crash
+    // could bring back the torn bytes in the middle of the file.
+    if (::ftruncate(fd, static_cast<off_t>(at)) != 0 || ::fsync(fd) != 0) {
+      return fail(io_error(errno, "cannot truncate torn tail of", path));
+    }
+    report.torn_bytes += size - at;
+    report.notes.push_back(fmt::format("{}: truncated a torn tail of {} bytes at offset {}", path.string(), size - at, at));
+    return {};
+  };
+
+  MessageId max_id = 0;
+
+  // ---- state file
+  std::uint64_t state_gen = 0;
+  if (have_state) {
+    const auto path = file(kStateName);
+    int fd = -1;
+    MappedFile m;
+    auto r = open_and_map(path, fd, m);
+    const auto h = r ? decode_file_header(kStateMagic, m.view()) : FileHeader{};
+    if (fd >= 0) ::close(fd);
+    if (!r) return r;
+    if (h.check == HeaderCheck::kUnknownVersion) return fail(unknown_version(path, h.version));
+    if (h.check == HeaderCheck::kOk) {
+      state_gen = h.sequence;
+    } else {
+      // Written by rename after fsync, so damage here is the disk's: the ids on disk still
+      // give a safe lower bound for the generation.
+      report.notes.push_back(fmt::format("{}: damaged; the id generation was rebuilt from the spool files",
+                                         path.string()));
+    }
+  }
+
+  // ---- journals: the union of every FINISHED record in every journal file
+  std::unordered_set<MessageId> finished;
+  std::size_t journal_records = 0;
+  bool journal_damaged = false;
+  for (std::size_t k = 0; k < journals.size(); ++k) {
+    const auto path = file(journal_name(journals[k]));
+    const bool last = k + 1 == journals.size();
+    int fd = -1;
+    std::optional<MappedFile> m(std::in_place);
+    auto close_fd = [&] {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    };
+    if (auto r = open_and_map(path, fd, *m); !r) {
+      close_fd();
+      return r;
+    }
+    const auto data = m->view();
+    const auto h = decode_file_header(kJournalMagic, data);
+    if (h.check == HeaderCheck::kUnknownVersion) {
+      close_fd();
+      return fail(unknown_version(path, h.version));
+    }
+    std::size_t start = kFileHeaderSize;
+    if (h.check == HeaderCheck::kDamaged) {
+      journal_damaged = true;
+      if (last && data.size() < kFileHeaderSize) {
+        report.torn_bytes += data.size();
+        report.notes.push_back(fmt::format("{}: removed, its header was never completely written", path.string()));
+        close_fd();
+        ::unlink(path.c_str());
+        continue;
+      }
+      report.notes.push_back(fmt::format("{}: damaged header; its records were read anyway", path.string()));
+      start = std::min<std::size_t>(kFileHeaderSize, data.size());
+    }
+    auto scan = scan_records(data, start, last, path, report,
+                             [&](const FrameHeader& fh, std::string_view payload, std::uint64_t) -> Expected<void> {
+                               if (fh.type == kFinished && payload.size() == 8) {
+                                 const MessageId id = get_u64(payload.data());
+                                 finished.insert(id);
+                                 max_id = std::max(max_id, id);
+                                 ++journal_records;
+                                 return {};
+                               }
+                               if (fh.flags & kFlagSkippable) return {};
+                               return fail(corrupt(fmt::format(
+                                   "spool journal {} has a record of type {} ({} bytes) that this build does not know",
+                                   path.string(), fh.type, payload.size())));
+                             });
+    if (!scan) {
+      close_fd();
+      return fail(scan.error());
+    }
+    journal_damaged = journal_damaged || scan->damaged || scan->torn;
+    const std::uint64_t size = data.size();
+    m.reset();
+    if (scan->torn) {
+      if (auto r = cut(fd, path, scan->end, size); !r) {
+        close_fd();
+        return r;
+      }
+    }
+    if (last) {
+      journal_fd = fd;
+      journal_seq = journals[k];
+      journal_size = scan->torn ? scan->end : size;
+    } else {
+      close_fd();
+    }
+  }
+  if (!journals.empty()) journal_seq = std::max(journal_seq, journals.back());
+
+  // ---- segments, oldest first: a message's chunks precede its COMMIT in segment order
+  std::map<MessageId, ScanMsg> msgs;
+  std::map<std::uint64_t, std::shared_ptr<SegmentFile>> files;
+  std::uint64_t first_damaged_seg = 0;
+  std::vector<Range> damaged_ranges;  ///< committed messages whose content did not check out
+  for (std::size_t k = 0; k < segs.size(); ++k) {
+    const std::uint64_t seq = segs[k];
+    const auto path = file(segment_name(seq));
+    const bool last = k + 1 == segs.size();
+    int fd = -1;
+    std::optional<MappedFile> m(std::in_place);
+    if (auto r = open_and_map(path, fd, *m); !r) {
+      if (fd >= 0) ::close(fd);
+      return r;
+    }
+    auto seg = std::make_shared<SegmentFile>(seq, fd, path);
+    const auto data = m->view();
+    const auto h = decode_file_header(kSegmentMagic, data);
+    if (h.check == HeaderCheck::kUnknownVersion) return fail(unknown_version(path, h.version));
+    std::size_t start = kFileHeaderSize;
+    if (h.check == HeaderCheck::kDamaged) {
+      if (last && (data.size() < kFileHeaderSize || data.substr(0, 8) != kSegmentMagic)) {
+        // The newest segment is synced for the first time with its first commit; a header
+        // that never made it means no commit in it was ever acknowledged.
+        report.torn_bytes += data.size();
+        report.notes.push_back(fmt::format("{}: removed, its header was never completely written", path.string()));
+        m.reset();
+        seg.reset();
+        ::unlink(path.c_str());
+        if (auto r = fsync_dir(); !r) return r;
+        continue;
+      }
+      report.notes.push_back(fmt::format("{}: damaged header; its records were read anyway", path.string()));
+      if (first_damaged_seg == 0) first_damaged_seg = seq;
+      start = std::min<std::size_t>(kFileHeaderSize, data.size());
+    }
+    auto on_record = [&](const FrameHeader& fh, std::string_view payload, std::uint64_t at) -> Expected<void> {
+      if (fh.type == kChunk && payload.size() >= kChunkPrefix) {
+        const MessageId id = get_u64(payload.data());
+        const std::uint32_t index = get_u32(payload.data() + 8);
+        max_id = std::max(max_id, id);
+        ScanMsg& s = msgs[id];
+        if (s.range.first == 0) s.range.first = seq;
+        s.range.last = seq;
+        if (s.committed) return {};
+        if (index != s.chunks) {
+          s.broken = true;  // a chunk before this one was lost to damage
+          return {};
+        }
+        const auto len = payload.size() - kChunkPrefix;
+        if (len != 0) s.extents.push_back({seq, at + kChunkPrefix, static_cast<std::uint32_t>(len)});
+        s.digest = extend_digest(s.digest, fh.crc);
+        s.size += len;
+        ++s.chunks;
+        return {};
+      }
+      if (fh.type == kCommit && payload.size() >= kCommitPrefix &&
+          get_u32(payload.data() + 24) == payload.size() - kCommitPrefix) {
+        const MessageId id = get_u64(payload.data());
+        max_id = std::max(max_id, id);
+        ScanMsg& s = msgs[id];
+        if (s.range.first == 0) s.range.first = seq;
+        s.range.last = seq;
+        if (s.committed) {
+          report.notes.push_back(fmt::format("{}: second commit record of message {} ignored", path.string(), format_id(id)));
+          return {};
+        }
+        s.committed = true;
+        if (finished.count(id) != 0) {
+          ++report.finished_skipped;
+          return {};
+        }
+        std::string why;
+        Expected<Envelope> env = deserialize_envelope(payload.substr(kCommitPrefix));
+        if (s.broken || s.chunks != get_u32(payload.data() + 16)) {
+          why = fmt::format("{} of {} chunks readable", s.chunks, get_u32(payload.data() + 16));
+        } else if (s.size != get_u64(payload.data() + 8)) {
+          why = "size mismatch";
+        } else if (s.digest != get_u32(payload.data() + 20)) {
+          why = "chunk digest mismatch";
+        } else if (!env) {
+          why = env.error().message;
+        }
+        if (!why.empty()) {
+          damaged_ranges.push_back(s.range);
+          report.notes.push_back(fmt::format(
+              "message {} was committed but its content is damaged ({}); it is NOT queued and must be "
+              "recovered by hand from {} or resent",
+              format_id(id), why, opt.dir.string()));
+          return {};
+        }
+        queued.emplace(id, Queued{std::move(*env), s.size, std::move(s.extents), s.range});
+        return {};
+      }
+      if (fh.type == kChunk || fh.type == kCommit) {
+        report.notes.push_back(fmt::format("{}: malformed record of type {} at offset {} skipped", path.string(),
+                                           fh.type, at - kFrameHeaderSize));
+        if (first_damaged_seg == 0) first_damaged_seg = seq;
+        return {};
+      }
+      if (fh.flags & kFlagSkippable) return {};
+      return fail(corrupt(fmt::format("spool segment {} has a record of type {} that this build does not know",
+                                      path.string(), fh.type)));
+    };
+    auto scan = scan_records(data, start, last, path, report, on_record);
+    if (!scan) return fail(scan.error());
+    if (scan->damaged && first_damaged_seg == 0) first_damaged_seg = seq;
+    const std::uint64_t size = data.size();
+    m.reset();
+    if (scan->torn) {
+      if (auto r = cut(seg->fd, path, scan->end, size); !r) return r;
+    }
+    files.emplace(seq, std::move(seg));
+    next_seg = seq + 1;
+  }
+
+  for (auto& [id, s] : msgs) {
+    if (s.committed) continue;
+    if (finished.count(id) != 0) continue;
+    ++report.incomplete_dropped;
+    if (first_damaged_seg != 0 && s.range.last >= first_damaged_seg) {
+      report.notes.push_back(fmt::format(
+          "message {} has content but no readable commit record; if its commit was in a damaged region it "
+          "was acknowledged and is lost",
+          format_id(id)));
+    }
+  }
+  report.messages = queued.size();
+
+  // ---- ids: a new generation, durable before the first id of this run is handed out
+  generation = std::max(state_gen, max_id >> 32) + 1;
+  if (generation > kCounterMask) return fail(corrupt("spool id generations are exhausted"));
+  if (auto r = persist_generation(generation); !r) return r;
+  last_id.store(generation << 32);
+
+  // ---- runtime state: segment references, and FINISHED records still worth keeping
+  for (const auto& [seq, f] : files) refs[seq] = 0;
+  for (const auto& [id, q] : queued) ref_range(q.range.first, q.range.last, +1);
+  // A damaged committed message keeps its segments: what is left of it is evidence for a
+  // person to salvage, and the note about it repeats at every open until it is dealt with.
+  for (const Range& r : damaged_ranges) ref_range(r.first, r.last, +1);
+  seg_files = std::move(files);
+  for (const auto& [id, s] : msgs) {
+    if (finished.count(id) != 0) finished_keep[id] = s.range;
+  }
+  // No segment is current yet, so every segment without a queued message goes now.
+  delete_unused_segments();
+
+  const bool rewrite = journals.size() != 1 || journal_damaged || journal_records != finished_keep.size();
+  if (rewrite && (!journals.empty() || !finished_keep.empty())) {
+    if (auto r = start_new_journal(); !r) return r;
+    // Only now that the new journal is durable may the ones it replaces go.
+    for (std::uint64_t j : journals) ::unlink(file(journal_name(j)).c_str());
+  }
+  return {};
+}
+
+// ------------------------------------------------------------------ public interface
+
+Spool::Spool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Spool::~Spool() {
+  {
+    std::lock_guard lock(impl_->q_mu);
+    impl_->stopping = true;
+  }
+  impl_->q_cv.notify_one();
+  if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+Expected<std::unique_ptr<Spool>> Spool::open(SpoolOptions options) {
+  if (options.dir.empty()) {
+    return fail(Error::permanent(ErrorCode::kInvalidArgument, "spool: no directory given"));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->opt = std::move(options);
+  if (impl->opt.fault_after_bytes != 0) impl->fault_limit = impl->opt.fault_after_bytes;
+  if (auto r = impl->recover(); !r) return fail(r.error());
+  Impl* raw = impl.get();
+  impl->writer = std::thread([raw] { raw->writer_loop(); });
+  return std::unique_ptr<Spool>(new Spool(std::move(impl)));
+}
+
+const RecoveryReport& Spool::recovery_report() const { return impl_->report; }
+
+MessageId Spool::begin_message() { return impl_->next_id(); }
+
+void Spool::append(MessageId id, std::string data, Completion<void> done) {
+  Op op;
+  op.kind = Op::Kind::kAppend;
+  op.id = id;
+  op.data = std::move(data);
+  op.done = std::move(done);
+  impl_->submit(std::move(op));
+}
+
+void Spool::commit(MessageId id, Envelope envelope, Completion<void> done) {
+  Op op;
+  op.kind = Op::Kind::kCommit;
+  op.id = id;
+  op.data = serialize(envelope);  // on the caller's thread: the writer thread is the bottleneck
+  op.envelope = std::move(envelope);
+  op.done = std::move(done);
+  impl_->submit(std::move(op));
+}
+
+void Spool::abort(MessageId id) {
+  Op op;
+  op.kind = Op::Kind::kAbort;
+  op.id = id;
+  impl_->submit(std::move(op));
+}
+
+void Spool::finish(MessageId id, Completion<void> done) {
+  Op op;
+  op.kind = Op::Kind::kFinish;
+  op.id = id;
+  op.done = std::move(done);
+  impl_->submit(std::move(op));
+}
+
+std::vector<QueuedMessage> Spool::queued() const {
+  std::shared_lock lock(impl_->index_mu);
+  std::vector<QueuedMessage> out;
+  out.reserve(impl_->queued.size());
+  for (const auto& [id, q] : impl_->queued) out.push_back(QueuedMessage{id, q.envelope, q.size});
+  return out;
+}
+
+Expected<void> Spool::read_content(MessageId id, const std::function<void(std::string_view)>& sink) const {
+  std::vector<std::pair<std::shared_ptr<SegmentFile>, Extent>> parts;
+  {
+    std::shared_lock lock(impl_->index_mu);
+    auto it = impl_->queued.find(id);
+    if (it == impl_->queued.end()) {
+      return fail(Error::permanent(ErrorCode::kNotFound, fmt::format("spool: message {} is not queued", format_id(id))));
+    }
+    parts.reserve(it->second.extents.size());
+    for (const Extent& e : it->second.extents) {
+      auto f = impl_->seg_files.find(e.seq);
+      if (f == impl_->seg_files.end()) {
+        return fail(Error::permanent(ErrorCode::kInternal,
+                                     fmt::format("spool: segment {} of message {} is missing", e.seq, format_id(id))));
+      }
+      parts.emplace_back(f->second, e);
+    }
+  }
+  // Holding the SegmentFile pointers keeps the fds open even if the segment is deleted
+  // meanwhile (the message finished by another thread): the read still completes.
+  std::string buf(kReadPiece, '\0');
+  for (const auto& [seg, e] : parts) {
+    std::uint64_t done = 0;
+    while (done < e.length) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadPiece, e.length - done));
+      const ssize_t n = ::pread(seg->fd, buf.data(), want, static_cast<off_t>(e.offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail(io_error(errno, "cannot read spool segment", seg->path));
+      if (n == 0) {
+        return fail(Error::permanent(ErrorCode::kCorrupt,
+                                     fmt::format("spool segment {} is shorter than message {} needs",
+                                                 seg->path.string(), format_id(id))));
+      }
+      sink(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      done += static_cast<std::uint64_t>(n);
+    }
+  }
+  return {};
+}
+
+Spool::Stats Spool::stats() const {
+  Stats s;
+  s.commits = impl_->commits.load();
+  s.syncs = impl_->syncs.load();
+  s.bytes_written = impl_->bytes_written.load();
+  s.write_errors = impl_->write_errors.load();
+  s.finishes = impl_->finishes.load();
+  s.commit_batches = impl_->commit_batches.load();
+  std::shared_lock lock(impl_->index_mu);
+  s.queued = impl_->queued.size();
+  s.segments = impl_->seg_files.size();
+  return s;
+}
+
+void Spool::set_fault_after_bytes(std::uint64_t bytes) {
+  impl_->fault_limit = bytes == 0 ? 0 : impl_->bytes_written.load() + bytes;
+}
+
+}  // namespace bridgehead::spool

@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/envelope.hpp"
@@ -32,6 +34,8 @@ struct SpoolOptions {
   /// For tests of rule 2 only: make the writer fail as if the disk were full after this
   /// many bytes have been written in this process (0 = never).
   std::uint64_t fault_after_bytes = 0;
+  /// Rewrite the journal once it is larger than this and more than twice what it must keep.
+  std::uint64_t journal_compact_bytes = 4ull << 20;
 };
 
 /// A message that got its 250 and is not yet finished.
@@ -101,9 +105,19 @@ class Spool {
     std::uint64_t bytes_written = 0;
     std::size_t queued = 0;
     std::size_t segments = 0;
-    std::uint64_t write_errors = 0;
+    std::uint64_t write_errors = 0;    ///< batches that failed (every operation in them failed)
+    std::uint64_t finishes = 0;        ///< messages marked finished
+    std::uint64_t commit_batches = 0;  ///< synced batches that contained at least one commit
+    /// Messages made durable per fdatasync batch: the group-commit gain (1.0 = none).
+    double batching_factor() const {
+      return commit_batches == 0 ? 0.0 : static_cast<double>(commits) / static_cast<double>(commit_batches);
+    }
   };
   Stats stats() const;
+
+  /// Test seam, like SpoolOptions::fault_after_bytes but re-armable: from now on, writes
+  /// fail as if the disk were full once `bytes` more bytes are written; 0 = disk healthy.
+  void set_fault_after_bytes(std::uint64_t bytes);
 
  private:
   struct Impl;

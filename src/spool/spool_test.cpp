@@ -1,0 +1,777 @@
+#include "spool/spool.hpp"
+
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "spool/crc32c.hpp"
+#include "spool/format.hpp"
+
+namespace bridgehead::spool {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/spool_test.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::unique_ptr<Spool> open_ok(const fs::path& dir, std::uint64_t segment_size = 64ull << 20,
+                               std::uint64_t compact = 4ull << 20) {
+  SpoolOptions o;
+  o.dir = dir;
+  o.segment_size = segment_size;
+  o.journal_compact_bytes = compact;
+  auto s = Spool::open(o);
+  if (!s) throw std::runtime_error("open failed: " + s.error().describe());
+  return std::move(*s);
+}
+
+Expected<void> wait(const std::function<void(Completion<void>)>& start) {
+  std::promise<Expected<void>> p;
+  auto f = p.get_future();
+  start([&p](Expected<void> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+Expected<void> append(Spool& s, MessageId id, std::string data) {
+  return wait([&](Completion<void> done) { s.append(id, std::move(data), std::move(done)); });
+}
+Expected<void> commit(Spool& s, MessageId id, Envelope e) {
+  return wait([&](Completion<void> done) { s.commit(id, std::move(e), std::move(done)); });
+}
+Expected<void> finish(Spool& s, MessageId id) {
+  return wait([&](Completion<void> done) { s.finish(id, std::move(done)); });
+}
+
+std::string content_for(std::uint64_t seed, std::size_t size) {
+  std::string out(size, '\0');
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& c : out) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x & 0xFF);
+  }
+  return out;
+}
+
+Envelope envelope_for(std::uint64_t n) {
+  Envelope e;
+  e.mail_from = "sender" + std::to_string(n) + "@a.example";
+  e.recipients.push_back(Recipient{"r" + std::to_string(n) + "@b.example", kNotifyFailure, "rfc822;x@b.example"});
+  e.recipients.push_back(Recipient{"second@b.example", kNotifyNone, ""});
+  e.body = BodyType::k8BitMime;
+  e.ret = DsnRet::kHeaders;
+  e.envid = "env" + std::to_string(n);
+  e.helo = "mx.a.example";
+  e.client_address = "192.0.2.1:25000";
+  e.ingress_system = "exchange";
+  e.tls = true;
+  e.received_at = 1700000000 + static_cast<std::int64_t>(n);
+  return e;
+}
+
+std::string read_all(const Spool& s, MessageId id) {
+  std::string out;
+  auto r = s.read_content(id, [&](std::string_view piece) {
+    EXPECT_LE(piece.size(), 64u << 10);
+    out.append(piece);
+  });
+  if (!r) ADD_FAILURE() << r.error().describe();
+  return out;
+}
+
+std::vector<MessageId> queued_ids(const Spool& s) {
+  std::vector<MessageId> ids;
+  for (const auto& q : s.queued()) ids.push_back(q.id);
+  return ids;
+}
+
+/// Commits `content` in pieces of `piece` bytes; returns the id.
+MessageId put(Spool& s, const std::string& content, const Envelope& e, std::size_t piece = 1 << 16) {
+  const MessageId id = s.begin_message();
+  for (std::size_t off = 0; off < content.size(); off += piece) {
+    auto r = append(s, id, content.substr(off, piece));
+    EXPECT_TRUE(r) << r.error().describe();
+  }
+  auto r = commit(s, id, e);
+  EXPECT_TRUE(r) << r.error().describe();
+  return id;
+}
+
+std::vector<fs::path> files_matching(const fs::path& dir, std::string_view prefix) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void spit(const fs::path& p, std::string_view data) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+/// Offsets of the record frames in a segment or journal file.
+std::vector<std::size_t> frame_offsets(const std::string& file) {
+  std::vector<std::size_t> out;
+  std::size_t pos = detail::kFileHeaderSize;
+  while (pos + detail::kFrameHeaderSize <= file.size()) {
+    out.push_back(pos);
+    pos += detail::kFrameHeaderSize + detail::get_u32(file.data() + pos + 8);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ format pieces
+
+TEST(Crc32c, KnownVectorAndBothPathsAgree) {
+  EXPECT_EQ(detail::crc32c(0, "123456789", 9), 0xE3069283u);
+  EXPECT_EQ(detail::crc32c_portable(0, "123456789", 9), 0xE3069283u);
+  EXPECT_EQ(detail::crc32c(0, "", 0), 0u);
+  for (std::size_t n : {1u, 7u, 8u, 9u, 63u, 4096u, 100001u}) {
+    const auto data = content_for(n, n);
+    EXPECT_EQ(detail::crc32c(0, data), detail::crc32c_portable(0, data.data(), data.size())) << n;
+    // Extending in two steps equals one pass.
+    EXPECT_EQ(detail::crc32c(detail::crc32c(0, data.data(), n / 3), data.data() + n / 3, n - n / 3),
+              detail::crc32c(0, data));
+  }
+}
+
+TEST(SpoolIds, FormatParseAndUniqueAcrossRestarts) {
+  EXPECT_EQ(format_id(0x1234abcdull), "000000001234abcd");
+  EXPECT_EQ(parse_id("000000001234abcd"), 0x1234abcdull);
+  EXPECT_FALSE(parse_id("1234"));
+  EXPECT_FALSE(parse_id("000000001234ABCG"));
+  TempDir dir;
+  MessageId last = 0;
+  for (int run = 0; run < 3; ++run) {
+    auto s = open_ok(dir.path());
+    for (int i = 0; i < 5; ++i) {
+      const MessageId id = s->begin_message();
+      EXPECT_GT(id, last);
+      last = id;
+    }
+    // Finish everything so that no segment survives: ids must still never repeat.
+    const MessageId id = put(*s, "x", envelope_for(1));
+    EXPECT_GT(id, last);
+    last = id;
+    ASSERT_TRUE(finish(*s, id));
+  }
+  EXPECT_TRUE(files_matching(dir.path(), "seg-").size() <= 1);
+}
+
+// ------------------------------------------------------------------ round trips
+
+TEST(Spool, ContentRoundTripOfManySizes) {
+  TempDir dir;
+  std::map<MessageId, std::string> expect;
+  {
+    auto s = open_ok(dir.path());
+    for (std::size_t size : {0ul, 1ul, 65535ul, 65536ul, 65537ul, 131072ul, (1ul << 20) + 3, (2ul << 20) + 1}) {
+      auto c = content_for(size, size);
+      expect[put(*s, c, envelope_for(size), size == 0 ? 1 : size)] = c;  // one append
+    }
+    auto big = content_for(5, 5u << 20);
+    expect[put(*s, big, envelope_for(5), 7919)] = big;  // many odd-sized appends
+    for (const auto& q : s->queued()) {
+      EXPECT_EQ(q.size, expect.at(q.id).size());
+      EXPECT_EQ(read_all(*s, q.id), expect.at(q.id)) << format_id(q.id);
+    }
+    EXPECT_EQ(s->queued().size(), expect.size());
+  }
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(s->recovery_report().messages, expect.size());
+  EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
+  ASSERT_EQ(s->queued().size(), expect.size());
+  for (const auto& q : s->queued()) EXPECT_EQ(read_all(*s, q.id), expect.at(q.id)) << format_id(q.id);
+}
+
+TEST(Spool, EnvelopeRoundTripAndOldestFirst) {
+  TempDir dir;
+  Envelope e = envelope_for(42);
+  e.mail_from = "";  // null sender
+  e.helo = "h\xff\xfe";  // not UTF-8: replaced, but must not make the commit fail
+  e.smtputf8 = true;
+  e.declared_size = 12345;
+  std::vector<MessageId> ids;
+  {
+    auto s = open_ok(dir.path());
+    for (int i = 0; i < 5; ++i) ids.push_back(put(*s, "body", i == 2 ? e : envelope_for(static_cast<std::uint64_t>(i))));
+  }
+  auto s = open_ok(dir.path());
+  auto q = s->queued();
+  ASSERT_EQ(q.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(q[i].id, ids[i]);
+  EXPECT_EQ(q[0].envelope, envelope_for(0));
+  EXPECT_EQ(q[2].envelope.mail_from, "");
+  EXPECT_EQ(q[2].envelope.recipients, e.recipients);
+  EXPECT_TRUE(q[2].envelope.smtputf8);
+  EXPECT_EQ(q[2].envelope.declared_size, 12345u);
+  EXPECT_EQ(q[2].envelope.received_at, e.received_at);
+}
+
+TEST(Spool, UnknownIdsAndDoubleCommitAreRefused) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  auto r = append(*s, 12345, "x");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  const MessageId id = put(*s, "x", envelope_for(1));
+  r = commit(*s, id, envelope_for(1));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  r = finish(*s, s->begin_message());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(finish(*s, id));
+  EXPECT_FALSE(finish(*s, id));
+  EXPECT_FALSE(s->read_content(id, [](std::string_view) {}));
+}
+
+// ------------------------------------------------------------------ group commit
+
+TEST(Spool, ConcurrentCommittersShareSyncs) {
+  TempDir dir;
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 40;
+  std::mutex mu;
+  std::map<MessageId, std::uint64_t> made;
+  {
+    auto s = open_ok(dir.path(), 1 << 20);  // small segments: rolling under concurrency too
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const auto n = static_cast<std::uint64_t>(t * 1000 + i);
+          const MessageId id = put(*s, content_for(n, 100 + n % 9000), envelope_for(n), 3000);
+          std::lock_guard lock(mu);
+          made[id] = n;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    const auto st = s->stats();
+    EXPECT_EQ(st.commits, static_cast<std::uint64_t>(kThreads * kPerThread));
+    EXPECT_LT(st.syncs, st.commits) << "group commit did not happen";
+    EXPECT_GT(st.batching_factor(), 1.0);
+    EXPECT_EQ(st.queued, made.size());
+    EXPECT_GT(st.segments, 1u);
+  }
+  auto s = open_ok(dir.path());
+  ASSERT_EQ(s->queued().size(), made.size());
+  for (const auto& q : s->queued()) {
+    const auto n = made.at(q.id);
+    EXPECT_EQ(q.envelope, envelope_for(n));
+    EXPECT_EQ(read_all(*s, q.id), content_for(n, 100 + n % 9000));
+  }
+}
+
+// ------------------------------------------------------------------ recovery
+
+TEST(Spool, ReopenRecoversExactlyCommittedNotFinished) {
+  TempDir dir;
+  std::set<MessageId> live;
+  {
+    auto s = open_ok(dir.path());
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 10; ++i) ids.push_back(put(*s, content_for(static_cast<std::uint64_t>(i), 500), envelope_for(static_cast<std::uint64_t>(i))));
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(finish(*s, ids[static_cast<std::size_t>(i)]));
+    live.insert(ids.begin() + 3, ids.end());
+    const MessageId never = s->begin_message();  // content, no commit
+    ASSERT_TRUE(append(*s, never, "half a message"));
+    const MessageId aborted = s->begin_message();
+    ASSERT_TRUE(append(*s, aborted, "refused"));
+    s->abort(aborted);
+    EXPECT_EQ(s->stats().queued, 7u);
+  }
+  auto s = open_ok(dir.path());
+  const auto& rep = s->recovery_report();
+  EXPECT_EQ(rep.messages, 7u);
+  EXPECT_EQ(rep.finished_skipped, 3u);
+  EXPECT_EQ(rep.incomplete_dropped, 2u);
+  EXPECT_EQ(rep.torn_bytes, 0u);
+  auto ids = queued_ids(*s);
+  EXPECT_EQ(std::set<MessageId>(ids.begin(), ids.end()), live);
+  // Finish after a reopen, then reopen again.
+  ASSERT_TRUE(finish(*s, ids.front()));
+  live.erase(ids.front());
+  s.reset();
+  s = open_ok(dir.path());
+  ids = queued_ids(*s);
+  EXPECT_EQ(std::set<MessageId>(ids.begin(), ids.end()), live);
+  EXPECT_NE(s->recovery_report().summary().find("recovered 6 messages"), std::string::npos)
+      << s->recovery_report().summary();
+}
+
+TEST(Spool, SegmentsAreDeletedWhenAllFinishedAndJournalCompacts) {
+  TempDir dir;
+  std::vector<MessageId> ids;
+  MessageId spanning = 0;
+  const auto span_content = content_for(99, 20000);
+  {
+    auto s = open_ok(dir.path(), 4096, 256);
+    for (int i = 0; i < 30; ++i) ids.push_back(put(*s, content_for(static_cast<std::uint64_t>(i), 1500), envelope_for(1)));
+    // A message whose chunks span several segments.
+    spanning = put(*s, span_content, envelope_for(2), 3000);
+    EXPECT_GT(s->stats().segments, 10u);
+    for (MessageId id : ids) ASSERT_TRUE(finish(*s, id));
+    // Only the segments that hold the spanning message (and the current one) remain.
+    const auto st = s->stats();
+    EXPECT_LE(st.segments, 8u);
+    EXPECT_EQ(files_matching(dir.path(), "seg-").size(), st.segments);
+    EXPECT_EQ(read_all(*s, spanning), span_content);
+  }
+  // The journal was compacted: far smaller than 30 FINISHED records.
+  auto journals = files_matching(dir.path(), "journal-");
+  ASSERT_EQ(journals.size(), 1u);
+  EXPECT_LT(fs::file_size(journals[0]), 30u * 24u);
+  {
+    auto s = open_ok(dir.path(), 4096, 256);
+    EXPECT_EQ(queued_ids(*s), std::vector<MessageId>{spanning});
+    EXPECT_EQ(s->recovery_report().incomplete_dropped, 0u);
+    EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
+    EXPECT_EQ(read_all(*s, spanning), span_content);
+    ASSERT_TRUE(finish(*s, spanning));
+    EXPECT_EQ(s->stats().segments, 0u);
+  }
+  auto s = open_ok(dir.path());
+  EXPECT_TRUE(s->queued().empty());
+  EXPECT_TRUE(files_matching(dir.path(), "seg-").empty());
+}
+
+/// Saves a spool directory's files, to rebuild variants of it.
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = slurp(e.path());
+  return out;
+}
+void restore(const fs::path& dir, const std::map<std::string, std::string>& snap) {
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& [name, data] : snap) spit(dir / name, data);
+}
+
+TEST(SpoolRecovery, TornTailAtEveryOffsetOfTheLastMessage) {
+  TempDir dir;
+  const auto work = dir.path() / "spool";
+  MessageId a = 0;
+  MessageId b = 0;
+  {
+    auto s = open_ok(work);
+    a = put(*s, "first message", envelope_for(1));
+    b = put(*s, "second message, cut", envelope_for(2));
+  }
+  const auto snap = snapshot(work);
+  const auto segs = files_matching(work, "seg-");
+  ASSERT_EQ(segs.size(), 1u);
+  const std::string seg_name = segs[0].filename().string();
+  const std::string seg = snap.at(seg_name);
+  const auto frames = frame_offsets(seg);
+  ASSERT_EQ(frames.size(), 4u);  // chunk a, commit a, chunk b, commit b
+  for (std::size_t cut = frames[2]; cut <= seg.size(); ++cut) {
+    auto variant = snap;
+    variant[seg_name] = seg.substr(0, cut);
+    restore(work, variant);
+    auto s = open_ok(work);
+    const auto& rep = s->recovery_report();
+    const bool whole = cut == seg.size();
+    EXPECT_EQ(queued_ids(*s), (whole ? std::vector<MessageId>{a, b} : std::vector<MessageId>{a})) << cut;
+    EXPECT_EQ(read_all(*s, a), "first message");
+    if (whole) {
+      EXPECT_EQ(read_all(*s, b), "second message, cut");
+    }
+    const bool at_boundary = cut == frames[2] || cut == frames[3] || whole;
+    EXPECT_EQ(rep.torn_bytes, at_boundary ? 0u : cut - (cut < frames[3] ? frames[2] : frames[3])) << cut;
+    EXPECT_EQ(rep.incomplete_dropped, cut >= frames[3] && !whole ? 1u : 0u) << cut;
+    // The cut is durable: a second recovery sees a clean file.
+    s.reset();
+    s = open_ok(work);
+    EXPECT_EQ(s->recovery_report().torn_bytes, 0u);
+    EXPECT_EQ(s->queued().size(), whole ? 2u : 1u);
+  }
+  // And a new message after recovery from a torn tail is fine.
+  auto s = open_ok(work);
+  const MessageId c = put(*s, "after", envelope_for(3));
+  s.reset();
+  s = open_ok(work);
+  EXPECT_EQ(read_all(*s, c), "after");
+}
+
+TEST(SpoolRecovery, TornSegmentHeaderOfTheNewestSegmentIsRemoved) {
+  TempDir dir;
+  MessageId a = 0;
+  {
+    auto s = open_ok(dir.path());
+    a = put(*s, "kept", envelope_for(1));
+  }
+  for (std::size_t len : {0ul, 5ul, 31ul}) {
+    const auto header = detail::encode_file_header(detail::kSegmentMagic, 255);
+    spit(dir.path() / "seg-00000000000000ff.bhs", std::string_view(header.data(), len));
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(queued_ids(*s), std::vector<MessageId>{a});
+    EXPECT_EQ(s->recovery_report().torn_bytes, len);
+    EXPECT_FALSE(fs::exists(dir.path() / "seg-00000000000000ff.bhs"));
+  }
+}
+
+TEST(SpoolRecovery, CorruptCrcInAnOlderSegmentLosesOnlyThatMessage) {
+  TempDir dir;
+  std::vector<MessageId> ids;
+  {
+    auto s = open_ok(dir.path(), 2048);
+    for (int i = 0; i < 6; ++i) ids.push_back(put(*s, content_for(static_cast<std::uint64_t>(i), 1500), envelope_for(static_cast<std::uint64_t>(i))));
+  }
+  auto segs = files_matching(dir.path(), "seg-");
+  ASSERT_GE(segs.size(), 3u);
+  // Flip one content byte of the first message's chunk in the oldest segment.
+  std::string first = slurp(segs[0]);
+  const auto frames = frame_offsets(first);
+  first[frames[0] + detail::kFrameHeaderSize + detail::kChunkPrefix + 100] ^= 0x20;
+  spit(segs[0], first);
+  // And in the newest segment, damage a record that is followed by a valid one: skipped,
+  // not mistaken for a torn tail.
+  std::string last = slurp(segs.back());
+  const auto last_frames = frame_offsets(last);
+  ASSERT_GE(last_frames.size(), 2u);
+  last[last_frames[0] + 20] ^= 0x01;
+  spit(segs.back(), last);
+
+  auto s = open_ok(dir.path(), 2048);
+  const auto& rep = s->recovery_report();
+  auto q = queued_ids(*s);
+  EXPECT_EQ(std::count(q.begin(), q.end(), ids[0]), 0) << "a damaged message must not be delivered";
+  EXPECT_EQ(std::count(q.begin(), q.end(), ids.back()), 0);
+  EXPECT_EQ(q.size(), 4u);
+  for (MessageId id : q) {
+    const auto i = static_cast<std::uint64_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
+    EXPECT_EQ(read_all(*s, id), content_for(i, 1500));
+  }
+  EXPECT_EQ(rep.torn_bytes, 0u);
+  bool named = false;
+  for (const auto& n : rep.notes) named = named || (n.find(format_id(ids[0])) != std::string::npos && n.find("damaged") != std::string::npos);
+  EXPECT_TRUE(named) << rep.summary();
+  EXPECT_GE(rep.notes.size(), 3u);
+  // The damaged message's segment is kept for a person to salvage, and said again next time.
+  EXPECT_TRUE(fs::exists(segs[0]));
+  s.reset();
+  s = open_ok(dir.path(), 2048);
+  bool again = false;
+  for (const auto& n : s->recovery_report().notes) again = again || n.find(format_id(ids[0])) != std::string::npos;
+  EXPECT_TRUE(again);
+}
+
+TEST(SpoolRecovery, UnknownFormatVersionIsRefusedNamingTheFile) {
+  for (const std::string prefix : {"seg-", "journal-", "state"}) {
+    TempDir dir;
+    {
+      auto s = open_ok(dir.path());
+      ASSERT_TRUE(finish(*s, put(*s, "x", envelope_for(1))));
+      put(*s, "y", envelope_for(2));
+    }
+    const auto files = files_matching(dir.path(), prefix);
+    ASSERT_EQ(files.size(), 1u) << prefix;
+    std::string data = slurp(files[0]);
+    data[8] = 2;  // version 2
+    spit(files[0], data);
+    SpoolOptions o;
+    o.dir = dir.path();
+    auto s = Spool::open(o);
+    ASSERT_FALSE(s) << prefix;
+    EXPECT_EQ(s.error().code, ErrorCode::kCorrupt);
+    EXPECT_NE(s.error().message.find(files[0].string()), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("version 2"), std::string::npos) << s.error().message;
+    EXPECT_TRUE(fs::exists(files[0])) << "never discarded";
+  }
+}
+
+TEST(SpoolRecovery, UnknownJournalRecordTypes) {
+  TempDir dir;
+  MessageId a = 0;
+  {
+    auto s = open_ok(dir.path());
+    a = put(*s, "x", envelope_for(1));
+    ASSERT_TRUE(finish(*s, put(*s, "y", envelope_for(2))));
+  }
+  const auto journal = files_matching(dir.path(), "journal-").at(0);
+  const std::string original = slurp(journal);
+  auto with_record = [&](std::uint8_t type, std::uint8_t flags) {
+    const std::string payload = "per-recipient state from a newer build";
+    const auto h = detail::encode_frame_header(type, flags, payload, {});
+    spit(journal, original + std::string(h.data(), h.size()) + payload);
+  };
+  with_record(17, detail::kFlagSkippable);  // a newer build's optional record: ignored
+  {
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(queued_ids(*s), std::vector<MessageId>{a});
+  }
+  const auto journal2 = files_matching(dir.path(), "journal-").at(0);
+  ASSERT_EQ(journal2, journal) << "nothing to compact: the journal stays";
+  with_record(18, 0);  // a mandatory one: refused
+  SpoolOptions o;
+  o.dir = dir.path();
+  auto s = Spool::open(o);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(s.error().message.find(journal.string()), std::string::npos);
+}
+
+TEST(Spool, SecondOpenOfTheSameDirectoryIsRefused) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  SpoolOptions o;
+  o.dir = dir.path();
+  auto again = Spool::open(o);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kUnavailable);
+}
+
+// ------------------------------------------------------------------ failures
+
+TEST(SpoolFailure, DiskFullFailsTheBatchTransientlyAndRecovers) {
+  TempDir dir;
+  MessageId a = 0;
+  MessageId c = 0;
+  const auto big = content_for(7, 10000);
+  {
+    auto s = open_ok(dir.path());
+    a = put(*s, big, envelope_for(1));
+    s->set_fault_after_bytes(3000);  // the disk fills in the middle of the next message
+    const MessageId b = s->begin_message();
+    auto r = append(*s, b, big.substr(0, 2000));
+    ASSERT_TRUE(r);
+    r = append(*s, b, big.substr(2000));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kDiskFull);
+    EXPECT_TRUE(r.error().transient());
+    r = commit(*s, b, envelope_for(2));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kDiskFull);
+    s->abort(b);
+    // A commit that fails in its own batch.
+    const MessageId b2 = s->begin_message();
+    r = commit(*s, b2, envelope_for(3));
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(r.error().transient());
+    // Earlier messages intact; the failed ones are not queued.
+    EXPECT_EQ(queued_ids(*s), std::vector<MessageId>{a});
+    EXPECT_EQ(read_all(*s, a), big);
+    EXPECT_GE(s->stats().write_errors, 3u);
+    // Finishing fails too while the disk is full, and a is still queued.
+    r = finish(*s, a);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(queued_ids(*s), std::vector<MessageId>{a});
+    s->set_fault_after_bytes(0);  // space is back
+    c = put(*s, big, envelope_for(4));
+    EXPECT_EQ(queued_ids(*s), (std::vector<MessageId>{a, c}));
+  }
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(queued_ids(*s), (std::vector<MessageId>{a, c}));
+  EXPECT_EQ(s->recovery_report().torn_bytes, 0u) << "the failed writes were cut back";
+  EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
+  EXPECT_EQ(read_all(*s, a), big);
+  EXPECT_EQ(read_all(*s, c), big);
+}
+
+TEST(SpoolFailure, FaultOptionAtOpenAndOnSegmentRoll) {
+  TempDir dir;
+  SpoolOptions o;
+  o.dir = dir.path();
+  o.segment_size = 4096;
+  o.fault_after_bytes = 20000;  // counts every byte this spool writes, state file included
+  auto s = std::move(*Spool::open(o));
+  std::vector<MessageId> ok;
+  Error last;
+  for (int i = 0; i < 40; ++i) {
+    const MessageId id = s->begin_message();
+    auto r = append(*s, id, content_for(static_cast<std::uint64_t>(i), 1500));
+    if (r) r = commit(*s, id, envelope_for(static_cast<std::uint64_t>(i)));
+    if (r) {
+      ok.push_back(id);
+    } else {
+      last = r.error();
+      s->abort(id);
+    }
+  }
+  EXPECT_EQ(last.code, ErrorCode::kDiskFull);
+  EXPECT_GT(ok.size(), 5u);
+  EXPECT_LT(ok.size(), 40u);
+  EXPECT_EQ(queued_ids(*s), ok);
+  s.reset();
+  auto s2 = open_ok(dir.path(), 4096);
+  EXPECT_EQ(queued_ids(*s2), ok);
+  for (std::size_t i = 0; i < ok.size(); ++i) EXPECT_EQ(read_all(*s2, ok[i]), content_for(i, 1500));
+}
+
+TEST(SpoolFailure, RealEnospcOnATinyTmpfs) {
+  TempDir dir;
+  const auto mnt = dir.path() / "tiny";
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    const int err = errno;
+    if (err == EPERM) GTEST_SKIP() << "mount(tmpfs) needs CAP_SYS_ADMIN: " << std::strerror(err);
+    FAIL() << "cannot mount a tmpfs on " << mnt << ": " << std::strerror(err);
+  }
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  std::vector<MessageId> ok;
+  Error err;
+  {
+    auto s = open_ok(mnt / "spool", 64 << 10);
+    for (int i = 0; i < 200; ++i) {
+      const MessageId id = s->begin_message();
+      auto r = append(*s, id, content_for(static_cast<std::uint64_t>(i), 4096));
+      if (r) r = commit(*s, id, envelope_for(static_cast<std::uint64_t>(i)));
+      if (!r) {
+        err = r.error();
+        s->abort(id);
+        break;
+      }
+      ok.push_back(id);
+    }
+    ASSERT_EQ(err.code, ErrorCode::kDiskFull) << err.describe();
+    EXPECT_TRUE(err.transient());
+    EXPECT_GT(ok.size(), 10u);
+    for (std::size_t i = 0; i < ok.size(); ++i) EXPECT_EQ(read_all(*s, ok[i]), content_for(i, 4096));
+    // Space comes back: finishing needs a little journal space, so grow the filesystem.
+    ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=4m"), 0) << std::strerror(errno);
+    const MessageId id = s->begin_message();
+    ASSERT_TRUE(append(*s, id, "after"));
+    ASSERT_TRUE(commit(*s, id, envelope_for(999)));
+    ok.push_back(id);
+  }
+  auto s = open_ok(mnt / "spool", 64 << 10);
+  EXPECT_EQ(queued_ids(*s), ok);
+  EXPECT_EQ(read_all(*s, ok.back()), "after");
+  EXPECT_EQ(read_all(*s, ok.front()), content_for(0, 4096));
+}
+
+// ------------------------------------------------------------------ crash
+
+std::size_t crash_size(MessageId id) { return static_cast<std::size_t>((id * 7919) % 20000); }
+
+[[noreturn]] void crash_child(const fs::path& dir, int fd) {
+  SpoolOptions o;
+  o.dir = dir;
+  o.segment_size = 256 << 10;
+  auto s = Spool::open(o);
+  if (!s) _exit(3);
+  Spool& spool = **s;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&spool, fd] {
+      for (;;) {
+        const MessageId id = spool.begin_message();
+        const auto content = content_for(id, crash_size(id));
+        const std::size_t half = content.size() / 2;
+        std::promise<void> p;
+        spool.append(id, content.substr(0, half), [](Expected<void>) {});
+        spool.append(id, content.substr(half), [](Expected<void>) {});
+        spool.commit(id, envelope_for(id), [&p, fd, id](Expected<void> r) {
+          // Only an acknowledged commit is reported: this is the 250.
+          if (r) {
+            char b[8];
+            std::memcpy(b, &id, 8);
+            if (::write(fd, b, 8) != 8) _exit(4);
+          }
+          p.set_value();
+        });
+        p.get_future().wait();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  _exit(0);
+}
+
+TEST(SpoolCrash, SigkillLosesNoAcknowledgedMessage) {
+  TempDir dir;
+  std::mt19937 rng(12345);
+  std::set<MessageId> acked;
+  for (int round = 0; round < 10; ++round) {
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(p[0]);
+      crash_child(dir.path(), p[1]);
+    }
+    ::close(p[1]);
+    std::vector<MessageId> got;
+    std::thread reader([&] {
+      char b[8];
+      for (;;) {
+        std::size_t have = 0;
+        while (have < 8) {
+          const ssize_t n = ::read(p[0], b + have, 8 - have);
+          if (n <= 0) return;
+          have += static_cast<std::size_t>(n);
+        }
+        MessageId id = 0;
+        std::memcpy(&id, b, 8);
+        got.push_back(id);
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 250)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    reader.join();
+    ::close(p[0]);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+    acked.insert(got.begin(), got.end());
+
+    auto s = open_ok(dir.path(), 256 << 10);
+    const auto q = s->queued();
+    std::map<MessageId, int> seen;
+    for (const auto& m : q) ++seen[m.id];
+    for (MessageId id : acked) {
+      ASSERT_EQ(seen[id], 1) << "round " << round << ": acknowledged " << format_id(id) << " not queued once";
+    }
+    for (const auto& m : q) {
+      if (acked.count(m.id) == 0) continue;  // committed, killed before the ack reached us
+      EXPECT_EQ(m.envelope, envelope_for(m.id));
+      EXPECT_EQ(read_all(*s, m.id), content_for(m.id, crash_size(m.id)));
+    }
+    EXPECT_TRUE(std::is_sorted(q.begin(), q.end(), [](const auto& x, const auto& y) { return x.id < y.id; }));
+  }
+  EXPECT_GT(acked.size(), 50u) << "the child should have acknowledged messages";
+}
+
+}  // namespace
+}  // namespace bridgehead::spool

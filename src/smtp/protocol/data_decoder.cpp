@@ -1,0 +1,190 @@
+#include "smtp/protocol/data_decoder.hpp"
+
+#include <algorithm>
+
+namespace bridgehead::smtp {
+
+namespace {
+bool is_received(std::string_view name) {
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+  constexpr std::string_view kReceived = "received";
+  if (name.size() != kReceived.size()) return false;
+  return std::equal(name.begin(), name.end(), kReceived.begin(), [](char a, char b) {
+    return (a >= 'A' && a <= 'Z' ? static_cast<char>(a + 32) : a) == b;
+  });
+}
+constexpr std::size_t kMaxHeaderName = 16;  // enough to recognise "Received" with stray blanks
+}  // namespace
+
+DataDecoder::DataDecoder(Mode mode, ContentLimits limits) : mode_(mode), limits_(limits) {}
+
+std::size_t DataDecoder::feed(std::string_view in, std::string& out) {
+  std::size_t i = 0;
+  while (i < in.size() && !done_) {
+    // Fast path: ordinary bytes in the middle of a line need no per-byte state changes.
+    if (scan_ == Scan::kText && !(line_start_ && mode_ == Mode::kData)) {
+      const auto j = in.find_first_of("\r\n", i);
+      const auto end = j == std::string_view::npos ? in.size() : j;
+      if (end > i) {
+        text(in.substr(i, end - i), out);
+        i = end;
+        continue;
+      }
+    }
+    step(in[i++], out);
+  }
+  return i;
+}
+
+void DataDecoder::step(char c, std::string& out) {
+  switch (scan_) {
+    case Scan::kCr:
+      scan_ = Scan::kText;
+      if (c == '\n') return line_end(true, out);
+      bare_line_end(out);
+      break;
+    case Scan::kDot:
+      if (c == '\r') {
+        scan_ = Scan::kDotCr;
+        return;
+      }
+      scan_ = Scan::kText;
+      if (c == '\n') {
+        // "." then a bare LF is not a dot-stuffed line; keep the dot as content.
+        text(".", out);
+        return bare_line_end(out);
+      }
+      ++line_length_;  // the stuffing dot was on the wire
+      break;
+    case Scan::kDotCr:
+      if (c == '\n') {
+        done_ = true;
+        return;
+      }
+      scan_ = Scan::kText;
+      text(".", out);
+      bare_line_end(out);
+      break;
+    case Scan::kText:
+      break;
+  }
+  if (c == '\r') {
+    scan_ = Scan::kCr;
+  } else if (c == '\n') {
+    bare_line_end(out);
+  } else if (c == '.' && line_start_ && mode_ == Mode::kData) {
+    // Only a real CRLF (or the stream start) makes a line start: this is what keeps
+    // "\n.\r\n", "\r.\r\n" and friends from ending DATA (SMTP smuggling).
+    line_start_ = false;
+    scan_ = Scan::kDot;
+  } else {
+    text(std::string_view(&c, 1), out);
+  }
+}
+
+void DataDecoder::text(std::string_view run, std::string& out) {
+  line_start_ = false;
+  after_bare_ = false;
+  // The first limit crossed, byte by byte, wins however the stream was split into runs;
+  // on the same byte the line check comes first, then the header, then the size.
+  const auto over_received = scan_header(run);
+  if (!verdict_) {
+    std::size_t first = run.size();
+    std::optional<Reply> reply;
+    const auto max_line = limits_.max_line_length;
+    const auto line_room = max_line > line_length_ + 2 ? max_line - 2 - line_length_ : 0;
+    if (line_room < first) {
+      first = line_room;
+      reply = Reply{
+          500, "5.5.2",
+          "Line too long: the limit is " + std::to_string(max_line) + " octets including CRLF"};
+    }
+    if (over_received < first) {
+      first = over_received;
+      reply = Reply{554, "5.4.6", "Too many Received headers: mail loop detected"};
+    }
+    const auto size_room = limits_.max_message_size > size_ ? limits_.max_message_size - size_ : 0;
+    if (size_room < first) reply = too_big();
+    if (reply) set_verdict(std::move(*reply));
+  }
+  line_length_ += run.size();
+  emit(run, out);
+}
+
+std::size_t DataDecoder::scan_header(std::string_view run) {
+  if (!in_headers_) return std::string_view::npos;
+  for (std::size_t i = 0; i < run.size(); ++i) {
+    const char c = run[i];
+    if (header_scan_ == HeaderScan::kSkip) break;
+    if (header_scan_ == HeaderScan::kLineStart) {
+      header_name_.clear();
+      header_scan_ = HeaderScan::kName;
+      if (c == ' ' || c == '\t') {  // a continuation line is not a new field
+        header_scan_ = HeaderScan::kSkip;
+        break;
+      }
+    }
+    if (c == ':') {
+      header_scan_ = HeaderScan::kSkip;
+      if (is_received(header_name_) && ++received_ > limits_.max_received_headers) return i;
+      break;
+    }
+    header_name_ += c;
+    if (header_name_.size() > kMaxHeaderName) header_scan_ = HeaderScan::kSkip;
+  }
+  return std::string_view::npos;
+}
+
+void DataDecoder::line_end(bool proper, std::string& out) {
+  emit("\r\n", out);
+  line_length_ = 0;
+  if (header_scan_ == HeaderScan::kLineStart) in_headers_ = false;  // the empty line
+  header_scan_ = HeaderScan::kLineStart;
+  // A CRLF straight after a bare CR/LF ("\r\r\n.\r\n", "\n\r\n.\r\n") is not a line start
+  // either: a peer that splits lines on bare CR or LF would not see the dot where we do.
+  line_start_ = proper && !after_bare_;
+  after_bare_ = false;
+}
+
+void DataDecoder::bare_line_end(std::string& out) {
+  if (limits_.bare_linefeed == BareLinefeedPolicy::kReject) {
+    set_verdict(Reply{550, "5.6.0",
+                      "Message content rejected: bare <LF> or <CR> received; lines must end "
+                      "in <CR><LF> (see https://www.postfix.org/smtp-smuggling.html)"});
+  }
+  // Normalized to CRLF in the output either way, but never a line start (see step()).
+  line_end(false, out);
+  after_bare_ = true;
+}
+
+void DataDecoder::emit(std::string_view bytes, std::string& out) {
+  const std::uint64_t before = size_;
+  size_ += bytes.size();
+  if (size_ <= limits_.max_message_size) {
+    out.append(bytes);
+    return;
+  }
+  set_verdict(too_big());
+  if (before < limits_.max_message_size) {
+    out.append(bytes.substr(0, static_cast<std::size_t>(limits_.max_message_size - before)));
+  }
+}
+
+void DataDecoder::finish(std::string& out) {
+  if (scan_ == Scan::kCr) {
+    scan_ = Scan::kText;
+    bare_line_end(out);
+  }
+}
+
+Reply DataDecoder::too_big() const {
+  return Reply{
+      552, "5.3.4",
+      "Message size exceeds the limit of " + std::to_string(limits_.max_message_size) + " octets"};
+}
+
+void DataDecoder::set_verdict(Reply r) {
+  if (!verdict_) verdict_ = std::move(r);
+}
+
+}  // namespace bridgehead::smtp

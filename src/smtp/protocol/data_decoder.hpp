@@ -52,16 +52,29 @@ class DataDecoder {
   std::uint64_t size() const { return size_; }
 
  private:
+  enum class Scan : std::uint8_t { kText, kCr, kDot, kDotCr };
+  enum class HeaderScan : std::uint8_t { kLineStart, kName, kSkip };
+
+  void step(char c, std::string& out);
+  void text(std::string_view run, std::string& out);
+  void line_end(bool proper, std::string& out);
+  void bare_line_end(std::string& out);
+  void emit(std::string_view bytes, std::string& out);
+  std::size_t scan_header(std::string_view run);  ///< offset of the Received: over the limit
+  Reply too_big() const;
+  void set_verdict(Reply r);
+
   Mode mode_;
   ContentLimits limits_;
   bool done_ = false;
   std::optional<Reply> verdict_;
   std::uint64_t size_ = 0;
-  // The implementation keeps its scanning state here (line position, pending CR, whether
-  // still in the header section, Received: count, dot-at-line-start ...).
-  std::size_t line_length_ = 0;
-  int state_ = 0;
+  Scan scan_ = Scan::kText;
+  bool line_start_ = true;       ///< after a real CRLF or at the stream start (never after bare CR/LF)
+  bool after_bare_ = false;      ///< the last line end was bare and nothing has followed it
+  std::size_t line_length_ = 0;  ///< wire octets of the current line, CRLF excluded
   bool in_headers_ = true;
+  HeaderScan header_scan_ = HeaderScan::kLineStart;
   unsigned received_ = 0;
   std::string header_name_;
 };

@@ -69,6 +69,7 @@ class Session {
   /// when the content is acceptable); `stored` is the spool's result: a queue id when the
   /// message is durably stored, or the reply for a storage failure (452 4.3.1). Returns
   /// the final reply (250 with the queue id, or the refusal) and resets the transaction.
+  /// A BDAT refusal stored by on_line (see discarding_content()) takes precedence.
   Action on_message_end(const std::optional<Reply>& verdict,
                         const tl::expected<std::string, Reply>& stored);
   /// kBdat: a non-LAST chunk of `size` bytes was received; 250 2.0.0, stay in kBdat, or
@@ -86,6 +87,12 @@ class Session {
   bool tls_active() const { return options_.tls_active; }
   const std::string& helo() const { return helo_; }
   bool esmtp() const { return esmtp_; }
+  /// True while a BDAT chunk is read only to be thrown away: the BDAT arrived where no
+  /// transaction could take it (no MAIL, no accepted recipient, after HELO). The chunk bytes
+  /// must still be consumed (they are not commands); do not spool them. on_bdat_chunk /
+  /// on_message_end then give the stored refusal (503 5.5.1 or 554 5.5.1) whatever their
+  /// arguments say.
+  bool discarding_content() const { return bdat_refusal_.has_value(); }
 
  private:
   SessionOptions options_;
@@ -98,6 +105,20 @@ class Session {
   unsigned junk_ = 0;
   unsigned errors_ = 0;
   unsigned transactions_ = 0;
+  bool rcpt_attempted_ = false;       ///< tells "DATA before RCPT" (503) from "all refused" (554)
+  bool starttls_pending_ = false;     ///< 220 sent for STARTTLS, handshake not yet done
+  std::optional<Reply> bdat_refusal_; ///< see discarding_content()
+
+  Action respond(Reply reply, NextStep next = NextStep::kContinue);
+  std::optional<Action> count_junk();
+  Action close(Reply reply);
+  void reset_transaction();
+  Action on_helo(const Command& cmd);
+  Action on_mail(const Command& cmd);
+  Action on_rcpt(const Command& cmd);
+  Action on_data();
+  Action on_bdat(const Command& cmd);
+  Action on_starttls();
 };
 
 }  // namespace bridgehead::smtp
