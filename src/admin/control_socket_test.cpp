@@ -1,0 +1,101 @@
+#include "admin/control_socket.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace bridgehead::admin {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ControlSocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("bh-ctl-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    path_ = dir_ / "control.sock";
+  }
+  void TearDown() override {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    fs::remove_all(dir_);
+  }
+  void run() {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  fs::path dir_, path_;
+  net::asio::io_context io_;
+  net::asio::executor_work_guard<net::asio::io_context::executor_type> work_{io_.get_executor()};
+  std::thread thread_;
+};
+
+TEST_F(ControlSocketTest, AnswersRequestsWithMode0600) {
+  ControlServer server(io_, path_, 0600);
+  server.handle("status", [](const nlohmann::json&) -> Expected<nlohmann::json> {
+    return nlohmann::json{{"processes", nlohmann::json::array()}};
+  });
+  server.handle("boom", [](const nlohmann::json&) -> Expected<nlohmann::json> {
+    return fail(Error::permanent(ErrorCode::kInvalidArgument, "no such thing", "try another"));
+  });
+  ASSERT_TRUE(server.start());
+  run();
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto r = control_request(path_, {{"command", "status"}});
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_TRUE((*r)["processes"].is_array());
+
+  auto bad = control_request(path_, {{"command", "boom"}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "no such thing");
+  EXPECT_EQ(bad.error().remedy, "try another");
+
+  auto unknown = control_request(path_, {{"command", "nope"}});
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("unknown control command"), std::string::npos);
+}
+
+TEST_F(ControlSocketTest, ClientReportsADaemonThatIsNotRunning) {
+  auto r = control_request(path_, {{"command", "status"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(r.error().message.find("not running"), std::string::npos);
+  EXPECT_NE(r.error().remedy.find("bridgehead run"), std::string::npos);
+}
+
+TEST_F(ControlSocketTest, ReplacesAStaleSocketButNotALiveOne) {
+  {
+    ControlServer first(io_, path_, 0600);
+    ASSERT_TRUE(first.start());
+    ControlServer second(io_, path_, 0600);
+    auto r = second.start();
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("already listening"), std::string::npos);
+  }
+  // A socket file left by a crashed daemon: nobody listens, so a new daemon takes it over.
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  ASSERT_TRUE(fs::exists(path_));
+  ControlServer third(io_, path_, 0600);
+  EXPECT_TRUE(third.start());
+}
+
+}  // namespace
+}  // namespace bridgehead::admin

@@ -1,0 +1,21 @@
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Bridgehead: mail and directory coexistence connector"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "bridgehead 0.1.0");
+  int exit_code = 0;
+  bridgehead::cli::add_run(app, exit_code);
+  bridgehead::cli::add_check(app, exit_code);
+  bridgehead::cli::add_status(app, exit_code);
+  bridgehead::cli::add_queue(app, exit_code);
+  bridgehead::cli::add_config(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

@@ -1,0 +1,175 @@
+#include "daemon/daemon.hpp"
+
+#include <csignal>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "admin/control_socket.hpp"
+#include "admin/process_registry.hpp"
+#include "net/endpoint.hpp"
+#include "smtp/server/listener.hpp"
+#include "smtp/server/recipient_policy.hpp"
+#include "spool/spool.hpp"
+
+namespace bridgehead::daemon {
+
+namespace asio = net::asio;
+
+namespace {
+
+smtp::ListenerOptions listener_options(const config::Config& c, const config::SystemConfig& s) {
+  smtp::ListenerOptions o;
+  o.system = s.name;
+  o.session.hostname = c.hostname;
+  o.session.max_message_size = c.smtp.max_message_size;
+  o.session.max_recipients = c.smtp.max_recipients;
+  o.session.max_junk_commands = c.smtp.max_junk_commands;
+  o.session.max_errors = c.smtp.max_errors;
+  o.content.max_line_length = c.smtp.max_line_length;
+  o.content.max_message_size = c.smtp.max_message_size;
+  o.content.max_received_headers = c.smtp.max_received_headers;
+  o.content.bare_linefeed = c.smtp.bare_linefeed == config::BareLinefeed::kReject
+                                ? smtp::BareLinefeedPolicy::kReject
+                                : smtp::BareLinefeedPolicy::kNormalize;
+  o.max_line_length = c.smtp.max_line_length;
+  o.max_sessions = c.smtp.max_sessions;
+  o.max_sessions_per_client = c.smtp.max_sessions_per_client;
+  o.command_timeout = std::chrono::seconds(c.smtp.command_timeout_seconds);
+  o.data_timeout = std::chrono::seconds(c.smtp.data_timeout_seconds);
+  return o;
+}
+
+nlohmann::json queue_json(const spool::Spool& sp) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& m : sp.queued()) {
+    nlohmann::json rcpts = nlohmann::json::array();
+    for (const auto& r : m.envelope.recipients) rcpts.push_back(r.address);
+    list.push_back({{"id", spool::format_id(m.id)},
+                    {"from", m.envelope.mail_from},
+                    {"recipients", std::move(rcpts)},
+                    {"size", m.size},
+                    {"system", m.envelope.ingress_system},
+                    {"received_at", m.envelope.received_at}});
+  }
+  return {{"messages", std::move(list)}};
+}
+
+// Keeps the spool's process entry current: queue size, segments, and how well group
+// commit is batching (commits per fdatasync).
+void publish_spool(const spool::Spool& sp, admin::Process& p) {
+  auto st = sp.stats();
+  p.set_counter("queued", st.queued);
+  p.set_counter("segments", st.segments);
+  p.set_counter("commits", st.commits);
+  p.set_counter("fsync_batches", st.syncs);
+  p.set_counter("bytes_written", st.bytes_written);
+  p.set_counter("write_errors", st.write_errors);
+  p.set_activity(fmt::format("{} message{} queued in {} segment{}, {:.1f} commits per fsync", st.queued,
+                             st.queued == 1 ? "" : "s", st.segments, st.segments == 1 ? "" : "s",
+                             st.batching_factor()));
+}
+
+}  // namespace
+
+int run(const config::Config& cfg) {
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  asio::io_context io(1);
+  admin::ProcessRegistry registry;
+
+  auto spool_process = registry.add("spool");
+  auto opened = spool::Spool::open(spool::SpoolOptions{.dir = cfg.spool_dir});
+  if (!opened) {
+    spdlog::critical("cannot open the spool: {}", opened.error().describe());
+    fmt::print(stderr, "bridgehead: cannot open the spool: {}\n", opened.error().describe());
+    return 1;
+  }
+  std::unique_ptr<spool::Spool> spool = std::move(*opened);
+  const auto& report = spool->recovery_report();
+  spdlog::info("spool {}: {}", cfg.spool_dir.string(), report.summary());
+  for (const auto& note : report.notes) spdlog::warn("spool recovery: {}", note);
+  spool_process->set_state(admin::ProcessState::kRunning, "");
+  spool_process->set_detail("recovery", report.summary());
+  if (!report.notes.empty()) {
+    spool_process->report_error(
+        admin::ProcessState::kDegraded,
+        Error::permanent(ErrorCode::kCorrupt, report.notes.front(),
+                         "see the daemon log for every recovery note; see docs/spool.md on damaged segments"));
+  }
+  publish_spool(*spool, *spool_process);
+
+  std::vector<smtp::SystemRecipients> systems;
+  for (const auto& s : cfg.systems) systems.push_back({s.name, s.domains, s.recipients});
+  smtp::StaticRecipientPolicy policy(systems);
+
+  std::vector<std::unique_ptr<smtp::Listener>> listeners;
+  for (const auto& s : cfg.systems) {
+    auto process = registry.add("ingress:" + s.name);
+    process->set_detail("recovery", report.summary());
+    auto options = listener_options(cfg, s);
+    auto ep = net::make_endpoint(s.listen.host, s.listen.port);
+    if (!ep) {
+      process->report_error(admin::ProcessState::kError, ep.error());
+      continue;
+    }
+    options.endpoint = *ep;
+    if (!s.tls_cert_file.empty()) {
+      auto tls = net::make_server_tls(s.tls_cert_file, s.tls_key_file);
+      if (tls) {
+        options.tls = *tls;
+      } else {
+        // Mail still flows, without STARTTLS; the status says why.
+        process->report_error(admin::ProcessState::kDegraded, tls.error());
+      }
+    }
+    auto listener = std::make_unique<smtp::Listener>(io, std::move(options), *spool, policy.for_ingress(s.name),
+                                                     process);
+    if (auto started = listener->start(); !started) {
+      spdlog::error("ingress:{}: {}", s.name, started.error().describe());
+    } else {
+      spdlog::info("ingress:{} listening on {}", s.name, net::to_string(listener->local_endpoint()));
+    }
+    listeners.push_back(std::move(listener));
+  }
+
+  admin::ControlServer control(io, cfg.control_socket, cfg.control_socket_mode);
+  control.handle("status", [&](const nlohmann::json&) -> Expected<nlohmann::json> {
+    publish_spool(*spool, *spool_process);
+    return registry.to_json();
+  });
+  control.handle("queue", [&](const nlohmann::json&) -> Expected<nlohmann::json> { return queue_json(*spool); });
+  if (auto started = control.start(); !started) {
+    spdlog::critical("{}", started.error().describe());
+    fmt::print(stderr, "bridgehead: {}\n", started.error().describe());
+    return 1;
+  }
+
+  asio::steady_timer refresh(io);
+  std::function<void()> tick = [&] {
+    refresh.expires_after(std::chrono::seconds(1));
+    refresh.async_wait([&](net::error_code ec) {
+      if (ec) return;
+      publish_spool(*spool, *spool_process);
+      tick();
+    });
+  };
+  tick();
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](net::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}, stopping", sig);
+    for (auto& l : listeners) l->stop();
+    control.stop();
+    refresh.cancel();
+    io.stop();
+  });
+  ::signal(SIGPIPE, SIG_IGN);
+  spdlog::info("bridgehead ready (control socket {})", cfg.control_socket.string());
+  io.run();
+  listeners.clear();
+  spdlog::info("bridgehead stopped");
+  return 0;
+}
+
+}  // namespace bridgehead::daemon

@@ -1,0 +1,26 @@
+// Asio vocabulary for the whole project: the one completion token (errors as values, no
+// exceptions from I/O), awaitable, and the spawn helper every coroutine is started with.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/as_tuple.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <exception>
+#include <string>
+
+namespace bridgehead::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+template <typename T = void>
+using awaitable = asio::awaitable<T>;
+
+/// The project's completion token: `auto [ec, n] = co_await op(..., use_nothrow);`
+inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+/// Starts a coroutine whose escaped exception is logged with `what` instead of lost.
+void spawn_logged(const asio::any_io_executor& ex, awaitable<void> coro, std::string what);
+
+}  // namespace bridgehead::net

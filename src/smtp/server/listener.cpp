@@ -1,0 +1,507 @@
+#include "smtp/server/listener.hpp"
+
+#include <ctime>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/completion.hpp"
+#include "net/endpoint.hpp"
+
+namespace bridgehead::smtp {
+
+namespace asio = net::asio;
+using net::tcp;
+
+namespace {
+constexpr std::size_t kReadSize = 64 * 1024;
+// Content is handed to the spool in pieces of about this size, which bounds what a
+// session holds in memory however large the message is.
+constexpr std::size_t kSpoolPiece = 64 * 1024;
+
+Reply storage_failure_reply() {
+  return Reply{452, "4.3.1", "Insufficient system storage; message not accepted, try again later"};
+}
+}  // namespace
+
+class InboundSession;
+
+struct Listener::State {
+  ListenerOptions options;
+  spool::Spool& spool;
+  RecipientCheck check;
+  std::shared_ptr<admin::Process> process;
+  std::string listen_text;
+  std::map<std::string, unsigned> per_client;
+  std::set<std::shared_ptr<InboundSession>> sessions;
+  bool stopping = false;
+
+  State(ListenerOptions o, spool::Spool& s, RecipientCheck c, std::shared_ptr<admin::Process> p)
+      : options(std::move(o)), spool(s), check(std::move(c)), process(std::move(p)) {}
+
+  void update_activity() const {
+    if (process->state() != admin::ProcessState::kRunning) return;
+    process->set_activity(fmt::format("listening on {}, {} session{}", listen_text, sessions.size(),
+                                      sessions.size() == 1 ? "" : "s"));
+  }
+};
+
+// One client connection. Runs on the io_context's (single) thread; the spool's
+// completions are posted back to it, so no member is touched concurrently.
+class InboundSession : public std::enable_shared_from_this<InboundSession> {
+ public:
+  InboundSession(tcp::socket socket, std::shared_ptr<Listener::State> state, std::string client)
+      : plain_(std::move(socket)),
+        state_(std::move(state)),
+        client_(std::move(client)),
+        timer_(plain_.get_executor()),
+        session_(make_options(*state_), state_->check) {}
+
+  net::awaitable<void> run();
+  void shut() {
+    closing_ = true;
+    net::error_code ec;
+    plain_or_tls_lowest().cancel(ec);
+    timer_.cancel();
+  }
+
+ private:
+  static SessionOptions make_options(const Listener::State& st) {
+    SessionOptions o = st.options.session;
+    o.starttls_available = st.options.tls != nullptr;
+    o.tls_active = false;
+    return o;
+  }
+
+  tcp::socket& plain_or_tls_lowest() { return tls_ ? tls_->next_layer() : plain_; }
+
+  void arm(std::chrono::seconds timeout) { deadline_ = std::chrono::steady_clock::now() + timeout; }
+
+  // The watchdog enforces the RFC 5321 4.5.3.2 timeouts for the whole session with one
+  // timer, instead of racing a timer against every read.
+  net::awaitable<void> watchdog() {
+    auto self = shared_from_this();
+    while (!closing_) {
+      timer_.expires_at(deadline_);
+      co_await timer_.async_wait(net::use_nothrow);
+      if (closing_) co_return;
+      if (std::chrono::steady_clock::now() >= deadline_) {
+        timed_out_ = true;
+        net::error_code ignored;
+        plain_or_tls_lowest().cancel(ignored);
+        co_return;
+      }
+    }
+  }
+
+  net::awaitable<bool> read_more(std::chrono::seconds timeout) {
+    if (pos_ > 0 && pos_ == in_.size()) {
+      in_.clear();
+      pos_ = 0;
+    } else if (pos_ > kReadSize) {
+      in_.erase(0, pos_);
+      pos_ = 0;
+    }
+    std::size_t old = in_.size();
+    in_.resize(old + kReadSize);
+    arm(timeout);
+    auto buf = asio::buffer(in_.data() + old, kReadSize);
+    auto [ec, n] = tls_ ? co_await tls_->async_read_some(buf, net::use_nothrow)
+                        : co_await plain_.async_read_some(buf, net::use_nothrow);
+    in_.resize(old + n);
+    co_return !ec && n > 0;
+  }
+
+  net::awaitable<bool> write(std::string_view data) {
+    if (data.empty()) co_return true;
+    arm(state_->options.command_timeout);
+    auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, asio::buffer(data), net::use_nothrow)
+                        : co_await asio::async_write(plain_, asio::buffer(data), net::use_nothrow);
+    co_return !ec;
+  }
+
+  net::awaitable<bool> flush() {
+    bool ok = co_await write(out_);
+    out_.clear();
+    co_return ok;
+  }
+
+  bool complete_line_buffered() const { return in_.find('\n', pos_) != std::string::npos; }
+
+  void queue_reply(const Reply& r) {
+    if (r.code >= 400) state_->process->add("replies_refused");
+    out_ += r.render();
+  }
+
+  // Takes a whole command line out of the buffer; nullopt when more input is needed.
+  // An over-long line is discarded through its LF and reported as such.
+  enum class LineResult { kLine, kTooLong, kNeedMore };
+  LineResult take_line(std::string& line) {
+    auto nl = in_.find('\n', pos_);
+    if (nl == std::string::npos) {
+      if (in_.size() - pos_ > state_->options.max_line_length) {
+        discarding_ = true;
+        pos_ = in_.size();
+      }
+      return LineResult::kNeedMore;
+    }
+    std::size_t end = nl;
+    if (end > pos_ && in_[end - 1] == '\r') --end;
+    bool too_long = discarding_ || (nl + 1 - pos_) > state_->options.max_line_length;
+    discarding_ = false;
+    line.assign(in_, pos_, end - pos_);
+    pos_ = nl + 1;
+    return too_long ? LineResult::kTooLong : LineResult::kLine;
+  }
+
+  net::awaitable<Action> receive_data();
+  net::awaitable<Action> receive_bdat_chunk();
+  net::awaitable<Action> finish_message(std::string piece, const std::optional<Reply>& verdict);
+  void begin_content();
+  net::awaitable<bool> spool_piece(std::string& piece);
+
+  tcp::socket plain_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  std::shared_ptr<Listener::State> state_;
+  std::string client_;
+  asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point deadline_{};
+  Session session_;
+  std::string in_;
+  std::size_t pos_ = 0;
+  std::string out_;
+  bool discarding_ = false;
+  bool closing_ = false;
+  bool timed_out_ = false;
+
+  // The message being received (DATA or a BDAT transaction).
+  std::optional<spool::MessageId> message_;
+  std::optional<DataDecoder> decoder_;
+  std::string piece_;
+  bool spool_failed_ = false;
+  Error spool_error_;
+};
+
+void InboundSession::begin_content() {
+  message_ = state_->spool.begin_message();
+  spool_failed_ = false;
+  piece_ = make_received_header(session_.envelope(), state_->options.session.hostname,
+                                spool::format_id(*message_), static_cast<std::int64_t>(std::time(nullptr)),
+                                session_.esmtp());
+}
+
+// Hands a full piece to the spool and waits until it is written, so a fast client cannot
+// make us buffer more than one piece; nothing is fsynced until the commit.
+net::awaitable<bool> InboundSession::spool_piece(std::string& piece) {
+  if (piece.empty() || spool_failed_) {
+    piece.clear();
+    co_return !spool_failed_;
+  }
+  auto id = *message_;
+  auto& sp = state_->spool;
+  // Named, not a temporary inside the co_await: GCC 12 destroys such temporaries twice.
+  auto start = [&sp, id, data = std::move(piece)](spool::Completion<void> done) mutable {
+    sp.append(id, std::move(data), std::move(done));
+  };
+  auto r = co_await net::await_completion<void>(std::move(start));
+  piece.clear();
+  if (!r) {
+    spool_failed_ = true;
+    spool_error_ = r.error();
+  }
+  co_return !spool_failed_;
+}
+
+net::awaitable<Action> InboundSession::finish_message(std::string piece, const std::optional<Reply>& verdict) {
+  tl::expected<std::string, Reply> stored = tl::unexpected(storage_failure_reply());
+  auto id = *message_;
+  if (verdict) {
+    state_->spool.abort(id);
+    state_->process->add("messages_refused");
+  } else {
+    co_await spool_piece(piece);
+    if (!spool_failed_) {
+      Envelope env = session_.envelope();
+      env.client_address = client_;
+      env.ingress_system = state_->options.system;
+      env.received_at = static_cast<std::int64_t>(std::time(nullptr));
+      auto& sp = state_->spool;
+      // The 250 below is sent only after this completes, i.e. after the fdatasync that
+      // covers the content and the commit record: rule 2, accepted mail is never lost.
+      auto start = [&sp, id, env = std::move(env)](spool::Completion<void> done) mutable {
+        sp.commit(id, std::move(env), std::move(done));
+      };
+      auto r = co_await net::await_completion<void>(std::move(start));
+      if (r) {
+        stored = spool::format_id(id);
+      } else {
+        spool_failed_ = true;
+        spool_error_ = r.error();
+      }
+    }
+    if (spool_failed_) {
+      state_->spool.abort(id);
+      state_->process->report_error(admin::ProcessState::kDegraded, spool_error_);
+      state_->process->add("messages_deferred_storage");
+      spdlog::error("ingress:{}: cannot store message from {}: {}", state_->options.system, client_,
+                    spool_error_.describe());
+    } else {
+      state_->process->add("messages_accepted");
+      state_->process->add("bytes_accepted", decoder_->size());
+      if (state_->process->state() == admin::ProcessState::kDegraded) {
+        state_->process->recover("storage works again");
+        state_->update_activity();
+      }
+    }
+  }
+  message_.reset();
+  decoder_.reset();
+  co_return session_.on_message_end(verdict, stored);
+}
+
+net::awaitable<Action> InboundSession::receive_data() {
+  begin_content();
+  decoder_.emplace(DataDecoder::Mode::kData, state_->options.content);
+  for (;;) {
+    std::size_t used = decoder_->feed(std::string_view(in_).substr(pos_), piece_);
+    pos_ += used;
+    if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
+    if (decoder_->done()) break;
+    if (!co_await read_more(state_->options.data_timeout)) {
+      state_->spool.abort(*message_);
+      message_.reset();
+      co_return Action{std::nullopt, NextStep::kClose};
+    }
+  }
+  co_return co_await finish_message(std::move(piece_), decoder_->verdict());
+}
+
+net::awaitable<Action> InboundSession::receive_bdat_chunk() {
+  const Command& cmd = session_.last_command();
+  std::uint64_t remaining = cmd.bdat_size;
+  const bool last = cmd.bdat_last;
+  if (!decoder_) {
+    begin_content();
+    decoder_.emplace(DataDecoder::Mode::kBdat, state_->options.content);
+  }
+  while (remaining > 0) {
+    if (pos_ == in_.size() && !co_await read_more(state_->options.data_timeout)) {
+      state_->spool.abort(*message_);
+      message_.reset();
+      co_return Action{std::nullopt, NextStep::kClose};
+    }
+    std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in_.size() - pos_));
+    decoder_->feed(std::string_view(in_).substr(pos_, take), piece_);
+    pos_ += take;
+    remaining -= take;
+    if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
+  }
+  if (last) {
+    decoder_->finish(piece_);
+    // A BDAT the session refused (no MAIL, no accepted recipient) was read only to stay
+    // in sync with the client; it must never reach the queue.
+    if (session_.discarding_content()) {
+      state_->spool.abort(*message_);
+      message_.reset();
+      decoder_.reset();
+      piece_.clear();
+      co_return session_.on_message_end(std::nullopt, tl::unexpected(storage_failure_reply()));
+    }
+    co_return co_await finish_message(std::move(piece_), decoder_->verdict());
+  }
+  Action a = session_.on_bdat_chunk(cmd.bdat_size, decoder_->verdict());
+  if (session_.state() != SessionState::kBdat) {
+    // The transaction ended early (refused content): drop what was spooled so far.
+    state_->spool.abort(*message_);
+    message_.reset();
+    decoder_.reset();
+    piece_.clear();
+  }
+  co_return a;
+}
+
+net::awaitable<void> InboundSession::run() {
+  auto self = shared_from_this();
+  arm(state_->options.command_timeout);
+  net::spawn_logged(plain_.get_executor(), watchdog(), "smtp session watchdog");
+  queue_reply(session_.greeting());
+  bool open = co_await flush();
+  std::string line;
+  while (open && !closing_) {
+    auto lr = take_line(line);
+    if (lr == LineResult::kNeedMore) {
+      if (!out_.empty() && !(open = co_await flush())) break;
+      if (!co_await read_more(state_->options.command_timeout)) break;
+      continue;
+    }
+    Action a = lr == LineResult::kTooLong ? session_.on_line_too_long() : session_.on_line(line);
+    if (a.reply) queue_reply(*a.reply);
+    switch (a.next) {
+      case NextStep::kContinue:
+        // RFC 2920: replies to a pipelined group go out together, when input runs dry.
+        if (!complete_line_buffered()) open = co_await flush();
+        break;
+      case NextStep::kReadData: {
+        if (!(open = co_await flush())) break;
+        Action end = co_await receive_data();
+        if (end.reply) queue_reply(*end.reply);
+        if (end.next == NextStep::kClose) open = false;
+        if (open && !complete_line_buffered()) open = co_await flush();
+        break;
+      }
+      case NextStep::kReadBdatChunk: {
+        Action end = co_await receive_bdat_chunk();
+        if (end.reply) queue_reply(*end.reply);
+        if (end.next == NextStep::kClose) open = false;
+        if (open && !complete_line_buffered()) open = co_await flush();
+        break;
+      }
+      case NextStep::kStartTls: {
+        if (!(open = co_await flush())) break;
+        // CVE-2011-0411: anything the client pipelined after STARTTLS arrived in plaintext
+        // and must not be executed inside the TLS session.
+        in_.clear();
+        pos_ = 0;
+        tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(plain_), *state_->options.tls);
+        arm(state_->options.command_timeout);
+        auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, net::use_nothrow);
+        if (ec) {
+          state_->process->add("tls_handshake_failures");
+          spdlog::info("ingress:{}: TLS handshake with {} failed: {}", state_->options.system, client_, ec.message());
+          open = false;
+          break;
+        }
+        state_->process->add("tls_sessions");
+        session_.on_tls_started();
+        break;
+      }
+      case NextStep::kClose:
+        co_await flush();
+        open = false;
+        break;
+    }
+  }
+  if (timed_out_ && !closing_) {
+    out_ = Reply{421, "4.4.2", state_->options.session.hostname + " Error: timeout exceeded"}.render();
+    closing_ = true;  // stop the watchdog; the socket was cancelled, not closed
+    co_await flush();
+  }
+  if (message_) state_->spool.abort(*message_);
+  closing_ = true;
+  timer_.cancel();
+  net::error_code ec;
+  if (tls_) {
+    tls_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+    tls_->next_layer().close(ec);
+  } else {
+    plain_.shutdown(tcp::socket::shutdown_both, ec);
+    plain_.close(ec);
+  }
+}
+
+Listener::Listener(asio::io_context& io, ListenerOptions options, spool::Spool& spool, RecipientCheck check,
+                   std::shared_ptr<admin::Process> process)
+    : io_(io),
+      state_(std::make_shared<State>(std::move(options), spool, std::move(check), std::move(process))),
+      acceptor_(io) {}
+
+Listener::~Listener() { stop(); }
+
+Expected<void> Listener::start() {
+  net::error_code ec;
+  const auto& ep = state_->options.endpoint;
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    Error e = Error::transient_error(
+        ErrorCode::kUnavailable, fmt::format("cannot listen on {}: {}", net::to_string(ep), ec.message()),
+        "free the port or change `listen` of system \"" + state_->options.system + "\"");
+    state_->process->report_error(admin::ProcessState::kError, e);
+    return fail(e);
+  }
+  state_->listen_text = net::to_string(acceptor_.local_endpoint());
+  state_->process->set_state(admin::ProcessState::kRunning, "");
+  state_->update_activity();
+  net::spawn_logged(io_.get_executor(), accept_loop(), "ingress:" + state_->options.system);
+  return {};
+}
+
+void Listener::stop() {
+  if (state_->stopping) return;
+  state_->stopping = true;
+  net::error_code ec;
+  acceptor_.close(ec);
+  for (const auto& s : state_->sessions) s->shut();
+  state_->process->set_state(admin::ProcessState::kStopped, "stopped");
+}
+
+tcp::endpoint Listener::local_endpoint() const {
+  net::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
+net::awaitable<void> Listener::accept_loop() {
+  auto st = state_;
+  while (!st->stopping) {
+    auto [ec, socket] = co_await acceptor_.async_accept(net::use_nothrow);
+    if (ec) {
+      if (st->stopping || ec == asio::error::operation_aborted) co_return;
+      // EMFILE and friends: say so and keep going rather than stop listening.
+      st->process->report_error(admin::ProcessState::kDegraded,
+                                Error::transient_error(ErrorCode::kIo, "accept failed: " + ec.message(),
+                                                       "raise the open-files limit (ulimit -n)"));
+      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(net::use_nothrow);
+      continue;
+    }
+    net::error_code rec;
+    auto remote = socket.remote_endpoint(rec);
+    if (rec) continue;
+    std::string client_ip = remote.address().to_string();
+    st->process->add("connections");
+    const auto& o = st->options;
+    std::optional<Reply> refuse;
+    if (st->sessions.size() >= o.max_sessions) {
+      refuse = Reply{421, "4.7.0", o.session.hostname + " too many connections, try again later"};
+    } else if (st->per_client[client_ip] >= o.max_sessions_per_client) {
+      refuse = Reply{421, "4.7.0", o.session.hostname + " too many connections from " + client_ip};
+    }
+    if (refuse) {
+      st->process->add("connections_refused");
+      auto text = std::make_shared<std::string>(refuse->render());
+      auto sock = std::make_shared<tcp::socket>(std::move(socket));
+      asio::async_write(*sock, asio::buffer(*text), [text, sock](net::error_code, std::size_t) {
+        net::error_code ignored;
+        sock->shutdown(tcp::socket::shutdown_both, ignored);
+        sock->close(ignored);
+      });
+      if (st->per_client[client_ip] == 0) st->per_client.erase(client_ip);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), rec);
+    auto session = std::make_shared<InboundSession>(std::move(socket), st, net::to_string(remote));
+    st->sessions.insert(session);
+    st->per_client[client_ip] += 1;
+    st->update_activity();
+    asio::co_spawn(io_.get_executor(), session->run(),
+                   [st, session, client_ip](std::exception_ptr ep) {
+                     if (ep) {
+                       try {
+                         std::rethrow_exception(ep);
+                       } catch (const std::exception& e) {
+                         spdlog::error("ingress:{}: session with {} ended by exception: {}", st->options.system,
+                                       client_ip, e.what());
+                       }
+                     }
+                     st->sessions.erase(session);
+                     if (--st->per_client[client_ip] == 0) st->per_client.erase(client_ip);
+                     st->update_activity();
+                   });
+  }
+}
+
+}  // namespace bridgehead::smtp

@@ -1,0 +1,54 @@
+// The SMTP ingress listener of one system: accepts connections, runs one inbound session
+// coroutine per client (smtp::Session decides the replies), streams message content to
+// the spool and answers 250 only after the spool has made it durable. Owns sockets, TLS,
+// timeouts and connection limits; not the protocol rules, not the storage format.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "admin/process_registry.hpp"
+#include "core/expected.hpp"
+#include "net/asio.hpp"
+#include "smtp/protocol/data_decoder.hpp"
+#include "smtp/protocol/session.hpp"
+#include "spool/spool.hpp"
+
+namespace bridgehead::smtp {
+
+struct ListenerOptions {
+  std::string system;                       ///< name of the system whose mail arrives here
+  net::tcp::endpoint endpoint;
+  SessionOptions session;                   ///< hostname, limits; starttls_available is derived from `tls`
+  ContentLimits content;
+  std::size_t max_line_length = 1000;       ///< command lines, including CRLF
+  unsigned max_sessions = 500;
+  unsigned max_sessions_per_client = 50;
+  std::chrono::seconds command_timeout{300};
+  std::chrono::seconds data_timeout{300};
+  std::shared_ptr<net::asio::ssl::context> tls;  ///< null: STARTTLS not offered
+};
+
+class Listener {
+ public:
+  Listener(net::asio::io_context& io, ListenerOptions options, spool::Spool& spool,
+           RecipientCheck check, std::shared_ptr<admin::Process> process);
+  ~Listener();
+  /// Binds and starts accepting; fails (transient kUnavailable) when the port is taken.
+  Expected<void> start();
+  /// Stops accepting and closes every session; messages not yet committed are dropped
+  /// (they never got a 250).
+  void stop();
+  net::tcp::endpoint local_endpoint() const;
+
+  struct State;  // shared with the sessions, which may outlive the listener briefly
+
+ private:
+  net::awaitable<void> accept_loop();
+  net::asio::io_context& io_;
+  std::shared_ptr<State> state_;
+  net::tcp::acceptor acceptor_;
+};
+
+}  // namespace bridgehead::smtp

@@ -1,0 +1,51 @@
+#include "smtp/server/recipient_policy.hpp"
+
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+
+namespace bridgehead::smtp {
+
+namespace {
+// Exchange and Domino both treat addresses case-insensitively (in ASCII); so do we.
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
+  return s;
+}
+
+std::string domain_of(const std::string& address) {
+  auto at = address.rfind('@');
+  return at == std::string::npos ? std::string() : lower(address.substr(at + 1));
+}
+}  // namespace
+
+StaticRecipientPolicy::StaticRecipientPolicy(const std::vector<SystemRecipients>& systems) {
+  for (const auto& s : systems) {
+    for (const auto& d : s.domains) domain_to_system_[lower(d)] = s.system;
+    for (const auto& r : s.recipients) recipients_.insert(lower(r));
+  }
+}
+
+std::string StaticRecipientPolicy::system_of(const std::string& address) const {
+  auto it = domain_to_system_.find(domain_of(address));
+  return it == domain_to_system_.end() ? std::string() : it->second;
+}
+
+RecipientCheck StaticRecipientPolicy::for_ingress(const std::string& ingress_system) const {
+  return [this, ingress_system](const std::string& address) -> std::optional<Reply> {
+    std::string target = system_of(address);
+    if (target.empty() || target == ingress_system) {
+      return Reply{554, "5.7.1",
+                   fmt::format("<{}>: Relay access denied: not an address of a system this connector serves",
+                               address)};
+    }
+    if (!recipients_.contains(lower(address))) {
+      return Reply{550, "5.1.1", fmt::format("<{}>: Recipient address rejected: user unknown in {}", address, target)};
+    }
+    return std::nullopt;
+  };
+}
+
+}  // namespace bridgehead::smtp
