@@ -120,6 +120,7 @@ struct Op {
   Kind kind = Kind::kAppend;
   MessageId id = 0;
   std::string data;  ///< content (append) or serialized envelope (commit)
+  std::string content;  ///< commit: the last piece of content, written with the commit record
   Envelope envelope;
   Completion<void> done;
 };
@@ -538,14 +539,19 @@ struct Spool::Impl {
                                      fmt::format("spool: append to message {} after its commit", format_id(op.id)));
       return {};
     }
-    std::string_view data = op.data;
+    return plan_chunks(b, op.id, op.data);
+  }
+
+  /// Plans the CHUNK records of `content` (which must outlive the batch: it is written
+  /// straight from there by pwritev).
+  Expected<void> plan_chunks(Batch& b, MessageId id, std::string_view data) {
     while (!data.empty()) {
       const std::string_view piece = data.substr(0, kMaxChunkContent);
       data.remove_prefix(piece.size());
       if (auto r = make_room(b, kFrameHeaderSize + kChunkPrefix + piece.size()); !r) return r;
-      Pending& p = pending_for(b, op.id);
+      Pending& p = pending_for(b, id);
       char prefix[kChunkPrefix];
-      put_u64(prefix, op.id);
+      put_u64(prefix, id);
       put_u32(prefix + 8, p.chunks);
       std::uint32_t crc = 0;
       const std::uint64_t at = add_record(b, kChunk, std::string_view(prefix, kChunkPrefix), piece, &crc);
@@ -580,6 +586,11 @@ struct Spool::Impl {
       b.result[i] = Error::permanent(ErrorCode::kLimit, fmt::format("spool: envelope of message {} is too large",
                                                                    format_id(op.id)));
       return {};
+    }
+    // The last piece of content travels with the commit, so the two are planned into the
+    // same batch: they reach the disk, or fail, together.
+    if (!op.content.empty()) {
+      if (auto r = plan_chunks(b, op.id, op.content); !r) return r;
     }
     if (auto r = make_room(b, kFrameHeaderSize + kCommitPrefix + op.data.size()); !r) return r;
     Pending& p = pending_for(b, op.id);
@@ -1266,9 +1277,14 @@ void Spool::append(MessageId id, std::string data, Completion<void> done) {
 }
 
 void Spool::commit(MessageId id, Envelope envelope, Completion<void> done) {
+  commit(id, std::string(), std::move(envelope), std::move(done));
+}
+
+void Spool::commit(MessageId id, std::string last_piece, Envelope envelope, Completion<void> done) {
   Op op;
   op.kind = Op::Kind::kCommit;
   op.id = id;
+  op.content = std::move(last_piece);
   op.data = serialize(envelope);  // on the caller's thread: the writer thread is the bottleneck
   op.envelope = std::move(envelope);
   op.done = std::move(done);

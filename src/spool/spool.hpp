@@ -83,6 +83,9 @@ class Spool {
   /// Failure (disk full, I/O error) is transient: the message is not queued, nothing
   /// committed before is harmed, and the spool stays usable once the cause is gone.
   void commit(MessageId id, Envelope envelope, Completion<void> done);
+  /// The same, with the message's last piece of content written in the same batch as the
+  /// commit record (saves a writer round trip per message; both succeed or fail together).
+  void commit(MessageId id, std::string last_piece, Envelope envelope, Completion<void> done);
 
   /// Forgets a message that will not be committed (client quit, content refused). Its
   /// pieces are garbage that recovery and compaction ignore.

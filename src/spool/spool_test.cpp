@@ -66,6 +66,9 @@ Expected<void> append(Spool& s, MessageId id, std::string data) {
 Expected<void> commit(Spool& s, MessageId id, Envelope e) {
   return wait([&](Completion<void> done) { s.commit(id, std::move(e), std::move(done)); });
 }
+Expected<void> commit_with(Spool& s, MessageId id, std::string last, Envelope e) {
+  return wait([&](Completion<void> done) { s.commit(id, std::move(last), std::move(e), std::move(done)); });
+}
 Expected<void> finish(Spool& s, MessageId id) {
   return wait([&](Completion<void> done) { s.finish(id, std::move(done)); });
 }
@@ -217,6 +220,40 @@ TEST(Spool, ContentRoundTripOfManySizes) {
   EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
   ASSERT_EQ(s->queued().size(), expect.size());
   for (const auto& q : s->queued()) EXPECT_EQ(read_all(*s, q.id), expect.at(q.id)) << format_id(q.id);
+}
+
+TEST(Spool, LastPieceTravelsWithTheCommit) {
+  TempDir dir;
+  const auto head = content_for(11, 70000);
+  const auto tail = content_for(12, 3000);
+  MessageId id = 0;
+  MessageId tiny = 0;
+  {
+    auto s = open_ok(dir.path());
+    id = s->begin_message();
+    ASSERT_TRUE(append(*s, id, head));
+    ASSERT_TRUE(commit_with(*s, id, tail, envelope_for(1)));
+    tiny = s->begin_message();  // a message that is nothing but its last piece, short enough for SSO
+    ASSERT_TRUE(commit_with(*s, tiny, "hi\r\n", envelope_for(2)));
+    EXPECT_EQ(read_all(*s, id), head + tail);
+  }
+  auto s = open_ok(dir.path());
+  ASSERT_EQ(queued_ids(*s), (std::vector<MessageId>{id, tiny}));
+  EXPECT_EQ(read_all(*s, id), head + tail);
+  EXPECT_EQ(read_all(*s, tiny), "hi\r\n");
+  EXPECT_EQ(s->queued()[0].size, head.size() + tail.size());
+}
+
+TEST(SpoolFailure, LastPieceAndCommitFailTogether) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  const MessageId id = s->begin_message();
+  ASSERT_TRUE(append(*s, id, content_for(3, 1000)));
+  s->set_fault_after_bytes(s->stats().bytes_written + 500);  // room for part of the last piece only
+  auto r = commit_with(*s, id, content_for(4, 4000), envelope_for(1));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kDiskFull);
+  EXPECT_TRUE(s->queued().empty());
 }
 
 TEST(Spool, EnvelopeRoundTripAndOldestFirst) {

@@ -221,7 +221,6 @@ net::awaitable<Action> InboundSession::finish_message(std::string piece, const s
     state_->spool.abort(id);
     state_->process->add("messages_refused");
   } else {
-    co_await spool_piece(piece);
     if (!spool_failed_) {
       Envelope env = session_.envelope();
       env.client_address = client_;
@@ -230,8 +229,9 @@ net::awaitable<Action> InboundSession::finish_message(std::string piece, const s
       auto& sp = state_->spool;
       // The 250 below is sent only after this completes, i.e. after the fdatasync that
       // covers the content and the commit record: rule 2, accepted mail is never lost.
-      auto start = [&sp, id, env = std::move(env)](spool::Completion<void> done) mutable {
-        sp.commit(id, std::move(env), std::move(done));
+      // The last piece goes with the commit: one writer batch per message, not two.
+      auto start = [&sp, id, env = std::move(env), last = std::move(piece)](spool::Completion<void> done) mutable {
+        sp.commit(id, std::move(last), std::move(env), std::move(done));
       };
       auto r = co_await net::await_completion<void>(std::move(start));
       if (r) {
