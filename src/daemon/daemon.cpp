@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "admin/control_socket.hpp"
@@ -73,6 +74,8 @@ void publish_spool(const spool::Spool& sp, admin::Process& p) {
 }  // namespace
 
 int run(const config::Config& cfg) {
+  // Logs go to stderr: stdout stays free for what a person asked for.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bridgehead"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   asio::io_context io(1);
   admin::ProcessRegistry registry;
