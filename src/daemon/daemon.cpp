@@ -106,10 +106,12 @@ int run(const config::Config& cfg) {
   smtp::StaticRecipientPolicy policy(systems);
 
   std::vector<std::unique_ptr<smtp::Listener>> listeners;
+  auto budget = std::make_shared<smtp::SessionBudget>();
   for (const auto& s : cfg.systems) {
     auto process = registry.add("ingress:" + s.name);
     process->set_detail("recovery", report.summary());
     auto options = listener_options(cfg, s);
+    options.budget = budget;
     auto ep = net::make_endpoint(s.listen.host, s.listen.port);
     if (!ep) {
       process->report_error(admin::ProcessState::kError, ep.error());
@@ -158,14 +160,33 @@ int run(const config::Config& cfg) {
   };
   tick();
 
+  // Stopping: no new connections; every session says 421 and ends once no commit of its
+  // is in flight (a message whose fsync is under way still gets its 250). Bounded, so a
+  // client that does not read cannot hold the daemon up.
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer drain(io);
+  auto drain_deadline = std::chrono::steady_clock::now();
+  std::function<void()> wait_for_sessions = [&] {
+    std::size_t open = 0;
+    for (const auto& l : listeners) open += l->active_sessions();
+    if (open == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (open > 0) spdlog::warn("stopping with {} session(s) that did not end in time", open);
+      io.stop();
+      return;
+    }
+    drain.expires_after(std::chrono::milliseconds(20));
+    drain.async_wait([&](net::error_code ec) {
+      if (!ec) wait_for_sessions();
+    });
+  };
   signals.async_wait([&](net::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}, stopping", sig);
     for (auto& l : listeners) l->stop();
     control.stop();
     refresh.cancel();
-    io.stop();
+    drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    wait_for_sessions();
   });
   ::signal(SIGPIPE, SIG_IGN);
   spdlog::info("bridgehead ready (control socket {})", cfg.control_socket.string());

@@ -69,7 +69,19 @@ Action Session::on_line(std::string_view line) {
   if (state_ == SessionState::kData) return respond(bad_sequence("Message content expected"));
 
   auto parsed = parse_command(line);
-  if (!parsed) return respond(std::move(parsed.error()));
+  if (!parsed) {
+    // A RCPT refused for its syntax is a refused recipient all the same: a pipelined DATA
+    // after it must get 554 (RFC 2920), not "need RCPT first".
+    auto is_rcpt = [&] {
+      if (line.size() < 4) return false;
+      for (std::size_t i = 0; i < 4; ++i) {
+        if ((line[i] | 0x20) != "rcpt"[i]) return false;
+      }
+      return true;
+    };
+    if ((state_ == SessionState::kMail || state_ == SessionState::kRcpt) && is_rcpt()) rcpt_attempted_ = true;
+    return respond(std::move(parsed.error()));
+  }
   const Command& cmd = *parsed;
 
   switch (cmd.verb) {

@@ -131,6 +131,15 @@ TEST_F(SessionTest, FullTransactionFillsTheEnvelope) {
   EXPECT_EQ(s.envelope().mail_from, "");
 }
 
+TEST_F(SessionTest, RecipientsRefusedForSyntaxAlsoMakeDataA554) {
+  ehlo();
+  expect("MAIL FROM:<a@exchange.example>", 250, "2.1.0");
+  auto bad = s.on_line("rcpt TO:<no closing bracket");
+  ASSERT_TRUE(bad.reply);
+  EXPECT_GE(bad.reply->code, 500);
+  expect("DATA", 554, "5.5.1");
+}
+
 TEST_F(SessionTest, PipelinedBatchWithRejectedRecipientsGetsDataRefused) {
   ehlo();
   // RFC 2920: the client sends the whole batch, then reads the replies in order.

@@ -34,12 +34,14 @@ struct Listener::State {
   RecipientCheck check;
   std::shared_ptr<admin::Process> process;
   std::string listen_text;
-  std::map<std::string, unsigned> per_client;
+  std::shared_ptr<SessionBudget> budget;
   std::set<std::shared_ptr<InboundSession>> sessions;
   bool stopping = false;
 
   State(ListenerOptions o, spool::Spool& s, RecipientCheck c, std::shared_ptr<admin::Process> p)
-      : options(std::move(o)), spool(s), check(std::move(c)), process(std::move(p)) {}
+      : options(std::move(o)), spool(s), check(std::move(c)), process(std::move(p)) {
+    budget = options.budget ? options.budget : std::make_shared<SessionBudget>();
+  }
 
   void update_activity() const {
     if (process->state() != admin::ProcessState::kRunning) return;
@@ -60,11 +62,12 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
         session_(make_options(*state_), state_->check) {}
 
   net::awaitable<void> run();
+  /// The daemon is stopping: end the session at the next safe point (never while a
+  /// commit is in flight: its 250 must still reach the client).
   void shut() {
-    closing_ = true;
+    shutdown_ = true;
     net::error_code ec;
     plain_or_tls_lowest().cancel(ec);
-    timer_.cancel();
   }
 
  private:
@@ -97,6 +100,7 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   }
 
   net::awaitable<bool> read_more(std::chrono::seconds timeout) {
+    if (shutdown_) co_return false;
     if (pos_ > 0 && pos_ == in_.size()) {
       in_.clear();
       pos_ = 0;
@@ -127,6 +131,8 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
     out_.clear();
     co_return ok;
   }
+
+  bool open_for_goodbye() const { return tls_ ? tls_->next_layer().is_open() : plain_.is_open(); }
 
   bool complete_line_buffered() const { return in_.find('\n', pos_) != std::string::npos; }
 
@@ -175,6 +181,7 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   bool discarding_ = false;
   bool closing_ = false;
   bool timed_out_ = false;
+  bool shutdown_ = false;
 
   // The message being received (DATA or a BDAT transaction).
   std::optional<spool::MessageId> message_;
@@ -329,7 +336,7 @@ net::awaitable<void> InboundSession::run() {
   queue_reply(session_.greeting());
   bool open = co_await flush();
   std::string line;
-  while (open && !closing_) {
+  while (open && !closing_ && !shutdown_) {
     auto lr = take_line(line);
     if (lr == LineResult::kNeedMore) {
       if (!out_.empty() && !(open = co_await flush())) break;
@@ -387,6 +394,10 @@ net::awaitable<void> InboundSession::run() {
     out_ = Reply{421, "4.4.2", state_->options.session.hostname + " Error: timeout exceeded"}.render();
     closing_ = true;  // stop the watchdog; the socket was cancelled, not closed
     co_await flush();
+  } else if (shutdown_ && !closing_ && open_for_goodbye()) {
+    // RFC 5321 3.8: a server that must shut down says 421 rather than just closing.
+    out_ += Reply{421, "4.3.2", state_->options.session.hostname + " Service shutting down, try again later"}.render();
+    co_await flush();
   }
   if (message_) state_->spool.abort(*message_);
   closing_ = true;
@@ -430,6 +441,8 @@ Expected<void> Listener::start() {
   return {};
 }
 
+std::size_t Listener::active_sessions() const { return state_->sessions.size(); }
+
 void Listener::stop() {
   if (state_->stopping) return;
   state_->stopping = true;
@@ -465,9 +478,10 @@ net::awaitable<void> Listener::accept_loop() {
     st->process->add("connections");
     const auto& o = st->options;
     std::optional<Reply> refuse;
-    if (st->sessions.size() >= o.max_sessions) {
+    auto& budget = *st->budget;
+    if (budget.total >= o.max_sessions) {
       refuse = Reply{421, "4.7.0", o.session.hostname + " too many connections, try again later"};
-    } else if (st->per_client[client_ip] >= o.max_sessions_per_client) {
+    } else if (budget.per_client[client_ip] >= o.max_sessions_per_client) {
       refuse = Reply{421, "4.7.0", o.session.hostname + " too many connections from " + client_ip};
     }
     if (refuse) {
@@ -479,13 +493,14 @@ net::awaitable<void> Listener::accept_loop() {
         sock->shutdown(tcp::socket::shutdown_both, ignored);
         sock->close(ignored);
       });
-      if (st->per_client[client_ip] == 0) st->per_client.erase(client_ip);
+      if (budget.per_client[client_ip] == 0) budget.per_client.erase(client_ip);
       continue;
     }
     socket.set_option(tcp::no_delay(true), rec);
     auto session = std::make_shared<InboundSession>(std::move(socket), st, net::to_string(remote));
     st->sessions.insert(session);
-    st->per_client[client_ip] += 1;
+    budget.total += 1;
+    budget.per_client[client_ip] += 1;
     st->update_activity();
     asio::co_spawn(io_.get_executor(), session->run(),
                    [st, session, client_ip](std::exception_ptr ep) {
@@ -498,7 +513,8 @@ net::awaitable<void> Listener::accept_loop() {
                        }
                      }
                      st->sessions.erase(session);
-                     if (--st->per_client[client_ip] == 0) st->per_client.erase(client_ip);
+                     st->budget->total -= 1;
+                     if (--st->budget->per_client[client_ip] == 0) st->budget->per_client.erase(client_ip);
                      st->update_activity();
                    });
   }

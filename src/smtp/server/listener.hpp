@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,13 @@
 
 namespace bridgehead::smtp {
 
+/// Connection counts shared by every listener of the daemon, so that max_sessions and
+/// max_sessions_per_client hold across all of them. Touched on the I/O thread only.
+struct SessionBudget {
+  unsigned total = 0;
+  std::map<std::string, unsigned> per_client;
+};
+
 struct ListenerOptions {
   std::string system;                       ///< name of the system whose mail arrives here
   net::tcp::endpoint endpoint;
@@ -28,6 +36,7 @@ struct ListenerOptions {
   std::chrono::seconds command_timeout{300};
   std::chrono::seconds data_timeout{300};
   std::shared_ptr<net::asio::ssl::context> tls;  ///< null: STARTTLS not offered
+  std::shared_ptr<SessionBudget> budget;         ///< shared by all listeners; null: this one's own
 };
 
 class Listener {
@@ -37,9 +46,12 @@ class Listener {
   ~Listener();
   /// Binds and starts accepting; fails (transient kUnavailable) when the port is taken.
   Expected<void> start();
-  /// Stops accepting and closes every session; messages not yet committed are dropped
+  /// Stops accepting and asks every session to end: each says 421 4.3.2 and closes as
+  /// soon as it is not waiting for the spool. Messages not yet committed are dropped
   /// (they never got a 250).
   void stop();
+  /// Sessions still open (the daemon waits for 0 before it exits).
+  std::size_t active_sessions() const;
   net::tcp::endpoint local_endpoint() const;
 
   struct State;  // shared with the sessions, which may outlive the listener briefly

@@ -1,0 +1,518 @@
+"""Fixture for integration tests: starts the real `bridgehead run` daemon.
+
+Each test gets a temporary directory, free loopback ports picked at run time, a config with
+two systems (exchange and notes) and the daemon from $BRIDGEHEAD_BIN. Everything started is
+stopped by cleanups; the daemon's log is printed when a test fails. Standard library only.
+
+    class MyTest(bridgehead.TestCase):
+        def test_x(self):
+            d = self.start_daemon(smtp={"max_recipients": 2}, tls=True)
+            c = d.raw("exchange"); c.ehlo(); c.cmd("MAIL FROM:<a@exchange.example>", 250, "2.1.0")
+"""
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+# The ASan build is 2-3x slower: every wait is generous, and polling ends it early.
+START_TIMEOUT = float(os.environ.get("BRIDGEHEAD_TEST_START_TIMEOUT", "60"))
+IO_TIMEOUT = 30.0
+
+EXCHANGE_RECIPIENTS = ["alice@exchange.example", "bob@exchange.example", "erin@exchange.example"]
+NOTES_RECIPIENTS = ["carol@notes.example", "dave@notes.example", "frank@notes.example",
+                    "gina@notes.example", "hugo@notes.example", "ivan@notes.example"]
+
+# Debian packages of the peers: a missing peer is a failure naming its package.
+PACKAGES = {
+    "swaks": "swaks",
+    "openssl": "openssl",
+    "smtp-source": "postfix",
+    "smtp-sink": "postfix",
+}
+
+
+def find_binary(name):
+    """Path of a peer program; None when it is not installed."""
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/sbin:/bin"
+    return shutil.which(name, path=path)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # a TOML basic string is close enough to a JSON string
+
+
+class SmtpError(AssertionError):
+    pass
+
+
+class RawClient:
+    """A plain SMTP client on a socket, for byte-exact sessions (pipelining, smuggling)."""
+
+    def __init__(self, host, port, timeout=IO_TIMEOUT):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.tls = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed by the server; unread: %r" % self.buf)
+        self.buf += chunk
+
+    def read_reply(self):
+        """One (possibly multi-line) reply: (code, [texts]) where text excludes 'NNN-'."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill()
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            text = line.decode("utf-8", "replace")
+            if not re.match(r"^\d{3}[ -]", text + " "):
+                raise SmtpError("malformed reply line %r" % text)
+            lines.append(text[4:])
+            if len(text) == 3 or text[3] == " ":
+                return int(text[:3]), lines
+
+    def expect(self, code, enhanced=None, contains=None):
+        got, lines = self.read_reply()
+        full = "%d %s" % (got, "\n".join(lines))
+        if got != code:
+            raise SmtpError("expected %d %s, got %r" % (code, enhanced or "", full))
+        if enhanced is not None and not lines[-1].startswith(enhanced + " ") and lines[-1] != enhanced:
+            raise SmtpError("expected enhanced code %s, got %r" % (enhanced, full))
+        if contains is not None and contains not in full:
+            raise SmtpError("expected %r in reply, got %r" % (contains, full))
+        return lines
+
+    def cmd(self, line, code, enhanced=None, contains=None):
+        self.send(line + "\r\n")
+        return self.expect(code, enhanced, contains)
+
+    def greeting(self):
+        return self.expect(220)
+
+    def ehlo(self, name="client.exchange.example"):
+        self.greeting()
+        return self.cmd("EHLO " + name, 250)
+
+    def assert_closed(self, timeout=IO_TIMEOUT):
+        """The server closes the connection (EOF or reset) without sending more replies."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            return
+        if data:
+            raise SmtpError("expected the connection to be closed, got %r" % data)
+
+    def starttls(self, context=None):
+        ctx = context or ssl._create_unverified_context()
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="bridgehead.test")
+        self.tls = True
+        if self.buf:
+            raise SmtpError("bytes after the 220 to STARTTLS in plaintext: %r" % self.buf)
+
+    def send_message(self, sender, recipients, body, ehlo=False):
+        """MAIL, RCPTs, DATA, dot-stuffed body; returns the queue id of the 250."""
+        self.cmd("MAIL FROM:<%s>" % sender, 250, "2.1.0")
+        for r in recipients:
+            self.cmd("RCPT TO:<%s>" % r, 250, "2.1.5")
+        self.cmd("DATA", 354)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.send(dot_stuff(body) + b".\r\n")
+        return queue_id(self.expect(250, "2.0.0", "queued as")[-1])
+
+
+def dot_stuff(body):
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return re.sub(rb"(^|\r\n)\.", rb"\1..", body)
+
+
+def queue_id(reply_text):
+    m = re.search(r"queued as ([0-9a-f]{16})\b", reply_text)
+    if not m:
+        raise SmtpError("no 16-hex queue id in %r" % reply_text)
+    return m.group(1)
+
+
+def make_message(sender, recipients, subject="test", body="Hello.\r\n", extra_headers=""):
+    return ("From: <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@test>\r\n%s\r\n%s" % (
+        sender, ", ".join("<%s>" % r for r in recipients), subject,
+        "%x" % random.getrandbits(64), extra_headers, body))
+
+
+class Daemon:
+    """One bridgehead daemon on a temp dir; created by TestCase.start_daemon()."""
+
+    def __init__(self, test, workdir, smtp=None, tls=False, spool_dir=None, extra=""):
+        self.test = test
+        self.workdir = workdir
+        self.bin = test.bridgehead_bin
+        self.state_dir = os.path.join(workdir, "state")
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.spool_dir = spool_dir or os.path.join(self.state_dir, "spool")
+        self.config_path = os.path.join(workdir, "bridgehead.toml")
+        self.log_path = os.path.join(workdir, "daemon.log")
+        self.smtp = dict(smtp or {})
+        self.tls = tls
+        self.extra = extra
+        self.proc = None
+        self.starts = 0
+        self.ports = {}
+        self.cert = self.key = None
+        if tls:
+            self.cert, self.key = test.make_cert(workdir)
+
+    # ------------------------------------------------------------ config and process
+
+    def write_config(self, new_ports=False):
+        # A restart keeps the ports (clients reconnect to the same place) unless they
+        # turned out to be taken.
+        if new_ports or not self.ports:
+            self.ports = {"exchange": free_port(), "notes": free_port(), "dead": free_port()}
+        # Delivery to a port nothing listens on: mail stays queued whatever the delivery
+        # code does, so the queue listing is what the ingress accepted.
+        dead = self.ports["dead"]
+        lines = [
+            "[connector]",
+            'hostname = "bridgehead.test"',
+            "state_dir = %s" % toml_value(self.state_dir),
+            'log_level = "info"',
+            "",
+            "[spool]",
+            "dir = %s" % toml_value(self.spool_dir),
+            "",
+            "[smtp]",
+        ]
+        smtp = {"command_timeout_seconds": 120, "data_timeout_seconds": 120}
+        smtp.update(self.smtp)
+        for k, v in smtp.items():
+            lines.append("%s = %s" % (k, toml_value(v)))
+        for name, kind, domain, rcpts in (("exchange", "exchange", "exchange.example", EXCHANGE_RECIPIENTS),
+                                          ("notes", "domino", "notes.example", NOTES_RECIPIENTS)):
+            lines += ["", "[[system]]",
+                      'name = "%s"' % name,
+                      'kind = "%s"' % kind,
+                      "domains = [%s]" % toml_value(domain),
+                      'listen = "127.0.0.1:%d"' % self.ports[name],
+                      "recipients = %s" % toml_value(rcpts)]
+            if self.tls:
+                lines += ["tls_cert_file = %s" % toml_value(self.cert),
+                          "tls_key_file = %s" % toml_value(self.key)]
+            lines += ["", "[system.delivery]", 'method = "smtp"', 'address = "127.0.0.1:%d"' % dead]
+        lines.append(self.extra)
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self):
+        """Starts the daemon and waits until both ingress processes are running."""
+        for attempt in range(3):
+            self.write_config(new_ports=attempt > 0)
+            self._spawn()
+            why = self._wait_running()
+            if why is None:
+                return self
+            # A port picked free may have been taken by a parallel test meanwhile: retry.
+            self._reap(signal.SIGKILL)
+            if "cannot listen" not in why and "in use" not in why:
+                break
+        self.test.fail("bridgehead did not start within %.0fs: %s\n%s" % (START_TIMEOUT, why, self.log_tail()))
+
+    def _spawn(self):
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(("\n===== start #%d =====\n" % self.starts).encode())
+        log.flush()
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        self.proc = subprocess.Popen([self.bin, "run", "-c", self.config_path], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+    def _wait_running(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        last = "no status yet"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "the daemon exited with code %d" % self.proc.returncode
+            st, rc = self.status(check=False)
+            if rc == 0 and st.get("running"):
+                procs = {p["name"]: p for p in st.get("processes", [])}
+                ing = [procs.get("ingress:exchange"), procs.get("ingress:notes")]
+                if all(p and p["state"] == "running" for p in ing):
+                    return None
+                last = "ingress states: %s" % json.dumps([p for p in ing if p], indent=1)
+                if any(p and p["state"] == "error" for p in ing):
+                    return last
+            time.sleep(0.05)
+        return "timeout; last seen: " + last
+
+    def _reap(self, sig, timeout=IO_TIMEOUT):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.test.fail("bridgehead did not exit within %.0fs of signal %d\n%s" % (timeout, sig, self.log_tail()))
+
+    def kill9(self):
+        """SIGKILL, as a crash or power loss would stop it."""
+        self._reap(signal.SIGKILL)
+
+    def stop(self):
+        """SIGTERM; asserts a clean exit (code 0) and no sanitizer report in the log."""
+        rc = self._reap(signal.SIGTERM)
+        if rc is None:
+            return
+        self.test.assertEqual(rc, 0, "bridgehead exited with %s on SIGTERM\n%s" % (rc, self.log_tail()))
+        self.assert_log_clean()
+
+    def restart(self, kill=True):
+        """kill -9 (or SIGTERM) and start again on the same state_dir and spool."""
+        if kill:
+            self.kill9()
+        else:
+            self.stop()
+        return self.start()
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self._reap(signal.SIGTERM)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=80):
+        lines = self.log().splitlines()
+        return "----- daemon log (%s, last %d lines) -----\n%s\n-----" % (self.log_path, n, "\n".join(lines[-n:]))
+
+    def assert_log_clean(self):
+        text = self.log()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ended by exception"):
+            self.test.assertNotIn(marker, text, "sanitizer/exception report in the daemon log\n" + self.log_tail(200))
+
+    # ------------------------------------------------------------ CLI
+
+    def cli(self, *args, check=True, timeout=IO_TIMEOUT):
+        r = subprocess.run([self.bin] + list(args) + ["-c", self.config_path], capture_output=True,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            self.test.fail("bridgehead %s exited %d: %s %s\n%s" % (
+                " ".join(args), r.returncode, r.stdout.decode(errors="replace"),
+                r.stderr.decode(errors="replace"), self.log_tail()))
+        return r
+
+    def status(self, check=True):
+        r = self.cli("status", "--json", check=False)
+        try:
+            st = json.loads(r.stdout.decode("utf-8"))
+        except ValueError:
+            st = {}
+        if check:
+            self.test.assertEqual(r.returncode, 0, "status failed: %r %r\n%s" % (r.stdout, r.stderr, self.log_tail()))
+            return st
+        return st, r.returncode
+
+    def process(self, name):
+        for p in self.status().get("processes", []):
+            if p["name"] == name:
+                return p
+        self.test.fail("no process %r in status" % name)
+
+    def queue(self):
+        r = self.cli("queue", "--json")
+        return json.loads(r.stdout.decode("utf-8"))["messages"]
+
+    def queued_by_id(self):
+        return {m["id"]: m for m in self.queue()}
+
+    def wait_for(self, predicate, what, timeout=START_TIMEOUT, interval=0.05):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval)
+        self.test.fail("timed out after %.0fs waiting for %s\n%s" % (timeout, what, self.log_tail()))
+
+    # ------------------------------------------------------------ clients
+
+    def port(self, system="exchange"):
+        return self.ports[system]
+
+    def raw(self, system="exchange", timeout=IO_TIMEOUT):
+        c = RawClient("127.0.0.1", self.port(system), timeout)
+        self.test.addCleanup(c.close)
+        return c
+
+    def smtplib(self, system="exchange"):
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", self.port(system), local_hostname="client.test", timeout=IO_TIMEOUT)
+
+        def close():
+            try:
+                s.close()
+            except Exception:
+                pass
+        self.test.addCleanup(close)
+        return s
+
+    def swaks(self, *args, system="exchange", check=True):
+        exe = self.test.require("swaks")
+        cmd = [exe, "--server", "127.0.0.1", "--port", str(self.port(system)), "--helo", "swaks.test",
+               "--timeout", "60"] + list(args)
+        r = subprocess.run(cmd, capture_output=True, timeout=120)
+        out = r.stdout.decode("utf-8", "replace") + r.stderr.decode("utf-8", "replace")
+        if "requires Net::SSLeay" in out or "requires IO::Socket::SSL" in out:
+            self.test.fail("swaks cannot do TLS: install the Debian packages 'libnet-ssleay-perl' and "
+                           "'libio-socket-ssl-perl' (recommended by swaks)\n" + out)
+        if check and r.returncode != 0:
+            self.test.fail("swaks exited %d:\n%s\n%s" % (r.returncode, out, self.log_tail()))
+        return r.returncode, out
+
+
+def read_spool_content(spool_dir):
+    """An independent reader of the spool's segment files (docs/spool.md): returns
+    {queue id: content bytes} of every message with a COMMIT record. Stops at a torn tail."""
+    import struct
+    chunks, committed = {}, {}
+    for name in sorted(os.listdir(spool_dir)):
+        if not (name.startswith("seg-") and name.endswith(".bhs")):
+            continue
+        with open(os.path.join(spool_dir, name), "rb") as f:
+            data = f.read()
+        off = 32
+        while off + 16 <= len(data):
+            magic, rtype, _flags, _res, length, _crc = struct.unpack_from("<4sBBHII", data, off)
+            if magic != b"BHrc" or off + 16 + length > len(data):
+                break
+            payload = data[off + 16: off + 16 + length]
+            if rtype == 1:
+                mid, idx = struct.unpack_from("<QI", payload, 0)
+                chunks.setdefault(mid, {})[idx] = payload[12:]
+            elif rtype == 2:
+                mid, size, nchunks = struct.unpack_from("<QQI", payload, 0)
+                committed[mid] = (size, nchunks)
+            off += 16 + length
+    out = {}
+    for mid, (size, nchunks) in committed.items():
+        parts = chunks.get(mid, {})
+        content = b"".join(parts[i] for i in range(nchunks) if i in parts)
+        out["%016x" % mid] = content
+    return out
+
+
+class TestCase(unittest.TestCase):
+    """Base class: a temp dir per test, daemons stopped by cleanups, logs printed on failure."""
+
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bridgehead_bin = os.environ.get("BRIDGEHEAD_BIN", "")
+
+    def setUp(self):
+        if not self.bridgehead_bin or not os.access(self.bridgehead_bin, os.X_OK):
+            self.fail("BRIDGEHEAD_BIN is not set to an executable (got %r); run the tests through ctest, "
+                      "which sets it to the built bridgehead" % self.bridgehead_bin)
+        self.workdir = tempfile.mkdtemp(prefix="bh-it-")
+        self.daemons = []
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        try:
+            return super().run(result)
+        finally:
+            daemons = getattr(self, "daemons", [])
+            if len(result.failures) + len(result.errors) > before:
+                for d in daemons:
+                    sys.stderr.write("\n%s: %s\n" % (self.id(), d.log_tail(200)))
+            workdir = getattr(self, "workdir", None)
+            if workdir and os.path.isdir(workdir):
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def require(self, program):
+        exe = find_binary(program)
+        if exe is None:
+            self.fail("%s is not installed: install the Debian package %r (scripts/install-deps does)" % (
+                program, PACKAGES.get(program, program)))
+        return exe
+
+    def make_cert(self, directory):
+        openssl = self.require("openssl")
+        cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+        r = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=bridgehead.test",
+                            "-addext", "subjectAltName=DNS:bridgehead.test"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, "openssl req failed: %r" % r.stderr)
+        return cert, key
+
+    def start_daemon(self, smtp=None, tls=False, spool_dir=None, extra=""):
+        d = Daemon(self, self.workdir if not self.daemons else tempfile.mkdtemp(dir=self.workdir),
+                   smtp=smtp, tls=tls, spool_dir=spool_dir, extra=extra)
+        self.daemons.append(d)
+        self.addCleanup(d.cleanup)
+        d.start()
+        return d
+
+    def assertQueued(self, d, qid, sender, recipients, system="exchange"):
+        q = d.queued_by_id()
+        self.assertIn(qid, q, "queue id %s from the 250 is not in the queue: %s" % (qid, json.dumps(q, indent=1)))
+        m = q[qid]
+        self.assertEqual(m["from"], sender)
+        self.assertEqual(sorted(m["recipients"]), sorted(recipients))
+        self.assertEqual(m["system"], system)
+        return m
+
+    def senders(self, d):
+        return [m["from"] for m in d.queue()]
