@@ -54,6 +54,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """n distinct free ports: all are held open together while they are picked, so the
+    kernel cannot hand the same one out twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -205,7 +220,8 @@ class Daemon:
         # A restart keeps the ports (clients reconnect to the same place) unless they
         # turned out to be taken.
         if new_ports or not self.ports:
-            self.ports = {"exchange": free_port(), "notes": free_port(), "dead": free_port()}
+            exchange, notes, dead = free_ports(3)
+            self.ports = {"exchange": exchange, "notes": notes, "dead": dead}
         # Delivery to a port nothing listens on: mail stays queued whatever the delivery
         # code does, so the queue listing is what the ingress accepted.
         dead = self.ports["dead"]
