@@ -108,13 +108,14 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
       in_.erase(0, pos_);
       pos_ = 0;
     }
-    std::size_t old = in_.size();
-    in_.resize(old + kReadSize);
+    // Read into an uninitialized buffer and append what came: resizing in_ by 64 KiB
+    // would zero-fill it on every read, a QUIT included.
+    if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<char[]>(kReadSize);
     arm(timeout);
-    auto buf = asio::buffer(in_.data() + old, kReadSize);
+    auto buf = asio::buffer(read_buf_.get(), kReadSize);
     auto [ec, n] = tls_ ? co_await tls_->async_read_some(buf, net::use_nothrow)
                         : co_await plain_.async_read_some(buf, net::use_nothrow);
-    in_.resize(old + n);
+    in_.append(read_buf_.get(), n);
     co_return !ec && n > 0;
   }
 
@@ -176,6 +177,7 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   std::chrono::steady_clock::time_point deadline_{};
   Session session_;
   std::string in_;
+  std::unique_ptr<char[]> read_buf_;
   std::size_t pos_ = 0;
   std::string out_;
   bool discarding_ = false;
