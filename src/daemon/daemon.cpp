@@ -63,7 +63,8 @@ void publish_spool(const spool::Spool& sp, admin::Process& p) {
   p.set_counter("queued", st.queued);
   p.set_counter("segments", st.segments);
   p.set_counter("commits", st.commits);
-  p.set_counter("fsync_batches", st.syncs);
+  p.set_counter("fsync_batches", st.syncs);          // every batch that synced, finishes included
+  p.set_counter("commit_batches", st.commit_batches);  // batches that held commits: commits / this = batching
   p.set_counter("bytes_written", st.bytes_written);
   p.set_counter("write_errors", st.write_errors);
   p.set_activity(fmt::format("{} message{} queued in {} segment{}, {:.1f} commits per fsync", st.queued,
