@@ -2,10 +2,13 @@
 // CLI11 app; what it runs returns the process exit code.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace bridgehead::cli {
 
@@ -15,6 +18,13 @@ std::string default_config_path();
 /// The control socket of the daemon using `config_file`, or `socket` when given.
 /// Prints the config's problems and returns empty when it cannot be loaded.
 std::filesystem::path resolve_control_socket(const std::string& config_file, const std::string& socket);
+
+/// Sends `command` to the running daemon (socket from --socket or the config). On failure
+/// prints why (as JSON when `json`), sets exit_code (3: not running, 2: other) and returns
+/// nullopt.
+std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const std::string& socket,
+                                         const std::string& command, bool json, int& exit_code,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 void add_run(CLI::App& app, int& exit_code);
 void add_check(CLI::App& app, int& exit_code);

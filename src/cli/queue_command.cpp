@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "admin/control_socket.hpp"
 #include "cli/commands.hpp"
 
 namespace bridgehead::cli {
@@ -16,17 +15,8 @@ void add_queue(CLI::App& app, int& exit_code) {
   cmd->add_option("--socket", *socket, "control socket (instead of reading it from the config)");
   cmd->add_flag("--json", *json, "print JSON");
   cmd->callback([=, &exit_code] {
-    auto path = resolve_control_socket(*file, *socket);
-    if (path.empty()) {
-      exit_code = 2;
-      return;
-    }
-    auto r = admin::control_request(path, {{"command", "queue"}}, std::chrono::seconds(60));
-    if (!r) {
-      fmt::print(stderr, "bridgehead: {}\n", r.error().describe());
-      exit_code = r.error().code == ErrorCode::kUnavailable ? 3 : 2;
-      return;
-    }
+    auto r = ask_daemon(*file, *socket, "queue", *json, exit_code, std::chrono::seconds(60));
+    if (!r) return;
     if (*json) {
       fmt::print("{}\n", r->dump(2));
     } else {
@@ -40,7 +30,6 @@ void add_queue(CLI::App& app, int& exit_code) {
       }
       fmt::print("{} message{} queued\n", msgs.size(), msgs.size() == 1 ? "" : "s");
     }
-    exit_code = 0;
   });
 }
 
