@@ -1,0 +1,556 @@
+#include "dsn/dsn.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <ctime>
+#include <random>
+
+namespace bridgehead::dsn {
+namespace {
+
+constexpr std::string_view kCrlf = "\r\n";
+// RFC 5322 2.1.1: 998 octets is the hard limit; we fold at 76 to stay readable and far below it.
+constexpr std::size_t kFoldAt = 76;
+constexpr std::size_t kMaxLine = 998;
+
+bool is_ascii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c >= 0x80) return false;
+  }
+  return true;
+}
+
+// Anything a caller hands us for a header may hold CR/LF (header injection) or 8-bit octets:
+// headers must stay 7-bit, single-line values.
+std::string header_safe(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c == '\r' || c == '\n' || c == '\t') {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else if (c < 0x20 || c >= 0x7f) {
+      out += '?';
+    } else if (c != ' ' || (!out.empty() && out.back() != ' ')) {
+      out += static_cast<char>(c);
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+// Decodes one UTF-8 sequence at s[i]; an invalid octet is returned as its own value so the
+// encoding below stays total.
+std::uint32_t next_code_point(std::string_view s, std::size_t& i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  int len = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xe ? 3 : (b0 >> 3) == 0x1e ? 4 : 0;
+  if (len == 0 || i + static_cast<std::size_t>(len) > s.size()) {
+    ++i;
+    return b0;
+  }
+  std::uint32_t cp = len == 1 ? b0 : len == 2 ? (b0 & 0x1fu) : len == 3 ? (b0 & 0x0fu) : (b0 & 0x07u);
+  for (int k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
+    if ((b & 0xc0) != 0x80) {
+      ++i;
+      return b0;
+    }
+    cp = (cp << 6) | (b & 0x3fu);
+  }
+  i += static_cast<std::size_t>(len);
+  return cp;
+}
+
+// RFC 6533 3: utf-8-addr-xtext, so a UTF-8 address can sit in a 7-bit message/delivery-status.
+std::string utf8_addr_xtext(std::string_view addr) {
+  std::string out;
+  for (std::size_t i = 0; i < addr.size();) {
+    const std::uint32_t cp = next_code_point(addr, i);
+    if (cp >= 0x21 && cp <= 0x7e && cp != '+' && cp != '=' && cp != '\\') {
+      out += static_cast<char>(cp);
+    } else {
+      out += fmt::format("\\x{{{:02X}}}", cp);
+    }
+  }
+  return out;
+}
+
+bool plain_address(std::string_view addr) {
+  for (unsigned char c : addr) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return !addr.empty();
+}
+
+std::string typed_address(std::string_view type, std::string_view addr) {
+  if (plain_address(addr)) return fmt::format("{}; {}", type, addr);
+  return "utf-8; " + utf8_addr_xtext(addr);
+}
+
+std::string original_recipient_value(std::string_view orcpt) {
+  const auto semi = orcpt.find(';');
+  std::string type = semi == std::string_view::npos ? "rfc822" : header_safe(orcpt.substr(0, semi));
+  std::string_view addr = semi == std::string_view::npos ? orcpt : orcpt.substr(semi + 1);
+  while (!addr.empty() && addr.front() == ' ') addr.remove_prefix(1);
+  if (type.empty() || type.find(' ') != std::string::npos) type = "rfc822";
+  return typed_address(type, addr);
+}
+
+// "type; value" fields (Remote-MTA, Diagnostic-Code): add the usual type when the caller
+// passed a bare value.
+std::string typed_value(std::string_view value, std::string_view default_type) {
+  std::string v = header_safe(value);
+  const auto semi = v.find(';');
+  const auto space = v.find(' ');
+  if (semi == std::string::npos || (space != std::string::npos && space < semi)) {
+    return fmt::format("{}; {}", default_type, v);
+  }
+  return v;
+}
+
+std::string after_type(const std::string& typed) {
+  const auto semi = typed.find(';');
+  std::string_view v = semi == std::string::npos ? typed : std::string_view(typed).substr(semi + 1);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  return std::string(v);
+}
+
+bool valid_status(std::string_view s) {
+  // class "." subject "." detail; class 2/4/5, subject and detail 1-3 digits.
+  if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return false;
+  int part = 1;
+  std::size_t digits = 0;
+  for (std::size_t i = 2; i < s.size(); ++i) {
+    if (s[i] == '.') {
+      if (digits == 0 || part == 2) return false;
+      ++part;
+      digits = 0;
+    } else if (s[i] >= '0' && s[i] <= '9') {
+      if (++digits > 3) return false;
+    } else {
+      return false;
+    }
+  }
+  return part == 2 && digits > 0;
+}
+
+std::string status_value(const RecipientReport& r) {
+  if (valid_status(r.status)) return r.status;
+  switch (r.action) {
+    case Action::kFailed:
+      return "5.0.0";
+    case Action::kDelayed:
+      return "4.0.0";
+    default:
+      return "2.0.0";
+  }
+}
+
+std::string rfc5322_date(std::int64_t unix_seconds) {
+  static constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{}, {:02d} {} {:04d} {:02d}:{:02d}:{:02d} +0000", kDays.at(static_cast<std::size_t>(tm.tm_wday)),
+                     tm.tm_mday, kMonths.at(static_cast<std::size_t>(tm.tm_mon)), tm.tm_year + 1900, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+}
+
+// Appends "Name: value" folded at spaces; a run without spaces longer than a line is cut
+// hard, because the 998-octet limit wins over keeping a token whole.
+void add_field(std::string& out, std::string_view name, std::string_view value) {
+  std::string line = fmt::format("{}:", name);
+  std::size_t pos = 0;
+  bool first = true;
+  while (pos < value.size()) {
+    auto end = value.find(' ', pos);
+    if (end == std::string_view::npos) end = value.size();
+    std::string_view word = value.substr(pos, end - pos);
+    pos = end + 1;
+    if (word.empty()) continue;
+    while (word.size() > kMaxLine - 2) {
+      if (!line.empty()) out += line + std::string(kCrlf);
+      out += ' ';
+      out.append(word.substr(0, kMaxLine - 2));
+      out += kCrlf;
+      line.clear();
+      word.remove_prefix(kMaxLine - 2);
+      first = true;
+    }
+    if (word.empty()) continue;
+    if (!first && line.size() + 1 + word.size() > kFoldAt) {
+      out += line;
+      out += kCrlf;
+      line.clear();
+    }
+    line += ' ';
+    line += word;
+    first = false;
+  }
+  if (!line.empty()) {
+    out += line;
+    out += kCrlf;
+  }
+}
+
+// Bare LF or CR in the stored original would make the returned part invalid; normalise to CRLF.
+std::string normalise_crlf(std::string_view in) {
+  std::string out;
+  out.reserve(in.size() + in.size() / 32 + 2);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '\r') {
+      out += kCrlf;
+      if (i + 1 < in.size() && in[i + 1] == '\n') ++i;
+    } else if (c == '\n') {
+      out += kCrlf;
+    } else {
+      out += c;
+    }
+  }
+  if (!out.empty() && !out.ends_with(kCrlf)) out += kCrlf;
+  return out;
+}
+
+bool lines_fit(std::string_view s) {
+  std::size_t start = 0;
+  while (start < s.size()) {
+    auto end = s.find(kCrlf, start);
+    if (end == std::string_view::npos) end = s.size();
+    if (end - start > kMaxLine) return false;
+    start = end + 2;
+  }
+  return true;
+}
+
+// The header section of the original, with any line over the limit cut (only a broken
+// original has one, and text/rfc822-headers must still be valid).
+std::string header_section(std::string_view msg) {
+  std::string_view head = msg;
+  if (msg.starts_with(kCrlf)) {
+    head = {};
+  } else if (auto blank = msg.find("\r\n\r\n"); blank != std::string_view::npos) {
+    head = msg.substr(0, blank + 2);
+  }
+  std::string out;
+  std::size_t start = 0;
+  while (start < head.size()) {
+    auto end = head.find(kCrlf, start);
+    if (end == std::string_view::npos) end = head.size();
+    out.append(head.substr(start, std::min(end - start, kMaxLine)));
+    out += kCrlf;
+    start = end + 2;
+  }
+  return out;
+}
+
+std::string wrap_text(std::string_view text, std::string_view indent) {
+  std::string out;
+  std::string line(indent);
+  bool empty = true;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view word = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (word.empty()) continue;
+    if (!empty && line.size() + 1 + word.size() > kFoldAt) {
+      out += line;
+      out += kCrlf;
+      line.assign(indent);
+      empty = true;
+    }
+    while (word.size() > kFoldAt) {  // an unbreakable token: cut, never exceed the line limit
+      if (!empty) {
+        out += line + std::string(kCrlf);
+        line.assign(indent);
+      }
+      out += line;
+      out.append(word.substr(0, kFoldAt));
+      out += kCrlf;
+      word.remove_prefix(kFoldAt);
+      line.assign(indent);
+      empty = true;
+    }
+    if (word.empty()) continue;
+    if (!empty) line += ' ';
+    line += word;
+    empty = false;
+  }
+  if (!empty) {
+    out += line;
+    out += kCrlf;
+  }
+  return out;
+}
+
+// RFC 2045 6.7, for the human-readable part when a UTF-8 address appears in it.
+std::string quoted_printable(std::string_view text) {
+  std::string out;
+  std::size_t col = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+      if (!out.empty() && (out.back() == ' ' || out.back() == '\t')) {
+        const char ws = out.back();
+        out.pop_back();
+        out += fmt::format("={:02X}", static_cast<unsigned>(static_cast<unsigned char>(ws)));
+      }
+      out += kCrlf;
+      ++i;
+      col = 0;
+      continue;
+    }
+    std::string piece = (c >= 0x21 && c <= 0x7e && c != '=') || c == ' '
+                            ? std::string(1, static_cast<char>(c))
+                            : fmt::format("={:02X}", static_cast<unsigned>(c));
+    if (col + piece.size() > 75) {
+      out += "=\r\n";
+      col = 0;
+    }
+    out += piece;
+    col += piece.size();
+  }
+  return out;
+}
+
+std::string random_token() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+struct Counts {
+  bool failed = false, delayed = false, success = false;
+};
+
+Counts count(const Report& report) {
+  Counts c;
+  for (const auto& r : report.recipients) {
+    if (r.action == Action::kFailed)
+      c.failed = true;
+    else if (r.action == Action::kDelayed)
+      c.delayed = true;
+    else
+      c.success = true;
+  }
+  return c;
+}
+
+std::string human_address(std::string_view addr) {
+  // UTF-8 addresses stay readable here (the part is quoted-printable then); controls do not.
+  std::string out;
+  for (unsigned char c : addr) out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  return "<" + out + ">";
+}
+
+std::string recipient_paragraph(const RecipientReport& r, const std::string& status) {
+  std::string what;
+  switch (r.action) {
+    case Action::kFailed:
+      what = "could not be delivered; the mail system gave up";
+      break;
+    case Action::kDelayed:
+      what = "not delivered yet; still trying";
+      break;
+    case Action::kDelivered:
+      what = "delivered";
+      break;
+    case Action::kRelayed:
+      what = "handed on to a system that does not send delivery reports; no further report will come";
+      break;
+    case Action::kExpanded:
+      what = "delivered to a list or alias, which passed it on to its members";
+      break;
+  }
+  std::string text = wrap_text(fmt::format("{}: {} (status {}).", human_address(r.final_recipient), what, status), "");
+  if (!r.diagnostic.empty()) {
+    const std::string host =
+        r.remote_mta.empty() ? "The remote server" : "The server " + after_type(typed_value(r.remote_mta, "dns"));
+    text += wrap_text(fmt::format("{} answered: {}", host, after_type(typed_value(r.diagnostic, "smtp"))), "    ");
+  } else if (!r.remote_mta.empty()) {
+    text += wrap_text(fmt::format("Server: {}", after_type(typed_value(r.remote_mta, "dns"))), "    ");
+  }
+  if (r.action == Action::kDelayed && r.will_retry_until != 0) {
+    text += wrap_text(fmt::format("Retries continue until {}.", rfc5322_date(r.will_retry_until)), "    ");
+  }
+  return text + std::string(kCrlf);
+}
+
+std::string human_part(const Report& report, const std::string& host, const Counts& c, bool full_returned) {
+  std::string text = wrap_text(fmt::format("This is the mail system at {}.", host), "");
+  text += kCrlf;
+  if (c.failed) {
+    text += wrap_text(
+        "Your message could not be delivered to the recipients listed below. The delivery "
+        "failed permanently, so the mail system will not try again.",
+        "");
+  } else if (c.delayed) {
+    text += wrap_text(
+        "Your message has not yet been delivered to the recipients listed below. The mail "
+        "system is still trying; you do not need to send it again. You will get another "
+        "report if it finally fails.",
+        "");
+  } else {
+    text +=
+        wrap_text("This is the delivery report you asked for: your message reached the recipients listed below.", "");
+  }
+  text += kCrlf;
+  for (const auto& r : report.recipients) text += recipient_paragraph(r, status_value(r));
+  if (c.failed) {
+    text += wrap_text(
+        "What you can do: check each address above for typing mistakes and send the message "
+        "again. If the address is right, the remote answer says why it was refused; forward "
+        "this report to your mail administrator or to the recipient by another way.",
+        "");
+    text += kCrlf;
+  }
+  if (c.delayed) {
+    text += wrap_text(
+        "What you can do: nothing yet. If the message is urgent, reach the recipient another "
+        "way.",
+        "");
+    text += kCrlf;
+  }
+  text += wrap_text(full_returned ? "Your original message is attached below."
+                                  : "The headers of your original message are attached below.",
+                    "");
+  return text;
+}
+
+}  // namespace
+
+std::string_view to_string(Action action) {
+  switch (action) {
+    case Action::kFailed:
+      return "failed";
+    case Action::kDelayed:
+      return "delayed";
+    case Action::kDelivered:
+      return "delivered";
+    case Action::kRelayed:
+      return "relayed";
+    case Action::kExpanded:
+      return "expanded";
+  }
+  return "failed";
+}
+
+bool needs_dsn(const Envelope& original, const Recipient& rcpt, Action action) {
+  if (original.mail_from.empty()) return false;
+  if (rcpt.notify & kNotifyNever) return false;
+  const std::uint8_t notify =
+      rcpt.notify == kNotifyNone ? static_cast<std::uint8_t>(kNotifyFailure | kNotifyDelay) : rcpt.notify;
+  switch (action) {
+    case Action::kFailed:
+      return (notify & kNotifyFailure) != 0;
+    case Action::kDelayed:
+      return (notify & kNotifyDelay) != 0;
+    case Action::kDelivered:
+    case Action::kRelayed:
+    case Action::kExpanded:
+      return (notify & kNotifySuccess) != 0;
+  }
+  return false;
+}
+
+RecipientReport report_for(const Recipient& rcpt, Action action, std::string status) {
+  RecipientReport r;
+  r.final_recipient = rcpt.address;
+  r.original_recipient = rcpt.orcpt;
+  r.action = action;
+  r.status = std::move(status);
+  return r;
+}
+
+std::string compose(const Report& report, std::string_view original, std::int64_t now) {
+  const Counts c = count(report);
+  std::string host = header_safe(report.reporting_mta);
+  if (!plain_address(host)) host = "localhost";
+  const std::string message = normalise_crlf(original);
+
+  // RFC 3461 4.3: RET governs failure reports only; others SHOULD carry the headers alone.
+  // Without RET we return everything up to kFullReturnLimit. A full return also needs every
+  // line within the limit, or the part itself would be invalid.
+  const bool want_full = c.failed && (report.ret == DsnRet::kFull ||
+                                      (report.ret == DsnRet::kUnspecified && message.size() <= kFullReturnLimit));
+  const bool full = want_full && lines_fit(message);
+  const std::string returned = full ? message : header_section(message);
+
+  std::string boundary;
+  do {
+    boundary = fmt::format("=_bh_dsn_{:x}_{}", now, random_token());
+  } while (returned.find(boundary) != std::string::npos);
+
+  std::string out;
+  out.reserve(returned.size() + 4096);
+  add_field(out, "From", fmt::format("Mail Delivery System <MAILER-DAEMON@{}>", host));
+  const std::string sender = header_safe(report.original_sender);
+  // A UTF-8 sender cannot appear in a 7-bit header; the envelope still reaches it.
+  add_field(out, "To",
+            plain_address(sender) && is_ascii(report.original_sender) ? fmt::format("<{}>", sender)
+                                                                      : std::string("undisclosed-recipients:;"));
+  add_field(out, "Subject",
+            c.failed    ? "Undelivered Mail Returned to Sender"
+            : c.delayed ? "Delayed Mail (still being retried)"
+                        : "Successful Mail Delivery Report");
+  add_field(out, "Date", rfc5322_date(now));
+  add_field(out, "Message-ID", fmt::format("<{:x}.{}.dsn@{}>", now, random_token(), host));
+  add_field(out, "Auto-Submitted", "auto-replied");
+  add_field(out, "MIME-Version", "1.0");
+  add_field(out, "Content-Type",
+            fmt::format("multipart/report; report-type=delivery-status; boundary=\"{}\"", boundary));
+  out += kCrlf;
+  out += "This is a MIME-encapsulated message.\r\n\r\n";
+
+  // Part 1: for the person.
+  const std::string text = human_part(report, host, c, full);
+  out += fmt::format("--{}\r\n", boundary);
+  out += "Content-Description: Notification\r\n";
+  if (is_ascii(text)) {
+    out += "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
+    out += text;
+  } else {
+    out += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n";
+    out += quoted_printable(text);
+  }
+  out += kCrlf;
+
+  // Part 2: for programs (RFC 3464 2.2 per-message, 2.3 per-recipient groups).
+  out += fmt::format("--{}\r\n", boundary);
+  out += "Content-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n";
+  add_field(out, "Reporting-MTA", "dns; " + host);
+  if (!report.envid.empty()) add_field(out, "Original-Envelope-Id", header_safe(report.envid));
+  if (report.arrival_date != 0) add_field(out, "Arrival-Date", rfc5322_date(report.arrival_date));
+  for (const auto& r : report.recipients) {
+    out += kCrlf;
+    if (!r.original_recipient.empty()) {
+      add_field(out, "Original-Recipient", original_recipient_value(r.original_recipient));
+    }
+    add_field(out, "Final-Recipient", typed_address("rfc822", r.final_recipient));
+    add_field(out, "Action", to_string(r.action));
+    add_field(out, "Status", status_value(r));
+    if (!r.remote_mta.empty()) add_field(out, "Remote-MTA", typed_value(r.remote_mta, "dns"));
+    if (!r.diagnostic.empty()) add_field(out, "Diagnostic-Code", typed_value(r.diagnostic, "smtp"));
+    if (r.last_attempt != 0) add_field(out, "Last-Attempt-Date", rfc5322_date(r.last_attempt));
+    if (r.action == Action::kDelayed && r.will_retry_until != 0) {
+      add_field(out, "Will-Retry-Until", rfc5322_date(r.will_retry_until));
+    }
+  }
+  out += kCrlf;
+
+  // Part 3: the original. message/rfc822 admits only 7bit/8bit/binary (RFC 2046 5.2.1), so an
+  // 8-bit original is labelled 8bit rather than re-encoded.
+  out += fmt::format("--{}\r\n", boundary);
+  out += fmt::format("Content-Description: {}\r\n", full ? "Undelivered Message" : "Message Headers");
+  out += fmt::format("Content-Type: {}\r\n", full ? "message/rfc822" : "text/rfc822-headers");
+  out += fmt::format("Content-Transfer-Encoding: {}\r\n\r\n", is_ascii(returned) ? "7bit" : "8bit");
+  out += returned;
+  out += fmt::format("\r\n--{}--\r\n", boundary);
+  return out;
+}
+
+}  // namespace bridgehead::dsn
