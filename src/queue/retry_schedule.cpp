@@ -1,0 +1,152 @@
+#include "queue/retry_schedule.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace bridgehead::queue {
+
+namespace {
+
+constexpr std::string_view kUnitsHint = "write a whole number followed by s, m, h or d, e.g. 90s, 5m, 4h, 5d";
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Why `text` is not a duration, or the duration.
+Expected<Seconds> parse_one(std::string_view text) {
+  const auto bad = [&](std::string why) {
+    return fail(Error::permanent(ErrorCode::kParse, fmt::format("bad duration \"{}\": {}", text, why),
+                                 std::string(kUnitsHint)));
+  };
+  if (text.empty()) return bad("empty");
+  std::int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ptr == text.data()) return bad("does not start with a number");
+  if (ec == std::errc::result_out_of_range) return bad(fmt::format("longer than {}d", kMaxDuration.count() / 86400));
+  if (ptr == end) return bad("no unit");
+  if (ptr + 1 != end) return bad(fmt::format("unknown unit \"{}\"", std::string_view(ptr, end)));
+  std::int64_t unit = 0;
+  switch (*ptr) {
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    default:
+      return bad(fmt::format("unknown unit \"{}\"", *ptr));
+  }
+  if (value <= 0) return bad("must be more than zero");
+  if (value > kMaxDuration.count() / unit) return bad(fmt::format("longer than {}d", kMaxDuration.count() / 86400));
+  return Seconds(value * unit);
+}
+
+// splitmix64: a well-mixed 64-bit hash, so jitter is spread evenly yet reproducible from the seed.
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+Error config_error(std::string msg) {
+  return Error::permanent(ErrorCode::kConfig, std::move(msg), "fix the queue retry settings");
+}
+
+}  // namespace
+
+Expected<Seconds> parse_duration(std::string_view text) { return parse_one(trim(text)); }
+
+Expected<std::vector<Seconds>> parse_delay_list(std::string_view text) {
+  std::vector<Seconds> out;
+  if (trim(text).empty()) {
+    return fail(Error::permanent(ErrorCode::kParse, "bad retry delay list: it is empty",
+                                 "list at least one delay, e.g. 1m,5m,15m,30m,1h,2h,4h"));
+  }
+  std::size_t item = 1;
+  for (std::string_view rest = text;; ++item) {
+    const std::size_t comma = rest.find(',');
+    const std::string_view piece = trim(rest.substr(0, comma));
+    auto d = parse_one(piece);
+    if (!d) {
+      Error e = d.error();
+      e.message = fmt::format("bad retry delay list \"{}\": item {}: {}", text, item,
+                              piece.empty() ? std::string("empty") : e.message);
+      return fail(std::move(e));
+    }
+    out.push_back(*d);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+RetrySchedule::RetrySchedule() = default;
+
+Expected<RetrySchedule> RetrySchedule::create(RetryOptions options) {
+  if (options.delays.empty()) return fail(config_error("retry schedule has no delays"));
+  for (std::size_t i = 0; i < options.delays.size(); ++i) {
+    const Seconds d = options.delays[i];
+    if (d <= Seconds::zero() || d > kMaxDuration) {
+      return fail(config_error(fmt::format("retry delay {} is {}s; it must be between 1s and 365d", i + 1, d.count())));
+    }
+  }
+  if (options.lifetime <= Seconds::zero() || options.lifetime > kMaxDuration) {
+    return fail(
+        config_error(fmt::format("queue lifetime is {}s; it must be between 1s and 365d", options.lifetime.count())));
+  }
+  if (options.delay_notice_after < Seconds::zero() || options.delay_notice_after > kMaxDuration) {
+    return fail(config_error(fmt::format("delay notice time is {}s; it must be between 0 (never) and 365d",
+                                         options.delay_notice_after.count())));
+  }
+  if (!(options.jitter >= 0.0 && options.jitter < 1.0)) {  // also rejects NaN
+    return fail(config_error(fmt::format("retry jitter is {}; it must be at least 0 and below 1", options.jitter)));
+  }
+  return RetrySchedule(std::move(options));
+}
+
+Seconds RetrySchedule::base_delay(std::uint32_t attempts) const {
+  if (attempts == 0) return Seconds::zero();
+  const std::size_t i = std::min<std::size_t>(attempts - 1, options_.delays.size() - 1);
+  return options_.delays[i];
+}
+
+TimePoint RetrySchedule::next_attempt(TimePoint arrival, std::uint32_t attempts, TimePoint now) const {
+  const TimePoint expiry = arrival + options_.lifetime;
+  if (attempts == 0) return now;
+  Seconds delay = base_delay(attempts);
+  if (options_.jitter > 0.0) {
+    // Keyed by the message's arrival and the attempt, so messages deferred together spread out
+    // instead of all coming back at the same second, yet a test with a fixed seed is repeatable.
+    const auto key = static_cast<std::uint64_t>(arrival.time_since_epoch().count());
+    const std::uint64_t h = mix(options_.seed ^ mix(key ^ mix(attempts)));
+    const double unit = static_cast<double>(h >> 11) * 0x1.0p-53;  // [0, 1)
+    const double factor = 1.0 + options_.jitter * (2.0 * unit - 1.0);
+    const auto jittered = std::llround(static_cast<double>(delay.count()) * factor);
+    delay = Seconds(std::max<long long>(1, jittered));
+  }
+  return std::min(now + delay, std::max(now, expiry));
+}
+
+bool RetrySchedule::expired(TimePoint arrival, TimePoint now) const { return now >= arrival + options_.lifetime; }
+
+bool RetrySchedule::delay_notice_due(TimePoint arrival, TimePoint now, bool already_sent) const {
+  if (already_sent || options_.delay_notice_after == Seconds::zero()) return false;
+  if (expired(arrival, now)) return false;  // the failure DSN says it all
+  return now >= arrival + options_.delay_notice_after;
+}
+
+}  // namespace bridgehead::queue
