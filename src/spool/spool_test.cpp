@@ -17,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include "spool/crc32c.hpp"
 #include "spool/format.hpp"
 
@@ -25,22 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/spool_test.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test_support::TempDir;
 
 std::unique_ptr<Spool> open_ok(const fs::path& dir, std::uint64_t segment_size = 64ull << 20,
                                std::uint64_t compact = 4ull << 20) {
