@@ -13,3 +13,5 @@ if(NOT BRIDGEHEAD_FUZZ)
 endif()
 # tl::expected ships a header only (/usr/include/tl/expected.hpp) without a CMake package.
 find_path(TL_EXPECTED_INCLUDE_DIR tl/expected.hpp REQUIRED)
+# GMime 3 parses and re-encodes MIME (8-bit to 7-bit downgrade); also in the fuzz build.
+pkg_check_modules(GMIME REQUIRED IMPORTED_TARGET gmime-3.0)

@@ -1,0 +1,114 @@
+// smtp/client: the outbound side. An SMTP (RFC 5321) or LMTP (RFC 2033) client connection that
+// hands one message at a time to a next hop and reports, per recipient, what the next hop
+// answered. It owns the wire protocol (EHLO/LHLO, STARTTLS policy, PIPELINING, SIZE,
+// 8BITMIME, SMTPUTF8, DSN pass-through, dot-stuffing, RSET between messages). It does not
+// own retries, bounces or the queue: every outcome is returned, never acted upon.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/envelope.hpp"
+#include "core/expected.hpp"
+#include "net/asio.hpp"
+
+namespace bridgehead::smtp::client {
+
+namespace asio = net::asio;
+using net::awaitable;
+
+enum class TlsPolicy {
+  kNone,           ///< never STARTTLS
+  kOpportunistic,  ///< STARTTLS when offered, no certificate check; plaintext otherwise
+  kRequired,       ///< STARTTLS must be offered and the certificate must verify (against ca_file)
+};
+
+struct ClientOptions {
+  bool lmtp = false;
+  std::string helo_name = "localhost";  ///< our name in EHLO/LHLO
+  TlsPolicy tls = TlsPolicy::kOpportunistic;
+  std::string ca_file;          ///< PEM CA bundle for kRequired; empty = the system's default paths
+  std::string verify_name;      ///< host name the certificate must match (kRequired); empty = skip name check
+  std::chrono::seconds connect_timeout{30};
+  std::chrono::seconds command_timeout{300};  ///< per reply (RFC 5321 4.5.3.2 values are the upper end)
+  std::chrono::seconds data_timeout{600};     ///< for the reply to the final "."
+  /// Called for 8-bit content when the server lacks 8BITMIME (RFC 6152 downgrade). Its error
+  /// fails every recipient of the message permanently with the error's message. When unset,
+  /// such content fails with 5.6.3.
+  std::function<Expected<std::string>(std::string_view)> downgrade_8bit;
+  /// Optional hook on the TLS context before the handshake (client certificate, issue 4).
+  std::function<void(asio::ssl::context&)> configure_tls;
+};
+
+/// What the server offered in its EHLO/LHLO reply.
+struct Capabilities {
+  bool esmtp = false;  ///< EHLO/LHLO was accepted (false: fell back to HELO)
+  bool pipelining = false, eight_bit_mime = false, smtputf8 = false, dsn = false;
+  bool starttls = false, enhanced_status_codes = false, chunking = false;
+  std::uint64_t size = 0;  ///< SIZE limit, 0 = none given
+};
+
+/// How one reply (or the absence of one) counts for a recipient.
+enum class Outcome {
+  kDelivered,  ///< 2xx to the final "." (SMTP) or this recipient's post-DATA reply (LMTP)
+  kDeferred,   ///< 4xx, or a connection/TLS/timeout failure: try again later
+  kFailed,     ///< 5xx: bounce
+};
+
+struct RecipientResult {
+  std::size_t index = 0;  ///< into Envelope::recipients
+  Outcome outcome = Outcome::kDeferred;
+  /// The server's reply as one line, "550 5.1.1 <x@y>: user unknown" (multi-line replies
+  /// joined with " "), or our own description when there was no reply ("connection refused
+  /// by 127.0.0.1:25", "timed out waiting for the reply to DATA").
+  std::string reply;
+  bool from_server = false;  ///< reply is the server's own answer (goes into Diagnostic-Code)
+};
+
+struct TransactionResult {
+  std::vector<RecipientResult> recipients;  ///< one per requested index, same order
+  bool dsn_relayed = false;  ///< the server offered DSN and got NOTIFY/ORCPT/RET/ENVID
+  bool reusable = false;     ///< the connection can take another message (after RSET)
+  std::string remote;        ///< "127.0.0.1:2526" (for Remote-MTA)
+};
+
+/// One open connection to a next hop. Not thread-safe: one coroutine at a time.
+class Connection {
+ public:
+  /// Connects to `host:port`, reads the greeting, says EHLO (LHLO for LMTP), and does
+  /// STARTTLS per the policy (then EHLO again). Fails transient for refused, timeout,
+  /// greeting 4xx/421, a required STARTTLS not offered, or a failed TLS handshake or
+  /// certificate check; permanent for a 5xx greeting. The message says which and where.
+  static awaitable<Expected<std::unique_ptr<Connection>>> open(asio::any_io_executor ex, std::string host,
+                                                                std::uint16_t port, ClientOptions options);
+  ~Connection();
+
+  const Capabilities& capabilities() const;
+  bool tls_active() const;
+  std::string remote() const;  ///< "127.0.0.1:2526"
+
+  /// Sends one message to the recipients `indices` of `envelope`: MAIL FROM (BODY=, SMTPUTF8,
+  /// SIZE=, RET/ENVID when DSN is offered), RCPT TO per recipient (NOTIFY/ORCPT when DSN is
+  /// offered), then DATA with the dot-stuffed content if any recipient was accepted. With
+  /// PIPELINING, MAIL/RCPT/DATA go in one write. Sends RSET first when the connection has
+  /// carried a message before. `content` is the message as spooled (CRLF lines). Never
+  /// fails as a whole: connection trouble makes every still-open recipient kDeferred and
+  /// the connection not reusable.
+  awaitable<TransactionResult> send(const Envelope& envelope, std::vector<std::size_t> indices,
+                                    std::string_view content);
+
+  /// QUIT and close; errors are ignored.
+  awaitable<void> close();
+
+ private:
+  struct Impl;
+  explicit Connection(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bridgehead::smtp::client
