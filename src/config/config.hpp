@@ -4,6 +4,7 @@
 // disagree. This component reads and checks; it does not act on the settings.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -16,6 +17,7 @@ namespace bridgehead::config {
 enum class SystemKind { kExchange, kDomino, kSmtp };
 enum class BareLinefeed { kReject, kNormalize };
 enum class DeliveryMethod { kSmtp, kLmtp, kMaildir };
+enum class TlsMode { kNone, kOpportunistic, kRequired };
 
 struct Endpoint {
   std::string host;        ///< literal IP (IPv4 or IPv6 without brackets) or a name
@@ -26,6 +28,10 @@ struct DeliveryTarget {
   DeliveryMethod method = DeliveryMethod::kMaildir;
   Endpoint endpoint;       ///< smtp, lmtp
   std::string path;        ///< maildir root (one Maildir per recipient below it)
+  unsigned concurrency = 10;  ///< parallel connections (or Maildir writers) to this system
+  TlsMode tls = TlsMode::kOpportunistic;  ///< smtp, lmtp: STARTTLS policy
+  std::string tls_ca_file;    ///< PEM CAs that verify the server with TlsMode::kRequired
+  std::chrono::seconds timeout{300};  ///< connect and per-reply timeout (data: twice this)
 };
 
 struct SystemConfig {
@@ -53,6 +59,13 @@ struct SmtpLimits {
   BareLinefeed bare_linefeed = BareLinefeed::kReject;
 };
 
+struct QueueSettings {
+  std::vector<std::chrono::seconds> retry_delays;  ///< back-off after each failed attempt
+  std::chrono::seconds lifetime{5 * 86400};        ///< then the message fails with a DSN
+  std::chrono::seconds delay_notice_after{4 * 3600};  ///< 0 = never send a delay DSN
+  std::filesystem::path quarantine_dir;  ///< poison messages go here (default state_dir/quarantine)
+};
+
 struct Config {
   std::filesystem::path file;               ///< where it was loaded from
   std::string hostname;                     ///< [connector] hostname
@@ -63,6 +76,7 @@ struct Config {
   std::filesystem::path spool_dir;          ///< [spool] dir (default state_dir/spool)
   std::uint64_t spool_segment_size = 64ull << 20;
   SmtpLimits smtp;
+  QueueSettings queue;
   std::vector<SystemConfig> systems;
 };
 

@@ -712,5 +712,50 @@ TEST(ConfigFile, MissingFileIsOneProblemForTheWholeFile) {
   EXPECT_FALSE(r.config);
 }
 
+
+TEST(ConfigQueue, DefaultsAndDurations) {
+  LoadResult d = load_text(with_systems(""));
+  ASSERT_TRUE(d.config) << all_problems(d);
+  const Config& c = *d.config;
+  ASSERT_EQ(c.queue.retry_delays.size(), 7u);
+  EXPECT_EQ(c.queue.retry_delays.front(), std::chrono::minutes(1));
+  EXPECT_EQ(c.queue.retry_delays.back(), std::chrono::hours(4));
+  EXPECT_EQ(c.queue.lifetime, std::chrono::days(5));
+  EXPECT_EQ(c.queue.delay_notice_after, std::chrono::hours(4));
+  EXPECT_EQ(c.queue.quarantine_dir, fs::path("/var/lib/bridgehead/quarantine"));
+  EXPECT_EQ(c.systems[0].delivery.concurrency, 10u);
+  EXPECT_EQ(c.systems[0].delivery.tls, TlsMode::kOpportunistic);
+  EXPECT_EQ(c.systems[0].delivery.timeout, std::chrono::minutes(5));
+
+  LoadResult set = load_text(with_systems(
+      "[queue]\nretry_delays = \"2s, 3s\"\nlifetime = \"30s\"\ndelay_notice_after = \"never\"\n"));
+  ASSERT_TRUE(set.config) << all_problems(set);
+  EXPECT_EQ(set.config->queue.retry_delays, (std::vector<std::chrono::seconds>{std::chrono::seconds(2), std::chrono::seconds(3)}));
+  EXPECT_EQ(set.config->queue.lifetime, std::chrono::seconds(30));
+  EXPECT_EQ(set.config->queue.delay_notice_after, std::chrono::seconds(0));
+}
+
+TEST(ConfigQueue, BadDurationsNameTheItemAndTheUnits) {
+  expect_problem(load_text(with_systems("[queue]\nretry_delays = \"1m,,5m\"\n")), 2, 16,
+                 {"item 2", "empty"});
+  expect_problem(load_text(with_systems("[queue]\nlifetime = \"5 days\"\n")), 2, 12,
+                 {"bad duration", "s, m, h or d"});
+  expect_problem(load_text(with_systems("[queue]\ndelay_notice_after = \"0s\"\n")), 2, 22,
+                 {"more than zero"});
+}
+
+TEST(ConfigSystems, DeliveryTlsConcurrencyAndTimeout) {
+  std::string text(kSystems);
+  text.insert(text.find("address = \"127.0.0.1:2526\"") , "tls = \"required\"\nconcurrency = 3\ntimeout = \"10s\"\n");
+  LoadResult r = load_text(text);
+  ASSERT_TRUE(r.config) << all_problems(r);
+  EXPECT_EQ(r.config->systems[0].delivery.tls, TlsMode::kRequired);
+  EXPECT_EQ(r.config->systems[0].delivery.concurrency, 3u);
+  EXPECT_EQ(r.config->systems[0].delivery.timeout, std::chrono::seconds(10));
+  std::string bad(kSystems);
+  bad.insert(bad.find("address = \"127.0.0.1:2526\""), "tls = \"always\"\n");
+  EXPECT_FALSE(load_text(bad).config);
+}
+
 }  // namespace
 }  // namespace bridgehead::config

@@ -7,6 +7,8 @@
 #include <cctype>
 #include <limits>
 
+#include "core/duration.hpp"
+
 #include <fmt/format.h>
 
 namespace bridgehead::config::detail {
@@ -20,6 +22,20 @@ constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "er
 constexpr std::string_view kBareLinefeed[] = {"reject", "normalize"};
 constexpr std::string_view kKinds[] = {"exchange", "domino", "smtp"};
 constexpr std::string_view kMethods[] = {"smtp", "lmtp", "maildir"};
+constexpr std::string_view kTlsModes[] = {"none", "opportunistic", "required"};
+
+std::string check_duration_text(std::string_view text) {
+  auto d = parse_duration(text);
+  return d ? std::string() : d.error().message + " (" + d.error().remedy + ")";
+}
+std::string check_delay_list_text(std::string_view text) {
+  auto d = parse_delay_list(text);
+  return d ? std::string() : d.error().message + " (" + d.error().remedy + ")";
+}
+std::string check_notice_text(std::string_view text) {
+  return text == "never" ? std::string() : check_duration_text(text);
+}
+std::chrono::seconds duration_of(const Value& v) { return parse_duration(v.text).value_or(std::chrono::seconds(0)); }
 
 unsigned as_unsigned(const Value& v) { return static_cast<unsigned>(v.number); }
 
@@ -196,6 +212,42 @@ const Setting kSettings[] = {
        c.smtp.bare_linefeed = v.text == "normalize" ? BareLinefeed::kNormalize : BareLinefeed::kReject;
      }},
 
+    {.key = "queue.retry_delays",
+     .type = Type::kString,
+     .default_value = R"("1m,5m,15m,30m,1h,2h,4h")",
+     .doc = "The waits between delivery attempts of a deferred recipient, in order; the last "
+            "one repeats until the lifetime ends. Units s, m, h, d.",
+     .example = R"("1m,5m,15m,30m,1h,2h,4h")",
+     .check = check_delay_list_text,
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.queue.retry_delays = parse_delay_list(v.text).value_or(std::vector<std::chrono::seconds>{});
+     }},
+    {.key = "queue.lifetime",
+     .type = Type::kString,
+     .default_value = R"("5d")",
+     .doc = "How long a message may stay queued; a recipient still not delivered after this "
+            "fails and its sender gets a failure notice.",
+     .example = R"("5d")",
+     .check = check_duration_text,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.queue.lifetime = duration_of(v); }},
+    {.key = "queue.delay_notice_after",
+     .type = Type::kString,
+     .default_value = R"("4h")",
+     .doc = "When a sender gets one \"still trying\" notice for a deferred recipient (if they "
+            "did not refuse it with NOTIFY); `never` turns the notice off.",
+     .example = R"("4h")",
+     .check = check_notice_text,
+     .apply = [](Config& c, SystemConfig*, const Value& v) {
+       c.queue.delay_notice_after = v.text == "never" ? std::chrono::seconds(0) : duration_of(v);
+     }},
+    {.key = "queue.quarantine_dir",
+     .type = Type::kPath,
+     .default_note = "`<state_dir>/quarantine`",
+     .doc = "Where a message that the connector itself cannot process is set aside, with a file "
+            "saying why, so that the rest of the queue keeps moving.",
+     .example = R"("/var/lib/bridgehead/quarantine")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.queue.quarantine_dir = v.text; }},
+
     {.key = "system[].name",
      .type = Type::kString,
      .default_note = "required",
@@ -281,6 +333,41 @@ const Setting kSettings[] = {
      .doc = "The directory below which each recipient gets a Maildir.",
      .example = R"("maildir/notes")",
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.path = v.text; }},
+    {.key = "system[].delivery.concurrency",
+     .type = Type::kInteger,
+     .default_value = "10",
+     .min = 1,
+     .max = 1000,
+     .doc = "the number of connections (or Maildir writers) used in parallel for this system",
+     .example = "10",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.concurrency = as_unsigned(v); }},
+    {.key = "system[].delivery.tls",
+     .type = Type::kEnum,
+     .default_value = R"("opportunistic")",
+     .allowed = kTlsModes,
+     .doc = "STARTTLS toward the system: `none`, `opportunistic` (when offered, unverified) or "
+            "`required` (must be offered and the certificate must verify against tls_ca_file).",
+     .example = R"("required")",
+     .apply = [](Config&, SystemConfig* s, const Value& v) {
+       s->delivery.tls = v.text == "none"       ? TlsMode::kNone
+                         : v.text == "required" ? TlsMode::kRequired
+                                                : TlsMode::kOpportunistic;
+     }},
+    {.key = "system[].delivery.tls_ca_file",
+     .type = Type::kPath,
+     .default_note = "the system's CA store",
+     .doc = "The PEM CA certificates that verify the system's server certificate when tls is "
+            "`required`.",
+     .example = R"("tls/notes-ca.pem")",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.tls_ca_file = v.text; }},
+    {.key = "system[].delivery.timeout",
+     .type = Type::kString,
+     .default_value = R"("5m")",
+     .doc = "How long to wait to connect and for each reply before the attempt is deferred "
+            "(the reply to the end of the data gets twice this).",
+     .example = R"("5m")",
+     .check = check_duration_text,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.timeout = duration_of(v); }},
 };
 #pragma GCC diagnostic pop
 
@@ -295,6 +382,8 @@ const Section kSections[] = {
     {"smtp", "[smtp]",
      "Limits of the SMTP listeners, shared by all systems; they protect the connector from "
      "oversized messages and abusive sessions."},
+    {"queue", "[queue]",
+     "Retries, lifetime and delay notices of queued mail, and where poison messages go."},
     {"system[]", "[[system]]",
      "One table per connected mail system, at least two. The listener receives mail *from* "
      "the system; the delivery target takes mail *to* it. These tables have no defaults."},

@@ -20,6 +20,8 @@ std::string serialize(const Envelope& e) {
                       {"helo", e.helo},             {"client", e.client_address},
                       {"system", e.ingress_system}, {"tls", e.tls},
                       {"at", e.received_at}};
+  // Optional keys: absent in envelopes written before they existed.
+  if (!e.route_system.empty()) j["route"] = e.route_system;
   // Invalid UTF-8 (an 8-bit HELO, say) must not make the spool refuse a message.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -48,6 +50,7 @@ Expected<Envelope> deserialize_envelope(std::string_view text) {
     e.ingress_system = j.at("system").get<std::string>();
     e.tls = j.at("tls").get<bool>();
     e.received_at = j.at("at").get<std::int64_t>();
+    if (auto it = j.find("route"); it != j.end()) e.route_system = it->get<std::string>();
     return e;
   } catch (const nlohmann::json::exception& ex) {
     return corrupt(ex.what());

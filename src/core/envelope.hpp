@@ -44,6 +44,9 @@ struct Envelope {
   std::string ingress_system;   ///< name of the system whose listener accepted it
   bool tls = false;             ///< whether the message arrived over TLS
   std::int64_t received_at = 0; ///< unix seconds of acceptance
+  /// For mail the connector writes itself (DSNs): the system to deliver to when no system
+  /// owns a recipient's domain (the one the original came from). Empty for received mail.
+  std::string route_system;
 
   bool operator==(const Envelope&) const = default;
 };

@@ -20,9 +20,20 @@ TEST(Envelope, RoundTripsEveryField) {
   e.ingress_system = "exchange";
   e.tls = true;
   e.received_at = 1764000000;
+  e.route_system = "exchange";
   auto back = deserialize_envelope(serialize(e));
   ASSERT_TRUE(back) << back.error().describe();
   EXPECT_EQ(*back, e);
+}
+
+TEST(Envelope, RouteSystemIsOptionalSoOlderRecordsStillRead) {
+  Envelope e;
+  e.mail_from = "a@b.example";
+  const std::string text = serialize(e);
+  EXPECT_EQ(text.find("route"), std::string::npos);
+  auto back = deserialize_envelope(text);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->route_system.empty());
 }
 
 TEST(Envelope, RejectsGarbageAsCorrupt) {

@@ -1,6 +1,7 @@
 #include "daemon/daemon.hpp"
 
 #include <csignal>
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -8,7 +9,9 @@
 
 #include "admin/control_socket.hpp"
 #include "admin/process_registry.hpp"
+#include "convert/seven_bit.hpp"
 #include "net/endpoint.hpp"
+#include "queue/queue_manager.hpp"
 #include "smtp/server/listener.hpp"
 #include "smtp/server/recipient_policy.hpp"
 #include "spool/spool.hpp"
@@ -41,12 +44,33 @@ smtp::ListenerOptions listener_options(const config::Config& c, const config::Sy
   return o;
 }
 
+std::string_view status_word(spool::RecipientStatus s) {
+  switch (s) {
+    case spool::RecipientStatus::kPending: return "pending";
+    case spool::RecipientStatus::kDeferred: return "deferred";
+    case spool::RecipientStatus::kDelivered: return "delivered";
+    case spool::RecipientStatus::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
 nlohmann::json queue_json(const spool::Spool& sp) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& m : sp.queued()) {
     nlohmann::json rcpts = nlohmann::json::array();
-    for (const auto& r : m.envelope.recipients) rcpts.push_back(r.address);
+    nlohmann::json states = nlohmann::json::array();
+    for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+      rcpts.push_back(m.envelope.recipients[i].address);
+      const auto& st = m.recipients.at(i);
+      nlohmann::json j = {{"address", m.envelope.recipients[i].address},
+                          {"status", status_word(st.status)},
+                          {"attempts", st.attempts}};
+      if (st.next_attempt != 0 && st.status == spool::RecipientStatus::kDeferred) j["next_attempt"] = st.next_attempt;
+      if (!st.reply.empty()) j["reply"] = st.reply;
+      states.push_back(std::move(j));
+    }
     list.push_back({{"id", spool::format_id(m.id)},
+                    {"state", std::move(states)},
                     {"from", m.envelope.mail_from},
                     {"recipients", std::move(rcpts)},
                     {"size", m.size},
@@ -106,6 +130,56 @@ int run(const config::Config& cfg) {
   for (const auto& s : cfg.systems) systems.push_back({s.name, s.domains, s.recipients});
   smtp::StaticRecipientPolicy policy(systems);
 
+  // Delivery: one destination per system, the queue manager schedules across them.
+  asio::thread_pool maildir_pool(2);
+  std::vector<queue::DestinationSpec> destinations;
+  for (const auto& s : cfg.systems) {
+    queue::DestinationSpec d;
+    d.name = s.name;
+    d.domains = s.domains;
+    d.concurrency = s.delivery.concurrency;
+    d.process = registry.add("deliver:" + s.name);
+    if (s.delivery.method == config::DeliveryMethod::kMaildir) {
+      d.transport = queue::make_maildir_transport(maildir_pool, s.delivery.path, cfg.hostname);
+    } else {
+      queue::SmtpTarget t;
+      t.host = s.delivery.endpoint.host;
+      t.port = s.delivery.endpoint.port;
+      t.options.lmtp = s.delivery.method == config::DeliveryMethod::kLmtp;
+      t.options.helo_name = cfg.hostname;
+      t.options.tls = s.delivery.tls == config::TlsMode::kNone       ? smtp::client::TlsPolicy::kNone
+                      : s.delivery.tls == config::TlsMode::kRequired ? smtp::client::TlsPolicy::kRequired
+                                                                     : smtp::client::TlsPolicy::kOpportunistic;
+      t.options.ca_file = s.delivery.tls_ca_file;
+      t.options.connect_timeout = s.delivery.timeout;
+      t.options.command_timeout = s.delivery.timeout;
+      t.options.data_timeout = 2 * s.delivery.timeout;
+      t.options.downgrade_8bit = [](std::string_view m) { return convert::downgrade_to_7bit(m); };
+      d.transport = queue::make_smtp_transport(io.get_executor(), std::move(t));
+    }
+    destinations.push_back(std::move(d));
+  }
+  queue::RetryOptions retry;
+  retry.delays = cfg.queue.retry_delays;
+  retry.lifetime = cfg.queue.lifetime;
+  retry.delay_notice_after = cfg.queue.delay_notice_after;
+  retry.jitter = 0.1;  // spreads retries of a burst deferred together
+  retry.seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  auto schedule = queue::RetrySchedule::create(retry);
+  if (!schedule) {
+    fmt::print(stderr, "bridgehead: {}\n", schedule.error().describe());
+    return 1;
+  }
+  queue::QueueOptions qopt;
+  qopt.hostname = cfg.hostname;
+  qopt.schedule = *schedule;
+  qopt.quarantine_dir = cfg.queue.quarantine_dir;
+  if (const char* marker = std::getenv("BRIDGEHEAD_FAULT_POISON"); marker != nullptr && *marker != '\0') {
+    qopt.poison_marker = marker;
+    spdlog::warn("fault injection on: messages containing \"{}\" are treated as poison", marker);
+  }
+  queue::QueueManager queue_manager(io, *spool, std::move(qopt), std::move(destinations));
+
   std::vector<std::unique_ptr<smtp::Listener>> listeners;
   auto budget = std::make_shared<smtp::SessionBudget>();
   for (const auto& s : cfg.systems) {
@@ -113,6 +187,9 @@ int run(const config::Config& cfg) {
     process->set_detail("recovery", report.summary());
     auto options = listener_options(cfg, s);
     options.budget = budget;
+    options.on_queued = [&queue_manager](spool::MessageId id, const Envelope& env, std::uint64_t) {
+      queue_manager.enqueue(id, env);
+    };
     auto ep = net::make_endpoint(s.listen.host, s.listen.port);
     if (!ep) {
       process->report_error(admin::ProcessState::kError, ep.error());
@@ -141,6 +218,7 @@ int run(const config::Config& cfg) {
   admin::ControlServer control(io, cfg.control_socket, cfg.control_socket_mode);
   control.handle("status", [&](const nlohmann::json&) -> Expected<nlohmann::json> {
     publish_spool(*spool, *spool_process);
+    queue_manager.publish();
     return registry.to_json();
   });
   control.handle("queue", [&](const nlohmann::json&) -> Expected<nlohmann::json> { return queue_json(*spool); });
@@ -156,6 +234,7 @@ int run(const config::Config& cfg) {
     refresh.async_wait([&](net::error_code ec) {
       if (ec) return;
       publish_spool(*spool, *spool_process);
+      queue_manager.publish();
       tick();
     });
   };
@@ -168,10 +247,10 @@ int run(const config::Config& cfg) {
   asio::steady_timer drain(io);
   auto drain_deadline = std::chrono::steady_clock::now();
   std::function<void()> wait_for_sessions = [&] {
-    std::size_t open = 0;
+    std::size_t open = queue_manager.in_flight();
     for (const auto& l : listeners) open += l->active_sessions();
     if (open == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-      if (open > 0) spdlog::warn("stopping with {} session(s) that did not end in time", open);
+      if (open > 0) spdlog::warn("stopping with {} session(s) or delivery attempt(s) that did not end in time", open);
       io.stop();
       return;
     }
@@ -184,12 +263,14 @@ int run(const config::Config& cfg) {
     if (ec) return;
     spdlog::info("received signal {}, stopping", sig);
     for (auto& l : listeners) l->stop();
+    queue_manager.stop();
     control.stop();
     refresh.cancel();
     drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     wait_for_sessions();
   });
   ::signal(SIGPIPE, SIG_IGN);
+  queue_manager.start();
   spdlog::info("bridgehead ready (control socket {})", cfg.control_socket.string());
   io.run();
   listeners.clear();

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/duration.hpp"
 #include "core/expected.hpp"
 
 namespace bridgehead::queue {
@@ -15,17 +16,9 @@ namespace bridgehead::queue {
 /// Wall-clock time: arrival times are persisted with the message and survive restarts.
 using TimePoint = std::chrono::system_clock::time_point;
 using Seconds = std::chrono::seconds;
-
-/// Longest single duration accepted by the parsers (keeps time arithmetic far from overflow).
-inline constexpr Seconds kMaxDuration = std::chrono::days(365);
-
-/// Parses one duration such as "90s", "5m", "1h", "5d"; fails (permanent kParse) on a missing or
-/// unknown unit, a non-number, zero, or more than 365d, naming the text.
-Expected<Seconds> parse_duration(std::string_view text);
-
-/// Parses a comma-separated delay list such as "1m,5m,15m,30m,1h,2h,4h" (spaces around items are
-/// allowed); fails (permanent kParse) on an empty list or item, naming the bad item and its position.
-Expected<std::vector<Seconds>> parse_delay_list(std::string_view text);
+using bridgehead::kMaxDuration;
+using bridgehead::parse_delay_list;
+using bridgehead::parse_duration;
 
 struct RetryOptions {
   std::vector<Seconds> delays = {std::chrono::minutes(1),  std::chrono::minutes(5), std::chrono::minutes(15),

@@ -8,6 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "spool/spool.hpp"
 
 namespace bridgehead::spool::detail {
 
@@ -83,14 +86,43 @@ enum RecordType : std::uint8_t {
   // segment records
   kChunk = 1,   ///< u64 id, u32 chunk index, content
   kCommit = 2,  ///< u64 id, u64 size, u32 chunks, u32 digest, u32 envelope length, envelope
-  // journal records; 17.. are reserved for per-recipient state (delivered, deferred
-  // until, bounced, each with a reason), to be written with kFlagSkippable where an older
-  // reader may safely ignore them.
-  kFinished = 16,  ///< u64 id
+  // journal records
+  kFinished = 16,        ///< u64 id
+  kRecipientState = 17,  ///< u64 id, u32 count, count x recipient state; always kFlagSkippable
 };
 
 inline constexpr std::size_t kChunkPrefix = 12;
 inline constexpr std::size_t kCommitPrefix = 28;
+
+// ---- RECIPIENT_STATE payload
+//  0  8  message id
+//  8  4  count
+// 12  .. count entries, each:
+//        0  4  recipient index
+//        4  1  status (RecipientStatus, 0..3)
+//        5  1  flags: bit 0 = delay_notice_sent; other bits 0, ignored by readers
+//        6  4  attempts
+//       10  8  next_attempt (signed)
+//       18  8  last_attempt (signed)
+//       26  2  reply length r, then r bytes
+//     28+r  2  remote length m, then m bytes
+inline constexpr std::size_t kStatePrefix = 12;
+inline constexpr std::size_t kStateEntryFixed = 30;
+/// Longer replies and remotes are cut to these sizes when recorded (the reply is a
+/// diagnostic for a person or a DSN, not something anything parses in full).
+inline constexpr std::size_t kMaxStateReply = 1000;
+inline constexpr std::size_t kMaxStateRemote = 255;
+
+/// Size of the RECIPIENT_STATE payload for `states` (replies and remotes longer than the
+/// limits count at the limit, as encode writes them).
+std::size_t recipient_states_payload_size(const std::vector<RecipientState>& states);
+std::string encode_recipient_states(MessageId id, const std::vector<RecipientState>& states);
+struct DecodedStates {
+  MessageId id = 0;
+  std::vector<RecipientState> states;
+};
+/// nullopt when the payload does not parse exactly (short, trailing bytes, unknown status).
+std::optional<DecodedStates> decode_recipient_states(std::string_view payload);
 
 /// Builds the 16-byte frame header for a payload given as `prefix` + `body` (the body is
 /// passed separately so large content is never copied).

@@ -102,7 +102,47 @@ struct Queued {
   std::uint64_t size = 0;
   std::vector<Extent> extents;
   Range range;
+  /// Empty while nothing but kPending is known (most messages: no allocation); once a state
+  /// is recorded, one entry per envelope recipient, in order.
+  std::vector<RecipientState> recipients;
 };
+
+bool is_default_state(const RecipientState& st, std::size_t i) {
+  RecipientState fresh;
+  fresh.index = static_cast<std::uint32_t>(i);
+  return st == fresh;
+}
+
+/// The states of `recipients` that a compacted journal must keep (those that differ from
+/// a fresh kPending); empty when there are none.
+std::vector<RecipientState> states_to_keep(const std::vector<RecipientState>& recipients) {
+  std::vector<RecipientState> out;
+  for (std::size_t i = 0; i < recipients.size(); ++i) {
+    if (!is_default_state(recipients[i], i)) out.push_back(recipients[i]);
+  }
+  return out;
+}
+
+/// Journal bytes a compacted journal spends on one message's states (0: none to keep).
+std::uint64_t kept_state_bytes(const std::vector<RecipientState>& recipients) {
+  std::size_t payload = kStatePrefix;
+  bool any = false;
+  for (std::size_t i = 0; i < recipients.size(); ++i) {
+    if (is_default_state(recipients[i], i)) continue;
+    any = true;
+    payload += kStateEntryFixed + std::min(recipients[i].reply.size(), kMaxStateReply) +
+               std::min(recipients[i].remote.size(), kMaxStateRemote);
+  }
+  return any ? kFrameHeaderSize + payload : 0;
+}
+
+/// Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
+void truncate_text(std::string& s, std::size_t max) {
+  if (s.size() <= max) return;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+}
 
 /// A message being received: written to the current segment, not committed.
 struct Pending {
@@ -116,12 +156,13 @@ struct Pending {
 };
 
 struct Op {
-  enum class Kind { kAppend, kCommit, kAbort, kFinish };
+  enum class Kind { kAppend, kCommit, kAbort, kFinish, kRecord };
   Kind kind = Kind::kAppend;
   MessageId id = 0;
   std::string data;  ///< content (append) or serialized envelope (commit)
   std::string content;  ///< commit: the last piece of content, written with the commit record
   Envelope envelope;
+  std::vector<RecipientState> states;  ///< record
   Completion<void> done;
 };
 
@@ -258,6 +299,8 @@ struct Spool::Impl {
   std::unordered_map<MessageId, Pending> inflight;
   std::map<std::uint64_t, std::uint64_t> refs;  ///< segment -> messages (pending or queued) in it
   std::unordered_map<MessageId, Range> finished_keep;  ///< finished, records still on disk
+  /// Sum of kept_state_bytes over `queued`: what a compacted journal spends on states.
+  std::uint64_t state_bytes = 0;
   std::set<std::uint64_t> dirty;  ///< segments written since their last fdatasync
   std::shared_ptr<SegmentFile> cur;  ///< null: the next write starts a fresh segment
   std::uint64_t cur_size = 0;
@@ -412,6 +455,7 @@ struct Spool::Impl {
   struct Batch {
     std::vector<std::optional<Error>> result;  ///< per op: its own error (unknown id, ...)
     std::deque<std::array<char, kFrameHeaderSize + kCommitPrefix>> bufs;  ///< stable addresses
+    std::deque<std::string> records;  ///< encoded RECIPIENT_STATE records, stable addresses
     std::vector<iovec> seg_iov;
     std::uint64_t seg_iov_offset = 0;
     std::vector<iovec> journal_iov;
@@ -424,6 +468,7 @@ struct Spool::Impl {
     std::unordered_set<MessageId> committing;
     std::vector<MessageId> finishing;
     std::unordered_set<MessageId> finishing_set;
+    std::vector<std::size_t> recording;  ///< indexes of the record ops that write a record
     std::vector<MessageId> aborts;
     bool sync_failed = false;
     bool rolled = false;
@@ -631,18 +676,54 @@ struct Spool::Impl {
     return {};
   }
 
-  /// Writes a fresh journal holding the FINISHED records still needed, then retires the
-  /// old one(s).
-  Expected<void> start_new_journal() {
-    const std::uint64_t seq = journal_seq + 1;
+  Expected<void> plan_record(Batch& b, std::size_t i, Op& op) {
+    // Only a message whose commit was acknowledged: a state refers to its envelope's
+    // recipients, and the queue manager learns of a message from that acknowledgement.
+    auto it = queued.find(op.id);
+    if (it == queued.end() || b.finishing_set.count(op.id) != 0) {
+      b.result[i] = Error::permanent(ErrorCode::kNotFound,
+                                     fmt::format("spool: message {} is not queued", format_id(op.id)));
+      return {};
+    }
+    const std::size_t n = it->second.envelope.recipients.size();
+    for (const RecipientState& st : op.states) {
+      if (st.index >= n || static_cast<std::uint8_t>(st.status) > static_cast<std::uint8_t>(RecipientStatus::kFailed)) {
+        b.result[i] = Error::permanent(
+            ErrorCode::kInvalidArgument,
+            fmt::format("spool: recipient {} with status {} is not valid for message {}, which has {} recipients",
+                        st.index, static_cast<int>(st.status), format_id(op.id), n));
+        return {};
+      }
+    }
+    if (op.states.empty()) return {};
+    if (recipient_states_payload_size(op.states) > kMaxPayload) {
+      b.result[i] = Error::permanent(ErrorCode::kLimit, fmt::format("spool: recipient states of message {} are too large",
+                                                                   format_id(op.id)));
+      return {};
+    }
+    if (journal_fd < 0 || journal_broken) {
+      if (auto r = start_new_journal(); !r) return r;
+      b.journal_good = journal_size;
+    }
+    const std::string payload = encode_recipient_states(op.id, op.states);
+    // Skippable: a reader that predates per-recipient state just retries those recipients
+    // (at-least-once), so an older build may still open this spool.
+    const auto h = encode_frame_header(kRecipientState, kFlagSkippable, payload, {});
+    auto& rec = b.records.emplace_back();
+    rec.reserve(h.size() + payload.size());
+    rec.append(h.data(), h.size());
+    rec.append(payload);
+    b.journal_iov.push_back({rec.data(), rec.size()});
+    b.recording.push_back(i);
+    return {};
+  }
+
+  /// Appends the records a compacted journal keeps for the current state to `content`.
+  void append_kept_records(std::string& content) const {
     std::vector<MessageId> ids;
     ids.reserve(finished_keep.size());
     for (const auto& [id, range] : finished_keep) ids.push_back(id);
     std::sort(ids.begin(), ids.end());
-    std::string content;
-    content.reserve(kFileHeaderSize + ids.size() * (kFrameHeaderSize + 8));
-    const auto h = encode_file_header(kJournalMagic, seq);
-    content.append(h.data(), h.size());
     for (MessageId id : ids) {
       char payload[8];
       put_u64(payload, id);
@@ -650,6 +731,33 @@ struct Spool::Impl {
       content.append(fh.data(), fh.size());
       content.append(payload, 8);
     }
+    for (const auto& [id, q] : queued) {
+      if (q.recipients.empty()) continue;
+      const auto keep = states_to_keep(q.recipients);
+      if (keep.empty()) continue;
+      const std::string payload = encode_recipient_states(id, keep);
+      const auto fh = encode_frame_header(kRecipientState, kFlagSkippable, payload, {});
+      content.append(fh.data(), fh.size());
+      content.append(payload);
+    }
+  }
+
+  std::uint64_t compacted_journal_size() const {
+    return kFileHeaderSize + finished_keep.size() * (kFrameHeaderSize + 8) + state_bytes;
+  }
+
+  /// Writes a fresh journal holding the FINISHED records still needed and the current
+  /// recipient states of queued messages, then retires the old one(s).
+  Expected<void> start_new_journal() {
+    const std::uint64_t seq = journal_seq + 1;
+    std::string content;
+    content.reserve(compacted_journal_size());
+    const auto h = encode_file_header(kJournalMagic, seq);
+    content.append(h.data(), h.size());
+    // The states are the in-memory ones, which only ever reflect synced records: a record
+    // that is written but not yet synced is in no batch at this point (this runs between
+    // batches, or while planning before any journal record of the batch is queued).
+    append_kept_records(content);
     // tmp + fdatasync + rename + directory fsync: the new journal is complete before its
     // name exists, so a crash leaves the old journal, the new one, or both; recovery takes
     // the union of all journals, and every record it holds is true, so both is harmless.
@@ -684,6 +792,7 @@ struct Spool::Impl {
         case Op::Kind::kAppend: r = plan_append(b, i, op); break;
         case Op::Kind::kCommit: r = plan_commit(b, i, op); break;
         case Op::Kind::kFinish: r = plan_finish(b, i, op); break;
+        case Op::Kind::kRecord: r = plan_record(b, i, op); break;
         case Op::Kind::kAbort: b.aborts.push_back(op.id); break;
       }
       if (!r) err = r.error();
@@ -732,11 +841,14 @@ struct Spool::Impl {
       }
       synced = true;
     }
-    if (!err && !b.finishing.empty()) {
+    const bool journaled = !b.finishing.empty() || !b.recording.empty();
+    if (!err && journaled) {
       // FINISHED must be durable before its completion: the queue manager deletes its own
       // delivery state on success, and a FINISHED lost in a crash means a duplicate
       // delivery (at-least-once), never a loss. It is synced after the segments, so a
       // FINISHED for a message committed in the same batch never outlives its COMMIT.
+      // RECIPIENT_STATE likewise: once record() reports success the queue manager treats
+      // a delivered recipient as done, so the record must survive a crash.
       if (::fdatasync(journal_fd) != 0) {
         b.sync_failed = true;
         err = io_error(errno, "cannot sync spool journal", file(journal_name(journal_seq)));
@@ -749,7 +861,7 @@ struct Spool::Impl {
     } else {
       succeed_batch(b, batch, synced);
     }
-    if (!err && !b.finishing.empty()) maybe_compact();
+    if (!err && journaled) maybe_compact();
   }
 
   /// Aborts take effect whatever happened to the batch; then space is reclaimed, before
@@ -774,11 +886,15 @@ struct Spool::Impl {
       for (auto& [id, env] : envelopes) {
         auto it = inflight.find(id);
         Pending& p = it->second;
-        queued.emplace(id, Queued{std::move(*env), p.size, std::move(p.extents), p.range});
+        queued.emplace(id, Queued{std::move(*env), p.size, std::move(p.extents), p.range, {}});
         inflight.erase(it);
       }
+      // States before finishes: a record planned before a finish of the same message in
+      // this batch found it queued; the finish then drops the state with the message.
+      for (std::size_t i : b.recording) apply_states(batch[i].id, std::move(batch[i].states));
       for (MessageId id : b.finishing) {
         auto it = queued.find(id);
+        state_bytes -= kept_state_bytes(it->second.recipients);
         finished_keep[id] = it->second.range;
         ref_range(it->second.range.first, it->second.range.last, -1);
         queued.erase(it);
@@ -793,6 +909,29 @@ struct Spool::Impl {
       if (!batch[i].done) continue;
       batch[i].done(b.result[i] ? Expected<void>(fail(*b.result[i])) : Expected<void>());
     }
+  }
+
+  /// Replaces the states of some recipients of a queued message (in order: a later state
+  /// of the same index wins). Caller holds index_mu exclusively, or is recovery.
+  void apply_states(MessageId id, std::vector<RecipientState> states) {
+    auto it = queued.find(id);
+    if (it == queued.end()) return;
+    Queued& q = it->second;
+    state_bytes -= kept_state_bytes(q.recipients);
+    if (q.recipients.empty()) {
+      q.recipients.resize(q.envelope.recipients.size());
+      for (std::size_t i = 0; i < q.recipients.size(); ++i) q.recipients[i].index = static_cast<std::uint32_t>(i);
+    }
+    for (auto& st : states) {
+      if (st.index < q.recipients.size()) q.recipients[st.index] = std::move(st);
+    }
+    const std::uint64_t kept = kept_state_bytes(q.recipients);
+    // Back to all-pending (a state reset): no need to hold the vector.
+    if (kept == 0) {
+      q.recipients.clear();
+      q.recipients.shrink_to_fit();
+    }
+    state_bytes += kept;
   }
 
   void fail_batch(Batch& b, std::vector<Op>& batch, const Error& err) {
@@ -880,7 +1019,7 @@ struct Spool::Impl {
   }
 
   void maybe_compact() {
-    const std::uint64_t needed = kFileHeaderSize + finished_keep.size() * (kFrameHeaderSize + 8);
+    const std::uint64_t needed = compacted_journal_size();
     if (journal_size > opt.journal_compact_bytes && journal_size > 2 * needed) {
       // A failure leaves the old journal in use; compaction is retried after later batches.
       (void)start_new_journal();
@@ -1007,9 +1146,14 @@ Expected<void> Spool::Impl::recover() {
     }
   }
 
-  // ---- journals: the union of every FINISHED record in every journal file
+  // ---- journals: the union of every FINISHED record in every journal file, and the
+  // RECIPIENT_STATE records in the order they were written (oldest journal first; a
+  // compacted journal starts with the states of the one it replaced), so a later state of
+  // a recipient replaces an earlier one.
   std::unordered_set<MessageId> finished;
   std::size_t journal_records = 0;
+  std::size_t state_records = 0;
+  std::unordered_map<MessageId, std::vector<RecipientState>> recorded;  ///< latest per index, few each
   bool journal_damaged = false;
   for (std::size_t k = 0; k < journals.size(); ++k) {
     const auto path = file(journal_name(journals[k]));
@@ -1050,6 +1194,32 @@ Expected<void> Spool::Impl::recover() {
                                  finished.insert(id);
                                  max_id = std::max(max_id, id);
                                  ++journal_records;
+                                 return {};
+                               }
+                               if (fh.type == kRecipientState) {
+                                 auto d = decode_recipient_states(payload);
+                                 if (!d) {
+                                   // Its CRC is right, so this is not disk damage but a writer
+                                   // that disagrees about the layout; the record is skippable,
+                                   // and ignoring it only means those recipients are retried.
+                                   report.notes.push_back(fmt::format(
+                                       "{}: malformed recipient-state record ({} bytes) ignored; those "
+                                       "recipients may be tried again",
+                                       path.string(), payload.size()));
+                                   return {};
+                                 }
+                                 max_id = std::max(max_id, d->id);
+                                 ++state_records;
+                                 auto& latest = recorded[d->id];
+                                 for (auto& st : d->states) {
+                                   auto same = std::find_if(latest.begin(), latest.end(),
+                                                            [&](const RecipientState& x) { return x.index == st.index; });
+                                   if (same != latest.end()) {
+                                     *same = std::move(st);
+                                   } else {
+                                     latest.push_back(std::move(st));
+                                   }
+                                 }
                                  return {};
                                }
                                if (fh.flags & kFlagSkippable) return {};
@@ -1171,7 +1341,7 @@ Expected<void> Spool::Impl::recover() {
               format_id(id), why, opt.dir.string()));
           return {};
         }
-        queued.emplace(id, Queued{std::move(*env), s.size, std::move(s.extents), s.range});
+        queued.emplace(id, Queued{std::move(*env), s.size, std::move(s.extents), s.range, {}});
         return {};
       }
       if (fh.type == kChunk || fh.type == kCommit) {
@@ -1209,6 +1379,27 @@ Expected<void> Spool::Impl::recover() {
   }
   report.messages = queued.size();
 
+  // ---- recipient states of the queued messages; those of finished, damaged or unknown
+  // messages are simply not carried over
+  std::size_t states_kept = 0;
+  bool states_out_of_range = false;
+  for (auto& [id, latest] : recorded) {
+    auto it = queued.find(id);
+    if (it == queued.end()) continue;
+    const std::size_t n = it->second.envelope.recipients.size();
+    const auto bad = std::find_if(latest.begin(), latest.end(), [&](const RecipientState& st) { return st.index >= n; });
+    if (bad != latest.end()) {
+      // record() refuses such an index, so this journal was written by something else;
+      // the rest of the states of the message are still good.
+      states_out_of_range = true;
+      report.notes.push_back(fmt::format("journal state for recipient {} of message {} ignored: it has {} recipients",
+                                         bad->index, format_id(id), n));
+    }
+    apply_states(id, std::move(latest));
+    if (!it->second.recipients.empty()) ++states_kept;
+  }
+  recorded.clear();
+
   // ---- ids: a new generation, durable before the first id of this run is handed out
   generation = std::max(state_gen, max_id >> 32) + 1;
   if (generation > kCounterMask) return fail(corrupt("spool id generations are exhausted"));
@@ -1228,7 +1419,11 @@ Expected<void> Spool::Impl::recover() {
   // No segment is current yet, so every segment without a queued message goes now.
   delete_unused_segments();
 
-  const bool rewrite = journals.size() != 1 || journal_damaged || journal_records != finished_keep.size();
+  // A journal that holds exactly what a compaction would write is kept as it is, so an
+  // idle spool is not rewritten at every open; any superseded or unneeded record, or
+  // damage, is reason enough. The rewrite carries every state still needed.
+  const bool rewrite = journals.size() != 1 || journal_damaged || journal_records != finished_keep.size() ||
+                       state_records != states_kept || states_out_of_range;
   if (rewrite && (!journals.empty() || !finished_keep.empty())) {
     if (auto r = start_new_journal(); !r) return r;
     // Only now that the new journal is durable may the ones it replaces go.
@@ -1306,11 +1501,32 @@ void Spool::finish(MessageId id, Completion<void> done) {
   impl_->submit(std::move(op));
 }
 
+void Spool::record(MessageId id, std::vector<RecipientState> states, Completion<void> done) {
+  // Cut here, on the caller's thread, so the state kept in memory is exactly what a
+  // recovery reads back from the journal.
+  for (auto& st : states) {
+    truncate_text(st.reply, kMaxStateReply);
+    truncate_text(st.remote, kMaxStateRemote);
+  }
+  Op op;
+  op.kind = Op::Kind::kRecord;
+  op.id = id;
+  op.states = std::move(states);
+  op.done = std::move(done);
+  impl_->submit(std::move(op));
+}
+
 std::vector<QueuedMessage> Spool::queued() const {
   std::shared_lock lock(impl_->index_mu);
   std::vector<QueuedMessage> out;
   out.reserve(impl_->queued.size());
-  for (const auto& [id, q] : impl_->queued) out.push_back(QueuedMessage{id, q.envelope, q.size});
+  for (const auto& [id, q] : impl_->queued) {
+    QueuedMessage& m = out.emplace_back(QueuedMessage{id, q.envelope, q.size, q.recipients});
+    if (m.recipients.empty()) {
+      m.recipients.resize(q.envelope.recipients.size());
+      for (std::size_t i = 0; i < m.recipients.size(); ++i) m.recipients[i].index = static_cast<std::uint32_t>(i);
+    }
+  }
   return out;
 }
 

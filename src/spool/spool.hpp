@@ -38,11 +38,35 @@ struct SpoolOptions {
   std::uint64_t journal_compact_bytes = 4ull << 20;
 };
 
+/// Where one recipient of a queued message stands. Journaled (record type 17) so that it
+/// survives a crash: a recipient that is delivered or failed is never tried again.
+enum class RecipientStatus : std::uint8_t {
+  kPending = 0,    ///< not tried yet (or the journal never learned of an attempt)
+  kDeferred = 1,   ///< tried, temporary failure; next try at next_attempt
+  kDelivered = 2,  ///< the next hop took it (final)
+  kFailed = 3,     ///< permanent failure or expired; the sender was told if asked (final)
+};
+
+struct RecipientState {
+  std::uint32_t index = 0;         ///< into Envelope::recipients
+  RecipientStatus status = RecipientStatus::kPending;
+  std::uint32_t attempts = 0;      ///< delivery attempts so far
+  std::int64_t next_attempt = 0;   ///< unix seconds; kDeferred only
+  std::int64_t last_attempt = 0;   ///< unix seconds, 0 = never tried
+  bool delay_notice_sent = false;  ///< the single delay DSN went out
+  std::string reply;               ///< last answer or our reason ("450 4.2.0 mailbox busy")
+  std::string remote;              ///< the next hop that gave it ("127.0.0.1:2526"), or empty
+  bool operator==(const RecipientState&) const = default;
+};
+
 /// A message that got its 250 and is not yet finished.
 struct QueuedMessage {
   MessageId id = 0;
   Envelope envelope;
   std::uint64_t size = 0;  ///< content bytes
+  /// One per envelope recipient, in envelope order (index == position); all kPending for a
+  /// message nothing was recorded for.
+  std::vector<RecipientState> recipients;
 };
 
 struct RecoveryReport {
@@ -94,6 +118,12 @@ class Spool {
   /// Marks a message finished (delivered or bounced): journaled and group-committed like
   /// commit(). Space is reclaimed when every message of a segment is finished.
   void finish(MessageId id, Completion<void> done);
+
+  /// Journals the new state of some recipients of a committed, unfinished message (each
+  /// replaces that recipient's earlier state). Group-committed like finish(): `done` runs
+  /// after the fdatasync. Fails with kNotFound for a message that is not queued, or
+  /// kInvalidArgument for an index past the envelope's recipients.
+  void record(MessageId id, std::vector<RecipientState> states, Completion<void> done);
 
   /// Messages that are committed and not finished, oldest first.
   std::vector<QueuedMessage> queued() const;

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "temp_dir.hpp"
@@ -702,6 +703,474 @@ TEST(SpoolFailure, RealEnospcOnATinyTmpfs) {
   EXPECT_EQ(queued_ids(*s), ok);
   EXPECT_EQ(read_all(*s, ok.back()), "after");
   EXPECT_EQ(read_all(*s, ok.front()), content_for(0, 4096));
+}
+
+// ------------------------------------------------------------------ per-recipient state
+
+Expected<void> record(Spool& s, MessageId id, std::vector<RecipientState> states) {
+  return wait([&](Completion<void> done) { s.record(id, std::move(states), std::move(done)); });
+}
+
+RecipientState rstate(std::uint32_t index, RecipientStatus status, std::uint32_t attempts = 0, std::string reply = {},
+                      std::string remote = {}, std::int64_t next = 0, std::int64_t last = 0, bool notice = false) {
+  RecipientState st;
+  st.index = index;
+  st.status = status;
+  st.attempts = attempts;
+  st.reply = std::move(reply);
+  st.remote = std::move(remote);
+  st.next_attempt = next;
+  st.last_attempt = last;
+  st.delay_notice_sent = notice;
+  return st;
+}
+
+std::vector<RecipientState> all_pending(std::size_t n) {
+  std::vector<RecipientState> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i].index = static_cast<std::uint32_t>(i);
+  return out;
+}
+
+std::vector<RecipientState> states_of(const Spool& s, MessageId id) {
+  for (auto& q : s.queued()) {
+    if (q.id == id) return q.recipients;
+  }
+  ADD_FAILURE() << format_id(id) << " is not queued";
+  return {};
+}
+
+Envelope envelope_with(std::size_t recipients) {
+  Envelope e = envelope_for(7);
+  e.recipients.clear();
+  for (std::size_t i = 0; i < recipients; ++i) {
+    e.recipients.push_back(Recipient{"r" + std::to_string(i) + "@b.example", kNotifyNone, ""});
+  }
+  return e;
+}
+
+/// The RECIPIENT_STATE records of a journal file, in order.
+std::vector<detail::DecodedStates> state_records(const fs::path& journal) {
+  const std::string data = slurp(journal);
+  std::vector<detail::DecodedStates> out;
+  for (std::size_t at : frame_offsets(data)) {
+    if (static_cast<std::uint8_t>(data[at + 4]) != detail::kRecipientState) continue;
+    EXPECT_EQ(data[at + 5], static_cast<char>(detail::kFlagSkippable));
+    const auto len = detail::get_u32(data.data() + at + 8);
+    auto d = detail::decode_recipient_states(std::string_view(data).substr(at + detail::kFrameHeaderSize, len));
+    EXPECT_TRUE(d) << "undecodable state record at " << at;
+    if (d) out.push_back(std::move(*d));
+  }
+  return out;
+}
+
+/// Runs `n` asynchronous operations at once (so they group-commit) and waits for all.
+void run_all(std::size_t n, const std::function<void(std::size_t, Completion<void>)>& start) {
+  std::atomic<std::size_t> left{n};
+  std::atomic<std::size_t> failed{0};
+  std::promise<void> all;
+  for (std::size_t i = 0; i < n; ++i) {
+    start(i, [&](Expected<void> r) {
+      if (!r) ++failed;
+      if (--left == 0) all.set_value();
+    });
+  }
+  all.get_future().wait();
+  EXPECT_EQ(failed.load(), 0u);
+}
+
+TEST(SpoolFormat, RecipientStatesByteLayoutAndRoundTrip) {
+  const std::vector<RecipientState> states{
+      rstate(3, RecipientStatus::kDeferred, 7, "450 4.2.0 busy", "127.0.0.1:2526", 1700000100, -5, true),
+      rstate(0, RecipientStatus::kDelivered)};
+  const std::string p = detail::encode_recipient_states(0x0102030405060708ull, states);
+  ASSERT_EQ(p.size(), detail::recipient_states_payload_size(states));
+  ASSERT_EQ(p.size(), 12u + 30u + 14u + 14u + 30u);
+  EXPECT_EQ(detail::get_u64(p.data()), 0x0102030405060708ull);
+  EXPECT_EQ(detail::get_u32(p.data() + 8), 2u);
+  const char* e = p.data() + 12;
+  EXPECT_EQ(detail::get_u32(e), 3u);
+  EXPECT_EQ(e[4], 1);  // kDeferred
+  EXPECT_EQ(e[5], 1);  // delay_notice_sent
+  EXPECT_EQ(detail::get_u32(e + 6), 7u);
+  EXPECT_EQ(detail::get_u64(e + 10), 1700000100u);
+  EXPECT_EQ(static_cast<std::int64_t>(detail::get_u64(e + 18)), -5);
+  EXPECT_EQ(detail::get_u16(e + 26), 14u);
+  EXPECT_EQ(std::string_view(e + 28, 14), "450 4.2.0 busy");
+  EXPECT_EQ(detail::get_u16(e + 42), 14u);
+  EXPECT_EQ(std::string_view(e + 44, 14), "127.0.0.1:2526");
+  auto d = detail::decode_recipient_states(p);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->id, 0x0102030405060708ull);
+  EXPECT_EQ(d->states, states);
+  // Anything short, long, or with an unknown status is refused as a whole.
+  for (std::size_t n = 0; n < p.size(); ++n) EXPECT_FALSE(detail::decode_recipient_states(p.substr(0, n))) << n;
+  EXPECT_FALSE(detail::decode_recipient_states(p + "x"));
+  std::string bad = p;
+  bad[12 + 4] = 4;
+  EXPECT_FALSE(detail::decode_recipient_states(bad));
+  std::string huge = p.substr(0, 12);
+  detail::put_u32(huge.data() + 8, 0xFFFFFFFFu);
+  EXPECT_FALSE(detail::decode_recipient_states(huge));
+}
+
+TEST(SpoolRecipients, RecordShowsInQueuedAndSurvivesReopen) {
+  TempDir dir;
+  MessageId a = 0;
+  MessageId b = 0;
+  std::vector<RecipientState> expect;
+  // Longer than the limits, with a UTF-8 sequence straddling the reply's cut.
+  const std::string long_reply = "451 " + std::string(995, 'x') + "\xc3\xa9" + "tail";
+  const std::string long_remote(300, 'h');
+  {
+    auto s = open_ok(dir.path());
+    a = put(*s, "a", envelope_for(1));
+    b = put(*s, "b", envelope_for(2));
+    EXPECT_EQ(states_of(*s, a), all_pending(2));
+    ASSERT_TRUE(record(*s, a, {rstate(1, RecipientStatus::kDeferred, 2, long_reply, long_remote, 1700000600, 1700000000,
+                                      true)}));
+    expect = all_pending(2);
+    expect[1] = rstate(1, RecipientStatus::kDeferred, 2, "451 " + std::string(995, 'x'), std::string(255, 'h'),
+                       1700000600, 1700000000, true);
+    EXPECT_EQ(states_of(*s, a), expect);
+    EXPECT_EQ(states_of(*s, b), all_pending(2));
+  }
+  const auto journal = files_matching(dir.path(), "journal-");
+  ASSERT_EQ(journal.size(), 1u);
+  {
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(states_of(*s, a), expect);
+    EXPECT_EQ(states_of(*s, b), all_pending(2));
+    EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
+  }
+  EXPECT_EQ(files_matching(dir.path(), "journal-"), journal) << "nothing to compact: the journal stays";
+}
+
+TEST(SpoolRecipients, LaterRecordReplacesEarlierPerIndex) {
+  TempDir dir;
+  MessageId id = 0;
+  std::vector<RecipientState> expect = all_pending(4);
+  {
+    auto s = open_ok(dir.path());
+    id = put(*s, "m", envelope_with(4));
+    ASSERT_TRUE(record(*s, id, {rstate(0, RecipientStatus::kDeferred, 1, "450 first"),
+                                rstate(1, RecipientStatus::kDeferred, 1, "450 first")}));
+    ASSERT_TRUE(record(*s, id, {rstate(1, RecipientStatus::kDelivered, 2, "250 ok", "192.0.2.9:25")}));
+    ASSERT_TRUE(record(*s, id, {rstate(2, RecipientStatus::kFailed, 1, "550 no such user")}));
+    // Two states of one index in one call: the later wins.
+    ASSERT_TRUE(record(*s, id, {rstate(3, RecipientStatus::kDeferred, 1), rstate(3, RecipientStatus::kDeferred, 2)}));
+    expect[0] = rstate(0, RecipientStatus::kDeferred, 1, "450 first");
+    expect[1] = rstate(1, RecipientStatus::kDelivered, 2, "250 ok", "192.0.2.9:25");
+    expect[2] = rstate(2, RecipientStatus::kFailed, 1, "550 no such user");
+    expect[3] = rstate(3, RecipientStatus::kDeferred, 2);
+    EXPECT_EQ(states_of(*s, id), expect);
+  }
+  {
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(states_of(*s, id), expect);
+  }
+  // That open compacted the superseded records into one; the next open keeps the file.
+  const auto journals = files_matching(dir.path(), "journal-");
+  ASSERT_EQ(journals.size(), 1u);
+  const auto recs = state_records(journals[0]);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].states, expect);
+  {
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(states_of(*s, id), expect);
+  }
+  EXPECT_EQ(files_matching(dir.path(), "journal-"), journals);
+}
+
+TEST(SpoolRecipients, FinishedMessageStatesAreGoneAfterReopen) {
+  TempDir dir;
+  MessageId a = 0;
+  MessageId b = 0;
+  {
+    auto s = open_ok(dir.path());
+    a = put(*s, "a", envelope_for(1));
+    b = put(*s, "b", envelope_for(2));
+    ASSERT_TRUE(record(*s, a, {rstate(0, RecipientStatus::kDelivered), rstate(1, RecipientStatus::kDelivered)}));
+    ASSERT_TRUE(record(*s, b, {rstate(0, RecipientStatus::kDeferred, 1, "421 later")}));
+    ASSERT_TRUE(finish(*s, a));
+    auto r = record(*s, a, {rstate(0, RecipientStatus::kFailed)});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+  }
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(queued_ids(*s), std::vector<MessageId>{b});
+  auto expect = all_pending(2);
+  expect[0] = rstate(0, RecipientStatus::kDeferred, 1, "421 later");
+  EXPECT_EQ(states_of(*s, b), expect);
+  const auto journals = files_matching(dir.path(), "journal-");
+  ASSERT_EQ(journals.size(), 1u);
+  for (const auto& rec : state_records(journals[0])) EXPECT_NE(rec.id, a) << "the rewrite keeps no state of a finished message";
+}
+
+TEST(SpoolRecipients, UnknownIdAndBadIndexAreRefused) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  const MessageId id = put(*s, "m", envelope_for(1));
+  auto r = record(*s, 12345, {rstate(0, RecipientStatus::kDelivered)});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(r.error().transient());
+  const MessageId receiving = s->begin_message();  // begun, not committed
+  ASSERT_TRUE(append(*s, receiving, "x"));
+  r = record(*s, receiving, {rstate(0, RecipientStatus::kDelivered)});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+  // One bad index fails the whole call: nothing of it is applied.
+  r = record(*s, id, {rstate(0, RecipientStatus::kDelivered), rstate(2, RecipientStatus::kDelivered)});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(r.error().transient());
+  RecipientState odd = rstate(1, RecipientStatus::kDelivered);
+  odd.status = static_cast<RecipientStatus>(9);
+  r = record(*s, id, {odd});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(states_of(*s, id), all_pending(2));
+  EXPECT_TRUE(record(*s, id, {}));  // nothing to say is not an error
+  EXPECT_EQ(states_of(*s, id), all_pending(2));
+}
+
+TEST(SpoolRecipients, CompactionKeepsStatesOfUnfinishedMessages) {
+  TempDir dir;
+  std::map<MessageId, std::vector<RecipientState>> expect;
+  std::set<fs::path> journals_seen;
+  {
+    auto s = open_ok(dir.path(), 64ull << 20, 512);
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 12; ++i) ids.push_back(put(*s, "m", envelope_with(4)));
+    for (MessageId id : ids) {
+      // Recipient 3 is recorded once, before any compaction: only a compaction that
+      // carries states over keeps it.
+      expect[id] = all_pending(4);
+      expect[id][3] = rstate(3, RecipientStatus::kFailed, 1, "550 once", "mx.once:25");
+      ASSERT_TRUE(record(*s, id, {expect[id][3]}));
+    }
+    for (std::uint32_t round = 1; round <= 20; ++round) {
+      for (std::size_t k = 0; k < ids.size(); ++k) {
+        const MessageId id = ids[k];
+        if (expect.count(id) == 0) continue;
+        const auto idx = static_cast<std::uint32_t>((k + round) % 3);
+        auto st = rstate(idx, round % 5 == 0 ? RecipientStatus::kDelivered : RecipientStatus::kDeferred, round,
+                         "450 round " + std::to_string(round), "mx" + std::to_string(k), 1700000000 + round);
+        ASSERT_TRUE(record(*s, id, {st}));
+        expect[id][idx] = st;
+      }
+      if (round % 4 == 0) {  // some finish along the way
+        const MessageId gone = ids[round / 4];
+        ASSERT_TRUE(finish(*s, gone));
+        expect.erase(gone);
+      }
+      for (const auto& j : files_matching(dir.path(), "journal-")) journals_seen.insert(j);
+      for (const auto& q : s->queued()) EXPECT_EQ(q.recipients, expect.at(q.id)) << round;
+    }
+    EXPECT_GT(journals_seen.size(), 3u) << "the journal should have been compacted several times";
+  }
+  const auto journals = files_matching(dir.path(), "journal-");
+  ASSERT_EQ(journals.size(), 1u);
+  EXPECT_LT(fs::file_size(journals[0]), 4096u);
+  auto s = open_ok(dir.path(), 64ull << 20, 512);
+  EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
+  ASSERT_EQ(s->queued().size(), expect.size());
+  for (const auto& q : s->queued()) EXPECT_EQ(q.recipients, expect.at(q.id)) << format_id(q.id);
+}
+
+TEST(SpoolRecipients, CompactionCountsStateBytesAndRunsAfterRecords) {
+  TempDir dir;
+  auto s = open_ok(dir.path(), 64ull << 20, 512);
+  const MessageId id = put(*s, "m", envelope_with(4));
+  std::vector<RecipientState> big;
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    big.push_back(rstate(i, RecipientStatus::kDeferred, 1, std::string(1000, static_cast<char>('a' + i)), "mx:25"));
+  }
+  const std::uint64_t one = detail::kFrameHeaderSize + detail::recipient_states_payload_size(big);
+  auto journal_now = [&] {
+    // Compaction runs after a batch's completions: a later operation's completion means
+    // the writer is past it.
+    EXPECT_TRUE(record(*s, id, {}));
+    const auto j = files_matching(dir.path(), "journal-");
+    EXPECT_EQ(j.size(), 1u);
+    return j.at(0);
+  };
+  ASSERT_TRUE(record(*s, id, big));
+  const auto first = journal_now();
+  // Past journal_compact_bytes, but all of it is state that must be kept: no rewrite.
+  ASSERT_TRUE(record(*s, id, big));
+  EXPECT_EQ(journal_now(), first) << "compaction must count the state bytes it has to keep";
+  // Now more than twice what must be kept, with nothing but records in the batches.
+  ASSERT_TRUE(record(*s, id, big));
+  const auto compacted = journal_now();
+  EXPECT_NE(compacted, first);
+  EXPECT_EQ(fs::file_size(compacted), detail::kFileHeaderSize + one);
+  s.reset();
+  s = open_ok(dir.path(), 64ull << 20, 512);
+  EXPECT_EQ(states_of(*s, id), big);
+  EXPECT_EQ(journal_now(), compacted);
+}
+
+TEST(SpoolRecipients, CompactionAfterRecoveryFromTwoJournalsKeepsStates) {
+  // A crash between writing a compacted journal and removing the old one leaves both;
+  // recovery reads them in order and its rewrite must carry the states over.
+  TempDir dir;
+  MessageId id = 0;
+  std::map<std::string, std::string> before;
+  auto expect = all_pending(2);
+  {
+    auto s = open_ok(dir.path());
+    id = put(*s, "m", envelope_for(1));
+    ASSERT_TRUE(record(*s, id, {rstate(0, RecipientStatus::kDeferred, 1, "450 old")}));
+    before = snapshot(dir.path());
+    ASSERT_TRUE(record(*s, id, {rstate(0, RecipientStatus::kDeferred, 2, "450 newer")}));
+  }
+  {
+    // Reopen compacts (superseded record) into journal 2; then put journal 1 back.
+    auto s = open_ok(dir.path());
+  }
+  for (const auto& [name, data] : before) {
+    if (name.rfind("journal-", 0) == 0) spit(dir.path() / name, data);
+  }
+  ASSERT_EQ(files_matching(dir.path(), "journal-").size(), 2u);
+  expect[0] = rstate(0, RecipientStatus::kDeferred, 2, "450 newer");
+  {
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(states_of(*s, id), expect) << "the newer journal's state wins";
+  }
+  ASSERT_EQ(files_matching(dir.path(), "journal-").size(), 1u);
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(states_of(*s, id), expect);
+}
+
+TEST(SpoolRecipients, TornLastStateRecordIsDroppedAndEarlierKept) {
+  TempDir dir;
+  MessageId id = 0;
+  {
+    auto s = open_ok(dir.path());
+    id = put(*s, "m", envelope_for(1));
+    ASSERT_TRUE(record(*s, id, {rstate(0, RecipientStatus::kDeferred, 1, "450 one")}));
+    ASSERT_TRUE(record(*s, id, {rstate(0, RecipientStatus::kDeferred, 2, "450 two"),
+                                rstate(1, RecipientStatus::kDelivered, 1, "250 ok")}));
+  }
+  const auto journal = files_matching(dir.path(), "journal-").at(0);
+  fs::resize_file(journal, fs::file_size(journal) - 5);
+  auto expect = all_pending(2);
+  expect[0] = rstate(0, RecipientStatus::kDeferred, 1, "450 one");
+  {
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(states_of(*s, id), expect);
+    EXPECT_GT(s->recovery_report().torn_bytes, 0u);
+    // The spool goes on recording after the cut.
+    ASSERT_TRUE(record(*s, id, {rstate(1, RecipientStatus::kFailed, 1, "550 gone")}));
+    expect[1] = rstate(1, RecipientStatus::kFailed, 1, "550 gone");
+  }
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(s->recovery_report().torn_bytes, 0u);
+  EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
+  EXPECT_EQ(states_of(*s, id), expect);
+}
+
+TEST(SpoolRecipients, MalformedOutOfRangeAndUnknownRecordsAreIgnoredWithNotes) {
+  TempDir dir;
+  MessageId id = 0;
+  {
+    auto s = open_ok(dir.path());
+    id = put(*s, "m", envelope_for(1));
+    ASSERT_TRUE(record(*s, id, {rstate(0, RecipientStatus::kDeferred, 1)}));
+  }
+  const auto journal = files_matching(dir.path(), "journal-").at(0);
+  std::string data = slurp(journal);
+  auto add = [&](std::uint8_t type, std::string_view payload) {
+    const auto h = detail::encode_frame_header(type, detail::kFlagSkippable, payload, {});
+    data.append(h.data(), h.size());
+    data.append(payload);
+  };
+  add(30, "a newer build's optional record");
+  add(detail::kRecipientState, "not a state record");
+  add(detail::kRecipientState, detail::encode_recipient_states(id, {rstate(1, RecipientStatus::kDelivered),
+                                                                    rstate(5, RecipientStatus::kDelivered)}));
+  spit(journal, data);
+  auto expect = all_pending(2);
+  expect[0] = rstate(0, RecipientStatus::kDeferred, 1);
+  expect[1] = rstate(1, RecipientStatus::kDelivered);
+  {
+    auto s = open_ok(dir.path());
+    EXPECT_EQ(states_of(*s, id), expect);
+    const auto& notes = s->recovery_report().notes;
+    ASSERT_EQ(notes.size(), 2u) << s->recovery_report().summary();
+    EXPECT_NE(notes[0].find("malformed"), std::string::npos) << notes[0];
+    EXPECT_NE(notes[1].find("recipient 5"), std::string::npos) << notes[1];
+  }
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(states_of(*s, id), expect);
+  EXPECT_TRUE(s->recovery_report().notes.empty()) << "the rewrite dropped the bad records";
+}
+
+TEST(SpoolRecipients, DiskFullFailsRecordAndLeavesStateUnchanged) {
+  TempDir dir;
+  MessageId id = 0;
+  auto expect = all_pending(2);
+  {
+    auto s = open_ok(dir.path());
+    id = put(*s, "m", envelope_for(1));
+    ASSERT_TRUE(record(*s, id, {rstate(0, RecipientStatus::kDeferred, 1, "450 one")}));
+    expect[0] = rstate(0, RecipientStatus::kDeferred, 1, "450 one");
+    s->set_fault_after_bytes(10);  // part of the next record's frame header lands
+    auto r = record(*s, id, {rstate(0, RecipientStatus::kDelivered, 2, "250 ok"), rstate(1, RecipientStatus::kFailed)});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kDiskFull);
+    EXPECT_TRUE(r.error().transient());
+    EXPECT_EQ(states_of(*s, id), expect);
+    s->set_fault_after_bytes(0);
+    ASSERT_TRUE(record(*s, id, {rstate(1, RecipientStatus::kDelivered, 1, "250 fine")}));
+    expect[1] = rstate(1, RecipientStatus::kDelivered, 1, "250 fine");
+    EXPECT_EQ(states_of(*s, id), expect);
+    const MessageId other = put(*s, "other", envelope_for(2));
+    ASSERT_TRUE(finish(*s, other));
+  }
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(s->recovery_report().torn_bytes, 0u) << "the failed write was cut back";
+  EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
+  EXPECT_EQ(queued_ids(*s), std::vector<MessageId>{id});
+  EXPECT_EQ(states_of(*s, id), expect);
+}
+
+TEST(SpoolRecipients, ManyRecordsThenReopenGiveExactStates) {
+  TempDir dir;
+  constexpr std::size_t kMessages = 2000;
+  std::vector<MessageId> ids(kMessages);
+  std::map<MessageId, std::vector<RecipientState>> expect;
+  auto state_for = [](std::size_t k, std::uint32_t idx, std::uint32_t round) {
+    const auto status = static_cast<RecipientStatus>(1 + (k + idx + round) % 3);
+    return rstate(idx, status, round + 1, fmt::format("45{} reply {} {}", k % 10, k, round),
+                  k % 3 == 0 ? std::string() : fmt::format("10.0.{}.{}:25", k % 256, idx),
+                  1700000000 + static_cast<std::int64_t>(k), 1690000000 + static_cast<std::int64_t>(round), k % 7 == 0);
+  };
+  {
+    auto s = open_ok(dir.path());
+    for (auto& id : ids) id = s->begin_message();
+    run_all(kMessages, [&](std::size_t k, Completion<void> done) {
+      s->commit(ids[k], content_for(k, 100), envelope_with(1 + k % 4), std::move(done));
+    });
+    for (std::size_t k = 0; k < kMessages; ++k) expect[ids[k]] = all_pending(1 + k % 4);
+    for (std::uint32_t round = 0; round < 2; ++round) {
+      run_all(kMessages, [&](std::size_t k, Completion<void> done) {
+        std::vector<RecipientState> states;
+        for (std::uint32_t idx = round; idx < 1 + k % 4; idx += 2) states.push_back(state_for(k, idx, round));
+        for (const auto& st : states) expect[ids[k]][st.index] = st;
+        s->record(ids[k], std::move(states), std::move(done));
+      });
+    }
+    EXPECT_LT(s->stats().syncs, kMessages) << "records should share fdatasyncs";
+    for (const auto& q : s->queued()) ASSERT_EQ(q.recipients, expect.at(q.id)) << format_id(q.id);
+  }
+  for (int open = 0; open < 2; ++open) {
+    auto s = open_ok(dir.path());
+    const auto q = s->queued();
+    ASSERT_EQ(q.size(), kMessages);
+    for (const auto& m : q) ASSERT_EQ(m.recipients, expect.at(m.id)) << open << " " << format_id(m.id);
+  }
 }
 
 // ------------------------------------------------------------------ crash

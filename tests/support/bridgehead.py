@@ -8,8 +8,27 @@ stopped by cleanups; the daemon's log is printed when a test fails. Standard lib
         def test_x(self):
             d = self.start_daemon(smtp={"max_recipients": 2}, tls=True)
             c = d.raw("exchange"); c.ehlo(); c.cmd("MAIL FROM:<a@exchange.example>", 250, "2.1.0")
+
+Delivery (issue 3): by default both systems deliver to a dead port, so mail stays queued.
+`delivery` changes that per system, `queue` writes a [queue] section, `env` adds to the
+daemon's environment:
+
+            sink = bridgehead.SmtpSink(self, ["-8"]).start()       # /usr/sbin/smtp-sink, no 8BITMIME
+            d = self.start_daemon(delivery={"notes": sink, "exchange": "maildir"},
+                                  queue={"retry_delays": "1s"}, env={"BRIDGEHEAD_FAULT_POISON": "XYZ"})
+            qid, message_id = d.send("ann@exchange.example", ["carol@notes.example"], "subject")
+            d.wait_queue_empty()
+            [m] = sink.messages()                                    # SinkMessage: envelope + content
+            dsn = bridgehead.parse_dsn(d.maildir("exchange", "ann@exchange.example")[0][1])
+
+MockMta (tests/support/mock_mta.py) is an SMTP/LMTP peer with a scripted reply per recipient
+and attempt; parse_dsn() reads a DSN with the email package and returns its fields.
 """
 
+import collections
+import email
+import email.policy
+import email.utils
 import json
 import os
 import random
@@ -195,7 +214,8 @@ def make_message(sender, recipients, subject="test", body="Hello.\r\n", extra_he
 class Daemon:
     """One bridgehead daemon on a temp dir; created by TestCase.start_daemon()."""
 
-    def __init__(self, test, workdir, smtp=None, tls=False, spool_dir=None, extra=""):
+    def __init__(self, test, workdir, smtp=None, tls=False, spool_dir=None, extra="", delivery=None, queue=None,
+                 env=None):
         self.test = test
         self.workdir = workdir
         self.bin = test.bridgehead_bin
@@ -207,6 +227,10 @@ class Daemon:
         self.smtp = dict(smtp or {})
         self.tls = tls
         self.extra = extra
+        # {system: dict of [system.delivery] keys | "maildir" | an object with .delivery()}
+        self.delivery = dict(delivery or {})
+        self.queue_settings = dict(queue or {})
+        self.env = dict(env or {})
         self.proc = None
         self.starts = 0
         self.ports = {}
@@ -240,6 +264,10 @@ class Daemon:
         smtp.update(self.smtp)
         for k, v in smtp.items():
             lines.append("%s = %s" % (k, toml_value(v)))
+        if self.queue_settings:
+            lines += ["", "[queue]"]
+            for k, v in self.queue_settings.items():
+                lines.append("%s = %s" % (k, toml_value(v)))
         for name, kind, domain, rcpts in (("exchange", "exchange", "exchange.example", EXCHANGE_RECIPIENTS),
                                           ("notes", "domino", "notes.example", NOTES_RECIPIENTS)):
             lines += ["", "[[system]]",
@@ -251,10 +279,36 @@ class Daemon:
             if self.tls:
                 lines += ["tls_cert_file = %s" % toml_value(self.cert),
                           "tls_key_file = %s" % toml_value(self.key)]
-            lines += ["", "[system.delivery]", 'method = "smtp"', 'address = "127.0.0.1:%d"' % dead]
+            lines += ["", "[system.delivery]"]
+            for k, v in self.delivery_settings(name).items():
+                lines.append("%s = %s" % (k, toml_value(v)))
         lines.append(self.extra)
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def maildir_root(self, system):
+        """Where a system with `delivery={system: "maildir"}` gets its Maildirs."""
+        return os.path.join(self.workdir, "maildir", system)
+
+    def delivery_settings(self, system):
+        """The [system.delivery] keys of `system`: the dead-port SMTP target unless the test
+        gave others. A dict given for smtp/lmtp without an address gets the dead port."""
+        d = self.delivery.get(system)
+        if d is None:
+            return {"method": "smtp", "address": "127.0.0.1:%d" % self.ports["dead"]}
+        if isinstance(d, str):
+            if d != "maildir":
+                raise ValueError("delivery shorthand %r: only \"maildir\" exists" % d)
+            d = {"method": "maildir"}
+        elif hasattr(d, "delivery"):
+            d = d.delivery()
+        d = dict(d)
+        method = d.setdefault("method", "smtp")
+        if method == "maildir":
+            d.setdefault("path", self.maildir_root(system))
+        else:
+            d.setdefault("address", "127.0.0.1:%d" % self.ports["dead"])
+        return d
 
     def start(self):
         """Starts the daemon and waits until both ingress processes are running."""
@@ -278,8 +332,9 @@ class Daemon:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update(self.env)
         self.proc = subprocess.Popen([self.bin, "run", "-c", self.config_path], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         log.close()
 
     def _wait_running(self):
@@ -389,6 +444,46 @@ class Daemon:
     def queued_by_id(self):
         return {m["id"]: m for m in self.queue()}
 
+    # ------------------------------------------------------------ delivery
+
+    def wait_queue_empty(self, timeout=START_TIMEOUT, what="the queue to empty"):
+        """Waits until `bridgehead queue` lists nothing (every recipient final)."""
+        last = []
+
+        def empty():
+            last[:] = self.queue()
+            return not last
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if empty():
+                return
+            time.sleep(0.1)
+        self.test.fail("timed out after %.0fs waiting for %s; queue: %s\n%s" % (
+            timeout, what, json.dumps(last, indent=1)[:4000], self.log_tail()))
+
+    def recipient_states(self):
+        """{(queue id, address): state dict} of everything queued."""
+        out = {}
+        for m in self.queue():
+            for st in m.get("state", []):
+                out[(m["id"], st["address"])] = st
+        return out
+
+    def counters(self, process):
+        """The counters of a process in `bridgehead status --json`, missing ones as 0."""
+        p = self.process(process)
+        return collections.defaultdict(int, p.get("counters", {}))
+
+    def maildir(self, system, address):
+        """Messages delivered into `address`'s Maildir of a maildir-delivered system."""
+        return read_maildir(self.maildir_root(system), address)
+
+    def wait_maildir(self, system, address, count=1, timeout=START_TIMEOUT):
+        """Waits for at least `count` messages in the Maildir; returns them all."""
+        return self.wait_for(lambda: (lambda m: m if len(m) >= count else None)(self.maildir(system, address)),
+                             "%d message(s) in the Maildir of %s (%s)" % (count, address, system), timeout,
+                             interval=0.1)
+
     def wait_for(self, predicate, what, timeout=START_TIMEOUT, interval=0.05):
         deadline = time.monotonic() + timeout
         last = None
@@ -420,6 +515,29 @@ class Daemon:
                 pass
         self.test.addCleanup(close)
         return s
+
+    def send(self, sender, recipients, subject="test", body="Hello.\r\n", system="exchange", mail_options=(),
+             rcpt_options=None, extra_headers="", message=None):
+        """One message over smtplib to `system`'s listener; every recipient must be accepted.
+        rcpt_options: a list for every recipient or {address: [options]}. `message` (bytes or
+        str) replaces the generated one. Returns (queue id, Message-ID or None)."""
+        if message is None:
+            message = make_message(sender, recipients, subject, body, extra_headers)
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        m = re.search(rb"(?im)^Message-ID:\s*(<[^>]*>)", message.split(b"\r\n\r\n", 1)[0])
+        s = self.smtplib(system)
+        s.ehlo()
+        code, text = s.mail(sender, list(mail_options))
+        self.test.assertEqual(code, 250, "MAIL FROM:<%s> %s: %r" % (sender, mail_options, text))
+        for r in recipients:
+            opts = rcpt_options.get(r, []) if isinstance(rcpt_options, dict) else list(rcpt_options or [])
+            code, text = s.rcpt(r, opts)
+            self.test.assertEqual(code, 250, "RCPT TO:<%s> %s: %r" % (r, opts, text))
+        code, text = s.data(message)
+        self.test.assertEqual(code, 250, "end of DATA: %r" % text)
+        s.quit()
+        return queue_id(text.decode()), (m.group(1).decode() if m else None)
 
     def swaks(self, *args, system="exchange", check=True):
         exe = self.test.require("swaks")
@@ -464,6 +582,370 @@ def read_spool_content(spool_dir):
         content = b"".join(parts[i] for i in range(nchunks) if i in parts)
         out["%016x" % mid] = content
     return out
+
+
+# ---------------------------------------------------------------- delivery peers and readers
+
+def _wait_banner(port, proc, what, timeout=START_TIMEOUT):
+    """Waits until 127.0.0.1:port greets with 220; fails early if `proc` exited."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return "%s exited with code %d" % (what, proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.settimeout(5)
+                banner = s.recv(512)
+                if banner.startswith(b"220"):
+                    try:
+                        s.sendall(b"QUIT\r\n")
+                    except OSError:
+                        pass
+                    return None
+                last = banner
+        except OSError as e:
+            last = e
+        time.sleep(0.05)
+    return "%s: no 220 greeting on port %d within %.0fs (last: %r)" % (what, port, timeout, last)
+
+
+class SinkMessage:
+    """One transaction as smtp-sink dumped it (LF line endings)."""
+
+    def __init__(self, path, data):
+        self.path = path
+        self.raw = data
+        lines = data.split(b"\n")
+        self.client_proto = self.helo = self.mail_args = None
+        self.rcpt_args = []
+        i = 0
+        while i < len(lines):
+            line = lines[i].decode("utf-8", "replace")
+            if line.startswith("X-Client-Proto: "):
+                self.client_proto = line[16:]
+            elif line.startswith("X-Helo-Args: "):
+                self.helo = line[13:]
+            elif line.startswith("X-Mail-Args: "):
+                self.mail_args = line[13:]
+            elif line.startswith("X-Rcpt-Args: "):
+                self.rcpt_args.append(line[13:])
+            elif line.startswith("Received: "):
+                i += 1
+                while i < len(lines) and lines[i][:1] in (b"\t", b" "):
+                    i += 1
+                break
+            i += 1
+        body = b"\n".join(lines[i:])
+        # smtp-sink appends one empty line after the message.
+        if body.endswith(b"\n\n"):
+            body = body[:-1]
+        self.content = body
+
+    @property
+    def sender(self):
+        return re.match(r"<([^>]*)>", self.mail_args or "<>").group(1)
+
+    @property
+    def recipients(self):
+        return [re.match(r"<([^>]*)>", a).group(1) for a in self.rcpt_args]
+
+    def rcpt_params(self, address):
+        for a in self.rcpt_args:
+            if a.lower().startswith("<%s>" % address.lower()):
+                return a.split()[1:]
+        return None
+
+    def message(self):
+        return email.message_from_bytes(self.content, policy=email.policy.default)
+
+
+class SmtpSink:
+    """/usr/sbin/smtp-sink on a free loopback port, dumping each transaction into its own file
+    (-d); `flags` are smtp-sink options such as ["-8"] (no 8BITMIME), ["-N"] (no DSN),
+    ["-f", "RCPT"] (5xx to every RCPT), ["-w", "1"] (slow DATA). Stopped by a cleanup."""
+
+    def __init__(self, test, flags=(), port=None):
+        self.test = test
+        self.flags = list(flags)
+        self.port = port
+        self.proc = None
+        self.dump_dir = tempfile.mkdtemp(prefix="bh-sink-")
+        # smtp-sink drops to an unprivileged user (-u) when started as root: the user must be
+        # able to create files there, and the directory is outside the private workdir.
+        os.chmod(self.dump_dir, 0o777)
+        test.addCleanup(shutil.rmtree, self.dump_dir, True)
+        test.addCleanup(self.stop)
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def delivery(self, **extra):
+        d = {"method": "smtp", "address": self.address, "tls": "none", "timeout": "30s"}
+        d.update(extra)
+        return d
+
+    def start(self):
+        exe = self.test.require("smtp-sink")
+        for attempt in range(5):
+            port = self.port or free_port()
+            argv = [exe] + self.flags
+            if os.geteuid() == 0:
+                argv += ["-u", "nobody"]
+            argv += ["-d", os.path.join(self.dump_dir, "%Y%m%d%H%M%S."), "127.0.0.1:%d" % port, "256"]
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, start_new_session=True)
+            why = _wait_banner(port, self.proc, "smtp-sink")
+            if why is None:
+                self.port = port
+                return self
+            err = self._reap()
+            if self.port is None and ("in use" in err or "bind" in err):
+                continue
+            if self.port is not None and attempt < 4 and ("in use" in err or "bind" in err):
+                time.sleep(0.5)  # restarting on the same port: the old socket may linger
+                continue
+            self.test.fail("smtp-sink %s did not start: %s %s" % (" ".join(argv), why, err))
+        self.test.fail("smtp-sink found no free port")
+
+    def _reap(self):
+        err = b""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            try:
+                err = self.proc.stderr.read() or b""
+            except (OSError, ValueError):
+                pass
+            self.proc.stderr.close()
+        self.proc = None
+        return err.decode("utf-8", "replace")
+
+    def stop(self):
+        self._reap()
+
+    def restart(self, flags=None):
+        """Stops and starts again on the same port with the same dump directory."""
+        self.stop()
+        if flags is not None:
+            self.flags = list(flags)
+        return self.start()
+
+    def messages(self):
+        """Every dumped transaction, oldest first. Files of transactions still in progress
+        are dumped too: wait for the sender's side (e.g. an empty queue) first."""
+        out = []
+        for name in os.listdir(self.dump_dir):
+            path = os.path.join(self.dump_dir, name)
+            try:
+                with open(path, "rb") as f:
+                    out.append((os.stat(path).st_mtime_ns, name, SinkMessage(path, f.read())))
+            except OSError:
+                pass  # removed: an aborted transaction
+        return [m for _, _, m in sorted(out, key=lambda t: (t[0], t[1]))]
+
+    def wait_messages(self, count, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        msgs = []
+        while time.monotonic() < deadline:
+            msgs = self.messages()
+            if len(msgs) >= count:
+                return msgs
+            time.sleep(0.1)
+        self.test.fail("smtp-sink got %d of %d message(s) within %.0fs" % (len(msgs), count, timeout))
+
+
+class MockMta:
+    """tests/support/mock_mta.py as a subprocess: an SMTP or LMTP peer that answers each
+    recipient as `rules` say ({address: [reply per attempt]}) and records what it got."""
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mock_mta.py")
+
+    def __init__(self, test, lmtp=False, rules=None, eightbitmime=True, dsn=False):
+        self.test = test
+        self.lmtp = lmtp
+        self.dir = tempfile.mkdtemp(prefix="mock-mta-", dir=test.workdir)
+        argv = [sys.executable, self.SCRIPT, "--dir", self.dir, "--rules", json.dumps(rules or {})]
+        if lmtp:
+            argv.append("--lmtp")
+        if not eightbitmime:
+            argv.append("--no-8bitmime")
+        if dsn:
+            argv.append("--dsn")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        test.addCleanup(self.stop)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("READY "):
+            self.stop()
+            test.fail("mock_mta.py did not start: %r %s" % (line, self.proc.stderr.read().decode(errors="replace")))
+        self.port = int(line.split()[1])
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def delivery(self, **extra):
+        d = {"method": "lmtp" if self.lmtp else "smtp", "address": self.address, "tls": "none", "timeout": "30s"}
+        d.update(extra)
+        return d
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+            self.proc = None
+
+    def transactions(self):
+        """Finished transactions, in order: dicts (see mock_mta.py) with "content" bytes."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".json"):
+                with open(os.path.join(self.dir, name)) as f:
+                    t = json.load(f)
+                with open(t["data_file"], "rb") as f:
+                    t["content"] = f.read()
+                out.append(t)
+        return out
+
+    def delivered_to(self, address):
+        """Transactions in which `address` got a positive final reply."""
+        return [t for t in self.transactions()
+                if any(r["address"].lower() == address.lower() and r.get("final_reply", "").startswith("2")
+                       for r in t["rcpts"])]
+
+
+def read_maildir(root, address):
+    """[(path, bytes)] of the messages in <root>/<address lower-cased>/new, oldest first."""
+    new = os.path.join(root, address.lower(), "new")
+    try:
+        names = os.listdir(new)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(new, name)
+        with open(path, "rb") as f:
+            out.append((os.stat(path).st_mtime_ns, path, f.read()))
+    return [(p, d) for _, p, d in sorted(out)]
+
+
+def all_maildir_files(root):
+    """Every file below root's */new and */tmp directories (to assert that nothing came)."""
+    found = []
+    for dirpath, _, files in os.walk(root):
+        found += [os.path.join(dirpath, f) for f in files]
+    return found
+
+
+def parse_message(data):
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def _field(block, name):
+    v = block.get(name)
+    return None if v is None else " ".join(str(v).split())
+
+
+def _typed_address(value):
+    """'rfc822; a@b' -> 'a@b'."""
+    if value is None:
+        return None
+    return value.split(";", 1)[1].strip() if ";" in value else value.strip()
+
+
+def parse_dsn(data):
+    """Parses an RFC 3464 delivery status notification with Python's email package and
+    checks its structure. Returns a dict:
+      message: the parsed email.message.EmailMessage
+      sender_header/to/subject/auto_submitted: top-level header values
+      reporting_mta, arrival_date, original_envelope_id: per-message fields
+      recipients: [{final_recipient (address only), final_recipient_raw, original_recipient,
+                    action (lower case), status, remote_mta, diagnostic_code,
+                    will_retry_until, last_attempt_date}]
+      returned: "message" (message/rfc822), "headers" (text/rfc822-headers) or None
+      returned_part: the returned original's part (EmailMessage or text) or None
+      text: the human-readable first part, decoded
+      defects: what the email package found wrong, as "content/type: DefectName"
+    Raises AssertionError when the message is not a DSN."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    msg = parse_message(data)
+    if msg.get_content_type() != "multipart/report":
+        raise AssertionError("not a multipart/report but %s:\n%s" % (msg.get_content_type(), data[:2000]))
+    if (msg.get_param("report-type") or "").lower() != "delivery-status":
+        raise AssertionError("report-type is %r, not delivery-status" % msg.get_param("report-type"))
+    parts = list(msg.iter_parts())
+    if len(parts) < 2:
+        raise AssertionError("a DSN has at least two parts, got %d" % len(parts))
+    if parts[1].get_content_type() != "message/delivery-status":
+        raise AssertionError("second part is %s, not message/delivery-status" % parts[1].get_content_type())
+    blocks = parts[1].get_payload()
+    if not isinstance(blocks, list) or len(blocks) < 2:
+        raise AssertionError("message/delivery-status needs a per-message block and at least one per-recipient "
+                             "block, got %r" % (blocks,))
+    per_msg = blocks[0]
+    recipients = []
+    for b in blocks[1:]:
+        final = _field(b, "Final-Recipient")
+        if final is None:
+            raise AssertionError("per-recipient block without Final-Recipient: %r" % b.items())
+        recipients.append({
+            "final_recipient": _typed_address(final),
+            "final_recipient_raw": final,
+            "original_recipient": _field(b, "Original-Recipient"),
+            "action": (_field(b, "Action") or "").lower(),
+            "status": _field(b, "Status"),
+            "remote_mta": _field(b, "Remote-MTA"),
+            "diagnostic_code": _field(b, "Diagnostic-Code"),
+            "will_retry_until": _field(b, "Will-Retry-Until"),
+            "last_attempt_date": _field(b, "Last-Attempt-Date"),
+        })
+    returned, returned_part = None, None
+    if len(parts) >= 3:
+        ct = parts[2].get_content_type()
+        if ct == "message/rfc822":
+            returned, returned_part = "message", parts[2].get_payload()[0]
+        elif ct == "text/rfc822-headers":
+            returned, returned_part = "headers", parts[2].get_content()
+    try:
+        text = parts[0].get_content()
+    except (KeyError, LookupError):
+        text = ""
+    defects = ["%s: %s" % (part.get_content_type(), type(d).__name__) for part in msg.walk() for d in part.defects]
+    return {
+        "message": msg,
+        "defects": defects,
+        "sender_header": msg.get("From"),
+        "to": msg.get("To"),
+        "subject": msg.get("Subject"),
+        "auto_submitted": msg.get("Auto-Submitted"),
+        "reporting_mta": _field(per_msg, "Reporting-MTA"),
+        "arrival_date": _field(per_msg, "Arrival-Date"),
+        "original_envelope_id": _field(per_msg, "Original-Envelope-Id"),
+        "recipients": recipients,
+        "returned": returned,
+        "returned_part": returned_part,
+        "text": text,
+    }
+
+
+def rfc5322_time(value):
+    """A date field's value as unix seconds."""
+    return email.utils.parsedate_to_datetime(value).timestamp()
 
 
 class TestCase(unittest.TestCase):
@@ -513,9 +995,12 @@ class TestCase(unittest.TestCase):
         self.assertEqual(r.returncode, 0, "openssl req failed: %r" % r.stderr)
         return cert, key
 
-    def start_daemon(self, smtp=None, tls=False, spool_dir=None, extra=""):
+    def start_daemon(self, smtp=None, tls=False, spool_dir=None, extra="", delivery=None, queue=None, env=None):
+        """delivery: {system: dict of [system.delivery] keys, or "maildir" (below
+        Daemon.maildir_root(system)), or an SmtpSink/MockMta}; systems not named keep the
+        dead-port SMTP target. queue: keys of a [queue] section. env: extra environment."""
         d = Daemon(self, self.workdir if not self.daemons else tempfile.mkdtemp(dir=self.workdir),
-                   smtp=smtp, tls=tls, spool_dir=spool_dir, extra=extra)
+                   smtp=smtp, tls=tls, spool_dir=spool_dir, extra=extra, delivery=delivery, queue=queue, env=env)
         self.daemons.append(d)
         self.addCleanup(d.cleanup)
         d.start()

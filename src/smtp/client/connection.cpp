@@ -1,0 +1,683 @@
+#include "smtp/client/connection.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <optional>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/endpoint.hpp"
+#include "smtp/client/reply_reader.hpp"
+#include "smtp/client/wire_encoding.hpp"
+
+namespace bridgehead::smtp::client {
+
+namespace {
+
+using net::error_code;
+using net::tcp;
+using std::chrono::seconds;
+
+constexpr std::size_t kReadSize = 16 * 1024;
+constexpr seconds kQuitTimeout{5};
+
+bool is_ip_literal(const std::string& host) {
+  error_code ec;
+  (void)asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+std::string host_port(const std::string& host, std::uint16_t port) {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+Outcome outcome_of(int code) {
+  if (code < 400) return Outcome::kDelivered;
+  return code < 500 ? Outcome::kDeferred : Outcome::kFailed;
+}
+
+std::string describe(const error_code& ec) {
+  // A peer that closes a TLS session without close_notify looks like a truncated stream.
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) return "end of file";
+  return ec.message();
+}
+
+// Why a conversation cannot go on: the connection broke, timed out, answered nonsense or 421.
+struct Trouble {
+  ErrorCode code = ErrorCode::kUnavailable;
+  std::string message;      // our description
+  std::string server_line;  // the 421 reply, when that is what ended it
+};
+
+template <typename T>
+using OrTrouble = tl::expected<T, Trouble>;
+
+// Shared with the timer's completion handler, which may run after the Connection is gone
+// (a handler already queued when the timer is cancelled still runs, with success).
+struct Watch {
+  tcp::socket* socket = nullptr;
+  tcp::resolver* resolver = nullptr;
+  std::uint64_t generation = 0;
+  bool fired = false;
+};
+
+}  // namespace
+
+struct Connection::Impl {
+  Impl(asio::any_io_executor executor, std::string h, std::uint16_t p, ClientOptions o)
+      : ex(std::move(executor)),
+        host(std::move(h)),
+        port(p),
+        where(host_port(host, port)),
+        options(std::move(o)),
+        plain(ex),
+        timer(ex),
+        watch(std::make_shared<Watch>()),
+        remote(where) {
+    watch->socket = &plain;
+  }
+
+  asio::any_io_executor ex;
+  std::string host;
+  std::uint16_t port;
+  std::string where;  // host:port as configured, for messages
+  ClientOptions options;
+  tcp::socket plain;
+  std::unique_ptr<asio::ssl::context> tls_ctx;
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls;
+  asio::steady_timer timer;
+  std::shared_ptr<Watch> watch;
+  ReplyReader reader;
+  std::unique_ptr<char[]> read_buf;
+  std::string out;  // commands and content on their way out; reused between messages
+  Capabilities caps;
+  std::string remote;
+  bool usable = false;   // no trouble so far: the session is in a known state
+  bool carried = false;  // MAIL was sent before: the next message starts with RSET
+
+  tcp::socket& lowest() { return tls ? tls->next_layer() : plain; }
+
+  // One deadline at a time: the socket (or resolver) is cancelled when it passes, which
+  // makes the pending operation complete with operation_aborted.
+  class Deadline {
+   public:
+    Deadline(Impl& c, seconds timeout) : c_(c) {
+      const auto gen = ++c.watch->generation;
+      c.watch->fired = false;
+      c.timer.expires_after(timeout);
+      std::weak_ptr<Watch> weak = c.watch;
+      c.timer.async_wait([weak, gen](error_code ec) {
+        auto w = weak.lock();
+        if (ec || !w || w->generation != gen) return;
+        w->fired = true;
+        error_code ignored;
+        if (w->socket) w->socket->cancel(ignored);
+        if (w->resolver) w->resolver->cancel();
+      });
+    }
+    ~Deadline() {
+      ++c_.watch->generation;
+      c_.timer.cancel();
+    }
+    Deadline(const Deadline&) = delete;
+    Deadline& operator=(const Deadline&) = delete;
+    bool fired() const { return c_.watch->fired; }
+
+   private:
+    Impl& c_;
+  };
+
+  awaitable<std::optional<Trouble>> write(std::string_view data, std::string_view stage, seconds timeout) {
+    Deadline deadline(*this, timeout);
+    auto [ec, n] = tls ? co_await asio::async_write(*tls, asio::buffer(data), net::use_nothrow)
+                       : co_await asio::async_write(plain, asio::buffer(data), net::use_nothrow);
+    if (!ec) co_return std::nullopt;
+    usable = false;
+    if (deadline.fired()) {
+      co_return Trouble{
+          ErrorCode::kTimeout, fmt::format("timed out after {}s sending {} to {}", timeout.count(), stage, remote), {}};
+    }
+    co_return Trouble{ErrorCode::kUnavailable,
+                      fmt::format("connection to {} lost while sending {}: {}", remote, stage, describe(ec)),
+                      {}};
+  }
+
+  awaitable<OrTrouble<ServerReply>> read_reply(std::string_view stage, seconds timeout) {
+    ServerReply reply;
+    std::optional<Deadline> deadline;
+    for (;;) {
+      const auto status = reader.next(reply);
+      if (status == ReplyReader::Status::kComplete) {
+        if (reply.code == 421) {
+          // RFC 5321 3.8: the server is closing the session; whatever it says is final for
+          // this connection but not for the message.
+          usable = false;
+          std::string line = reply.one_line();
+          co_return tl::unexpected(Trouble{
+              ErrorCode::kUnavailable, fmt::format("{} closed the session after {}: {}", remote, stage, line), line});
+        }
+        co_return reply;
+      }
+      if (status == ReplyReader::Status::kMalformed) {
+        usable = false;
+        co_return tl::unexpected(
+            Trouble{ErrorCode::kUnavailable,
+                    fmt::format("malformed reply from {} to {}: \"{}\"", remote, stage, reader.malformed_line()),
+                    {}});
+      }
+      if (!deadline) deadline.emplace(*this, timeout);
+      if (!read_buf) read_buf = std::make_unique_for_overwrite<char[]>(kReadSize);
+      auto buf = asio::buffer(read_buf.get(), kReadSize);
+      auto [ec, n] = tls ? co_await tls->async_read_some(buf, net::use_nothrow)
+                         : co_await plain.async_read_some(buf, net::use_nothrow);
+      reader.append(std::string_view(read_buf.get(), n));
+      if (!ec || n > 0) continue;
+      usable = false;
+      if (deadline->fired()) {
+        co_return tl::unexpected(Trouble{
+            ErrorCode::kTimeout,
+            fmt::format("timed out after {}s waiting for the reply to {} from {}", timeout.count(), stage, remote),
+            {}});
+      }
+      co_return tl::unexpected(Trouble{
+          ErrorCode::kUnavailable, fmt::format("connection to {} lost after {}: {}", remote, stage, describe(ec)), {}});
+    }
+  }
+
+  // Writes `command` (CRLF included) and reads its reply.
+  awaitable<OrTrouble<ServerReply>> command(std::string_view cmd, std::string_view stage) {
+    if (auto t = co_await write(cmd, stage, options.command_timeout)) co_return tl::unexpected(std::move(*t));
+    co_return co_await read_reply(stage, options.command_timeout);
+  }
+
+  awaitable<Expected<void>> connect();
+  awaitable<Expected<void>> hello();
+  awaitable<Expected<void>> starttls();
+  void close_socket() {
+    usable = false;
+    error_code ignored;
+    lowest().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close(ignored);
+  }
+};
+
+namespace {
+
+Error open_error(const Trouble& t) { return Error::transient_error(t.code, t.message); }
+
+}  // namespace
+
+awaitable<Expected<void>> Connection::Impl::connect() {
+  const seconds timeout = options.connect_timeout;
+  Deadline deadline(*this, timeout);
+  auto timed_out = [&] {
+    return Error::transient_error(ErrorCode::kTimeout,
+                                  fmt::format("timed out after {}s connecting to {}", timeout.count(), where),
+                                  "check that the next hop is reachable from here (routing, firewall)");
+  };
+  std::vector<tcp::endpoint> endpoints;
+  error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (!ec) {
+    endpoints.emplace_back(addr, port);
+  } else {
+    tcp::resolver resolver(ex);
+    watch->resolver = &resolver;
+    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), net::use_nothrow);
+    watch->resolver = nullptr;
+    if (rec) {
+      if (deadline.fired()) co_return fail(timed_out());
+      co_return fail(Error::transient_error(ErrorCode::kUnavailable,
+                                            fmt::format("cannot resolve {}: {}", host, rec.message()),
+                                            "check the next hop's host name and this machine's DNS"));
+    }
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
+  }
+  error_code last;
+  for (const auto& ep : endpoints) {
+    error_code ignored;
+    plain.close(ignored);
+    auto [cec] = co_await plain.async_connect(ep, net::use_nothrow);
+    if (!cec) {
+      last = {};
+      remote = net::to_string(ep);
+      break;
+    }
+    last = cec;
+    if (deadline.fired()) co_return fail(timed_out());
+  }
+  if (last || endpoints.empty()) {
+    co_return fail(Error::transient_error(
+        ErrorCode::kUnavailable,
+        fmt::format("cannot connect to {}: {}", where, last ? last.message() : "the name has no address"),
+        "check that the next hop is running and listening there"));
+  }
+  plain.set_option(tcp::no_delay(true), ec);
+  usable = true;
+  co_return Expected<void>{};
+}
+
+awaitable<Expected<void>> Connection::Impl::hello() {
+  const char* verb = options.lmtp ? "LHLO" : "EHLO";
+  out = fmt::format("{} {}\r\n", verb, options.helo_name);
+  auto r = co_await command(out, verb);
+  if (!r) co_return fail(open_error(r.error()));
+  if (r->code / 100 == 2) {
+    parse_capabilities(*r, caps);
+    caps.esmtp = true;
+    co_return Expected<void>{};
+  }
+  if (!options.lmtp && r->code >= 500) {
+    // RFC 5321 3.2: a server that does not know EHLO still knows HELO.
+    out = fmt::format("HELO {}\r\n", options.helo_name);
+    auto h = co_await command(out, "HELO");
+    if (!h) co_return fail(open_error(h.error()));
+    if (h->code / 100 == 2) {
+      caps = Capabilities{};
+      co_return Expected<void>{};
+    }
+    co_return fail(Error::transient_error(ErrorCode::kUnavailable,
+                                          fmt::format("{} refused both EHLO and HELO: {}", where, h->one_line()),
+                                          "check helo_name, or whether the next hop accepts mail from this host"));
+  }
+  co_return fail(Error::transient_error(ErrorCode::kUnavailable,
+                                        fmt::format("{} refused {}: {}", where, verb, r->one_line()),
+                                        options.lmtp ? "check that the next hop speaks LMTP" : ""));
+}
+
+awaitable<Expected<void>> Connection::Impl::starttls() {
+  const bool required = options.tls == TlsPolicy::kRequired;
+  if (options.tls == TlsPolicy::kNone) co_return Expected<void>{};
+  if (!caps.starttls) {
+    if (!required) co_return Expected<void>{};
+    co_return fail(Error::transient_error(
+        ErrorCode::kUnavailable, fmt::format("TLS is required for {} but the server does not offer STARTTLS", where),
+        "enable STARTTLS on the next hop, or lower its tls policy to opportunistic"));
+  }
+  auto r = co_await command("STARTTLS\r\n", "STARTTLS");
+  if (!r) co_return fail(open_error(r.error()));
+  if (r->code != 220) {
+    // The session is intact after a refused STARTTLS: opportunistic TLS carries on in plaintext.
+    if (!required) {
+      spdlog::info("smtp client: {} refused STARTTLS ({}); continuing without TLS", where, r->one_line());
+      co_return Expected<void>{};
+    }
+    co_return fail(
+        Error::transient_error(ErrorCode::kUnavailable, fmt::format("{} refused STARTTLS: {}", where, r->one_line())));
+  }
+  // Anything the server sent after its 220 arrived in plaintext and must not be read as
+  // part of the TLS session (the client side of CVE-2011-0411).
+  reader.clear();
+
+  tls_ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  tls_ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+  error_code ec;
+  if (required) {
+    tls_ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+    if (!options.ca_file.empty()) {
+      tls_ctx->load_verify_file(options.ca_file, ec);
+      if (ec) {
+        usable = false;
+        co_return fail(Error::transient_error(
+            ErrorCode::kConfig,
+            fmt::format("cannot load the CA file {} for {}: {}", options.ca_file, where, ec.message()),
+            "point ca_file at a readable PEM bundle of the CAs that signed the next hop's certificate"));
+      }
+    } else {
+      tls_ctx->set_default_verify_paths(ec);
+    }
+  } else {
+    tls_ctx->set_verify_mode(asio::ssl::verify_none, ec);
+  }
+  if (options.configure_tls) options.configure_tls(*tls_ctx);
+
+  tls = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(plain), *tls_ctx);
+  watch->socket = &tls->next_layer();
+  SSL* ssl = tls->native_handle();
+  const std::string& sni = !options.verify_name.empty() ? options.verify_name : host;
+  if (!is_ip_literal(sni)) SSL_set_tlsext_host_name(ssl, sni.c_str());
+  if (required && !options.verify_name.empty()) {
+    // OpenSSL checks the name during the handshake, so a mismatch fails it like a bad chain.
+    if (is_ip_literal(options.verify_name)) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), options.verify_name.c_str());
+    } else {
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      SSL_set1_host(ssl, options.verify_name.c_str());
+    }
+  }
+
+  error_code hec;
+  bool fired = false;
+  {
+    Deadline deadline(*this, options.command_timeout);
+    auto [e] = co_await tls->async_handshake(asio::ssl::stream_base::client, net::use_nothrow);
+    hec = e;
+    fired = deadline.fired();
+  }
+  if (hec) {
+    usable = false;
+    if (fired) {
+      co_return fail(Error::transient_error(
+          ErrorCode::kTimeout,
+          fmt::format("timed out after {}s in the TLS handshake with {}", options.command_timeout.count(), where)));
+    }
+    const long verify = SSL_get_verify_result(ssl);
+    if (required && verify != X509_V_OK) {
+      co_return fail(Error::transient_error(
+          ErrorCode::kUnavailable,
+          fmt::format("the TLS certificate of {} does not verify: {}", where, X509_verify_cert_error_string(verify)),
+          "check ca_file and verify_name for this next hop, or lower its tls policy to opportunistic"));
+    }
+    co_return fail(Error::transient_error(ErrorCode::kUnavailable,
+                                          fmt::format("TLS handshake with {} failed: {}", where, hec.message())));
+  }
+  // RFC 3207 4.2: forget what the server said before TLS and ask again.
+  caps = Capabilities{};
+  co_return co_await hello();
+}
+
+awaitable<Expected<std::unique_ptr<Connection>>> Connection::open(asio::any_io_executor ex, std::string host,
+                                                                  std::uint16_t port, ClientOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(ex), std::move(host), port, std::move(options));
+  auto connected = co_await impl->connect();
+  if (!connected) co_return fail(std::move(connected.error()));
+
+  auto greeting = co_await impl->read_reply("greeting", impl->options.command_timeout);
+  if (!greeting) {
+    impl->close_socket();
+    const Trouble& t = greeting.error();
+    if (!t.server_line.empty()) {
+      co_return fail(Error::transient_error(ErrorCode::kUnavailable,
+                                            fmt::format("{} refused the session: {}", impl->where, t.server_line),
+                                            "the next hop is busy or shutting down; the queue retries"));
+    }
+    co_return fail(open_error(t));
+  }
+  if (greeting->code / 100 != 2) {
+    impl->close_socket();
+    const std::string line = greeting->one_line();
+    if (greeting->code >= 500) {
+      co_return fail(Error::permanent(ErrorCode::kUnavailable,
+                                      fmt::format("{} does not accept mail from this host: {}", impl->where, line),
+                                      "ask the next hop's administrator, or route this mail elsewhere"));
+    }
+    co_return fail(
+        Error::transient_error(ErrorCode::kUnavailable, fmt::format("{} refused the session: {}", impl->where, line)));
+  }
+  auto hello = co_await impl->hello();
+  if (hello) hello = co_await impl->starttls();
+  if (!hello) {
+    impl->close_socket();
+    co_return fail(std::move(hello.error()));
+  }
+  co_return std::unique_ptr<Connection>(new Connection(std::move(impl)));
+}
+
+Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Connection::~Connection() = default;
+
+const Capabilities& Connection::capabilities() const { return impl_->caps; }
+bool Connection::tls_active() const { return impl_->tls != nullptr; }
+std::string Connection::remote() const { return impl_->remote; }
+
+awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vector<std::size_t> indices,
+                                              std::string_view content) {
+  Impl& c = *impl_;
+  for (std::size_t i : indices) {
+    if (i >= envelope.recipients.size()) {
+      throw std::out_of_range(fmt::format("smtp client: recipient index {} out of {}", i, envelope.recipients.size()));
+    }
+  }
+  TransactionResult result;
+  result.remote = c.remote;
+  result.dsn_relayed = c.caps.dsn;
+  result.recipients.reserve(indices.size());
+  for (std::size_t i : indices) {
+    RecipientResult r;
+    r.index = i;
+    result.recipients.push_back(std::move(r));
+  }
+  std::vector<bool> settled(indices.size(), false);
+
+  auto settle = [&](std::size_t k, Outcome outcome, std::string reply, bool from_server) {
+    auto& r = result.recipients[k];
+    r.outcome = outcome;
+    r.reply = std::move(reply);
+    r.from_server = from_server;
+    settled[k] = true;
+  };
+  auto settle_open = [&](Outcome outcome, const std::string& reply, bool from_server) {
+    for (std::size_t k = 0; k < settled.size(); ++k) {
+      if (!settled[k]) settle(k, outcome, reply, from_server);
+    }
+  };
+  auto trouble = [&](const Trouble& t) {
+    // Every recipient without a final answer may be tried again; this connection is done.
+    c.usable = false;
+    if (!t.server_line.empty()) {
+      settle_open(Outcome::kDeferred, t.server_line, true);
+    } else {
+      settle_open(Outcome::kDeferred, t.message, false);
+    }
+    result.reusable = false;
+    return std::move(result);
+  };
+
+  if (!c.usable) {
+    co_return trouble(
+        Trouble{ErrorCode::kUnavailable,
+                fmt::format("connection to {} cannot take another message after an earlier failure", c.remote),
+                {}});
+  }
+  result.reusable = true;
+  if (indices.empty()) co_return result;
+
+  // Refusals decided here, before anything is sent, leave the session as it was.
+  if (envelope.smtputf8 && !c.caps.smtputf8) {
+    settle_open(Outcome::kFailed,
+                fmt::format("550 5.6.7 {} does not support SMTPUTF8, which this message needs (RFC 6531)", c.where),
+                false);
+    co_return result;
+  }
+  std::string_view body = content;
+  std::string downgraded;
+  if (!c.caps.eight_bit_mime && has_8bit(content)) {
+    std::string why;
+    if (!c.options.downgrade_8bit) {
+      why = fmt::format("{} does not support 8BITMIME and no downgrade is configured", c.where);
+    } else if (auto seven = c.options.downgrade_8bit(content)) {
+      downgraded = std::move(*seven);
+      body = downgraded;
+    } else {
+      why = seven.error().message;
+    }
+    if (!why.empty()) {
+      settle_open(Outcome::kFailed, "554 5.6.3 conversion to 7-bit not possible: " + why, false);
+      co_return result;
+    }
+  }
+  const std::size_t size = message_size(body);
+  if (c.caps.size != 0 && size > c.caps.size) {
+    settle_open(Outcome::kFailed,
+                fmt::format("552 5.3.4 message size {} exceeds the limit {} of {}", size, c.caps.size, c.where), false);
+    co_return result;
+  }
+
+  // The command group: [RSET] MAIL RCPT... DATA, written into c.out; commands[k].second is
+  // where command k ends there.
+  enum class Kind { kRset, kMail, kRcpt, kData };
+  std::vector<std::pair<Kind, std::size_t>> commands;
+  commands.reserve(indices.size() + 3);
+  std::string& out = c.out;
+  out.clear();
+  if (c.carried) {
+    out += "RSET\r\n";
+    commands.emplace_back(Kind::kRset, out.size());
+  }
+  out += "MAIL FROM:<";
+  out += envelope.mail_from;
+  out += '>';
+  const bool eight_bit_declared = envelope.body == BodyType::k8BitMime || envelope.body == BodyType::kBinaryMime;
+  // BINARYMIME is never offered to us by this client (no CHUNKING sending); such content
+  // goes as 8BITMIME, which is what it is line by line once in CRLF form.
+  if (eight_bit_declared && c.caps.eight_bit_mime) out += " BODY=8BITMIME";
+  if (envelope.smtputf8) out += " SMTPUTF8";
+  if (c.caps.size != 0) fmt::format_to(std::back_inserter(out), " SIZE={}", size);
+  if (c.caps.dsn) {
+    if (envelope.ret == DsnRet::kFull) out += " RET=FULL";
+    if (envelope.ret == DsnRet::kHeaders) out += " RET=HDRS";
+    if (!envelope.envid.empty()) {
+      out += " ENVID=";
+      out += xtext_encode(envelope.envid);
+    }
+  }
+  out += "\r\n";
+  commands.emplace_back(Kind::kMail, out.size());
+  for (std::size_t i : indices) {
+    const Recipient& rcpt = envelope.recipients[i];
+    out += "RCPT TO:<";
+    out += rcpt.address;
+    out += '>';
+    if (c.caps.dsn) {
+      if (auto notify = notify_param(rcpt.notify); !notify.empty()) {
+        out += " NOTIFY=";
+        out += notify;
+      }
+      if (auto orcpt = orcpt_param(rcpt.orcpt); !orcpt.empty()) {
+        out += " ORCPT=";
+        out += orcpt;
+      }
+    }
+    out += "\r\n";
+    commands.emplace_back(Kind::kRcpt, out.size());
+  }
+  out += "DATA\r\n";
+  commands.emplace_back(Kind::kData, out.size());
+
+  // RFC 2920: with PIPELINING the whole group goes in one write and the replies are read
+  // in order; without it, one command, one reply.
+  const bool pipelining = c.caps.pipelining;
+  std::size_t written = 0;  // commands written so far
+  std::size_t rcpt_no = 0;
+  bool mail_failed = false;
+  std::vector<std::size_t> accepted;  // positions in result.recipients
+  accepted.reserve(indices.size());
+  bool data_go = false;
+  for (std::size_t k = 0; k < commands.size(); ++k) {
+    const Kind kind = commands[k].first;
+    if (kind == Kind::kData && !pipelining && (mail_failed || accepted.empty())) break;
+    if (kind == Kind::kRcpt && !pipelining && mail_failed) break;
+    static constexpr std::string_view kStage[] = {"RSET", "MAIL", "RCPT", "DATA"};
+    const std::string_view stage = kStage[static_cast<int>(kind)];
+    if (k >= written) {
+      const std::size_t last = pipelining ? commands.size() - 1 : k;
+      const std::size_t begin = k == 0 ? 0 : commands[k - 1].second;
+      if (auto t = co_await c.write(std::string_view(out).substr(begin, commands[last].second - begin), stage,
+                                    c.options.command_timeout)) {
+        co_return trouble(*t);
+      }
+      written = last + 1;
+      c.carried = true;  // the group holds MAIL, or is the RSET of a connection that carried one
+    }
+    auto reply = co_await c.read_reply(stage, c.options.command_timeout);
+    if (!reply) co_return trouble(reply.error());
+    const int code = reply->code;
+    switch (kind) {
+      case Kind::kRset:
+        if (code / 100 != 2) {
+          co_return trouble(
+              Trouble{ErrorCode::kUnavailable, fmt::format("{} refused RSET: {}", c.remote, reply->one_line()), {}});
+        }
+        break;
+      case Kind::kMail:
+        if (code / 100 == 2) break;
+        if (code / 100 == 3) {
+          co_return trouble(Trouble{ErrorCode::kUnavailable,
+                                    fmt::format("unexpected reply from {} to MAIL: {}", c.remote, reply->one_line()),
+                                    {}});
+        }
+        mail_failed = true;
+        settle_open(outcome_of(code), reply->one_line(), true);
+        break;
+      case Kind::kRcpt: {
+        const std::size_t pos = rcpt_no++;
+        if (mail_failed) break;  // pipelined after a refused MAIL: its reply says nothing new
+        if (code / 100 == 2) {
+          accepted.push_back(pos);
+        } else if (code / 100 == 3) {
+          co_return trouble(Trouble{ErrorCode::kUnavailable,
+                                    fmt::format("unexpected reply from {} to RCPT: {}", c.remote, reply->one_line()),
+                                    {}});
+        } else {
+          settle(pos, outcome_of(code), reply->one_line(), true);
+        }
+        break;
+      }
+      case Kind::kData:
+        if (mail_failed || accepted.empty()) {
+          // Pipelined DATA after no accepted recipient: the server should refuse it; one
+          // that says 354 anyway gets an empty message, which it cannot deliver to anyone.
+          if (code == 354) {
+            if (auto t = co_await c.write(".\r\n", "end of DATA", c.options.command_timeout)) co_return trouble(*t);
+            auto end = co_await c.read_reply("end of DATA", c.options.data_timeout);
+            if (!end) co_return trouble(end.error());
+          }
+          break;
+        }
+        if (code == 354) {
+          data_go = true;
+        } else if (code / 100 == 2 || code / 100 == 3) {
+          co_return trouble(Trouble{ErrorCode::kUnavailable,
+                                    fmt::format("unexpected reply from {} to DATA: {}", c.remote, reply->one_line()),
+                                    {}});
+        } else {
+          for (std::size_t pos : accepted) settle(pos, outcome_of(code), reply->one_line(), true);
+        }
+        break;
+    }
+  }
+  // Without a 354 every recipient is settled: by MAIL's reply, its own RCPT reply, or DATA's.
+  if (!data_go) co_return result;
+
+  out.clear();
+  append_dot_stuffed(body, out);
+  if (auto t = co_await c.write(out, "the message content", c.options.data_timeout)) co_return trouble(*t);
+  if (c.options.lmtp) {
+    // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
+    for (std::size_t pos : accepted) {
+      auto reply = co_await c.read_reply("end of DATA", c.options.data_timeout);
+      if (!reply) co_return trouble(reply.error());
+      settle(pos, outcome_of(reply->code), reply->one_line(), true);
+    }
+  } else {
+    auto reply = co_await c.read_reply("end of DATA", c.options.data_timeout);
+    if (!reply) co_return trouble(reply.error());
+    if (reply->code / 100 == 3) {
+      co_return trouble(Trouble{ErrorCode::kUnavailable,
+                                fmt::format("unexpected reply from {} to end of DATA: {}", c.remote, reply->one_line()),
+                                {}});
+    }
+    const std::string line = reply->one_line();
+    for (std::size_t pos : accepted) settle(pos, outcome_of(reply->code), line, true);
+  }
+  // A big message must not pin its size in the reused buffer of an idle connection.
+  if (out.capacity() > 1024 * 1024) std::string().swap(out);
+  co_return result;
+}
+
+awaitable<void> Connection::close() {
+  Impl& c = *impl_;
+  if (c.usable) {
+    if (!co_await c.write("QUIT\r\n", "QUIT", kQuitTimeout)) {
+      (void)co_await c.read_reply("QUIT", kQuitTimeout);
+    }
+  }
+  c.close_socket();
+}
+
+}  // namespace bridgehead::smtp::client

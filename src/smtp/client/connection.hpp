@@ -34,8 +34,10 @@ struct ClientOptions {
   TlsPolicy tls = TlsPolicy::kOpportunistic;
   std::string ca_file;          ///< PEM CA bundle for kRequired; empty = the system's default paths
   std::string verify_name;      ///< host name the certificate must match (kRequired); empty = skip name check
+  /// Name resolution and the TCP connect together.
   std::chrono::seconds connect_timeout{30};
-  std::chrono::seconds command_timeout{300};  ///< per reply (RFC 5321 4.5.3.2 values are the upper end)
+  /// Per reply, the greeting and the TLS handshake included (RFC 5321 4.5.3.2 values are the upper end).
+  std::chrono::seconds command_timeout{300};
   std::chrono::seconds data_timeout{600};     ///< for the reply to the final "."
   /// Called for 8-bit content when the server lacks 8BITMIME (RFC 6152 downgrade). Its error
   /// fails every recipient of the message permanently with the error's message. When unset,
@@ -77,7 +79,9 @@ struct TransactionResult {
   std::string remote;        ///< "127.0.0.1:2526" (for Remote-MTA)
 };
 
-/// One open connection to a next hop. Not thread-safe: one coroutine at a time.
+/// One open connection to a next hop. Not thread-safe: one coroutine at a time. Its timers
+/// complete on the executor given to open(): with an io_context run by several threads,
+/// pass a strand.
 class Connection {
  public:
   /// Connects to `host:port`, reads the greeting, says EHLO (LHLO for LMTP), and does
@@ -96,9 +100,12 @@ class Connection {
   /// SIZE=, RET/ENVID when DSN is offered), RCPT TO per recipient (NOTIFY/ORCPT when DSN is
   /// offered), then DATA with the dot-stuffed content if any recipient was accepted. With
   /// PIPELINING, MAIL/RCPT/DATA go in one write. Sends RSET first when the connection has
-  /// carried a message before. `content` is the message as spooled (CRLF lines). Never
-  /// fails as a whole: connection trouble makes every still-open recipient kDeferred and
-  /// the connection not reusable.
+  /// carried a message before. `content` is the message as spooled (CRLF lines; a bare LF
+  /// is sent as CRLF, a missing final CRLF is added). Never fails as a whole: connection
+  /// trouble makes every still-open recipient kDeferred and the connection not reusable.
+  /// Refusals decided before MAIL (SMTPUTF8 or 8BITMIME missing, SIZE exceeded) are
+  /// kFailed with our own reply (from_server false) and leave the connection reusable.
+  /// An index outside `envelope.recipients` is a broken invariant: std::out_of_range.
   awaitable<TransactionResult> send(const Envelope& envelope, std::vector<std::size_t> indices,
                                     std::string_view content);
 

@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -236,6 +237,8 @@ net::awaitable<Action> InboundSession::finish_message(std::string piece, const s
       env.ingress_system = state_->options.system;
       env.received_at = static_cast<std::int64_t>(std::time(nullptr));
       auto& sp = state_->spool;
+      std::optional<Envelope> announce;
+      if (state_->options.on_queued) announce = env;
       // The 250 below is sent only after this completes, i.e. after the fdatasync that
       // covers the content and the commit record: rule 2, accepted mail is never lost.
       // The last piece goes with the commit: one writer batch per message, not two.
@@ -245,6 +248,7 @@ net::awaitable<Action> InboundSession::finish_message(std::string piece, const s
       auto r = co_await net::await_completion<void>(std::move(start));
       if (r) {
         stored = spool::format_id(id);
+        if (announce) state_->options.on_queued(id, *announce, decoder_->size());
       } else {
         spool_failed_ = true;
         spool_error_ = r.error();

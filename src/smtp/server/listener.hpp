@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,6 +38,9 @@ struct ListenerOptions {
   std::chrono::seconds data_timeout{300};
   std::shared_ptr<net::asio::ssl::context> tls;  ///< null: STARTTLS not offered
   std::shared_ptr<SessionBudget> budget;         ///< shared by all listeners; null: this one's own
+  /// Runs on the I/O thread once a message is durable (before its 250 goes out): how the
+  /// queue manager learns of new mail without polling the spool.
+  std::function<void(spool::MessageId, const Envelope&, std::uint64_t size)> on_queued;
 };
 
 class Listener {

@@ -1,0 +1,26 @@
+// Durations as an administrator writes them in the config ("90s", "5m", "4h", "5d") and
+// lists of them ("1m,5m,15m"). Pure parsing; shared by config (checking) and queue (using).
+#pragma once
+
+#include <chrono>
+#include <string_view>
+#include <vector>
+
+#include "core/expected.hpp"
+
+namespace bridgehead {
+
+using Seconds = std::chrono::seconds;
+
+/// Longest single duration accepted by the parsers (keeps time arithmetic far from overflow).
+inline constexpr Seconds kMaxDuration = std::chrono::days(365);
+
+/// Parses one duration such as "90s", "5m", "1h", "5d"; fails (permanent kParse) on a missing or
+/// unknown unit, a non-number, zero, or more than 365d, naming the text.
+Expected<Seconds> parse_duration(std::string_view text);
+
+/// Parses a comma-separated delay list such as "1m,5m,15m,30m,1h,2h,4h" (spaces around items are
+/// allowed); fails (permanent kParse) on an empty list or item, naming the bad item and its position.
+Expected<std::vector<Seconds>> parse_delay_list(std::string_view text);
+
+}  // namespace bridgehead

@@ -1,0 +1,637 @@
+#include "queue/queue_manager.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "convert/seven_bit.hpp"
+#include "dsn/dsn.hpp"
+#include "net/completion.hpp"
+
+namespace bridgehead::queue {
+namespace {
+
+namespace asio = net::asio;
+using spool::MessageId;
+using spool::RecipientState;
+using spool::RecipientStatus;
+
+constexpr std::size_t kNoDestination = std::numeric_limits<std::size_t>::max();
+constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+TimePoint time_point(std::int64_t unix) { return TimePoint(std::chrono::seconds(unix)); }
+std::int64_t to_unix(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+bool is_final(RecipientStatus s) { return s == RecipientStatus::kDelivered || s == RecipientStatus::kFailed; }
+
+std::string lower_domain(std::string_view address) {
+  const auto at = address.rfind('@');
+  std::string d(at == std::string_view::npos ? std::string_view() : address.substr(at + 1));
+  for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return d;
+}
+
+// The RFC 3463 code in a reply ("550 5.1.1 ..." -> "5.1.1"), or class.0.0 when there is none.
+std::string status_of(std::string_view reply, char klass) {
+  if (reply.size() >= 9 && reply[3] == ' ' && reply[4] == klass && reply[5] == '.') {
+    std::size_t end = reply.find(' ', 4);
+    std::string_view code = reply.substr(4, end == std::string_view::npos ? std::string_view::npos : end - 4);
+    const bool ok = std::all_of(code.begin(), code.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; });
+    if (ok && std::count(code.begin(), code.end(), '.') == 2) return std::string(code);
+  }
+  return fmt::format("{}.0.0", klass);
+}
+
+std::string clock_time(std::int64_t unix) {
+  const std::time_t t = unix;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  return fmt::format("{:%H:%M:%S}", tm);
+}
+
+std::string human_age(std::int64_t seconds) {
+  if (seconds < 120) return fmt::format("{}s", seconds);
+  if (seconds < 7200) return fmt::format("{}m", seconds / 60);
+  if (seconds < 172800) return fmt::format("{}h", seconds / 3600);
+  return fmt::format("{}d", seconds / 86400);
+}
+
+// Writes `data` to `path` durably (tmp, fsync, rename); quarantine files must survive a crash
+// before the message leaves the spool.
+Expected<void> write_file_durably(const std::filesystem::path& path, std::string_view data) {
+  const std::string tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(Error::from_errno(errno, "cannot create " + tmp));
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return fail(Error::from_errno(err, "cannot write " + tmp));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return fail(Error::from_errno(err, "cannot sync " + tmp));
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(Error::from_errno(errno, "cannot rename " + tmp));
+  return {};
+}
+
+}  // namespace
+
+struct Job {
+  MessageId id = 0;
+  std::size_t dest = kNoDestination;
+  std::vector<std::size_t> indices;
+};
+
+struct Entry {
+  Envelope env;
+  std::vector<RecipientState> states;
+  std::vector<std::size_t> dest;  // per recipient; kNoDestination when no system owns its domain
+  std::vector<bool> busy;         // part of a job that is ready, under way or being recorded
+  unsigned jobs = 0;              // such jobs; the entry may only go away at 0
+  bool quarantined = false;
+  bool finishing = false;
+};
+
+struct Dest {
+  std::string name;
+  std::vector<std::string> domains;
+  std::unique_ptr<Transport> transport;
+  unsigned concurrency = 1;
+  std::shared_ptr<admin::Process> process;
+  std::deque<Job> ready;
+  unsigned workers = 0;
+  unsigned in_flight = 0;
+  bool troubled = false;  // the last attempt failed without an answer from the destination
+  std::string last_error;
+};
+
+struct QueueManager::Impl {
+  Impl(asio::io_context& io_, spool::Spool& spool_, QueueOptions opt_)
+      : io(io_), spool(spool_), opt(std::move(opt_)), timer(io_) {}
+
+  asio::io_context& io;
+  spool::Spool& spool;
+  QueueOptions opt;
+  std::vector<Dest> dests;
+  std::unordered_map<MessageId, Entry> entries;
+  std::multimap<std::int64_t, MessageId> wake;
+  asio::steady_timer timer;
+  std::int64_t timer_at = kNever;
+  bool stopping = false;
+  unsigned recording = 0;  // outcome records (and DSNs) being made durable
+
+  std::size_t route(const Envelope& env, const Recipient& r) const {
+    const std::string domain = lower_domain(r.address);
+    for (std::size_t d = 0; d < dests.size(); ++d) {
+      if (std::find(dests[d].domains.begin(), dests[d].domains.end(), domain) != dests[d].domains.end()) return d;
+    }
+    // Our own DSNs go back toward the system the original came from.
+    for (std::size_t d = 0; d < dests.size(); ++d) {
+      if (!env.route_system.empty() && dests[d].name == env.route_system) return d;
+    }
+    return kNoDestination;
+  }
+
+  void add(MessageId id, const Envelope& env, std::vector<RecipientState> states) {
+    Entry e;
+    e.env = env;
+    if (states.size() != env.recipients.size()) {
+      states.assign(env.recipients.size(), RecipientState{});
+      for (std::size_t i = 0; i < states.size(); ++i) states[i].index = static_cast<std::uint32_t>(i);
+    }
+    e.states = std::move(states);
+    e.busy.assign(env.recipients.size(), false);
+    for (const auto& r : env.recipients) e.dest.push_back(route(env, r));
+    entries.insert_or_assign(id, std::move(e));
+    schedule(id);
+  }
+
+  void schedule(MessageId id) {
+    auto it = entries.find(id);
+    if (it == entries.end() || stopping) return;
+    Entry& e = it->second;
+    if (e.quarantined || e.finishing) return;
+    const std::int64_t now = unix_now();
+    std::map<std::size_t, std::vector<std::size_t>> due;
+    std::int64_t next = kNever;
+    bool all_final = true;
+    for (std::size_t i = 0; i < e.states.size(); ++i) {
+      const RecipientState& st = e.states[i];
+      if (is_final(st.status)) continue;
+      all_final = false;
+      if (e.busy[i]) continue;
+      if (st.status == RecipientStatus::kPending || st.next_attempt <= now) {
+        due[e.dest[i]].push_back(i);
+      } else {
+        next = std::min(next, st.next_attempt);
+      }
+    }
+    if (all_final) {
+      if (e.jobs == 0) asio::co_spawn(io, finalize(id), asio::detached);
+      return;
+    }
+    for (auto& [d, indices] : due) {
+      for (std::size_t i : indices) e.busy[i] = true;
+      ++e.jobs;
+      if (d == kNoDestination) {
+        asio::co_spawn(io, unroutable(Job{id, d, std::move(indices)}), asio::detached);
+        continue;
+      }
+      dests[d].ready.push_back(Job{id, d, std::move(indices)});
+      kick(d);
+    }
+    if (next != kNever) {
+      wake.emplace(next, id);
+      arm_timer();
+    }
+  }
+
+  void kick(std::size_t d) {
+    Dest& dst = dests[d];
+    // One worker per ready job up to the concurrency: each worker keeps its connection
+    // for the next job, so a burst runs over `concurrency` reused connections.
+    while (!stopping && dst.workers < dst.concurrency && dst.workers < dst.in_flight + dst.ready.size()) {
+      ++dst.workers;
+      asio::co_spawn(io, worker(d), asio::detached);
+    }
+  }
+
+  void arm_timer() {
+    if (wake.empty() || stopping) return;
+    const std::int64_t first = wake.begin()->first;
+    if (first >= timer_at) return;
+    timer_at = first;
+    const std::int64_t wait = std::max<std::int64_t>(0, first - unix_now());
+    timer.expires_after(std::chrono::seconds(wait));
+    timer.async_wait([this](net::error_code ec) {
+      timer_at = kNever;
+      if (ec || stopping) return;
+      const std::int64_t now = unix_now();
+      std::vector<MessageId> due;
+      while (!wake.empty() && wake.begin()->first <= now) {
+        due.push_back(wake.begin()->second);
+        wake.erase(wake.begin());
+      }
+      for (MessageId id : due) schedule(id);
+      arm_timer();
+    });
+  }
+
+  net::awaitable<void> worker(std::size_t d) {
+    Dest& dst = dests[d];
+    while (!stopping && !dst.ready.empty()) {
+      Job job = std::move(dst.ready.front());
+      dst.ready.pop_front();
+      ++dst.in_flight;
+      co_await attempt(std::move(job));
+      --dst.in_flight;
+    }
+    --dst.workers;
+    if (dst.workers == 0) co_await dst.transport->release();
+  }
+
+  net::awaitable<void> attempt(Job job) {
+    Dest& dst = dests[job.dest];
+    auto it = entries.find(job.id);
+    if (it == entries.end()) co_return;
+    Entry& e = it->second;
+    std::string content;
+    std::optional<std::string> poison;
+    // Anything that throws here is the connector's own failure on this message, not the
+    // destination's answer: the message goes to quarantine and the worker carries on.
+    try {
+      auto read = spool.read_content(job.id, [&](std::string_view piece) { content.append(piece); });
+      if (!read) {
+        poison = "cannot read it from the spool: " + read.error().describe();
+      } else if (!opt.poison_marker.empty() && content.find(opt.poison_marker) != std::string::npos) {
+        throw std::runtime_error("conversion failed (fault injection: the message holds the poison marker)");
+      }
+    } catch (const std::exception& ex) {
+      poison = ex.what();
+    }
+    TransactionResult result;
+    if (!poison) {
+      try {
+        result = co_await dst.transport->deliver(e.env, job.indices, content);
+      } catch (const std::exception& ex) {
+        poison = fmt::format("delivery failed inside the connector: {}", ex.what());
+      }
+    }
+    if (poison) {
+      co_await quarantine(std::move(job), *poison, content);
+      co_return;
+    }
+    // Recording the outcome (an fdatasync) runs apart, so this worker's connection can
+    // carry the next message meanwhile; group commit batches the records.
+    asio::co_spawn(io, complete(std::move(job), std::move(result)), asio::detached);
+  }
+
+  net::awaitable<void> unroutable(Job job) {
+    TransactionResult r;
+    const Entry& e = entries.at(job.id);
+    for (std::size_t i : job.indices) {
+      r.recipients.push_back({.index = i, .outcome = Outcome::kFailed,
+                              .reply = fmt::format("550 5.1.2 no connected system has the domain of <{}>",
+                                                   e.env.recipients[i].address)});
+    }
+    co_await complete(std::move(job), std::move(r));
+  }
+
+  dsn::RecipientReport report(const Entry& e, std::size_t i, dsn::Action action, std::string status,
+                              const RecipientResult& rr, const std::string& remote, std::int64_t now) const {
+    dsn::RecipientReport rep = dsn::report_for(e.env.recipients[i], action, std::move(status));
+    if (!remote.empty() && remote != "maildir") rep.remote_mta = "dns; " + remote;
+    if (!rr.reply.empty()) rep.diagnostic = (rr.from_server ? "smtp; " : "x-bridgehead; ") + rr.reply;
+    rep.last_attempt = now;
+    return rep;
+  }
+
+  net::awaitable<void> complete(Job job, TransactionResult result) {
+    ++recording;
+    auto it = entries.find(job.id);
+    if (it == entries.end()) {
+      --recording;
+      co_return;
+    }
+    Entry& e = it->second;
+    Dest* dst = job.dest == kNoDestination ? nullptr : &dests[job.dest];
+    const bool final_delivery = dst != nullptr && dst->transport->final_delivery();
+    const std::int64_t now = unix_now();
+    const TimePoint arrival = time_point(e.env.received_at);
+    const auto& schedule_ = opt.schedule;
+
+    dsn::Report rep;
+    rep.reporting_mta = opt.hostname;
+    rep.envid = e.env.envid;
+    rep.arrival_date = e.env.received_at;
+    rep.original_sender = e.env.mail_from;
+    rep.ret = e.env.ret;
+    std::vector<RecipientState> changed;
+    std::vector<std::size_t> reported;
+    bool answered = false;
+    for (const RecipientResult& rr : result.recipients) {
+      const std::size_t i = rr.index;
+      RecipientState st = e.states[i];
+      st.attempts += 1;
+      st.last_attempt = now;
+      st.reply = rr.reply;
+      st.remote = result.remote;
+      std::optional<dsn::RecipientReport> r;
+      const Recipient& rcpt = e.env.recipients[i];
+      switch (rr.outcome) {
+        case Outcome::kDelivered: {
+          st.status = RecipientStatus::kDelivered;
+          answered = true;
+          if (dst) dst->process->add("delivered");
+          // A next hop that took our NOTIFY reports success itself (RFC 3461 4.1).
+          const auto action = final_delivery ? dsn::Action::kDelivered : dsn::Action::kRelayed;
+          if ((final_delivery || !result.dsn_relayed) && dsn::needs_dsn(e.env, rcpt, action)) {
+            r = report(e, i, action, status_of(rr.reply, '2'), rr, result.remote, now);
+          }
+          break;
+        }
+        case Outcome::kFailed:
+          st.status = RecipientStatus::kFailed;
+          if (dst) dst->process->add("failed");
+          if (rr.from_server) answered = true;
+          if (dsn::needs_dsn(e.env, rcpt, dsn::Action::kFailed)) {
+            r = report(e, i, dsn::Action::kFailed, status_of(rr.reply, '5'), rr, result.remote, now);
+          }
+          break;
+        case Outcome::kDeferred:
+          if (dst) dst->process->add("deferred");
+          if (rr.from_server) answered = true;
+          if (schedule_.expired(arrival, time_point(now))) {
+            st.status = RecipientStatus::kFailed;
+            if (dst) dst->process->add("expired");
+            if (dsn::needs_dsn(e.env, rcpt, dsn::Action::kFailed)) {
+              r = report(e, i, dsn::Action::kFailed, "4.4.7", rr, result.remote, now);
+            }
+          } else {
+            st.status = RecipientStatus::kDeferred;
+            st.next_attempt = to_unix(schedule_.next_attempt(arrival, st.attempts, time_point(now)));
+            if (schedule_.delay_notice_due(arrival, time_point(now), st.delay_notice_sent) &&
+                dsn::needs_dsn(e.env, rcpt, dsn::Action::kDelayed)) {
+              st.delay_notice_sent = true;
+              r = report(e, i, dsn::Action::kDelayed, status_of(rr.reply, '4'), rr, result.remote, now);
+              r->will_retry_until = to_unix(arrival + schedule_.options().lifetime);
+            }
+          }
+          break;
+      }
+      if (!r && e.env.mail_from.empty() && st.status == RecipientStatus::kFailed) {
+        spdlog::info("message {}: not reporting the failure for <{}>: the message is itself a bounce (null sender)",
+                     spool::format_id(job.id), rcpt.address);
+      }
+      if (r) {
+        rep.recipients.push_back(std::move(*r));
+        reported.push_back(changed.size());
+      }
+      changed.push_back(std::move(st));
+    }
+    if (dst) note_attempt(*dst, result, answered);
+
+    // The DSN is made durable before the outcome is: a crash in between repeats the attempt
+    // (and perhaps the DSN), never loses the report.
+    if (!rep.recipients.empty()) {
+      auto stored = co_await send_dsn(job.id, e, std::move(rep), now);
+      if (!stored) {
+        spdlog::error("message {}: cannot queue the delivery status notification: {}", spool::format_id(job.id),
+                      stored.error().describe());
+        for (std::size_t k : reported) {
+          RecipientState& st = changed[k];
+          st.status = RecipientStatus::kDeferred;
+          st.delay_notice_sent = false;
+          st.next_attempt = now + 60;
+          st.reply = "could not queue the delivery status notification: " + stored.error().describe();
+        }
+      } else if (dst) {
+        dst->process->add("dsn_sent");
+      }
+    }
+    // `e` stays valid across the awaits: the entry is only erased when no job holds it.
+    for (const RecipientState& st : changed) {
+      e.states[st.index] = st;
+      e.busy[st.index] = false;
+    }
+    const bool all_final = std::all_of(e.states.begin(), e.states.end(), [](const RecipientState& s) { return is_final(s.status); });
+    if (!all_final || e.jobs > 1) {
+      auto start = [this, id = job.id, states = std::move(changed)](spool::Completion<void> done) mutable {
+        spool.record(id, std::move(states), std::move(done));
+      };
+      auto recorded = co_await net::await_completion<void>(std::move(start));
+      if (!recorded && recorded.error().code != ErrorCode::kNotFound) {
+        // The outcome stays in memory; after a crash the attempt would simply be repeated.
+        spdlog::error("message {}: cannot record delivery state: {}", spool::format_id(job.id),
+                      recorded.error().describe());
+      }
+    }
+    --e.jobs;
+    // Finished even while stopping: skipping the record above is only safe if the finish
+    // follows.
+    if (all_final && e.jobs == 0) {
+      co_await finalize(job.id);
+    } else {
+      schedule(job.id);
+    }
+    --recording;
+  }
+
+  void note_attempt(Dest& dst, const TransactionResult& result, bool answered) {
+    if (answered) {
+      if (dst.troubled) {
+        dst.troubled = false;
+        dst.process->recover("delivering again");
+      }
+      return;
+    }
+    if (result.recipients.empty() || result.recipients.front().outcome != Outcome::kDeferred) return;
+    const std::string& why = result.recipients.front().reply;
+    dst.troubled = true;
+    dst.last_error = why;
+    dst.process->report_error(
+        admin::ProcessState::kDegraded,
+        Error::transient_error(ErrorCode::kUnavailable, fmt::format("cannot deliver to {}: {}", dst.transport->describe(), why),
+                               fmt::format("mail for {} waits in the queue and is retried automatically; check that "
+                                           "{} is up and reachable",
+                                           dst.name, dst.transport->describe())));
+  }
+
+  net::awaitable<Expected<void>> send_dsn(MessageId id, const Entry& e, dsn::Report rep, std::int64_t now) {
+    std::string original;
+    if (auto read = spool.read_content(id, [&](std::string_view p) { original.append(p); }); !read) {
+      original.clear();  // the report still goes out, without the returned message
+    }
+    std::string text = dsn::compose(rep, original, now);
+    Envelope env;
+    env.recipients.push_back(Recipient{e.env.mail_from, kNotifyNone, ""});
+    env.body = convert::has_8bit(text) ? BodyType::k8BitMime : BodyType::k7Bit;
+    env.received_at = now;
+    env.route_system = e.env.ingress_system;
+    env.client_address = "bridgehead";
+    const MessageId nid = spool.begin_message();
+    auto start = [this, nid, text = std::move(text), env](spool::Completion<void> done) mutable {
+      spool.commit(nid, std::move(text), std::move(env), std::move(done));
+    };
+    auto committed = co_await net::await_completion<void>(std::move(start));
+    if (!committed) {
+      spool.abort(nid);
+      co_return committed;
+    }
+    spdlog::info("message {}: queued delivery status notification {} to <{}>", spool::format_id(id),
+                 spool::format_id(nid), e.env.mail_from);
+    add(nid, env, {});
+    co_return Expected<void>{};
+  }
+
+  net::awaitable<void> quarantine(Job job, std::string reason, const std::string& content) {
+    auto it = entries.find(job.id);
+    if (it == entries.end()) co_return;
+    Entry& e = it->second;
+    const std::string name = spool::format_id(job.id);
+    spdlog::error("message {}: quarantined: {}", name, reason);
+    bool kept = e.quarantined;
+    if (!e.quarantined) {
+      e.quarantined = true;
+      std::error_code ec;
+      std::filesystem::create_directories(opt.quarantine_dir, ec);
+      const auto eml = opt.quarantine_dir / (name + ".eml");
+      const auto why = opt.quarantine_dir / (name + ".txt");
+      const std::string note = fmt::format("message {}\nreason: {}\nquarantined at: {}\nenvelope: {}\n", name, reason,
+                                           unix_now(), serialize(e.env));
+      auto a = write_file_durably(eml, content);
+      auto b = a ? write_file_durably(why, note) : a;
+      kept = static_cast<bool>(b);
+      Dest& dst = dests[job.dest];
+      dst.process->add("quarantined");
+      if (!kept) {
+        spdlog::error("message {}: cannot write the quarantine copy, so it stays in the spool: {}", name,
+                      b.error().describe());
+        dst.process->report_error(admin::ProcessState::kDegraded, b.error());
+      } else {
+        dst.process->report_error(
+            admin::ProcessState::kDegraded,
+            Error::permanent(ErrorCode::kInternal, fmt::format("message {} quarantined: {}", name, reason),
+                             fmt::format("the rest of the queue goes on; the message and why are in {} and {}; "
+                                         "after fixing the cause, send it again from there",
+                                         eml.string(), why.string())));
+      }
+    }
+    for (std::size_t i : job.indices) e.busy[i] = false;
+    --e.jobs;
+    if (kept && e.jobs == 0) co_await finalize(job.id);
+  }
+
+  // Every recipient is final (or the message is quarantined): the message leaves the spool.
+  net::awaitable<void> finalize(MessageId id) {
+    auto it = entries.find(id);
+    if (it == entries.end() || it->second.finishing) co_return;
+    it->second.finishing = true;
+    ++recording;
+    auto start = [this, id](spool::Completion<void> done) { spool.finish(id, std::move(done)); };
+    auto finished = co_await net::await_completion<void>(std::move(start));
+    --recording;
+    it = entries.find(id);
+    if (it == entries.end()) co_return;
+    if (finished) {
+      entries.erase(it);
+      co_return;
+    }
+    spdlog::error("message {}: cannot mark it finished in the spool (retrying in 30s): {}", spool::format_id(id),
+                  finished.error().describe());
+    asio::steady_timer pause(io, std::chrono::seconds(30));
+    co_await pause.async_wait(net::use_nothrow);
+    it = entries.find(id);
+    if (it == entries.end()) co_return;
+    it->second.finishing = false;
+    if (!stopping) co_await finalize(id);
+  }
+
+  void publish() {
+    const std::int64_t now = unix_now();
+    struct Tally {
+      std::size_t waiting = 0, deferred = 0;
+      std::int64_t next = kNever, oldest = kNever;
+    };
+    std::vector<Tally> t(dests.size());
+    for (const auto& [id, e] : entries) {
+      for (std::size_t i = 0; i < e.states.size(); ++i) {
+        if (is_final(e.states[i].status) || e.dest[i] == kNoDestination) continue;
+        Tally& x = t[e.dest[i]];
+        ++x.waiting;
+        x.oldest = std::min(x.oldest, e.env.received_at);
+        if (e.states[i].status == RecipientStatus::kDeferred && !e.busy[i]) {
+          ++x.deferred;
+          x.next = std::min(x.next, e.states[i].next_attempt);
+        }
+      }
+    }
+    for (std::size_t d = 0; d < dests.size(); ++d) {
+      Dest& dst = dests[d];
+      const Tally& x = t[d];
+      const std::size_t active = dst.in_flight + dst.ready.size();
+      std::string activity;
+      if (stopping) {
+        activity = fmt::format("stopping, {} attempt{} under way", dst.in_flight, dst.in_flight == 1 ? "" : "s");
+      } else if (active > 0) {
+        activity = fmt::format("delivering {} message{} to {}", active, active == 1 ? "" : "s", dst.transport->describe());
+      } else if (x.deferred > 0) {
+        activity = fmt::format("waiting: {} deferred, next retry {}", x.deferred, clock_time(x.next));
+        if (!dst.last_error.empty() && dst.troubled) activity += ", last error: " + dst.last_error;
+      } else {
+        activity = fmt::format("idle; delivers to {}", dst.transport->describe());
+      }
+      dst.process->set_activity(std::move(activity));
+      dst.process->set_counter("queued_recipients", x.waiting);
+      dst.process->set_detail("oldest", x.oldest == kNever ? "none" : human_age(std::max<std::int64_t>(0, now - x.oldest)));
+      dst.process->set_detail("target", dst.transport->describe());
+    }
+  }
+};
+
+QueueManager::QueueManager(asio::io_context& io, spool::Spool& spool, QueueOptions options,
+                           std::vector<DestinationSpec> destinations)
+    : impl_(std::make_unique<Impl>(io, spool, std::move(options))) {
+  for (auto& d : destinations) {
+    Dest dst;
+    dst.name = std::move(d.name);
+    dst.domains = std::move(d.domains);
+    dst.transport = std::move(d.transport);
+    dst.concurrency = std::max(1u, d.concurrency);
+    dst.process = std::move(d.process);
+    impl_->dests.push_back(std::move(dst));
+  }
+}
+
+QueueManager::~QueueManager() = default;
+
+void QueueManager::start() {
+  for (auto& d : impl_->dests) d.process->set_state(admin::ProcessState::kRunning, "starting");
+  for (auto& m : impl_->spool.queued()) impl_->add(m.id, m.envelope, std::move(m.recipients));
+  publish();
+}
+
+void QueueManager::enqueue(spool::MessageId id, const Envelope& envelope) { impl_->add(id, envelope, {}); }
+
+void QueueManager::stop() {
+  impl_->stopping = true;
+  impl_->timer.cancel();
+  for (auto& d : impl_->dests) d.ready.clear();
+  publish();
+}
+
+std::size_t QueueManager::in_flight() const {
+  std::size_t n = impl_->recording;
+  for (const auto& d : impl_->dests) n += d.in_flight;
+  return n;
+}
+
+void QueueManager::publish() { impl_->publish(); }
+
+}  // namespace bridgehead::queue

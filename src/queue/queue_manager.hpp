@@ -1,0 +1,70 @@
+// The queue manager: decides when each recipient of each spooled message is tried, hands
+// it to its destination's transport, records every outcome in the spool journal, retries
+// with back-off, sends delivery status notifications (through the queue, like any mail),
+// and sets aside messages that the connector itself cannot process (quarantine).
+//
+// Per destination system: its own workers up to the configured concurrency, so a slow or
+// dead destination only ever holds its own workers and the other direction keeps moving.
+// Runs on the daemon's I/O thread; every public member must be called there.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin/process_registry.hpp"
+#include "core/envelope.hpp"
+#include "net/asio.hpp"
+#include "queue/retry_schedule.hpp"
+#include "queue/transport.hpp"
+#include "spool/spool.hpp"
+
+namespace bridgehead::queue {
+
+struct DestinationSpec {
+  std::string name;                    ///< the system's name ("notes")
+  std::vector<std::string> domains;    ///< lower case
+  std::unique_ptr<Transport> transport;
+  unsigned concurrency = 10;
+  std::shared_ptr<admin::Process> process;  ///< "deliver:<name>"
+};
+
+struct QueueOptions {
+  std::string hostname;            ///< Reporting-MTA of our DSNs
+  RetrySchedule schedule;
+  std::filesystem::path quarantine_dir;
+  /// Fault injection for tests only (BRIDGEHEAD_FAULT_POISON): a message whose content holds
+  /// this text makes its processing throw, as a conversion bug would. Empty = off.
+  std::string poison_marker;
+};
+
+class QueueManager {
+ public:
+  QueueManager(net::asio::io_context& io, spool::Spool& spool, QueueOptions options,
+               std::vector<DestinationSpec> destinations);
+  ~QueueManager();
+  QueueManager(const QueueManager&) = delete;
+  QueueManager& operator=(const QueueManager&) = delete;
+
+  /// Takes over every message the spool holds (after recovery) and starts delivering.
+  void start();
+  /// A message the ingress just made durable.
+  void enqueue(spool::MessageId id, const Envelope& envelope);
+  /// No new attempts; attempts under way run to their end (the daemon waits for
+  /// in_flight() to reach 0, bounded).
+  void stop();
+  std::size_t in_flight() const;
+  /// Refreshes the processes' activity, counters and details (called once a second).
+  void publish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bridgehead::queue

@@ -1,0 +1,34 @@
+// smtp/client: how envelope parameters and content are written on the wire: xtext
+// (RFC 3461 4), the DSN parameters, 8-bit detection, and dot-stuffing (RFC 5321 4.5.2).
+// Pure: no sockets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace bridgehead::smtp::client {
+
+/// RFC 3461 4: every octet outside "!".."~", and "+" and "=", as "+HH" (upper-case hex).
+std::string xtext_encode(std::string_view text);
+
+/// The ORCPT value for the wire from the decoded form "rfc822;user@example": the address
+/// type as is, the address xtext-encoded. Empty when `orcpt` has no ";" (nothing to send).
+std::string orcpt_param(std::string_view orcpt);
+
+/// NOTIFY's value from the envelope's NotifyFlags ("SUCCESS,FAILURE", "NEVER"); empty for 0.
+std::string notify_param(std::uint8_t flags);
+
+/// Whether any octet is above 127.
+bool has_8bit(std::string_view content);
+
+/// Octets the content takes on the wire before dot-stuffing: its size, plus the CRLF that
+/// append_dot_stuffed adds when the content does not end with a line break.
+std::size_t message_size(std::string_view content);
+
+/// Appends `content` to `out` as a DATA body, in one pass: a line starting with "." gets
+/// another, a bare LF becomes CRLF, a CRLF is added when the last line lacks one, and the
+/// terminating ".\r\n" follows.
+void append_dot_stuffed(std::string_view content, std::string& out);
+
+}  // namespace bridgehead::smtp::client
