@@ -57,6 +57,19 @@ std::string status_of(std::string_view reply, char klass) {
   return fmt::format("{}.0.0", klass);
 }
 
+// "127.0.0.1:2526" -> "127.0.0.1", "[::1]:25" -> "::1": Remote-MTA names a host, not a port.
+std::string host_of(std::string_view remote) {
+  const auto colon = remote.rfind(':');
+  if (colon != std::string_view::npos && colon + 1 < remote.size() &&
+      std::all_of(remote.begin() + static_cast<std::ptrdiff_t>(colon) + 1, remote.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }) &&
+      (remote.front() == '[' || remote.find(':') == colon)) {
+    remote = remote.substr(0, colon);
+  }
+  if (remote.size() >= 2 && remote.front() == '[' && remote.back() == ']') remote = remote.substr(1, remote.size() - 2);
+  return std::string(remote);
+}
+
 std::string clock_time(std::int64_t unix) {
   const std::time_t t = unix;
   std::tm tm{};
@@ -270,7 +283,7 @@ struct QueueManager::Impl {
       if (!read) {
         poison = "cannot read it from the spool: " + read.error().describe();
       } else if (!opt.poison_marker.empty() && content.find(opt.poison_marker) != std::string::npos) {
-        throw std::runtime_error("conversion failed (fault injection: the message holds the poison marker)");
+        throw std::runtime_error("conversion failed (fault injection: the message holds the poison marker \"" + opt.poison_marker + "\")");
       }
     } catch (const std::exception& ex) {
       poison = ex.what();
@@ -306,7 +319,7 @@ struct QueueManager::Impl {
   dsn::RecipientReport report(const Entry& e, std::size_t i, dsn::Action action, std::string status,
                               const RecipientResult& rr, const std::string& remote, std::int64_t now) const {
     dsn::RecipientReport rep = dsn::report_for(e.env.recipients[i], action, std::move(status));
-    if (!remote.empty() && remote != "maildir") rep.remote_mta = "dns; " + remote;
+    if (!remote.empty() && remote != "maildir") rep.remote_mta = "dns; " + host_of(remote);
     if (!rr.reply.empty()) rep.diagnostic = (rr.from_server ? "smtp; " : "x-bridgehead; ") + rr.reply;
     rep.last_attempt = now;
     return rep;
@@ -379,7 +392,9 @@ struct QueueManager::Impl {
             if (schedule_.delay_notice_due(arrival, time_point(now), st.delay_notice_sent) &&
                 dsn::needs_dsn(e.env, rcpt, dsn::Action::kDelayed)) {
               st.delay_notice_sent = true;
-              r = report(e, i, dsn::Action::kDelayed, status_of(rr.reply, '4'), rr, result.remote, now);
+              // No answer at all (refused, timeout, TLS): RFC 3463 4.4.1, "no answer from host".
+              r = report(e, i, dsn::Action::kDelayed, rr.from_server ? status_of(rr.reply, '4') : "4.4.1", rr,
+                         result.remote, now);
               r->will_retry_until = to_unix(arrival + schedule_.options().lifetime);
             }
           }
@@ -389,6 +404,11 @@ struct QueueManager::Impl {
         spdlog::info("message {}: not reporting the failure for <{}>: the message is itself a bounce (null sender)",
                      spool::format_id(job.id), rcpt.address);
       }
+      spdlog::info("message {}: <{}> {} via {}: {}", spool::format_id(job.id), rcpt.address,
+                   st.status == RecipientStatus::kDelivered ? "delivered"
+                   : st.status == RecipientStatus::kFailed  ? "failed"
+                                                            : "deferred",
+                   dst ? dst->transport->describe() : std::string("(no route)"), st.reply);
       if (r) {
         rep.recipients.push_back(std::move(*r));
         reported.push_back(changed.size());

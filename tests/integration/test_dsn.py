@@ -52,7 +52,7 @@ class DsnTest(bridgehead.TestCase):
         self.assertEqual(r["status"], "5.1.1")
         self.assertTrue(r["diagnostic_code"].startswith("smtp;"), r)
         self.assertIn("550 5.1.1", r["diagnostic_code"])
-        self.assertIn(str(mta.port), r["remote_mta"])
+        self.assertEqual(r["remote_mta"], "dns; 127.0.0.1")  # a host, not host:port (RFC 3464 2.3.5)
         self.assertEqual([a.addr_spec for a in dsn["message"]["To"].addresses], [SENDER])
         self.assertEqual(dsn["returned"], "message")
         self.assertEqual(dsn["returned_part"]["Message-ID"], mid)
@@ -139,6 +139,74 @@ class DsnTest(bridgehead.TestCase):
         self.assertNotEqual(p["details"]["oldest"], "0s")
         d.stop()
 
+    def test_delay_notice_is_not_repeated_after_a_restart(self):
+        d = self.start_daemon(delivery={"exchange": "maildir"},  # notes: a dead port
+                              queue={"retry_delays": "1s", "lifetime": "1h", "delay_notice_after": "2s"})
+        qid, _ = d.send(SENDER, ["carol@notes.example"], "restart me")
+        d.wait_maildir("exchange", SENDER, timeout=60)
+        attempts = d.recipient_states()[(qid, "carol@notes.example")]["attempts"]
+        d.restart(kill=False)  # SIGTERM, clean stop
+        d.wait_for(lambda: d.recipient_states()[(qid, "carol@notes.example")]["attempts"] >= attempts + 4,
+                   "four more attempts after the restart", timeout=60)
+        d.restart(kill=True)  # and once more after a crash
+        d.wait_for(lambda: d.recipient_states()[(qid, "carol@notes.example")]["attempts"] >= attempts + 8,
+                   "four more attempts after the kill -9", timeout=60)
+        [r] = self.only_dsn(d)["recipients"]
+        self.assertEqual(r["action"], "delayed")
+        d.stop()
+
+    def test_failed_report_to_a_refusing_sender_is_dropped_not_bounced(self):
+        notes = bridgehead.MockMta(self, rules={"carol@notes.example": ["550 5.1.1 no such user"]})
+        exchange = bridgehead.MockMta(self, rules={SENDER: ["550 5.2.1 mailbox disabled"]})
+        d = self.start_daemon(delivery={"notes": notes, "exchange": exchange})
+        d.send(SENDER, ["carol@notes.example"], "loop?")
+        d.wait_queue_empty()
+        # The DSN was offered to the sender's system once, from <>, and refused: the end.
+        self.assertEqual(exchange.transactions(), [])  # refused at RCPT: no DATA
+        self.assertEqual(d.counters("deliver:notes")["dsn_sent"], 1)
+        ex = d.counters("deliver:exchange")
+        self.assertEqual((ex["failed"], ex["dsn_sent"], ex["delivered"]), (1, 0, 0))
+        self.assertIn("null sender", d.log())
+        time.sleep(1)
+        self.assertEqual(d.queue(), [])
+        d.stop()
+
+    def test_delay_notice_then_failure_at_expiry(self):
+        d = self.start_daemon(delivery={"exchange": "maildir"},  # notes: a dead port
+                              queue={"retry_delays": "1s", "lifetime": "6s", "delay_notice_after": "2s"})
+        d.send(SENDER, ["carol@notes.example"], "first delayed, then failed")
+        d.wait_maildir("exchange", SENDER, count=2, timeout=60)
+        d.wait_queue_empty()
+        reports = [bridgehead.parse_dsn(data) for _, data in d.maildir("exchange", SENDER)]
+        self.assertEqual(len(reports), 2)
+        actions = sorted((r["recipients"][0]["action"], r["recipients"][0]["status"][:2]) for r in reports)
+        self.assertEqual(actions, [("delayed", "4."), ("failed", "4.")])
+        failed = [r for r in reports if r["recipients"][0]["action"] == "failed"][0]
+        self.assertEqual(failed["recipients"][0]["status"], "4.4.7")
+        self.assertEqual(len({r["arrival_date"] for r in reports}), 1)
+        d.stop()
+
+    def test_failure_report_of_an_8bit_message_to_a_server_without_8bitmime(self):
+        sink = bridgehead.SmtpSink(self, ["-8"]).start()
+        notes = bridgehead.MockMta(self, rules={"carol@notes.example": ["550 5.1.1 no such user"]})
+        d = self.start_daemon(delivery={"notes": notes, "exchange": sink})
+        raw = ("From: <%s>\r\nTo: <carol@notes.example>\r\nSubject: 8bit\r\nMessage-ID: <eight@test>\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+               "\r\nGrüße aus Köln\r\n" % SENDER).encode("utf-8")
+        d.send(SENDER, ["carol@notes.example"], message=raw, mail_options=["BODY=8BITMIME"])
+        d.wait_queue_empty()
+        [m] = sink.messages()
+        self.assertEqual((m.sender, m.recipients), ("", [SENDER]))
+        self.assertEqual([b for b in m.content if b >= 0x80], [], "8-bit octets to a server without 8BITMIME")
+        dsn = bridgehead.parse_dsn(m.content)
+        self.assertEqual(dsn["defects"], [])
+        [r] = dsn["recipients"]
+        self.assertEqual((r["final_recipient"], r["action"], r["status"]), ("carol@notes.example", "failed", "5.1.1"))
+        self.assertEqual(dsn["returned"], "message")
+        self.assertEqual(dsn["returned_part"]["Message-ID"], "<eight@test>")
+        self.assertEqual(dsn["returned_part"].get_content(), "Grüße aus Köln\n")
+        d.stop()
+
     def test_notify_never_gets_no_report(self):
         mta = bridgehead.MockMta(self, rules={"carol@notes.example": ["550 5.1.1 no such user"]})
         d = self.start_daemon(delivery={"notes": mta, "exchange": "maildir"})
@@ -179,7 +247,7 @@ class DsnTest(bridgehead.TestCase):
         [r] = dsn["recipients"]
         self.assertEqual((r["final_recipient"], r["action"]), ("carol@notes.example", "relayed"))
         self.assertTrue(r["status"].startswith("2."), r)
-        self.assertIn(str(sink.port), r["remote_mta"])
+        self.assertEqual(r["remote_mta"], "dns; 127.0.0.1")
         d.stop()
 
     def test_dsn_request_is_passed_to_a_next_hop_that_offers_dsn(self):

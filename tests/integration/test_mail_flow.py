@@ -3,7 +3,6 @@ the recipient's domain. Maildir both ways, SMTP to smtp-sink with a temporary fa
 the 8BITMIME downgrade, LMTP with a different answer per recipient, and a poison message."""
 
 import os
-import re
 import time
 import unittest
 
@@ -81,6 +80,38 @@ class MailFlowTest(bridgehead.TestCase):
                          "no DSN for a recipient deferred for less than delay_notice_after")
         d.stop()
 
+    def test_reply_timeout_defers_until_the_destination_answers_in_time(self):
+        sink = bridgehead.SmtpSink(self, ["-w", "4"]).start()  # DATA answered after 4s
+        d = self.start_daemon(delivery={"notes": sink.delivery(timeout="1s"), "exchange": "maildir"},
+                              queue={"retry_delays": "1s"})
+        qid, mid = d.send(SENDER, ["carol@notes.example"], "slow")
+        st = d.wait_for(lambda: (lambda st: st if st and st["attempts"] >= 2 else None)(
+            d.recipient_states().get((qid, "carol@notes.example"))), "two timed-out attempts", timeout=60)
+        self.assertEqual(st["status"], "deferred")
+        self.assertIn("timed out", st["reply"])
+        p = d.process("deliver:notes")
+        self.assertEqual(p["state"], "degraded")
+        self.assertIn("timed out", p["last_error"]["message"])
+        sink.restart([])
+        d.wait_queue_empty()
+        [m] = sink.messages()  # the timed-out attempts sent no content
+        self.assertEqual(m.message()["Message-ID"], mid)
+        d.wait_for(lambda: d.process("deliver:notes")["state"] == "running", "deliver:notes running again")
+        d.stop()
+
+    def test_required_tls_without_starttls_defers(self):
+        sink = bridgehead.SmtpSink(self).start()  # no STARTTLS
+        d = self.start_daemon(delivery={"notes": sink.delivery(tls="required"), "exchange": "maildir"},
+                              queue={"retry_delays": "1s"})
+        qid, _ = d.send(SENDER, ["carol@notes.example"], "tls please")
+        st = d.wait_for(lambda: (lambda st: st if st and st["attempts"] >= 2 else None)(
+            d.recipient_states().get((qid, "carol@notes.example"))), "two attempts", timeout=60)
+        self.assertEqual(st["status"], "deferred")
+        self.assertIn("STARTTLS", st["reply"])
+        self.assertEqual(sink.messages(), [])
+        self.assertIn("STARTTLS", d.process("deliver:notes")["last_error"]["message"])
+        d.stop()
+
     # ------------------------------------------------------------ 8BITMIME
 
     TEXT = ("Grüße aus Köln — ein Brief mit Umlauten: ÄÖÜ äöü ß.\r\n"
@@ -124,6 +155,31 @@ class MailFlowTest(bridgehead.TestCase):
             self.assertEqual(part.get_content().replace("\r\n", "\n"), want)
         self.assertEqual(att.get_filename(), "a.txt")
         self.assertEqual(d.counters("deliver:notes")["delivered"], 1)
+        d.stop()
+
+    def test_8bit_headers_and_a_body_without_mime_headers_are_downgraded(self):
+        sink = bridgehead.SmtpSink(self, ["-8"]).start()
+        d = self.start_daemon(delivery={"notes": sink})
+        no_mime = ("From: <%s>\r\nTo: <carol@notes.example>\r\nSubject: Grüße aus Köln\r\nMessage-ID: <nomime@test>\r\n"
+                   "\r\nNo MIME headers at all: Grüße, Köln.\r\n" % SENDER).encode("utf-8")
+        latin1 = ("From: Jörg Müller <%s>\r\nTo: <carol@notes.example>\r\nSubject: latin-1\r\n"
+                  "Message-ID: <latin1@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+                  "Content-Transfer-Encoding: 8bit\r\n\r\n" % SENDER).encode("utf-8") + "Grüße\r\n".encode("latin-1")
+        for raw in (no_mime, latin1):
+            d.send(SENDER, ["carol@notes.example"], message=raw, mail_options=["BODY=8BITMIME"])
+        d.wait_queue_empty()
+        got = {m.message()["Message-ID"]: m for m in sink.messages()}
+        self.assertEqual(sorted(got), ["<latin1@test>", "<nomime@test>"])
+        for m in got.values():
+            self.assertEqual([b for b in m.content if b >= 0x80], [], m.content)
+        msg = got["<nomime@test>"].message()
+        self.assertEqual(msg["Subject"], "Grüße aus Köln")
+        self.assertEqual(msg.get_content_charset(), "utf-8")
+        self.assertEqual(msg.get_content(), "No MIME headers at all: Grüße, Köln.\n")
+        msg = got["<latin1@test>"].message()
+        self.assertEqual(msg["From"].addresses[0].display_name, "Jörg Müller")
+        self.assertEqual(msg.get_content_charset(), "iso-8859-1")
+        self.assertEqual(msg.get_content(), "Grüße\n")
         d.stop()
 
     def test_8bit_content_is_kept_when_8bitmime_is_offered(self):
@@ -173,7 +229,7 @@ class MailFlowTest(bridgehead.TestCase):
         self.assertEqual(r["action"], "failed")
         self.assertEqual(r["status"], "5.1.1")
         self.assertIn("550 5.1.1", r["diagnostic_code"])
-        self.assertIn(str(lmtp.port), r["remote_mta"] or "")
+        self.assertEqual(r["remote_mta"], "dns; 127.0.0.1")
         self.assertEqual(dsn["returned"], "message")
         self.assertEqual(dsn["returned_part"]["Message-ID"], mid)
 

@@ -2,7 +2,6 @@
 system's domain to that system's Bridgehead listener, and Bridgehead delivers to the other
 instance, which keeps what it gets (its own domain goes to the deferred "relay" transport)."""
 
-import os
 import smtplib
 import subprocess
 import tempfile

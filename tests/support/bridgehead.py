@@ -619,6 +619,7 @@ class SinkMessage:
         lines = data.split(b"\n")
         self.client_proto = self.helo = self.mail_args = None
         self.rcpt_args = []
+        self.has_data = False  # smtp-sink's Received header: the transaction reached DATA
         i = 0
         while i < len(lines):
             line = lines[i].decode("utf-8", "replace")
@@ -631,6 +632,7 @@ class SinkMessage:
             elif line.startswith("X-Rcpt-Args: "):
                 self.rcpt_args.append(line[13:])
             elif line.startswith("Received: "):
+                self.has_data = True
                 i += 1
                 while i < len(lines) and lines[i][:1] in (b"\t", b" "):
                     i += 1
@@ -738,8 +740,10 @@ class SmtpSink:
         return self.start()
 
     def messages(self):
-        """Every dumped transaction, oldest first. Files of transactions still in progress
-        are dumped too: wait for the sender's side (e.g. an empty queue) first."""
+        """Every dumped transaction that reached DATA, oldest first. A transaction still in
+        progress may be there in part: wait for the sender's side (e.g. an empty queue) first.
+        (smtp-sink removes the file of a transaction the client aborts, but one cut off by
+        stopping smtp-sink stays, empty or without content: those are left out.)"""
         out = []
         for name in os.listdir(self.dump_dir):
             path = os.path.join(self.dump_dir, name)
@@ -748,7 +752,7 @@ class SmtpSink:
                     out.append((os.stat(path).st_mtime_ns, name, SinkMessage(path, f.read())))
             except OSError:
                 pass  # removed: an aborted transaction
-        return [m for _, _, m in sorted(out, key=lambda t: (t[0], t[1]))]
+        return [m for _, _, m in sorted(out, key=lambda t: (t[0], t[1])) if m.has_data]
 
     def wait_messages(self, count, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout

@@ -24,9 +24,7 @@ import argparse
 import json
 import os
 import signal
-import socket
 import socketserver
-import sys
 import threading
 
 
