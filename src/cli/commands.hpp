@@ -31,5 +31,6 @@ void add_check(CLI::App& app, int& exit_code);
 void add_status(CLI::App& app, int& exit_code);
 void add_queue(CLI::App& app, int& exit_code);
 void add_config(CLI::App& app, int& exit_code);
+void add_id(CLI::App& app, int& exit_code);
 
 }  // namespace bridgehead::cli

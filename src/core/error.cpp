@@ -20,6 +20,8 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kLimit: return "limit";
     case ErrorCode::kPermission: return "permission";
+    case ErrorCode::kWrongPassword: return "wrong-password";
+    case ErrorCode::kCertificate: return "certificate";
     case ErrorCode::kInternal: return "internal";
   }
   return "unknown";

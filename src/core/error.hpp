@@ -25,6 +25,8 @@ enum class ErrorCode {
   kTimeout,
   kLimit,
   kPermission,
+  kWrongPassword,  ///< a password was given and did not open what it was meant to open
+  kCertificate,    ///< a certificate is expired, not yet valid, or not certified by its chain
   kInternal,
 };
 

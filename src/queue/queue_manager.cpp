@@ -28,6 +28,7 @@ using spool::RecipientStatus;
 
 constexpr std::size_t kNoDestination = std::numeric_limits<std::size_t>::max();
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+constexpr std::chrono::seconds kIdleClose{2};
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -140,6 +141,7 @@ struct Dest {
   std::deque<Job> ready;
   unsigned workers = 0;
   unsigned in_flight = 0;
+  std::uint64_t idle_epoch = 0;  // bumped whenever the last worker exits
   bool troubled = false;  // the last attempt failed without an answer from the destination
   std::string last_error;
 };
@@ -266,7 +268,14 @@ struct QueueManager::Impl {
       --dst.in_flight;
     }
     --dst.workers;
-    if (dst.workers == 0) co_await dst.transport->release();
+    if (dst.workers > 0) co_return;
+    // Connections stay open a moment after the last job: when delivery keeps pace with
+    // arrivals the ready list empties after nearly every message, and closing then would
+    // cost a connect, greeting, EHLO and QUIT per message (Postfix waits 2 s too).
+    const std::uint64_t epoch = ++dst.idle_epoch;
+    asio::steady_timer idle(io, kIdleClose);
+    co_await idle.async_wait(net::use_nothrow);
+    if (dst.workers == 0 && dst.idle_epoch == epoch) co_await dst.transport->release();
   }
 
   net::awaitable<void> attempt(Job job) {
