@@ -39,6 +39,10 @@ ControlServer::ControlServer(asio::io_context& io, std::filesystem::path path, u
 
 ControlServer::~ControlServer() { stop(); }
 
+void ControlServer::handle_async(const std::string& command, AsyncHandler handler) {
+  async_handlers_[command] = std::move(handler);
+}
+
 void ControlServer::handle(const std::string& command, Handler handler) {
   handlers_[command] = std::move(handler);
 }
@@ -107,23 +111,30 @@ net::awaitable<void> ControlServer::serve(local::socket socket) {
   if (ec) co_return;
   nlohmann::json reply;
   auto request = nlohmann::json::parse(line.substr(0, n), nullptr, false);
+  // The request may carry the connector ID's password (unlock): no copy of it outlives
+  // the parse.
+  explicit_bzero(line.data(), line.size());
+  auto error_reply = [](const Error& e) {
+    return nlohmann::json{{"ok", false},
+                          {"error", e.message},
+                          {"remedy", e.remedy},
+                          {"code", to_string(e.code)},
+                          {"transient", e.transient()}};
+  };
   if (request.is_discarded() || !request.is_object() || !request.contains("command") ||
       !request["command"].is_string()) {
     reply = {{"ok", false}, {"error", "request is not a JSON object with a \"command\""}, {"remedy", ""}};
   } else {
-    auto it = handlers_.find(request["command"].get<std::string>());
-    if (it == handlers_.end()) {
-      reply = {{"ok", false},
-               {"error", fmt::format("unknown control command \"{}\"", request["command"].get<std::string>())},
-               {"remedy", "use a bridgehead CLI of the same version as the daemon"}};
-    } else {
-      auto result = it->second(request);
-      if (result) {
-        reply = {{"ok", true}, {"result", std::move(*result)}};
-      } else {
-        reply = {{"ok", false}, {"error", result.error().message}, {"remedy", result.error().remedy}};
-      }
+    const std::string command = request["command"].get<std::string>();
+    Expected<nlohmann::json> result = fail(Error::permanent(
+        ErrorCode::kInvalidArgument, fmt::format("unknown control command \"{}\"", command),
+        "use a bridgehead CLI of the same version as the daemon"));
+    if (auto it = handlers_.find(command); it != handlers_.end()) {
+      result = it->second(request);
+    } else if (auto at = async_handlers_.find(command); at != async_handlers_.end()) {
+      result = co_await at->second(std::move(request));
     }
+    reply = result ? nlohmann::json{{"ok", true}, {"result", std::move(*result)}} : error_reply(result.error());
   }
   std::string out = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   co_await asio::async_write(socket, asio::buffer(out), net::use_nothrow);
@@ -162,6 +173,10 @@ Expected<nlohmann::json> control_request(const std::filesystem::path& socket_pat
     return fail(Error::from_errno(err, "connect to control socket " + socket_path.string()));
   }
   std::string out = request.dump() + "\n";
+  struct Wiper {
+    std::string& s;
+    ~Wiper() { explicit_bzero(s.data(), s.size()); }
+  } wiper{out};
   std::size_t off = 0;
   while (off < out.size()) {
     ssize_t w = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
@@ -197,8 +212,11 @@ Expected<nlohmann::json> control_request(const std::filesystem::path& socket_pat
     return fail(Error::permanent(ErrorCode::kParse, "the daemon's reply on the control socket is not JSON"));
   }
   if (!reply.value("ok", false)) {
-    return fail(Error::permanent(ErrorCode::kUnavailable, reply.value("error", std::string("request failed")),
-                                 reply.value("remedy", std::string())));
+    const auto code = error_code_from_string(reply.value("code", std::string())).value_or(ErrorCode::kInternal);
+    Error e = Error::permanent(code, reply.value("error", std::string("request failed")),
+                               reply.value("remedy", std::string()));
+    if (reply.value("transient", false)) e.severity = Severity::kTransient;
+    return fail(std::move(e));
   }
   return reply["result"];
 }

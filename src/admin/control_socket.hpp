@@ -22,10 +22,13 @@ class ControlServer {
  public:
   /// Returns the result object, or an Error that is sent back as {"ok":false,...}.
   using Handler = std::function<Expected<nlohmann::json>(const nlohmann::json& request)>;
+  /// For requests whose work must not block the I/O thread (it is awaited on another).
+  using AsyncHandler = std::function<net::awaitable<Expected<nlohmann::json>>(nlohmann::json request)>;
 
   ControlServer(net::asio::io_context& io, std::filesystem::path path, unsigned mode);
   ~ControlServer();
   void handle(const std::string& command, Handler handler);
+  void handle_async(const std::string& command, AsyncHandler handler);
   /// Binds the socket. A stale socket file is replaced; a live one (another daemon on the
   /// same state directory) is an error naming the path.
   Expected<void> start();
@@ -39,11 +42,14 @@ class ControlServer {
   std::filesystem::path path_;
   unsigned mode_;
   std::map<std::string, Handler> handlers_;
+  std::map<std::string, AsyncHandler> async_handlers_;
   std::unique_ptr<net::asio::local::stream_protocol::acceptor> acceptor_;
 };
 
 /// Sends one request to the daemon's control socket and returns its "result". A daemon
-/// that is not running is reported as such (kUnavailable), with the remedy.
+/// that is not running is reported as such (kUnavailable), with the remedy; an error the
+/// daemon answered keeps its code and severity. The request's bytes are wiped after
+/// sending (it may carry the connector ID's password).
 Expected<nlohmann::json> control_request(const std::filesystem::path& socket,
                                          const nlohmann::json& request,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -60,10 +60,37 @@ TEST_F(ControlSocketTest, AnswersRequestsWithMode0600) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message, "no such thing");
   EXPECT_EQ(bad.error().remedy, "try another");
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);  // the daemon's code, not "unavailable"
+  EXPECT_FALSE(bad.error().transient());
 
   auto unknown = control_request(path_, {{"command", "nope"}});
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().message.find("unknown control command"), std::string::npos);
+}
+
+TEST_F(ControlSocketTest, AsyncHandlersAnswerAfterTheirWorkAndKeepErrorCodes) {
+  ControlServer server(io_, path_, 0600);
+  std::string seen;
+  server.handle_async("unlock", [&](nlohmann::json request) -> net::awaitable<Expected<nlohmann::json>> {
+    seen = request.value("password", std::string());
+    // Stands for work awaited elsewhere: the reply must wait for it.
+    net::asio::steady_timer t(io_, std::chrono::milliseconds(50));
+    co_await t.async_wait(net::use_nothrow);
+    if (seen != "right") {
+      co_return fail(Error::transient_error(ErrorCode::kWrongPassword, "wrong password", "type it again"));
+    }
+    co_return nlohmann::json{{"unlocked", true}};
+  });
+  ASSERT_TRUE(server.start());
+  run();
+  auto wrong = control_request(path_, {{"command", "unlock"}, {"password", "nope"}});
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, ErrorCode::kWrongPassword);
+  EXPECT_TRUE(wrong.error().transient());
+  EXPECT_EQ(wrong.error().remedy, "type it again");
+  auto right = control_request(path_, {{"command", "unlock"}, {"password", "right"}});
+  ASSERT_TRUE(right) << right.error().describe();
+  EXPECT_TRUE((*right)["unlocked"].get<bool>());
 }
 
 TEST_F(ControlSocketTest, ClientReportsADaemonThatIsNotRunning) {

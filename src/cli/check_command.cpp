@@ -2,8 +2,68 @@
 
 #include "cli/commands.hpp"
 #include "config/config.hpp"
+#include "identity/keeper.hpp"
+#include "identity/password.hpp"
 
 namespace bridgehead::cli {
+namespace {
+
+/// What the daemon would make of its connector ID, told the way `run` would find it (but
+/// never prompting). Returns false when the daemon would start with the ID unusable.
+bool check_identity(const config::Config& c) {
+  const auto& file = c.identity.id_file;
+  auto overview = identity::inspect(file);
+  if (!overview) {
+    fmt::print("  connector ID {}: {}\n", file.string(), overview.error().describe());
+    return false;
+  }
+  const std::string name = overview->info ? overview->info->name : std::string("(name hidden: certificates encrypted)");
+  fmt::print("  connector ID {}: {}, {}\n", file.string(), name,
+             overview->password_protected ? "password-protected" : "no password");
+  identity::IdKeeper keeper(file);
+  Expected<std::shared_ptr<const identity::ConnectorId>> opened = nullptr;
+  if (!overview->password_protected) {
+    opened = keeper.open(nullptr);
+  } else {
+    const auto source = identity::resolve_password_source(c.identity.id_password_file);
+    switch (source.source) {
+      case identity::PasswordSource::kNone:
+        fmt::print("  password source: none; the daemon starts with the ID locked, and the deliveries and STARTTLS "
+                   "that need it wait until `bridgehead unlock` (mail is queued meanwhile)\n");
+        return true;
+      case identity::PasswordSource::kTerminal:
+        fmt::print("  password source: a prompt on the terminal when `bridgehead run` starts in the foreground; "
+                   "without a terminal the ID stays locked until `bridgehead unlock`\n");
+        return true;
+      default:
+        break;
+    }
+    fmt::print("  password source: {}\n", source.description);
+    if (source.discouraged) {
+      fmt::print("  warning: {} is readable by every process of the same user (/proc/PID/environ) and inherited by "
+                 "children; prefer id_password_file (mode 0600) or a systemd credential\n",
+                 identity::kPasswordEnvVar);
+    }
+    auto env = identity::Environment::process();
+    env.prompt = nullptr;  // `check` never waits for a person
+    auto password = identity::read_password(source, "", env);
+    if (!password) {
+      fmt::print("  password: {}\n", password.error().describe());
+      return false;
+    }
+    opened = keeper.open(&*password);
+  }
+  if (!opened) {
+    fmt::print("  the daemon could not use it: {}\n", opened.error().describe());
+    return false;
+  }
+  const auto info = (*opened)->info();
+  fmt::print("  it opens, and its certificate is valid until {}{}\n", identity::format_time(info.not_after),
+             keeper.expires_soon() ? " (soon: re-certify it with `bridgehead id certify`)" : "");
+  return true;
+}
+
+}  // namespace
 
 void add_check(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("check", "Validate a configuration file; exit 0 only when it is sound");
@@ -23,9 +83,13 @@ void add_check(CLI::App& app, int& exit_code) {
                c.control_socket.string());
     for (const auto& s : c.systems) {
       fmt::print("  system {}: listens on {}:{}, domains {}, {} recipients{}\n", s.name, s.listen.host, s.listen.port,
-                 fmt::join(s.domains, ", "), s.recipients.size(), s.tls_cert_file.empty() ? "" : ", STARTTLS");
+                 fmt::join(s.domains, ", "), s.recipients.size(),
+                 !s.tls_cert_file.empty()           ? ", STARTTLS"
+                 : !c.identity.id_file.empty() ? ", STARTTLS with the connector ID"
+                                                    : "");
     }
     exit_code = 0;
+    if (!c.identity.id_file.empty() && !check_identity(c)) exit_code = 1;
   });
 }
 

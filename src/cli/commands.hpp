@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/error.hpp"
+
 namespace bridgehead::cli {
 
 /// Where a command finds the config when --config is not given.
@@ -26,11 +28,24 @@ std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const s
                                          const std::string& command, bool json, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+/// Exit codes of the commands that open a connector ID (`id ...`, `unlock`).
+inline constexpr int kIdExitFailure = 1;
+inline constexpr int kIdExitWrongPassword = 4;
+inline constexpr int kIdExitCertificate = 5;
+inline constexpr int kIdExitUnreadable = 6;
+inline constexpr int kIdExitNoPassword = 7;
+/// Their --help epilogue.
+extern const char* const kIdExitCodes;
+/// Prints `e` on stderr and gives the exit code for it; `password_failed` when getting the
+/// password was what failed.
+int report_id_error(const Error& e, bool password_failed = false);
+
 void add_run(CLI::App& app, int& exit_code);
 void add_check(CLI::App& app, int& exit_code);
 void add_status(CLI::App& app, int& exit_code);
 void add_queue(CLI::App& app, int& exit_code);
 void add_config(CLI::App& app, int& exit_code);
 void add_id(CLI::App& app, int& exit_code);
+void add_unlock(CLI::App& app, int& exit_code);
 
 }  // namespace bridgehead::cli

@@ -8,6 +8,36 @@
 
 namespace bridgehead::cli {
 
+const char* const kIdExitCodes =
+    "Exit codes: 0 OK; 1 bad NAME or option value, output file exists, or another failure; 4 wrong password; "
+    "5 certificate expired, not yet valid, or chain broken; 6 ID file missing, unreadable, not PKCS#12, or damaged; "
+    "7 a password was needed and none could be had (no password file option "
+    "and no terminal, or the password file is unusable, e.g. readable by others). Usage errors exit with 100 or "
+    "more.\n"
+    "A password is never given on the command line: use a file (mode 0600) or the terminal prompt.\n";
+
+int report_id_error(const Error& e, bool password_failed) {
+  fmt::print(stderr, "bridgehead: {}\n", e.describe());
+  if (password_failed) return kIdExitNoPassword;
+  switch (e.code) {
+    case ErrorCode::kWrongPassword:
+      return kIdExitWrongPassword;
+    case ErrorCode::kCertificate:
+      return kIdExitCertificate;
+    case ErrorCode::kParse:
+    case ErrorCode::kCorrupt:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kIo:
+    case ErrorCode::kPermission:
+    case ErrorCode::kLimit:
+      return kIdExitUnreadable;
+    case ErrorCode::kUnavailable:
+      return kIdExitNoPassword;
+    default:
+      return kIdExitFailure;
+  }
+}
+
 std::string default_config_path() {
   if (const char* env = std::getenv("BRIDGEHEAD_CONFIG"); env && *env) return env;
   return "/etc/bridgehead/bridgehead.toml";

@@ -16,42 +16,9 @@ namespace identity = bridgehead::identity;
 using identity::SecretString;
 
 constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitWrongPassword = 4;
-constexpr int kExitCertificate = 5;
-constexpr int kExitUnreadable = 6;
-constexpr int kExitNoPassword = 7;
+constexpr int kExitNoPassword = kIdExitNoPassword;
 
-constexpr const char* kExitCodes =
-    "Exit codes: 0 OK; 1 bad NAME or option value, output file exists, or another failure; 4 wrong password; "
-    "5 certificate expired, not yet valid, or chain broken; 6 ID file missing, unreadable, not PKCS#12, or damaged; "
-    "7 a password was needed and none could be had (no password file option and no terminal, or the password file "
-    "is unusable, e.g. readable by others). Usage errors exit with 100 or more.\n"
-    "A password is never given on the command line: use a file (mode 0600) or the terminal prompt.\n";
-
-/// Prints `e` and gives the exit code for it; `password_failed` when getting the password
-/// was what failed.
-int report(const Error& e, bool password_failed = false) {
-  fmt::print(stderr, "bridgehead: {}\n", e.describe());
-  if (password_failed) return kExitNoPassword;
-  switch (e.code) {
-    case ErrorCode::kWrongPassword:
-      return kExitWrongPassword;
-    case ErrorCode::kCertificate:
-      return kExitCertificate;
-    case ErrorCode::kParse:
-    case ErrorCode::kCorrupt:
-    case ErrorCode::kNotFound:
-    case ErrorCode::kIo:
-    case ErrorCode::kPermission:
-    case ErrorCode::kLimit:
-      return kExitUnreadable;
-    case ErrorCode::kUnavailable:
-      return kExitNoPassword;
-    default:
-      return kExitFailure;
-  }
-}
+int report(const Error& e, bool password_failed = false) { return report_id_error(e, password_failed); }
 
 /// The password of an existing ID: from `file` when given, else asked on the terminal.
 /// Remembers whether getting it failed and the password it gave (to save the file again).
@@ -303,7 +270,7 @@ void add_id(CLI::App& app, int& exit_code) {
                                 "Create and manage the connector ID (a PKCS#12 file: key, certificate, "
                                 "certifier chain)");
   id->require_subcommand(1);
-  id->footer(kExitCodes);  // subcommands added below inherit it
+  id->footer(kIdExitCodes);  // subcommands added below inherit it
 
   {
     auto a = std::make_shared<CreateArgs>();

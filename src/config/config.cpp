@@ -507,6 +507,30 @@ void Loader::check_across(const Config& cfg) {
     }
   }
 
+  const Value* id_file = global("identity.id_file");
+  if (const Value* pw = global("identity.id_password_file"); pw && !id_file) {
+    problem(pw->pos, "identity.id_password_file is set but identity.id_file is not; set id_file to the "
+                     "connector ID the password opens, or remove id_password_file");
+  }
+  // Only that the files are there: whether the ID opens and the password file's mode are
+  // the identity component's checks (`bridgehead check` runs them).
+  for (const char* key : {"identity.id_file", "identity.id_password_file"}) {
+    const Value* v = global(key);
+    if (!v) continue;
+    std::error_code ec;
+    if (fs::is_directory(v->text, ec)) {
+      problem(v->pos, fmt::format("{} is a directory, {}; give the path of the file", key, v->text));
+    } else if (access(v->text.c_str(), R_OK) != 0) {
+      const int err = errno;
+      problem(v->pos, fmt::format("{} cannot be read: {}: {}; check the path (relative paths are relative to "
+                                  "the config file's directory) and the file's permissions{}",
+                                  key, v->text, std::strerror(err),
+                                  std::string_view(key) == "identity.id_file"
+                                      ? "; create an ID with `bridgehead id create NAME --out FILE`"
+                                      : ""));
+    }
+  }
+
   // A longer path cannot be bound: sun_path is a fixed array and needs its terminating NUL.
   constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
   if (const std::string sock = cfg.control_socket.string(); sock.size() > kMaxSocketPath) {
@@ -651,9 +675,16 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
                                   "certificate chain, or remove tls_key_file to run without STARTTLS",
                                   sys.label));
   }
-  for (const Value* v : {cert, key}) {
+  const Value* client_ca = sys.get("system[].tls_client_ca_file");
+  if (client_ca && !cert && !global("identity.id_file")) {
+    problem(client_ca->pos, fmt::format("{} has tls_client_ca_file but no certificate to offer STARTTLS with; "
+                                        "set identity.id_file (the connector ID) or tls_cert_file and "
+                                        "tls_key_file, or remove tls_client_ca_file",
+                                        sys.label));
+  }
+  for (const Value* v : {cert, key, client_ca}) {
     if (!v) continue;
-    const char* which = v == cert ? "tls_cert_file" : "tls_key_file";
+    const char* which = v == cert ? "tls_cert_file" : v == key ? "tls_key_file" : "tls_client_ca_file";
     std::error_code ec;
     if (fs::is_directory(v->text, ec)) {
       problem(v->pos, fmt::format("{} of {} is a directory, {}; give the path of the PEM file",

@@ -41,6 +41,9 @@ struct SystemConfig {
   Endpoint listen;                        ///< ingress listener: mail FROM this system
   std::string tls_cert_file;              ///< PEM; with tls_key_file enables STARTTLS
   std::string tls_key_file;
+  /// PEM certifiers whose client certificates the listener requires (and STARTTLS before
+  /// MAIL); empty: no client certificate asked for.
+  std::string tls_client_ca_file;
   std::vector<std::string> recipients;    ///< static recipient list (lower case) until dirsync
   DeliveryTarget delivery;                ///< where mail TO this system goes
 };
@@ -66,6 +69,11 @@ struct QueueSettings {
   std::filesystem::path quarantine_dir;  ///< poison messages go here (default state_dir/quarantine)
 };
 
+struct IdentitySettings {
+  std::filesystem::path id_file;           ///< the connector ID (PKCS#12); empty: none
+  std::filesystem::path id_password_file;  ///< the first password source; empty: not configured
+};
+
 struct Config {
   std::filesystem::path file;               ///< where it was loaded from
   std::string hostname;                     ///< [connector] hostname
@@ -75,6 +83,7 @@ struct Config {
   unsigned control_socket_mode = 0600;
   std::filesystem::path spool_dir;          ///< [spool] dir (default state_dir/spool)
   std::uint64_t spool_segment_size = 64ull << 20;
+  IdentitySettings identity;
   SmtpLimits smtp;
   QueueSettings queue;
   std::vector<SystemConfig> systems;

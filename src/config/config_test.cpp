@@ -224,6 +224,8 @@ TEST(SettingsTable, EveryEntryAppearsInDefaultsAndReference) {
 TEST(SettingsTable, EveryExampleValuePassesItsOwnChecks) {
   for (const detail::Setting& s : detail::settings()) {
     if (s.in_system()) continue;
+    // Files that must exist: ConfigIdentity tests them with real files.
+    if (s.key.starts_with("identity.")) continue;
     LoadResult r = load_text(with_systems(fmt::format("{} = {}\n", s.key, s.example)));
     EXPECT_TRUE(r.problems.empty()) << s.key << " = " << s.example << "\n" << all_problems(r);
   }
@@ -702,6 +704,42 @@ TEST(ConfigSystems, TlsFilesTogetherAndReadable) {
   LoadResult ok = with_tls("tls_cert_file = \"ex.crt\"\ntls_key_file = \"ex.key\"\n");
   ASSERT_TRUE(ok.config) << all_problems(ok);
   EXPECT_EQ(ok.config->systems[0].tls_key_file, (fs::absolute(dir.path()) / "ex.key").lexically_normal().string());
+}
+
+TEST(ConfigIdentity, IdFilesMustExistAndThePasswordNeedsAnId) {
+  TempDir dir;
+  LoadResult none = load_text(with_systems(""), dir.path());
+  ASSERT_TRUE(none.config) << all_problems(none);
+  EXPECT_TRUE(none.config->identity.id_file.empty());
+  EXPECT_TRUE(none.config->identity.id_password_file.empty());
+
+  expect_problem(load_text(with_systems("[identity]\nid_password_file = \"pw\"\n"), dir.path()), 2, 20,
+                 {"identity.id_password_file is set but identity.id_file is not"});
+  LoadResult missing = load_text(with_systems("[identity]\nid_file = \"connector.id\"\n"), dir.path());
+  expect_problem(missing, 2, 11,
+                 {"identity.id_file cannot be read", "connector.id", "No such file", "bridgehead id create"});
+
+  dir.write("connector.id", "id");
+  dir.write("pw", "secret");
+  LoadResult ok = load_text(with_systems("[identity]\nid_file = \"connector.id\"\nid_password_file = \"pw\"\n"),
+                            dir.path());
+  ASSERT_TRUE(ok.config) << all_problems(ok);
+  EXPECT_EQ(ok.config->identity.id_file, (fs::absolute(dir.path()) / "connector.id").lexically_normal());
+  EXPECT_EQ(ok.config->identity.id_password_file, (fs::absolute(dir.path()) / "pw").lexically_normal());
+}
+
+TEST(ConfigIdentity, ClientCertificatesNeedACertificateToOfferTls) {
+  TempDir dir;
+  dir.write("certifier.pem", "pem");
+  dir.write("connector.id", "id");
+  std::string text(kSystems);
+  text.insert(text.find("recipients"), "tls_client_ca_file = \"certifier.pem\"\n");
+  expect_problem(load_text(text, dir.path()), 7, 22,
+                 {"system \"exchange\" has tls_client_ca_file but no certificate", "identity.id_file"});
+  LoadResult ok = load_text("[identity]\nid_file = \"connector.id\"\n" + text, dir.path());
+  ASSERT_TRUE(ok.config) << all_problems(ok);
+  EXPECT_EQ(ok.config->systems[0].tls_client_ca_file,
+            (fs::absolute(dir.path()) / "certifier.pem").lexically_normal().string());
 }
 
 TEST(ConfigFile, MissingFileIsOneProblemForTheWholeFile) {

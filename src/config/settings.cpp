@@ -85,6 +85,22 @@ const Setting kSettings[] = {
        c.control_socket_mode = as_unsigned(v);
      }},
 
+    {.key = "identity.id_file",
+     .type = Type::kPath,
+     .default_note = "none (no connector ID)",
+     .doc = "The connector ID, a PKCS#12 file (`bridgehead id create`): the STARTTLS certificate "
+            "of listeners without tls_cert_file, and the client certificate of SMTP and LMTP "
+            "deliveries that use TLS.",
+     .example = R"("/etc/bridgehead/connector.id")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.identity.id_file = v.text; }},
+    {.key = "identity.id_password_file",
+     .type = Type::kPath,
+     .default_note = "none",
+     .doc = "A file holding the connector ID's password on one line, readable by the daemon's "
+            "user only (mode 0600); the first of the password sources (see docs/identity.md).",
+     .example = R"("/etc/bridgehead/connector.id.password")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.identity.id_password_file = v.text; }},
+
     {.key = "spool.dir",
      .type = Type::kPath,
      .default_note = "`<state_dir>/spool`",
@@ -298,6 +314,13 @@ const Setting kSettings[] = {
      .doc = "The PEM private key of tls_cert_file.",
      .example = R"("tls/exchange.key")",
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->tls_key_file = v.text; }},
+    {.key = "system[].tls_client_ca_file",
+     .type = Type::kPath,
+     .default_note = "none (no client certificate asked)",
+     .doc = "PEM certificates of the certifiers whose client certificates this listener requires: "
+            "the system must STARTTLS before MAIL and present a certificate they signed.",
+     .example = R"("tls/acme-certifier.pem")",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->tls_client_ca_file = v.text; }},
     {.key = "system[].recipients",
      .type = Type::kStringArray,
      .default_value = "[]",
@@ -376,6 +399,9 @@ const Section kSections[] = {
     {"admin", "[admin]",
      "The local control socket of the running daemon (`bridgehead status` and the other "
      "subcommands)."},
+    {"identity", "[identity]",
+     "The connector ID and where its password comes from. Without id_file the connector has "
+     "no identity of its own (STARTTLS only from tls_cert_file)."},
     {"spool", "[spool]",
      "The durable message store: every accepted message is written and fsynced here before "
      "the 250 reply."},
@@ -764,6 +790,12 @@ Besides each value's own type and bounds, `bridgehead check` verifies that:
 - listen addresses are unique across systems, and no delivery address is one of the
   connector's own listeners (mail would loop);
 - `tls_cert_file` and `tls_key_file` are given together, and both files exist and are readable;
+- `tls_client_ca_file` is readable, and its system has a certificate to offer STARTTLS with
+  (`tls_cert_file`, or the connector ID `identity.id_file`);
+- `identity.id_file` and `identity.id_password_file` exist and are readable, and a password
+  file comes with an ID file. `bridgehead check` also opens the ID with the password source
+  the daemon would use (without prompting), checks the password file's mode and the
+  certificate's validity, and says which source is in use;
 - every recipient's domain is one of its system's domains;
 - a delivery with method `smtp` or `lmtp` has `address` and no `path`; one with `maildir`
   has `path` and no `address`;

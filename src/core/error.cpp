@@ -27,6 +27,13 @@ std::string_view to_string(ErrorCode code) {
   return "unknown";
 }
 
+std::optional<ErrorCode> error_code_from_string(std::string_view text) {
+  for (int c = 0; c <= static_cast<int>(ErrorCode::kInternal); ++c) {
+    if (to_string(static_cast<ErrorCode>(c)) == text) return static_cast<ErrorCode>(c);
+  }
+  return std::nullopt;
+}
+
 std::string Error::describe() const {
   if (remedy.empty()) return message;
   return fmt::format("{} ({})", message, remedy);

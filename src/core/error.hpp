@@ -3,6 +3,7 @@
 // 4xx or a 5xx reply, a deferral or a bounce.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,8 @@ enum class ErrorCode {
 };
 
 std::string_view to_string(ErrorCode code);
+/// The inverse of to_string (for errors that crossed the control socket); nullopt when unknown.
+std::optional<ErrorCode> error_code_from_string(std::string_view text);
 
 struct Error {
   ErrorCode code = ErrorCode::kInternal;

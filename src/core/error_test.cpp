@@ -32,5 +32,15 @@ TEST(Expected, FailCarriesTheError) {
   EXPECT_EQ(r.error().describe(), "bad");
 }
 
+TEST(Error, CodeNamesRoundTrip) {
+  for (int c = 0; c <= static_cast<int>(ErrorCode::kInternal); ++c) {
+    const auto code = static_cast<ErrorCode>(c);
+    auto back = error_code_from_string(to_string(code));
+    ASSERT_TRUE(back.has_value()) << to_string(code);
+    EXPECT_EQ(*back, code);
+  }
+  EXPECT_FALSE(error_code_from_string("no-such-code").has_value());
+}
+
 }  // namespace
 }  // namespace bridgehead

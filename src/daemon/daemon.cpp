@@ -10,6 +10,7 @@
 #include "admin/control_socket.hpp"
 #include "admin/process_registry.hpp"
 #include "convert/seven_bit.hpp"
+#include "daemon/connector_identity.hpp"
 #include "net/endpoint.hpp"
 #include "queue/queue_manager.hpp"
 #include "smtp/server/listener.hpp"
@@ -132,6 +133,8 @@ int run(const config::Config& cfg) {
 
   // Delivery: one destination per system, the queue manager schedules across them.
   asio::thread_pool maildir_pool(2);
+  // Also runs the connector ID's key derivation on unlock.
+  ConnectorIdentity identity(io, maildir_pool, cfg, registry);
   std::vector<queue::DestinationSpec> destinations;
   for (const auto& s : cfg.systems) {
     queue::DestinationSpec d;
@@ -155,6 +158,11 @@ int run(const config::Config& cfg) {
       t.options.command_timeout = s.delivery.timeout;
       t.options.data_timeout = 2 * s.delivery.timeout;
       t.options.downgrade_8bit = [](std::string_view m) { return convert::downgrade_to_7bit(m); };
+      if (s.delivery.tls != config::TlsMode::kNone && identity.configured()) {
+        // The ID is the client certificate whenever the next hop asks for one.
+        t.options.configure_tls = identity.client_tls_hook();
+        identity.add_destination(s.name);
+      }
       d.transport = queue::make_smtp_transport(io.get_executor(), std::move(t));
     }
     destinations.push_back(std::move(d));
@@ -196,13 +204,16 @@ int run(const config::Config& cfg) {
       continue;
     }
     options.endpoint = *ep;
+    options.session.require_tls = !s.tls_client_ca_file.empty();
+    std::optional<Error> tls_problem;
     if (!s.tls_cert_file.empty()) {
       auto tls = net::make_server_tls(s.tls_cert_file, s.tls_key_file);
-      if (tls) {
+      Expected<void> ready = tls ? Expected<void>{} : Expected<void>(fail(tls.error()));
+      if (ready && !s.tls_client_ca_file.empty()) ready = net::require_client_certificates(**tls, s.tls_client_ca_file);
+      if (ready) {
         options.tls = *tls;
       } else {
-        // Mail still flows, without STARTTLS; the status says why.
-        process->report_error(admin::ProcessState::kDegraded, tls.error());
+        tls_problem = ready.error();
       }
     }
     auto listener = std::make_unique<smtp::Listener>(io, std::move(options), *spool, policy.for_ingress(s.name),
@@ -211,6 +222,9 @@ int run(const config::Config& cfg) {
       spdlog::error("ingress:{}: {}", s.name, started.error().describe());
     } else {
       spdlog::info("ingress:{} listening on {}", s.name, net::to_string(listener->local_endpoint()));
+      // Mail still flows, without STARTTLS; the status says why.
+      if (tls_problem) process->report_error(admin::ProcessState::kDegraded, *tls_problem);
+      if (s.tls_cert_file.empty()) identity.add_listener(*listener, process, s.tls_client_ca_file);
     }
     listeners.push_back(std::move(listener));
   }
@@ -222,6 +236,7 @@ int run(const config::Config& cfg) {
     return registry.to_json();
   });
   control.handle("queue", [&](const nlohmann::json&) -> Expected<nlohmann::json> { return queue_json(*spool); });
+  control.handle_async("unlock", [&](nlohmann::json request) { return identity.unlock(std::move(request)); });
   if (auto started = control.start(); !started) {
     spdlog::critical("{}", started.error().describe());
     fmt::print(stderr, "bridgehead: {}\n", started.error().describe());
@@ -234,6 +249,7 @@ int run(const config::Config& cfg) {
     refresh.async_wait([&](net::error_code ec) {
       if (ec) return;
       publish_spool(*spool, *spool_process);
+      identity.tick();
       queue_manager.publish();
       tick();
     });
@@ -271,6 +287,9 @@ int run(const config::Config& cfg) {
   });
   ::signal(SIGPIPE, SIG_IGN);
   queue_manager.start();
+  // After the queue manager has marked its processes running, before any attempt is made:
+  // a locked ID holds the deliveries that need it from the first attempt on.
+  identity.start(queue_manager);
   spdlog::info("bridgehead ready (control socket {})", cfg.control_socket.string());
   io.run();
   listeners.clear();

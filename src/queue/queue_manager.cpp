@@ -144,6 +144,8 @@ struct Dest {
   std::uint64_t idle_epoch = 0;  // bumped whenever the last worker exits
   bool troubled = false;  // the last attempt failed without an answer from the destination
   std::string last_error;
+  std::optional<Error> hold;  // attempts are not made while set (QueueManager::hold)
+  std::string hold_activity;
 };
 
 struct QueueManager::Impl {
@@ -283,6 +285,18 @@ struct QueueManager::Impl {
     auto it = entries.find(job.id);
     if (it == entries.end()) co_return;
     Entry& e = it->second;
+    if (dst.hold) {
+      // Nothing is sent while the destination is held; the recipients wait out the retry
+      // schedule like any deferral, with the reason for all to see in the queue listing.
+      TransactionResult held;
+      held.status_without_reply = "4.3.5";  // RFC 3463: system incorrectly configured
+      for (std::size_t i : job.indices) {
+        held.recipients.push_back(
+            {.index = i, .outcome = Outcome::kDeferred, .reply = "not attempted: " + dst.hold->message});
+      }
+      asio::co_spawn(io, complete(std::move(job), std::move(held)), asio::detached);
+      co_return;
+    }
     std::string content;
     std::optional<std::string> poison;
     // Anything that throws here is the connector's own failure on this message, not the
@@ -402,8 +416,11 @@ struct QueueManager::Impl {
                 dsn::needs_dsn(e.env, rcpt, dsn::Action::kDelayed)) {
               st.delay_notice_sent = true;
               // No answer at all (refused, timeout, TLS): RFC 3463 4.4.1, "no answer from host".
-              r = report(e, i, dsn::Action::kDelayed, rr.from_server ? status_of(rr.reply, '4') : "4.4.1", rr,
-                         result.remote, now);
+              r = report(e, i, dsn::Action::kDelayed,
+                         rr.from_server                         ? status_of(rr.reply, '4')
+                         : result.status_without_reply.empty() ? std::string("4.4.1")
+                                                               : result.status_without_reply,
+                         rr, result.remote, now);
               r->will_retry_until = to_unix(arrival + schedule_.options().lifetime);
             }
           }
@@ -424,7 +441,7 @@ struct QueueManager::Impl {
       }
       changed.push_back(std::move(st));
     }
-    if (dst) note_attempt(*dst, result, answered);
+    if (dst && !dst->hold) note_attempt(*dst, result, answered);
 
     // The DSN is made durable before the outcome is: a crash in between repeats the attempt
     // (and perhaps the DSN), never loses the report.
@@ -606,7 +623,9 @@ struct QueueManager::Impl {
       const Tally& x = t[d];
       const std::size_t active = dst.in_flight + dst.ready.size();
       std::string activity;
-      if (stopping) {
+      if (dst.hold && !stopping) {
+        activity = fmt::format("{}; {} recipient{} waiting", dst.hold_activity, x.waiting, x.waiting == 1 ? "" : "s");
+      } else if (stopping) {
         activity = fmt::format("stopping, {} attempt{} under way", dst.in_flight, dst.in_flight == 1 ? "" : "s");
       } else if (active > 0) {
         activity = fmt::format("delivering {} message{} to {}", active, active == 1 ? "" : "s", dst.transport->describe());
@@ -647,6 +666,48 @@ void QueueManager::start() {
 }
 
 void QueueManager::enqueue(spool::MessageId id, const Envelope& envelope) { impl_->add(id, envelope, {}); }
+
+void QueueManager::hold(const std::string& destination, const Error& why, std::string activity) {
+  for (auto& d : impl_->dests) {
+    if (d.name != destination) continue;
+    d.hold = why;
+    d.hold_activity = std::move(activity);
+    d.process->report_error(admin::ProcessState::kError, why);
+  }
+  publish();
+}
+
+void QueueManager::resume(const std::string& destination) {
+  auto& m = *impl_;
+  for (std::size_t d = 0; d < m.dests.size(); ++d) {
+    Dest& dst = m.dests[d];
+    if (dst.name != destination || !dst.hold) continue;
+    dst.hold.reset();
+    dst.hold_activity.clear();
+    dst.process->recover("delivering again");
+    // Everything deferred by the hold (and any other deferral of this destination) is due now.
+    const std::int64_t now = unix_now();
+    std::vector<MessageId> due;
+    for (auto& [id, e] : m.entries) {
+      bool touched = false;
+      for (std::size_t i = 0; i < e.states.size(); ++i) {
+        if (e.dest[i] != d || e.busy[i] || e.states[i].status != RecipientStatus::kDeferred) continue;
+        e.states[i].next_attempt = now;
+        touched = true;
+      }
+      if (touched) due.push_back(id);
+    }
+    for (MessageId id : due) m.schedule(id);
+  }
+  publish();
+}
+
+bool QueueManager::held(const std::string& destination) const {
+  for (const auto& d : impl_->dests) {
+    if (d.name == destination) return d.hold.has_value();
+  }
+  return false;
+}
 
 void QueueManager::stop() {
   impl_->stopping = true;

@@ -59,6 +59,17 @@ class QueueManager {
   /// in_flight() to reach 0, bounded).
   void stop();
   std::size_t in_flight() const;
+  /// Stops attempts to `destination` (a system name) while something it needs is missing,
+  /// such as a locked connector ID: its process shows kError with `why` and `activity`, and
+  /// each recipient that comes due is deferred with `why` as its reason and status 4.3.5,
+  /// without connecting. The retry schedule and the queue lifetime run on, so nothing
+  /// waits forever unseen; nothing fails early because of the hold. Unknown names are ignored.
+  void hold(const std::string& destination, const Error& why, std::string activity);
+  /// Lifts hold(): the process runs again and every deferred recipient of the destination
+  /// is tried at once.
+  void resume(const std::string& destination);
+  /// Whether `destination` is held.
+  bool held(const std::string& destination) const;
   /// Refreshes the processes' activity, counters and details (called once a second).
   void publish();
 

@@ -245,6 +245,56 @@ TEST_F(QueueTest, DelayNoticeOnceThenDelivered) {
   EXPECT_NE(exchange_.calls[0].second.find("Will-Retry-Until: "), std::string::npos);
 }
 
+TEST_F(QueueTest, AHeldDestinationIsNotContactedAndResumesAtOnce) {
+  RetryOptions slow = fast_retry();
+  slow.delays = {std::chrono::hours(1)};  // only resume() can bring the retry forward
+  open(slow);
+  qm_->hold("notes", Error::transient_error(ErrorCode::kUnavailable, "the connector ID is locked", "unlock it"),
+            "waiting for the connector ID password");
+  EXPECT_TRUE(qm_->held("notes"));
+  submit(envelope("alice@exchange.example", {"carol@notes.example"}));
+  submit(envelope("dave@notes.example", {"bob@exchange.example"}));
+  run_until([&] { return exchange_.calls.size() == 1 && qm_->in_flight() == 0; });
+  io_.run_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(notes_.calls.empty()) << "a held destination is never connected to";
+  auto q = spool_->queued();
+  ASSERT_EQ(q.size(), 1u) << "the other direction is not held up";
+  EXPECT_EQ(q[0].recipients[0].status, spool::RecipientStatus::kDeferred);
+  EXPECT_EQ(q[0].recipients[0].reply, "not attempted: the connector ID is locked");
+  qm_->publish();
+  auto p = registry_->snapshot();
+  auto notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
+  EXPECT_EQ(notes->state, admin::ProcessState::kError);
+  EXPECT_EQ(notes->activity, "waiting for the connector ID password; 1 recipient waiting");
+  ASSERT_TRUE(notes->last_error);
+  EXPECT_EQ(notes->last_error->remedy, "unlock it");
+  EXPECT_TRUE(exchange_.calls.size() == 1 && exchange_.calls[0].first[0] == "bob@exchange.example")
+      << "no DSN about the hold";
+
+  qm_->resume("notes");
+  EXPECT_FALSE(qm_->held("notes"));
+  run_until([&] { return spool_empty(); });
+  EXPECT_EQ(notes_.calls.size(), 1u);
+  p = registry_->snapshot();
+  notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
+  EXPECT_EQ(notes->state, admin::ProcessState::kRunning);
+  EXPECT_EQ(exchange_.calls.size(), 1u);
+}
+
+TEST_F(QueueTest, AHoldDoesNotOutliveTheQueueLifetime) {
+  RetryOptions r = fast_retry();
+  r.lifetime = std::chrono::seconds(2);
+  open(r);
+  qm_->hold("notes", Error::transient_error(ErrorCode::kUnavailable, "the connector ID is locked"), "waiting");
+  submit(envelope("alice@exchange.example", {"carol@notes.example"}, kNotifyFailure | kNotifyDelay));
+  run_until([&] { return spool_empty() && exchange_.calls.size() == 1; });
+  EXPECT_TRUE(notes_.calls.empty());
+  const std::string& dsn = exchange_.calls[0].second;
+  EXPECT_NE(dsn.find("Action: failed"), std::string::npos) << dsn;
+  EXPECT_NE(dsn.find("Status: 4.4.7"), std::string::npos) << dsn;
+  EXPECT_NE(dsn.find("the connector ID is locked"), std::string::npos) << dsn;
+}
+
 TEST_F(QueueTest, NotifyNeverAndNullSenderGetNoDsn) {
   notes_.answer = [](const std::string&, int) { return perm(); };
   open();

@@ -77,6 +77,9 @@ struct TransactionResult {
   bool dsn_relayed = false;  ///< the server offered DSN and got NOTIFY/ORCPT/RET/ENVID
   bool reusable = false;     ///< the connection can take another message (after RSET)
   std::string remote;        ///< "127.0.0.1:2526" (for Remote-MTA)
+  /// The RFC 3463 code for reports on recipients without a server reply ("4.3.5" when the
+  /// attempt was not made); empty: the caller's default.
+  std::string status_without_reply;
 };
 
 /// One open connection to a next hop. Not thread-safe: one coroutine at a time. Its timers

@@ -144,6 +144,13 @@ Action Session::on_helo(const Command& cmd) {
 Action Session::on_mail(const Command& cmd) {
   if (state_ == SessionState::kConnected) return respond(bad_sequence("Send EHLO or HELO first"));
   if (state_ != SessionState::kReady) return respond(bad_sequence("Nested MAIL command"));
+  // RFC 3207 4: a server that requires TLS answers 530 until STARTTLS.
+  // Without a certificate to offer yet (the connector ID is locked), the refusal is
+  // temporary: the sending system keeps the mail and tries again.
+  if (options_.require_tls && !options_.tls_active) {
+    if (!options_.starttls_available) return respond(Reply{454, "4.7.0", "TLS not available now, try again later"});
+    return respond(Reply{530, "5.7.0", "Must issue a STARTTLS command first"});
+  }
   if (!esmtp_ && has_mail_params(cmd.mail)) {
     return respond(Reply{555, "5.5.4", "MAIL parameters are not allowed after HELO"});
   }

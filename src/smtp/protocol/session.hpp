@@ -34,6 +34,8 @@ struct SessionOptions {
   unsigned max_errors = 20;             ///< failed commands in a session; beyond: 421
   bool starttls_available = false;      ///< offer STARTTLS (a certificate is configured)
   bool tls_active = false;              ///< the connection is already encrypted
+  /// MAIL only after STARTTLS (530 5.7.0 before): the listener requires client certificates.
+  bool require_tls = false;
 };
 
 /// Decision about one recipient: nullopt accepts, a Reply refuses it (550 5.1.1 unknown

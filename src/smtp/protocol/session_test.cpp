@@ -430,6 +430,25 @@ TEST_F(SessionTest, StarttlsDuringTransactionIsRefused) {
   EXPECT_EQ(s.state(), SessionState::kRcpt);
 }
 
+TEST(Session, RequiredTlsRefusesMailUntilStarttls) {
+  auto o = options();
+  o.require_tls = true;
+  Session s(o, nullptr);
+  s.on_line("EHLO c.example");
+  expect_reply(s.on_line("MAIL FROM:<a@b.example>"), 530, "5.7.0");
+  EXPECT_EQ(s.state(), SessionState::kReady);
+  expect_reply(s.on_line("STARTTLS"), 220, "2.0.0", NextStep::kStartTls);
+  s.on_tls_started();
+  s.on_line("EHLO c.example");
+  expect_reply(s.on_line("MAIL FROM:<a@b.example>"), 250, "2.1.0");
+
+  // No certificate to offer (yet): temporary, so the sender keeps the message.
+  o.starttls_available = false;
+  Session locked(o, nullptr);
+  locked.on_line("EHLO c.example");
+  expect_reply(locked.on_line("MAIL FROM:<a@b.example>"), 454, "4.7.0");
+}
+
 TEST(Session, StarttlsNotOffered) {
   auto o = options();
   o.starttls_available = false;

@@ -171,6 +171,9 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   net::awaitable<bool> spool_piece(std::string& piece);
 
   tcp::socket plain_;
+  // The context this session's TLS runs on; declared before tls_ so it outlives the stream
+  // even when the listener switches to a new one (a connector ID unlocked or re-read).
+  std::shared_ptr<asio::ssl::context> tls_ctx_;
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   std::shared_ptr<Listener::State> state_;
   std::string client_;
@@ -377,7 +380,12 @@ net::awaitable<void> InboundSession::run() {
         // and must not be executed inside the TLS session.
         in_.clear();
         pos_ = 0;
-        tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(plain_), *state_->options.tls);
+        tls_ctx_ = state_->options.tls;
+        if (!tls_ctx_) {  // cannot happen: STARTTLS is only answered 220 when a context exists
+          open = false;
+          break;
+        }
+        tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(plain_), *tls_ctx_);
         arm(state_->options.command_timeout);
         auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, net::use_nothrow);
         if (ec) {
@@ -448,6 +456,11 @@ Expected<void> Listener::start() {
 }
 
 std::size_t Listener::active_sessions() const { return state_->sessions.size(); }
+
+void Listener::set_tls(std::shared_ptr<net::asio::ssl::context> tls) {
+  state_->options.tls = std::move(tls);
+  state_->update_activity();
+}
 
 void Listener::stop() {
   if (state_->stopping) return;

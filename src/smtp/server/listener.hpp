@@ -54,6 +54,9 @@ class Listener {
   /// soon as it is not waiting for the spool. Messages not yet committed are dropped
   /// (they never got a 250).
   void stop();
+  /// The TLS context for STARTTLS from now on (null: STARTTLS no longer offered). Sessions
+  /// already in TLS keep theirs. On the I/O thread.
+  void set_tls(std::shared_ptr<net::asio::ssl::context> tls);
   /// Sessions still open (the daemon waits for 0 before it exits).
   std::size_t active_sessions() const;
   net::tcp::endpoint local_endpoint() const;

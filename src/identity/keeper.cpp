@@ -1,0 +1,160 @@
+#include "identity/keeper.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace bridgehead::identity {
+
+namespace {
+
+std::string ways_to_unlock(const std::filesystem::path& file) {
+  return fmt::format(
+      "run `bridgehead unlock` (it asks for the password of {} without echo and hands it to the running "
+      "daemon), or give the daemon a password source: id_password_file in [identity] (a file of mode 0600), "
+      "the systemd credential {}, or the environment variable {}; mail waits in the queue meanwhile",
+      file.string(), kCredentialName, kPasswordEnvVar);
+}
+
+std::chrono::seconds unlock_delay(int wrong) {
+  if (wrong <= kFreeWrongPasswords) return std::chrono::seconds(0);
+  const int doublings = std::min(wrong - kFreeWrongPasswords - 1, 6);
+  return std::min(std::chrono::seconds(1LL << doublings), kMaxUnlockDelay);
+}
+
+}  // namespace
+
+std::string_view to_string(IdStatus status) {
+  switch (status) {
+    case IdStatus::kOpen: return "open";
+    case IdStatus::kLocked: return "locked";
+    case IdStatus::kRejected: return "wrong-password";
+    case IdStatus::kUnusable: return "unusable";
+  }
+  return "unknown";
+}
+
+IdKeeper::IdKeeper(std::filesystem::path file, LoadOptions options)
+    : file_(std::move(file)), options_(options) {
+  problem_ = Error::transient_error(ErrorCode::kUnavailable,
+                                    fmt::format("the connector ID {} has not been opened yet", file_.string()),
+                                    ways_to_unlock(file_));
+}
+
+Expected<std::shared_ptr<const ConnectorId>> IdKeeper::open(const SecretString* password, Clock::time_point now) {
+  std::lock_guard serial(open_mu_);
+  {
+    std::lock_guard lock(mu_);
+    const auto wait = unlock_delay(wrong_);
+    if (password != nullptr && wrong_ > 0 && now < last_wrong_ + wait) {
+      const auto left = std::chrono::ceil<std::chrono::seconds>(last_wrong_ + wait - now);
+      return fail(Error::transient_error(
+          ErrorCode::kLimit,
+          fmt::format("{} wrong passwords in a row for the connector ID {}; the next try is accepted in {} s",
+                      wrong_, file_.string(), left.count()),
+          fmt::format("wait {} s and run `bridgehead unlock` again with the right password", left.count())));
+    }
+  }
+  PasswordProvider provider;
+  if (password != nullptr) {
+    provider = [password](const std::string&) -> Expected<SecretString> { return password->clone(); };
+  }
+  auto loaded = ConnectorId::load(file_, provider, options_);
+  Expected<void> checked = loaded ? verify(*loaded, now) : Expected<void>(fail(loaded.error()));
+
+  std::lock_guard lock(mu_);
+  if (loaded && checked) {
+    current_ = std::make_shared<const ConnectorId>(std::move(*loaded));
+    status_ = IdStatus::kOpen;
+    problem_.reset();
+    wrong_ = 0;
+    return current_;
+  }
+  Error e = checked ? loaded.error() : checked.error();
+  switch (e.code) {
+    case ErrorCode::kWrongPassword:
+      ++wrong_;
+      last_wrong_ = now;
+      e.message = fmt::format("wrong password for the connector ID {} ({} wrong in a row)", file_.string(), wrong_);
+      e.remedy = "run `bridgehead unlock` again with the right password; if it is right, the file has been "
+                 "changed or damaged: restore it from a backup";
+      e.severity = Severity::kTransient;
+      break;
+    case ErrorCode::kUnavailable:
+      e.message = fmt::format("the connector ID {} is password-protected and no password was supplied",
+                              file_.string());
+      e.remedy = ways_to_unlock(file_);
+      break;
+    case ErrorCode::kCertificate:
+      e.message = fmt::format("the connector ID {} cannot be used: {}", file_.string(), e.message);
+      e.remedy += "; then run `bridgehead unlock` to make the running daemon read it again";
+      break;
+    default:
+      if (e.remedy.empty()) e.remedy = "fix or replace the file";
+      e.remedy += "; then run `bridgehead unlock` to make the running daemon read it again";
+      break;
+  }
+  // A working ID stays in use after a failed re-read; without one, the failure is the state.
+  if (current_ == nullptr) {
+    status_ = e.code == ErrorCode::kWrongPassword ? IdStatus::kRejected
+              : e.code == ErrorCode::kUnavailable ? IdStatus::kLocked
+                                                  : IdStatus::kUnusable;
+    problem_ = e;
+  }
+  return fail(std::move(e));
+}
+
+std::shared_ptr<const ConnectorId> IdKeeper::current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+IdStatus IdKeeper::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+std::optional<Error> IdKeeper::problem() const {
+  std::lock_guard lock(mu_);
+  return problem_;
+}
+
+std::string IdKeeper::waiting_activity() const {
+  std::lock_guard lock(mu_);
+  switch (status_) {
+    case IdStatus::kOpen: return "";
+    case IdStatus::kLocked: return "waiting for the connector ID password";
+    case IdStatus::kRejected: return "waiting for the connector ID password (the last one given was wrong)";
+    case IdStatus::kUnusable: return "waiting for a usable connector ID: " + (problem_ ? problem_->message : "");
+  }
+  return "";
+}
+
+bool IdKeeper::check_expiry(Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  if (current_ == nullptr) return false;
+  const auto not_after = current_->info().not_after;
+  if (now <= not_after) return false;
+  current_.reset();
+  status_ = IdStatus::kUnusable;
+  problem_ = Error::permanent(
+      ErrorCode::kCertificate,
+      fmt::format("the connector ID {} cannot be used: its certificate expired on {}", file_.string(),
+                  format_time(not_after)),
+      fmt::format("re-certify it with `bridgehead id certify {} --certifier CERT.id`, then run `bridgehead "
+                  "unlock` to make the running daemon read it again",
+                  file_.string()));
+  return true;
+}
+
+bool IdKeeper::expires_soon(Clock::time_point now) const {
+  std::lock_guard lock(mu_);
+  return current_ != nullptr && current_->info().not_after - now < kExpiryWarning;
+}
+
+int IdKeeper::wrong_passwords() const {
+  std::lock_guard lock(mu_);
+  return wrong_;
+}
+
+}  // namespace bridgehead::identity
