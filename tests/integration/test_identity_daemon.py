@@ -13,6 +13,9 @@ the test certifier (smtpd_tls_req_ccert). Bridgehead starts with a password-prot
 """
 
 import os
+import pty
+import select
+import signal
 import smtplib
 import socket
 import ssl
@@ -256,6 +259,76 @@ class IdentityDaemonTest(bridgehead.TestCase):
         self.send(d, "credential")
         self.assert_delivered_with_client_certificate(d, pf, "credential")
         d.stop()
+
+    def run_on_terminal(self, d, typed):
+        """`bridgehead run` with a pseudo-terminal as its controlling terminal; types `typed`
+        once the prompt shows. Returns (pid, what the terminal showed up to the prompt)."""
+        d.write_config()
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: its controlling terminal is the pty
+            try:
+                os.execv(self.bin, [self.bin, "run", "-c", d.config_path])
+            finally:
+                os._exit(127)
+        self.addCleanup(self.reap, pid, fd)
+        shown = b""
+        deadline = time.monotonic() + bridgehead.START_TIMEOUT
+        while b"Password for the connector ID" not in shown:
+            self.assertLess(time.monotonic(), deadline, "no password prompt; the terminal showed %r" % shown)
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if r:
+                try:
+                    shown += os.read(fd, 4096)
+                except OSError:
+                    self.fail("the daemon left the terminal before prompting: %r" % shown)
+        os.write(fd, typed)
+        return pid, shown.decode("utf-8", "replace")
+
+    def reap(self, pid, fd):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            # Keep the pty drained, so the daemon's log writes never block.
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    os.read(fd, 65536)
+                except OSError:
+                    pass
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+    def wait_identity(self, d, state):
+        return d.wait_for(lambda: next((p for p in (d.status(check=False)[0].get("processes") or [])
+                                        if p["name"] == "identity" and p["state"] == state), None),
+                          "the identity process in state %s" % state)
+
+    def test_terminal_prompt_in_the_foreground(self):
+        d = bridgehead.Daemon(self, tempfile.mkdtemp(dir=self.workdir),
+                              identity={"id_file": self.path("connector.id")})
+        pid, shown = self.run_on_terminal(d, (PASSWORD + "\n").encode())
+        self.assertIn("is password-protected", shown)
+        self.assertIn("bridgehead unlock", shown)
+        self.assertNotIn(PASSWORD, shown, "the password must not be echoed")
+        p = self.wait_identity(d, "running")
+        self.assertIn("Exchange Connector/Acme open", p["activity"])
+        self.assertIn("terminal", p["details"]["password_source"])
+
+        # Ctrl-D at the prompt: the daemon starts with the ID locked, and says so.
+        d2 = bridgehead.Daemon(self, tempfile.mkdtemp(dir=self.workdir),
+                               identity={"id_file": self.path("connector.id")})
+        self.run_on_terminal(d2, b"\x04")
+        p = self.wait_identity(d2, "error")
+        self.assertIn("stays locked", p["last_error"]["message"])
+        self.assertIn("bridgehead unlock", p["last_error"]["remedy"])
 
     def test_password_file_readable_by_others_is_refused_with_the_remedy(self):
         loose = self.write_secret("loose.pw", PASSWORD + "\n", mode=0o644)
