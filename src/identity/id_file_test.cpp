@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "identity/testdata/ids.hpp"
 #include "temp_dir.hpp"
 
 namespace bridgehead::identity {
@@ -23,28 +24,9 @@ using namespace std::chrono_literals;
 
 constexpr auto kDay = std::chrono::hours(24);
 
-/// Few KDF rounds keep the tests quick; one test checks the real default.
-SaveOptions fast() {
-  SaveOptions o;
-  o.kdf_iterations = 1000;
-  return o;
-}
-
-NotesName name(std::string_view s) {
-  auto n = parse_notes_name(s);
-  EXPECT_TRUE(n) << n.error().describe();
-  return *n;
-}
-
-ConnectorId make(std::string_view n, const ConnectorId* certifier = nullptr, bool ca = false,
-                 CertificateOptions cert = {}) {
-  CreateOptions o;
-  o.certifier = ca;
-  o.certificate = std::move(cert);
-  auto id = ConnectorId::create(name(n), o, certifier);
-  EXPECT_TRUE(id) << id.error().describe();
-  return std::move(*id);
-}
+using testing::fast;
+using testing::make;
+using testing::name;
 
 /// A provider that counts its calls and answers `password`.
 struct Answer {

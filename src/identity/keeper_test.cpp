@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "identity/testdata/ids.hpp"
 #include "temp_dir.hpp"
 
 namespace bridgehead::identity {
@@ -12,22 +13,12 @@ using namespace std::chrono_literals;
 
 constexpr auto kDay = std::chrono::hours(24);
 
-SaveOptions fast() {
-  SaveOptions o;
-  o.kdf_iterations = 1000;
-  return o;
-}
+using testing::fast;
 
+// The keeper tests vary the certificate more than the certifier: that goes first.
 ConnectorId make(std::string_view n, CertificateOptions cert = {}, const ConnectorId* certifier = nullptr,
                  bool ca = false) {
-  CreateOptions o;
-  o.certificate = std::move(cert);
-  o.certifier = ca;
-  auto parsed = parse_notes_name(n);
-  EXPECT_TRUE(parsed);
-  auto id = ConnectorId::create(*parsed, o, certifier);
-  EXPECT_TRUE(id) << id.error().describe();
-  return std::move(*id);
+  return testing::make(n, certifier, ca, std::move(cert));
 }
 
 class IdKeeperTest : public ::testing::Test {
