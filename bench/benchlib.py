@@ -1,7 +1,9 @@
 """What the Bridgehead-vs-Postfix benchmarks share (bench/ingress_vs_postfix.py,
 bench/relay_vs_postfix.py): the load (smtp-source), the Bridgehead daemon under test,
-measurements of the machine and of a process, and the work directory checks.
-Standard library only.
+measurements of the machine and of a process, the work directory checks, and the run itself
+(the checks before it, the rounds in alternating order, the summary, the common parts of the
+report and the JSON). Each script keeps its sides (measure_bridgehead, measure_postfix), what
+makes a side's run incomplete, and its own report lines. Standard library only.
 """
 
 import datetime
@@ -148,12 +150,40 @@ def smtp_source_argv(args, port):
     return argv
 
 
+class LoadMeter:
+    """The CPU figures of one run of the load: of the whole machine (from /proc/stat) and of
+    smtp-source (the children's rusage, so read once it has been waited for)."""
+
+    def __init__(self):
+        self.busy0, self.total0 = cpu_times()
+        self.ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.load0 = os.getloadavg()[0]
+        self.busy1 = self.total1 = None
+
+    def machine_done(self):
+        """Reads the machine's CPU at the end of the run, before a hung smtp-source is killed."""
+        self.busy1, self.total1 = cpu_times()
+
+    def result(self, rc, said):
+        """The end of a run's result: smtp-source's exit status and output, and the CPU figures."""
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if self.busy1 is None:
+            self.machine_done()
+        return {
+            "smtp_source_exit": rc,
+            "smtp_source_output": said[-2000:],
+            "smtp_source_cpu_seconds": round((ru1.ru_utime - self.ru0.ru_utime)
+                                             + (ru1.ru_stime - self.ru0.ru_stime), 2),
+            "machine_cpu_busy_percent": round(100.0 * (self.busy1 - self.busy0)
+                                              / max(1, self.total1 - self.total0), 1),
+            "loadavg_1min_before": round(self.load0, 2),
+        }
+
+
 def run_load(port, args):
     """Runs smtp-source against 127.0.0.1:port; returns its timing and what it said."""
     argv = smtp_source_argv(args, port)
-    busy0, total0 = cpu_times()
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load0 = os.getloadavg()[0]
+    meter = LoadMeter()
     t0 = time.monotonic()
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=args.load_timeout)
@@ -162,17 +192,7 @@ def run_load(port, args):
         rc = "timeout"
         out = f"smtp-source did not finish in {args.load_timeout} s " + str(e.stderr or "")
     seconds = time.monotonic() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy1, total1 = cpu_times()
-    return {
-        "command": " ".join(argv),
-        "seconds": seconds,
-        "smtp_source_exit": rc,
-        "smtp_source_output": out[-2000:],
-        "smtp_source_cpu_seconds": round((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime), 2),
-        "machine_cpu_busy_percent": round(100.0 * (busy1 - busy0) / max(1, total1 - total0), 1),
-        "loadavg_1min_before": round(load0, 2),
-    }
+    return {"command": " ".join(argv), "seconds": seconds, **meter.result(rc, out)}
 
 
 # ---- Postfix ---------------------------------------------------------------------------------
@@ -193,7 +213,22 @@ def toml_value(v):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return json.dumps(str(v))
+
+
+def toml_table(header, values):
+    """A table of the config: its header line ("[name]" or "[[name]]"), then a line per key."""
+    return header + "\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+
+
+def system_toml(name, kind, port, recipient, delivery):
+    """A [[system]] of the benchmark config with its [system.delivery] (a dict): the domain
+    NAME.example, a listener on 127.0.0.1:port, and `recipient` as its only recipient."""
+    return (toml_table("[[system]]", {"name": name, "kind": kind, "domains": [f"{name}.example"],
+                                      "listen": f"127.0.0.1:{port}", "recipients": [recipient]})
+            + "\n" + toml_table("[system.delivery]", delivery))
 
 
 class Bridgehead:
@@ -218,35 +253,14 @@ class Bridgehead:
     def write_config(self):
         self.port, notes_listen, dead_port = free_ports(3)
         delivery = self.notes_delivery or {"method": "smtp", "address": f"127.0.0.1:{dead_port}"}
-        delivery_text = "".join(f"{k} = {toml_value(v)}\n" for k, v in delivery.items())
         # The ingress checks recipients only (against the recipients of the destination
         # system), not the sender; a report (DSN) to the sender would go to a Maildir.
-        text = f"""# written by {self.written_by}
-[connector]
-hostname = "bridgehead-bench.example"
-state_dir = "{self.dir}/state"
-log_level = "warn"
-
-[[system]]
-name = "exchange"
-kind = "exchange"
-domains = ["exchange.example"]
-listen = "127.0.0.1:{self.port}"
-recipients = ["{SENDER}"]
-
-[system.delivery]
-method = "maildir"
-path = "{self.dir}/maildir/exchange"
-
-[[system]]
-name = "notes"
-kind = "domino"
-domains = ["notes.example"]
-listen = "127.0.0.1:{notes_listen}"
-recipients = ["{RECIPIENT}"]
-
-[system.delivery]
-{delivery_text}"""
+        text = (f"# written by {self.written_by}\n"
+                + toml_table("[connector]", {"hostname": "bridgehead-bench.example",
+                                             "state_dir": f"{self.dir}/state", "log_level": "warn"})
+                + "\n" + system_toml("exchange", "exchange", self.port, SENDER,
+                                     {"method": "maildir", "path": f"{self.dir}/maildir/exchange"})
+                + "\n" + system_toml("notes", "domino", notes_listen, RECIPIENT, delivery))
         os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
         with open(self.config, "w") as f:
             f.write(text)
@@ -314,6 +328,29 @@ recipients = ["{RECIPIENT}"]
     def queue_length(self):
         return len(self._cli("queue", timeout=120).get("messages", []))
 
+    def memory_and_queue_length(self):
+        """The daemon's memory after the load ({"peak_rss_kib", "rss_after_load_kib"}) and the
+        length of its queue. The memory is that of the load itself: read before `bridgehead
+        queue --json` makes the daemon build a JSON list of every queued message (which needs
+        memory of its own)."""
+        memory = {"peak_rss_kib": vm_kib(self.proc.pid, "VmHWM"),
+                  "rss_after_load_kib": vm_kib(self.proc.pid, "VmRSS")}
+        return memory, self.queue_length()
+
+    @staticmethod
+    def load_figures(before, after, cpu0, cpu1):
+        """What the load changed in the daemon, from counters() before and after it and its CPU
+        seconds (proc_cpu_seconds) before and after."""
+        sp0, sp1 = before["spool"], after["spool"]
+        return {
+            "spool_bytes_written": sp1.get("bytes_written", 0) - sp0.get("bytes_written", 0),
+            "spool_write_errors": sp1.get("write_errors", 0) - sp0.get("write_errors", 0),
+            "ingress_counters": {k: v - before["ingress"].get(k, 0) for k, v in after["ingress"].items()},
+            "process_states": after["states"],
+            "process_errors": after["errors"],
+            "daemon_cpu_seconds": round(cpu1 - cpu0, 2) if cpu0 is not None and cpu1 is not None else None,
+        }
+
     def stop(self):
         """Stops the daemon (SIGTERM, then SIGKILL); returns its exit status."""
         rc = None
@@ -341,3 +378,203 @@ recipients = ["{RECIPIENT}"]
         except OSError:
             return {"lines": 0, "first": []}
         return {"lines": len(lines), "first": lines[:limit]}
+
+
+# ---- the run: setup, rounds, summary, report --------------------------------------------------
+
+def check_setup(args, kind, programs, load_timeout, counts, counts_named):
+    """What main() checks before it starts anything. Sets args.bridgehead (BUILD/src/cli/
+    bridgehead), an attribute per program of `programs` (args.smtp_source for "smtp-source")
+    and, unless given, args.load_timeout. Returns the exit status to end with, or None:
+    1 when a program is missing, 2 when one of `counts` (what `counts_named` says) is below 1."""
+    who = f"{kind} benchmark"
+    args.bridgehead = os.path.join(os.path.abspath(args.build), "src", "cli", "bridgehead")
+    found = [find_program(name) for name in programs]
+    for name, path in zip(programs, found):
+        setattr(args, name.replace("-", "_"), path)
+    if not args.load_timeout:
+        args.load_timeout = load_timeout
+    if not os.access(args.bridgehead, os.X_OK):
+        print(f"{who}: {args.bridgehead} not found; build the release preset first", file=sys.stderr)
+        return 1
+    if not all(found):
+        print(f"{who}: {' or '.join(programs)} not found: install the Debian package 'postfix'",
+              file=sys.stderr)
+        return 1
+    if min(counts) < 1:
+        print(f"{who}: {counts_named} must be positive", file=sys.stderr)
+        return 2
+    return None
+
+
+def run_benchmark(args, kind, measure):
+    """Runs measure(work, machine) in a fresh work directory below --workdir (removed afterwards
+    unless --keep) and returns its exit status; 2 when the directory is unsuitable, 1 when a
+    side could not run (BenchError), 130 when interrupted. SIGTERM and SIGHUP interrupt too,
+    so that what a side started is stopped by its `finally`."""
+    who = f"{kind} benchmark"
+    raise_on_termination()
+    try:
+        work, ftype = make_workdir(args.workdir, f"bridgehead-{kind}-bench.", who)
+    except BenchError as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:
+        machine = machine_info(work, ftype)
+        print(f"{who}: {args.rounds} round(s) of {args.messages} messages per side, "
+              f"work dir {work} ({ftype}), fdatasync(4 KiB) median {machine['fdatasync']['median_ms']} ms",
+              flush=True)
+        return measure(work, machine)
+    except BenchError as e:
+        print(f"\n{who} could not run: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Interrupted) as e:
+        print(f"\n{who} interrupted ({str(e) or 'Ctrl-C'}); everything it started is stopped",
+              file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def load_problems(r):
+    """The start of a side's problems: what went wrong with the load (smtp-source failed, or
+    the run was given up)."""
+    problems = [r["gave_up"]] if r.get("gave_up") else []
+    if r.get("smtp_source_exit") != 0:
+        problems.append(f"smtp-source exit {r.get('smtp_source_exit')}: "
+                        f"{r.get('smtp_source_output', '')[-300:]}")
+    return problems
+
+
+def annotate(r, n, count_key, problems_of):
+    """Adds to a side's result what the report reads: the rate of the messages counted under
+    count_key ("queued", "delivered"), and whether the side did all it should (problems_of(r,
+    n): a list of what it did not, empty when complete)."""
+    r["messages"] = n
+    r["messages_per_second"] = round(r[count_key] / r["seconds"], 1) if r.get("seconds") else 0.0
+    problems = problems_of(r, n)
+    r["complete"] = not problems
+    r["problem"] = "; ".join(problems)
+
+
+def run_rounds(args, work, measure_bridgehead, measure_postfix, count_key, problems_of, note=None):
+    """args.rounds rounds; in each, measure_SIDE(args, directory) runs one side after the other,
+    each in its own directory below `work`. Round 1 runs Bridgehead first, round 2 Postfix first,
+    and so on, so that neither side always gets the warm (or cold) caches. Each result is
+    annotated (see annotate()) and printed as it comes, with note(result) after the rate.
+    Returns the rounds, each with the results in the order run and Bridgehead's rate / Postfix's."""
+    measure = {"bridgehead": measure_bridgehead, "postfix": measure_postfix}
+    rounds = []
+    for i in range(1, args.rounds + 1):
+        order = ["bridgehead", "postfix"] if i % 2 == 1 else ["postfix", "bridgehead"]
+        runs = {}
+        for side in order:
+            d = os.path.join(work, f"round{i}-{side}")
+            os.makedirs(d)
+            print(f"  round {i}: {side} ...", end="", flush=True)
+            r = measure[side](args, d)
+            annotate(r, args.messages, count_key, problems_of)
+            runs[side] = r
+            print(f" {r[count_key]} {count_key} in {r['seconds']:.2f} s = "
+                  f"{r['messages_per_second']:.0f} msg/s{note(r) if note else ''}"
+                  f"{'' if r['complete'] else '  INCOMPLETE: ' + r['problem']}", flush=True)
+        pf_rate = runs["postfix"]["messages_per_second"]
+        rounds.append({
+            "round": i, "order": " then ".join(order),
+            "runs": [runs[s] for s in order],
+            "bridgehead": runs["bridgehead"], "postfix": runs["postfix"],
+            "ratio": round(runs["bridgehead"]["messages_per_second"] / pf_rate, 3) if pf_rate else 0.0,
+        })
+    return rounds
+
+
+def summarize(rounds, count_key, target, **extra):
+    """Both sides' rates over all rounds (messages counted under count_key / seconds) and their
+    ratio, then `extra` (the benchmark's own figures), then whether every run was complete."""
+    bh_msgs = sum(r["bridgehead"][count_key] for r in rounds)
+    bh_secs = sum(r["bridgehead"]["seconds"] for r in rounds)
+    pf_msgs = sum(r["postfix"][count_key] for r in rounds)
+    pf_secs = sum(r["postfix"]["seconds"] for r in rounds)
+    bh_rate, pf_rate = bh_msgs / bh_secs, pf_msgs / pf_secs
+    summary = {
+        "bridgehead_messages_per_second": round(bh_rate, 1),
+        "postfix_messages_per_second": round(pf_rate, 1),
+        "ratio": round(bh_rate / pf_rate, 3) if pf_rate else 0.0,
+        "ratio_per_round": [r["ratio"] for r in rounds],
+        "target": target,
+        "target_met": pf_rate > 0 and bh_rate / pf_rate >= target,
+    }
+    summary.update(extra)
+    summary["all_complete"] = all(x["complete"] for r in rounds for x in r["runs"])
+    return summary
+
+
+def load_info(args, **extra):
+    """The load of the results' JSON: smtp-source's options, then `extra`."""
+    return {"sessions": args.sessions, "messages": args.messages, "size": args.size,
+            "sender": SENDER, "recipient": RECIPIENT,
+            "one_message_per_connection": not args.reuse_connections, **extra}
+
+
+def print_heading(res, title, hdr):
+    """The report's title, the machine, and the header of the table of runs."""
+    print()
+    print(title)
+    print(f"work dir {res['machine']['workdir']} ({res['machine']['fs_type']}), "
+          f"{res['machine']['nproc']} CPUs, fdatasync(4 KiB) median "
+          f"{res['machine']['fdatasync']['median_ms']} ms")
+    print()
+    print(hdr)
+    print("-" * len(hdr))
+
+
+def run_note(r):
+    """The note column of the table of runs."""
+    return "ok" if r["complete"] else "INCOMPLETE: " + r["problem"]
+
+
+def overall(s, target):
+    """The start of the report's "overall:" line."""
+    return (f"overall: Bridgehead {s['bridgehead_messages_per_second']:.0f} msg/s, Postfix "
+            f"{s['postfix_messages_per_second']:.0f} msg/s, ratio {s['ratio']:.2f}x "
+            f"(target >= {target:g}x: {'met' if s['target_met'] else 'NOT met'})")
+
+
+def print_findings(res, verb):
+    """The end of the report: a warning if a side did not `verb` every message, then per round
+    what went wrong on a side without spoiling its count (log lines, process errors, exits)."""
+    if not res["summary"]["all_complete"]:
+        print(f"WARNING: at least one side did not {verb} every message; see the notes above.")
+    for rnd in res["rounds"]:
+        bh = rnd["bridgehead"]
+        if bh.get("daemon_log", {}).get("lines"):
+            print(f"round {rnd['round']}: bridgehead logged {bh['daemon_log']['lines']} line(s) at warn "
+                  f"or above, e.g.:")
+            for line in bh["daemon_log"]["first"][:3]:
+                print("    " + line[:300])
+        if bh.get("process_errors"):
+            print(f"round {rnd['round']}: bridgehead process errors: {bh['process_errors']}")
+        if bh.get("daemon_exit") not in (0, None):
+            print(f"round {rnd['round']}: bridgehead exited with {bh['daemon_exit']} on SIGTERM")
+        pf = rnd["postfix"]
+        if pf.get("maillog_warnings"):
+            print(f"round {rnd['round']}: postfix logged {pf['maillog_warnings']} warning/error line(s), "
+                  f"e.g.:")
+            for line in pf.get("maillog_warning_lines", [])[:3]:
+                print("    " + line[:300])
+
+
+def finish(res, args, print_report):
+    """Prints the report, writes the JSON (--json-out), and returns the exit status: 0, or 3
+    when a side did not do every message."""
+    print_report(res, args)
+    if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+        with open(args.json_out, "w") as f:
+            json.dump(res, f, indent=2)
+            f.write("\n")
+        print(f"results written to {args.json_out}")
+    return 0 if res["summary"]["all_complete"] else 3

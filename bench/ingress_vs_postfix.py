@@ -27,15 +27,13 @@ Exit status: 0 all measured and verified; 1 a side could not run (the reason is 
 """
 
 import argparse
-import json
-import os
-import shutil
 import sys
 import time
 
 import benchlib  # bench/benchlib.py: what the benchmarks share
-from benchlib import (RECIPIENT, SENDER, BenchError, Bridgehead, Interrupted, free_port, machine_info,
-                      maillog_findings, make_workdir, postfix, proc_cpu_seconds, run_load, vm_kib)
+from benchlib import (BenchError, Bridgehead, finish, free_port, load_info, load_problems, maillog_findings,
+                      overall, postfix, print_findings, print_heading, proc_cpu_seconds, run_load,
+                      run_note, run_rounds, summarize, vm_kib)
 
 
 def measure_bridgehead(args, workdir):
@@ -58,11 +56,7 @@ def measure_bridgehead(args, workdir):
                 break
             time.sleep(0.5)
         cpu1 = proc_cpu_seconds(bh.proc.pid)
-        # Peak RSS of the load itself, read before `bridgehead queue --json` makes the daemon
-        # build a JSON list of every queued message (which needs memory of its own).
-        peak_rss = vm_kib(bh.proc.pid, "VmHWM")
-        rss_after = vm_kib(bh.proc.pid, "VmRSS")
-        queue_listed = bh.queue_length()
+        memory, queue_listed = bh.memory_and_queue_length()
         sp0, sp1 = before["spool"], after["spool"]
         commits = sp1.get("commits", 0) - sp0.get("commits", 0)
         syncs = sp1.get("fsync_batches", 0) - sp0.get("fsync_batches", 0)
@@ -72,14 +66,8 @@ def measure_bridgehead(args, workdir):
             "spool_commits": commits,
             "spool_fsync_batches": syncs,
             "commits_per_fsync": round(commits / syncs, 2) if syncs else None,
-            "spool_bytes_written": sp1.get("bytes_written", 0) - sp0.get("bytes_written", 0),
-            "spool_write_errors": sp1.get("write_errors", 0) - sp0.get("write_errors", 0),
-            "ingress_counters": {k: v - before["ingress"].get(k, 0) for k, v in after["ingress"].items()},
-            "process_states": after["states"],
-            "process_errors": after["errors"],
-            "daemon_cpu_seconds": round(cpu1 - cpu0, 2) if cpu0 is not None and cpu1 is not None else None,
-            "peak_rss_kib": peak_rss,
-            "rss_after_load_kib": rss_after,
+            **bh.load_figures(before, after, cpu0, cpu1),
+            **memory,
             "peak_rss_after_queue_listing_kib": vm_kib(bh.proc.pid, "VmHWM"),
             "rss_idle_kib": rss_idle,
         })
@@ -111,37 +99,33 @@ def measure_postfix(args, workdir):
 
 # ---- report ----------------------------------------------------------------------------------
 
-def complete(r, n):
-    ok = r.get("queued") == n
+def problems_of(r, n):
+    """What a side's result shows it did not do (empty when it queued every message)."""
+    problems = load_problems(r)
+    if r.get("queued") != n:
+        problems.append(f"{r.get('queued')} of {n} queued")
     if r["side"] == "bridgehead":
-        ok = ok and r.get("spool_commits") == n and r.get("queue_listed") == n
-    return ok and r.get("smtp_source_exit") == 0
-
-
-def rate(r):
-    return r["queued"] / r["seconds"] if r.get("seconds") else 0.0
+        if r.get("spool_commits") != n:
+            problems.append(f"{r.get('spool_commits')} spool commits")
+        if r.get("queue_listed") != n:
+            problems.append(f"`bridgehead queue` lists {r.get('queue_listed')}")
+    return problems
 
 
 def print_report(res, args):
     n = args.messages
-    print()
-    print(f"Ingress throughput: {args.sessions} concurrent smtp-source sessions, {n} messages of "
-          f"{args.size} bytes, one recipient, one message per connection"
-          f"{' (connections reused, -d)' if args.reuse_connections else ''}")
-    print(f"work dir {res['machine']['workdir']} ({res['machine']['fs_type']}), "
-          f"{res['machine']['nproc']} CPUs, fdatasync(4 KiB) median "
-          f"{res['machine']['fdatasync']['median_ms']} ms")
-    print()
-    hdr = f"{'round':>5}  {'side':<10} {'messages':>8} {'queued':>8} {'seconds':>8} {'msg/s':>8}  " \
-          f"{'cpu busy':>8} {'load':>5}  note"
-    print(hdr)
-    print("-" * len(hdr))
+    print_heading(
+        res,
+        f"Ingress throughput: {args.sessions} concurrent smtp-source sessions, {n} messages of "
+        f"{args.size} bytes, one recipient, one message per connection"
+        f"{' (connections reused, -d)' if args.reuse_connections else ''}",
+        f"{'round':>5}  {'side':<10} {'messages':>8} {'queued':>8} {'seconds':>8} {'msg/s':>8}  "
+        f"{'cpu busy':>8} {'load':>5}  note")
     for rnd in res["rounds"]:
         for r in rnd["runs"]:
-            note = "ok" if r["complete"] else "INCOMPLETE: " + r["problem"]
             print(f"{rnd['round']:>5}  {r['side']:<10} {n:>8} {r['queued']:>8} {r['seconds']:>8.2f} "
                   f"{r['messages_per_second']:>8.0f}  {r['machine_cpu_busy_percent']:>7.0f}% "
-                  f"{r['loadavg_1min_before']:>5.1f}  {note}")
+                  f"{r['loadavg_1min_before']:>5.1f}  {run_note(r)}")
     print("(cpu busy: share of both CPUs in use during the run, everything on the machine counted;"
           " load: 1-minute load average before it. The machine may be shared: a high load means"
           " other work competed for the CPUs.)")
@@ -154,48 +138,20 @@ def print_report(res, args):
               f"peak RSS {bh.get('peak_rss_kib')} KiB (idle {bh.get('rss_idle_kib')} KiB; "
               f"{bh.get('peak_rss_after_queue_listing_kib')} KiB after `bridgehead queue --json`), "
               f"daemon CPU {bh.get('daemon_cpu_seconds')} s")
-    s = res["summary"]
     print()
-    print(f"overall: Bridgehead {s['bridgehead_messages_per_second']:.0f} msg/s, Postfix "
-          f"{s['postfix_messages_per_second']:.0f} msg/s, ratio {s['ratio']:.2f}x "
-          f"(target >= {args.target:g}x: {'met' if s['target_met'] else 'NOT met'})")
-    if not s["all_complete"]:
-        print("WARNING: at least one side did not queue every message; see the notes above.")
-    for rnd in res["rounds"]:
-        bh = rnd["bridgehead"]
-        if bh["daemon_log"]["lines"]:
-            print(f"round {rnd['round']}: bridgehead logged {bh['daemon_log']['lines']} line(s) at warn "
-                  f"or above, e.g.:")
-            for line in bh["daemon_log"]["first"][:3]:
-                print("    " + line[:300])
-        if bh.get("process_errors"):
-            print(f"round {rnd['round']}: bridgehead process errors: {bh['process_errors']}")
-        if bh.get("daemon_exit") not in (0, None):
-            print(f"round {rnd['round']}: bridgehead exited with {bh['daemon_exit']} on SIGTERM")
-        pf = rnd["postfix"]
-        if pf.get("maillog_warnings"):
-            print(f"round {rnd['round']}: postfix logged {pf['maillog_warnings']} warning/error line(s), "
-                  f"e.g.:")
-            for line in pf.get("maillog_warning_lines", [])[:3]:
-                print("    " + line[:300])
+    print(overall(res["summary"], args.target))
+    print_findings(res, "queue")
 
 
-def annotate(r, n):
-    r["messages"] = n
-    r["messages_per_second"] = round(rate(r), 1)
-    r["complete"] = complete(r, n)
-    problems = []
-    if r.get("smtp_source_exit") != 0:
-        problems.append(f"smtp-source exit {r.get('smtp_source_exit')}: "
-                        f"{r.get('smtp_source_output', '')[-300:]}")
-    if r.get("queued") != n:
-        problems.append(f"{r.get('queued')} of {n} queued")
-    if r["side"] == "bridgehead":
-        if r.get("spool_commits") != n:
-            problems.append(f"{r.get('spool_commits')} spool commits")
-        if r.get("queue_listed") != n:
-            problems.append(f"`bridgehead queue` lists {r.get('queue_listed')}")
-    r["problem"] = "; ".join(problems)
+def measure(args, work, machine):
+    """The rounds, the report and the JSON; returns the exit status."""
+    rounds = run_rounds(args, work, measure_bridgehead, measure_postfix, "queued", problems_of)
+    res = {
+        "benchmark": "ingress_vs_postfix",
+        "load": load_info(args),
+        "machine": machine, "rounds": rounds, "summary": summarize(rounds, "queued", args.target),
+    }
+    return finish(res, args, print_report)
 
 
 def main():
@@ -215,94 +171,12 @@ def main():
     ap.add_argument("--load-timeout", type=int, default=0, help="seconds before smtp-source is killed")
     args = ap.parse_args()
 
-    args.bridgehead = os.path.join(os.path.abspath(args.build), "src", "cli", "bridgehead")
-    args.smtp_source = benchlib.find_program("smtp-source")
-    if not args.load_timeout:
-        args.load_timeout = max(300, args.messages // 20)
-    if not os.access(args.bridgehead, os.X_OK):
-        print(f"ingress benchmark: {args.bridgehead} not found; build the release preset first",
-              file=sys.stderr)
-        return 1
-    if not args.smtp_source:
-        print("ingress benchmark: smtp-source not found: install the Debian package 'postfix'",
-              file=sys.stderr)
-        return 1
-    if args.messages < 1 or args.sessions < 1 or args.rounds < 1:
-        print("ingress benchmark: --messages, --sessions and --rounds must be positive", file=sys.stderr)
-        return 2
-
-    benchlib.raise_on_termination()
-    try:
-        work, ftype = make_workdir(args.workdir, "bridgehead-ingress-bench.", "ingress benchmark")
-    except BenchError as e:
-        print(e, file=sys.stderr)
-        return 2
-    try:
-        machine = machine_info(work, ftype)
-        print(f"ingress benchmark: {args.rounds} round(s) of {args.messages} messages per side, "
-              f"work dir {work} ({ftype}), fdatasync(4 KiB) median {machine['fdatasync']['median_ms']} ms",
-              flush=True)
-        rounds = []
-        for i in range(1, args.rounds + 1):
-            order = ["bridgehead", "postfix"] if i % 2 == 1 else ["postfix", "bridgehead"]
-            runs = {}
-            for side in order:
-                d = os.path.join(work, f"round{i}-{side}")
-                os.makedirs(d)
-                print(f"  round {i}: {side} ...", end="", flush=True)
-                r = measure_bridgehead(args, d) if side == "bridgehead" else measure_postfix(args, d)
-                annotate(r, args.messages)
-                runs[side] = r
-                print(f" {r['queued']} queued in {r['seconds']:.2f} s = {r['messages_per_second']:.0f} msg/s"
-                      f"{'' if r['complete'] else '  INCOMPLETE: ' + r['problem']}", flush=True)
-            pf_rate = runs["postfix"]["messages_per_second"]
-            rounds.append({
-                "round": i, "order": " then ".join(order),
-                "runs": [runs[s] for s in order],
-                "bridgehead": runs["bridgehead"], "postfix": runs["postfix"],
-                "ratio": round(runs["bridgehead"]["messages_per_second"] / pf_rate, 3) if pf_rate else 0.0,
-            })
-        bh_msgs = sum(r["bridgehead"]["queued"] for r in rounds)
-        bh_secs = sum(r["bridgehead"]["seconds"] for r in rounds)
-        pf_msgs = sum(r["postfix"]["queued"] for r in rounds)
-        pf_secs = sum(r["postfix"]["seconds"] for r in rounds)
-        bh_rate, pf_rate = bh_msgs / bh_secs, pf_msgs / pf_secs
-        summary = {
-            "bridgehead_messages_per_second": round(bh_rate, 1),
-            "postfix_messages_per_second": round(pf_rate, 1),
-            "ratio": round(bh_rate / pf_rate, 3) if pf_rate else 0.0,
-            "ratio_per_round": [r["ratio"] for r in rounds],
-            "target": args.target,
-            "target_met": pf_rate > 0 and bh_rate / pf_rate >= args.target,
-            "all_complete": all(x["complete"] for r in rounds for x in r["runs"]),
-        }
-        res = {
-            "benchmark": "ingress_vs_postfix",
-            "load": {"sessions": args.sessions, "messages": args.messages, "size": args.size,
-                     "sender": SENDER, "recipient": RECIPIENT,
-                     "one_message_per_connection": not args.reuse_connections},
-            "machine": machine, "rounds": rounds, "summary": summary,
-        }
-        print_report(res, args)
-        if args.json_out:
-            with open(args.json_out, "w") as f:
-                json.dump(res, f, indent=2)
-                f.write("\n")
-            print(f"results written to {args.json_out}")
-        return 0 if summary["all_complete"] else 3
-    except BenchError as e:
-        print(f"\ningress benchmark could not run: {e}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, Interrupted) as e:
-        print(f"\ningress benchmark interrupted ({str(e) or 'Ctrl-C'}); everything it started is stopped",
-              file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-
+    status = benchlib.check_setup(args, "ingress", ["smtp-source"], max(300, args.messages // 20),
+                                  (args.messages, args.sessions, args.rounds),
+                                  "--messages, --sessions and --rounds")
+    if status is not None:
+        return status
+    return benchlib.run_benchmark(args, "ingress", lambda work, machine: measure(args, work, machine))
 
 if __name__ == "__main__":
     sys.exit(main())

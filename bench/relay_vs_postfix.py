@@ -45,11 +45,9 @@ Exit status: 0 all measured and verified; 1 a side could not run (the reason is 
 """
 
 import argparse
-import json
+import contextlib
 import os
 import re
-import resource
-import shutil
 import socket
 import subprocess
 import sys
@@ -57,8 +55,9 @@ import tempfile
 import time
 
 import benchlib  # bench/benchlib.py: what the benchmarks share
-from benchlib import (SENDER, BenchError, Bridgehead, Interrupted, cpu_times, free_port, machine_info,
-                      maillog_findings, make_workdir, postfix, proc_cpu_seconds, smtp_source_argv, vm_kib)
+from benchlib import (SENDER, BenchError, Bridgehead, LoadMeter, finish, free_port, load_info, load_problems,
+                      maillog_findings, overall, postfix, print_findings, print_heading, proc_cpu_seconds,
+                      run_note, run_rounds, smtp_source_argv, summarize, vm_kib)
 
 REWRITTEN_SENDER = "sender@notes.example"  # what Postfix's canonical map makes of SENDER
 POLL_SECONDS = 0.01  # how often the sink's counter is read during a run
@@ -157,9 +156,7 @@ def run_relay_load(port, args, sink):
     said. Gives up when smtp-source has exited and the sink's count has not moved for
     --stall-timeout seconds, or after --load-timeout seconds in all."""
     argv = smtp_source_argv(args, port)
-    busy0, total0 = cpu_times()
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load0 = os.getloadavg()[0]
+    meter = LoadMeter()
     out = tempfile.TemporaryFile()
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
@@ -188,13 +185,12 @@ def run_relay_load(port, args, sink):
             break
         time.sleep(POLL_SECONDS)
     end = time.monotonic() - t0
-    busy1, total1 = cpu_times()
+    meter.machine_done()
     if rc is None:
         proc.kill()
         proc.wait()
         rc = "killed"
         source_seconds = end
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out.seek(0)
     said = out.read().decode(errors="replace").strip()
     out.close()
@@ -204,11 +200,7 @@ def run_relay_load(port, args, sink):
         "smtp_source_seconds": round(source_seconds, 3),
         "first_delivery_seconds": round(first, 3) if first is not None else None,
         "gave_up": gave_up,
-        "smtp_source_exit": rc,
-        "smtp_source_output": said[-2000:],
-        "smtp_source_cpu_seconds": round((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime), 2),
-        "machine_cpu_busy_percent": round(100.0 * (busy1 - busy0) / max(1, total1 - total0), 1),
-        "loadavg_1min_before": round(load0, 2),
+        **meter.result(rc, said),
     }
 
 
@@ -243,85 +235,77 @@ def thread_deltas(before, after):
     return out
 
 
-def record_sink_sessions(result, sink):
-    """Connections the side made to the sink, read once the side is stopped (the sink counts
-    a session when it ends)."""
-    if sink.fd is not None:
-        time.sleep(0.3)
-        result["sink_sessions"] = sink.counters()["sess"] - 1  # less the probe of start()
+@contextlib.contextmanager
+def sink_for(args, workdir, result):
+    """A started Sink for one side. Once the side is stopped (the sink counts a session when
+    it ends), the connections the side made to it go into result["sink_sessions"]."""
+    sink = Sink(args.smtp_sink, workdir)
+    try:
+        sink.start()
+        yield sink
+    finally:
+        if sink.fd is not None:
+            time.sleep(0.3)
+            result["sink_sessions"] = sink.counters()["sess"] - 1  # less the probe of start()
+        sink.stop()
 
 
 # ---- the sides -------------------------------------------------------------------------------
 
 def measure_bridgehead(args, workdir):
     result = {"side": "bridgehead"}
-    sink = Sink(args.smtp_sink, workdir)
-    bh = None
-    try:
-        sink.start()
+    with sink_for(args, workdir, result) as sink:
         bh = Bridgehead(args.bridgehead, workdir, written_by="bench/relay_vs_postfix.py", notes_delivery={
             "method": "smtp", "address": f"127.0.0.1:{sink.port}", "concurrency": args.concurrency,
             "tls": "none"})
-        bh.start()
-        before = bh.counters()
-        rss_idle = vm_kib(bh.proc.pid, "VmRSS")
-        cpu0 = proc_cpu_seconds(bh.proc.pid)
-        threads0 = thread_times(bh.proc.pid)
-        sink_cpu0 = sink.cpu_seconds()
-        result.update(run_relay_load(bh.port, args, sink))
-        cpu1 = proc_cpu_seconds(bh.proc.pid)
-        threads1 = thread_times(bh.proc.pid)
-        sink_cpu1 = sink.cpu_seconds()
-        # The delivery is recorded (and the message finished) in the spool journal after the
-        # sink's 250, and the registry refreshes its counters once a second: wait for both.
-        deadline = time.monotonic() + 30
-        while True:
-            after = bh.counters()
-            delivered = after["deliver"].get("delivered", 0) - before["deliver"].get("delivered", 0)
-            if (delivered >= args.messages and after["spool"].get("queued", 0) == 0) \
-                    or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        # Peak RSS of the relay itself, read before `bridgehead queue --json` (which builds its
-        # reply in memory).
-        peak_rss = vm_kib(bh.proc.pid, "VmHWM")
-        rss_after = vm_kib(bh.proc.pid, "VmRSS")
-        queue_listed = bh.queue_length()
-        sp0, sp1 = before["spool"], after["spool"]
-        commits = sp1.get("commits", 0) - sp0.get("commits", 0)
-        syncs = sp1.get("fsync_batches", 0) - sp0.get("fsync_batches", 0)
-        seconds = result["seconds"]
-        result.update({
-            "delivered": sink.count(),
-            "daemon_delivered": delivered,
-            "deliver_counters": {k: v - before["deliver"].get(k, 0) for k, v in after["deliver"].items()},
-            "queue_listed": queue_listed,
-            "spool_queued_after": sp1.get("queued"),
-            "spool_commits": commits,
-            "spool_fsync_batches": syncs,
-            "spool_commit_batches": sp1.get("commit_batches", 0) - sp0.get("commit_batches", 0),
-            "fsync_batches_per_message": round(syncs / args.messages, 2),
-            "spool_bytes_written": sp1.get("bytes_written", 0) - sp0.get("bytes_written", 0),
-            "spool_write_errors": sp1.get("write_errors", 0) - sp0.get("write_errors", 0),
-            "ingress_counters": {k: v - before["ingress"].get(k, 0) for k, v in after["ingress"].items()},
-            "process_states": after["states"],
-            "process_errors": after["errors"],
-            "daemon_cpu_seconds": round(cpu1 - cpu0, 2) if cpu0 is not None and cpu1 is not None else None,
-            "daemon_cpu_percent_of_wall": round(100 * (cpu1 - cpu0) / seconds, 1) if seconds else None,
-            "daemon_threads": thread_deltas(threads0, threads1),
-            "sink_cpu_seconds": round(sink_cpu1 - sink_cpu0, 2) if sink_cpu0 is not None else None,
-            "peak_rss_kib": peak_rss,
-            "rss_after_load_kib": rss_after,
-            "peak_rss_after_queue_listing_kib": vm_kib(bh.proc.pid, "VmHWM"),
-            "rss_idle_kib": rss_idle,
-        })
-    finally:
-        if bh is not None:
+        try:
+            bh.start()
+            before = bh.counters()
+            rss_idle = vm_kib(bh.proc.pid, "VmRSS")
+            cpu0 = proc_cpu_seconds(bh.proc.pid)
+            threads0 = thread_times(bh.proc.pid)
+            sink_cpu0 = sink.cpu_seconds()
+            result.update(run_relay_load(bh.port, args, sink))
+            cpu1 = proc_cpu_seconds(bh.proc.pid)
+            threads1 = thread_times(bh.proc.pid)
+            sink_cpu1 = sink.cpu_seconds()
+            # The delivery is recorded (and the message finished) in the spool journal after the
+            # sink's 250, and the registry refreshes its counters once a second: wait for both.
+            deadline = time.monotonic() + 30
+            while True:
+                after = bh.counters()
+                delivered = after["deliver"].get("delivered", 0) - before["deliver"].get("delivered", 0)
+                if (delivered >= args.messages and after["spool"].get("queued", 0) == 0) \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            memory, queue_listed = bh.memory_and_queue_length()
+            sp0, sp1 = before["spool"], after["spool"]
+            commits = sp1.get("commits", 0) - sp0.get("commits", 0)
+            syncs = sp1.get("fsync_batches", 0) - sp0.get("fsync_batches", 0)
+            seconds = result["seconds"]
+            result.update({
+                "delivered": sink.count(),
+                "daemon_delivered": delivered,
+                "deliver_counters": {k: v - before["deliver"].get(k, 0) for k, v in after["deliver"].items()},
+                "queue_listed": queue_listed,
+                "spool_queued_after": sp1.get("queued"),
+                "spool_commits": commits,
+                "spool_fsync_batches": syncs,
+                "spool_commit_batches": sp1.get("commit_batches", 0) - sp0.get("commit_batches", 0),
+                "fsync_batches_per_message": round(syncs / args.messages, 2),
+                **bh.load_figures(before, after, cpu0, cpu1),
+                "daemon_cpu_percent_of_wall": round(100 * (cpu1 - cpu0) / seconds, 1) if seconds else None,
+                "daemon_threads": thread_deltas(threads0, threads1),
+                "sink_cpu_seconds": round(sink_cpu1 - sink_cpu0, 2) if sink_cpu0 is not None else None,
+                **memory,
+                "peak_rss_after_queue_listing_kib": vm_kib(bh.proc.pid, "VmHWM"),
+                "rss_idle_kib": rss_idle,
+            })
+        finally:
             result["daemon_exit"] = bh.stop()
             result["daemon_log"] = bh.log_findings()
             result["log_path"] = bh.log_path
-        record_sink_sessions(result, sink)
-        sink.stop()
     return result
 
 
@@ -340,10 +324,7 @@ def postfix_settings(args, sink_port, canonical):
 
 def measure_postfix(args, workdir):
     result = {"side": "postfix"}
-    sink = Sink(args.smtp_sink, workdir)
-    pf = None
-    try:
-        sink.start()
+    with sink_for(args, workdir, result) as sink:
         canonical = os.path.join(workdir, "sender_canonical")
         with open(canonical, "w") as f:
             f.write(f"{SENDER} {REWRITTEN_SENDER}\n")
@@ -352,47 +333,45 @@ def measure_postfix(args, workdir):
         settings = postfix_settings(args, sink.port, canonical)
         pf = postfix.PostfixInstance(workdir, port, extra_main_cf=settings)
         try:
-            pf.start()
-        except postfix.PostfixError as e:
-            raise BenchError(f"Postfix could not be started: {e}") from e
-        cpu0 = pf.cpu_seconds()
-        sink_cpu0 = sink.cpu_seconds()
-        result.update(run_relay_load(port, args, sink))
-        cpu1 = pf.cpu_seconds()
-        sink_cpu1 = sink.cpu_seconds()
-        # The queue manager removes a queue file after the delivery; postlogd writes the log
-        # a moment later. Wait for both.
-        deadline = time.monotonic() + 60
-        while True:
-            queued = pf.queue_count(settle=0)
-            log = pf.maillog_text()
-            sent = log.count(" status=sent ")
-            if (queued == 0 and sent >= args.messages) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        relay = f" relay=127.0.0.1[127.0.0.1]:{sink.port},"
-        seconds = result["seconds"]
-        result.update({
-            "delivered": sink.count(),
-            "maillog_sent": sent,
-            "maillog_sent_to_sink": sum(1 for line in log.splitlines()
-                                        if " status=sent " in line and relay in line),
-            "maillog_deferred": log.count(" status=deferred "),
-            "maillog_bounced": log.count(" status=bounced "),
-            "maillog_sender_rewritten": log.count(f" from=<{REWRITTEN_SENDER}>"),
-            "queue_left": queued,
-            "postfix_cpu_seconds": round(cpu1 - cpu0, 2),
-            "postfix_cpu_percent_of_wall": round(100 * (cpu1 - cpu0) / seconds, 1) if seconds else None,
-            "sink_cpu_seconds": round(sink_cpu1 - sink_cpu0, 2) if sink_cpu0 is not None else None,
-            "main_cf": {k: str(v) for k, v in settings.items()},
-        })
-        result.update(maillog_findings(log))
-    finally:
-        if pf is not None:
+            try:
+                pf.start()
+            except postfix.PostfixError as e:
+                raise BenchError(f"Postfix could not be started: {e}") from e
+            cpu0 = pf.cpu_seconds()
+            sink_cpu0 = sink.cpu_seconds()
+            result.update(run_relay_load(port, args, sink))
+            cpu1 = pf.cpu_seconds()
+            sink_cpu1 = sink.cpu_seconds()
+            # The queue manager removes a queue file after the delivery; postlogd writes the log
+            # a moment later. Wait for both.
+            deadline = time.monotonic() + 60
+            while True:
+                queued = pf.queue_count(settle=0)
+                log = pf.maillog_text()
+                sent = log.count(" status=sent ")
+                if (queued == 0 and sent >= args.messages) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            relay = f" relay=127.0.0.1[127.0.0.1]:{sink.port},"
+            seconds = result["seconds"]
+            result.update({
+                "delivered": sink.count(),
+                "maillog_sent": sent,
+                "maillog_sent_to_sink": sum(1 for line in log.splitlines()
+                                            if " status=sent " in line and relay in line),
+                "maillog_deferred": log.count(" status=deferred "),
+                "maillog_bounced": log.count(" status=bounced "),
+                "maillog_sender_rewritten": log.count(f" from=<{REWRITTEN_SENDER}>"),
+                "queue_left": queued,
+                "postfix_cpu_seconds": round(cpu1 - cpu0, 2),
+                "postfix_cpu_percent_of_wall": round(100 * (cpu1 - cpu0) / seconds, 1) if seconds else None,
+                "sink_cpu_seconds": round(sink_cpu1 - sink_cpu0, 2) if sink_cpu0 is not None else None,
+                "main_cf": {k: str(v) for k, v in settings.items()},
+            })
+            result.update(maillog_findings(log))
+        finally:
             pf.stop()
             result["log_path"] = pf.maillog
-        record_sink_sessions(result, sink)
-        sink.stop()
     return result
 
 
@@ -406,12 +385,8 @@ DIFFERENCES = (
 
 
 def problems_of(r, n):
-    problems = []
-    if r.get("gave_up"):
-        problems.append(r["gave_up"])
-    if r.get("smtp_source_exit") != 0:
-        problems.append(f"smtp-source exit {r.get('smtp_source_exit')}: "
-                        f"{r.get('smtp_source_output', '')[-300:]}")
+    """What a side's result shows it did not do (empty when it relayed every message)."""
+    problems = load_problems(r)
     if r.get("delivered") != n:
         problems.append(f"the sink got {r.get('delivered')} of {n}")
     if r["side"] == "bridgehead":
@@ -431,37 +406,23 @@ def problems_of(r, n):
     return problems
 
 
-def annotate(r, n):
-    r["messages"] = n
-    r["messages_per_second"] = round(r["delivered"] / r["seconds"], 1) if r.get("seconds") else 0.0
-    problems = problems_of(r, n)
-    r["complete"] = not problems
-    r["problem"] = "; ".join(problems)
-
-
 def print_report(res, args):
     n = args.messages
-    print()
-    print(f"Relay throughput: smtp-source -> side -> smtp-sink, {args.sessions} concurrent smtp-source "
-          f"sessions, {n} messages of {args.size} bytes, one recipient, one message per connection"
-          f"{' (connections reused, -d)' if args.reuse_connections else ''}; Bridgehead delivers over "
-          f"{args.concurrency} connections, Postfix over up to {args.postfix_concurrency}")
-    print(f"work dir {res['machine']['workdir']} ({res['machine']['fs_type']}), "
-          f"{res['machine']['nproc']} CPUs, fdatasync(4 KiB) median "
-          f"{res['machine']['fdatasync']['median_ms']} ms")
-    print()
-    hdr = f"{'round':>5}  {'side':<10} {'messages':>8} {'received':>8} {'source s':>8} {'seconds':>8} " \
-          f"{'msg/s':>8}  {'side cpu':>8} {'cpu busy':>8} {'load':>5}  note"
-    print(hdr)
-    print("-" * len(hdr))
+    print_heading(
+        res,
+        f"Relay throughput: smtp-source -> side -> smtp-sink, {args.sessions} concurrent smtp-source "
+        f"sessions, {n} messages of {args.size} bytes, one recipient, one message per connection"
+        f"{' (connections reused, -d)' if args.reuse_connections else ''}; Bridgehead delivers over "
+        f"{args.concurrency} connections, Postfix over up to {args.postfix_concurrency}",
+        f"{'round':>5}  {'side':<10} {'messages':>8} {'received':>8} {'source s':>8} {'seconds':>8} "
+        f"{'msg/s':>8}  {'side cpu':>8} {'cpu busy':>8} {'load':>5}  note")
     for rnd in res["rounds"]:
         for r in rnd["runs"]:
-            note = "ok" if r["complete"] else "INCOMPLETE: " + r["problem"]
             cpu = r.get("daemon_cpu_seconds") if r["side"] == "bridgehead" else r.get("postfix_cpu_seconds")
             print(f"{rnd['round']:>5}  {r['side']:<10} {n:>8} {r['delivered']:>8} "
                   f"{r['smtp_source_seconds']:>8.2f} {r['seconds']:>8.2f} {r['messages_per_second']:>8.0f}  "
                   f"{cpu if cpu is not None else '?':>7}s {r['machine_cpu_busy_percent']:>7.0f}% "
-                  f"{r['loadavg_1min_before']:>5.1f}  {note}")
+                  f"{r['loadavg_1min_before']:>5.1f}  {run_note(r)}")
     print("(received: messages the sink got; source s: until smtp-source exited; seconds: until the "
           "sink had the last message, the rate's time; side cpu: CPU seconds of the daemon, or of "
           "all Postfix processes; cpu busy: share of both CPUs in use, everything on the machine "
@@ -484,30 +445,26 @@ def print_report(res, args):
               f"sink CPU {pf.get('sink_cpu_seconds')} s")
     s = res["summary"]
     print()
-    print(f"overall: Bridgehead {s['bridgehead_messages_per_second']:.0f} msg/s, Postfix "
-          f"{s['postfix_messages_per_second']:.0f} msg/s, ratio {s['ratio']:.2f}x "
-          f"(target >= {args.target:g}x: {'met' if s['target_met'] else 'NOT met'}); "
-          f"Bridgehead peak RSS (VmHWM) {s['bridgehead_peak_rss_kib']} KiB")
+    print(f"{overall(s, args.target)}; Bridgehead peak RSS (VmHWM) {s['bridgehead_peak_rss_kib']} KiB")
     print(f"differences between the sides: {DIFFERENCES}")
-    if not s["all_complete"]:
-        print("WARNING: at least one side did not deliver every message; see the notes above.")
-    for rnd in res["rounds"]:
-        bh = rnd["bridgehead"]
-        if bh.get("daemon_log", {}).get("lines"):
-            print(f"round {rnd['round']}: bridgehead logged {bh['daemon_log']['lines']} line(s) at warn "
-                  f"or above, e.g.:")
-            for line in bh["daemon_log"]["first"][:3]:
-                print("    " + line[:300])
-        if bh.get("process_errors"):
-            print(f"round {rnd['round']}: bridgehead process errors: {bh['process_errors']}")
-        if bh.get("daemon_exit") not in (0, None):
-            print(f"round {rnd['round']}: bridgehead exited with {bh['daemon_exit']} on SIGTERM")
-        pf = rnd["postfix"]
-        if pf.get("maillog_warnings"):
-            print(f"round {rnd['round']}: postfix logged {pf['maillog_warnings']} warning/error line(s), "
-                  f"e.g.:")
-            for line in pf.get("maillog_warning_lines", [])[:3]:
-                print("    " + line[:300])
+    print_findings(res, "deliver")
+
+
+def measure(args, work, machine):
+    """The rounds, the report and the JSON; returns the exit status."""
+    rounds = run_rounds(args, work, measure_bridgehead, measure_postfix, "delivered", problems_of,
+                        note=lambda r: f" (smtp-source done after {r['smtp_source_seconds']:.2f} s)")
+    peaks = [r["bridgehead"].get("peak_rss_kib") for r in rounds if r["bridgehead"].get("peak_rss_kib")]
+    summary = summarize(rounds, "delivered", args.target,
+                        bridgehead_peak_rss_kib=max(peaks) if peaks else None)
+    summary["differences"] = DIFFERENCES
+    res = {
+        "benchmark": "relay_vs_postfix",
+        "load": load_info(args, bridgehead_delivery_concurrency=args.concurrency,
+                          postfix_destination_concurrency_limit=args.postfix_concurrency),
+        "machine": machine, "rounds": rounds, "summary": summary,
+    }
+    return finish(res, args, print_report)
 
 
 def main():
@@ -534,102 +491,13 @@ def main():
                     help="seconds without a delivery, after smtp-source is done, before a run is given up")
     args = ap.parse_args()
 
-    args.bridgehead = os.path.join(os.path.abspath(args.build), "src", "cli", "bridgehead")
-    args.smtp_source = benchlib.find_program("smtp-source")
-    args.smtp_sink = benchlib.find_program("smtp-sink")
-    if not args.load_timeout:
-        args.load_timeout = max(600, args.messages // 10)
-    if not os.access(args.bridgehead, os.X_OK):
-        print(f"relay benchmark: {args.bridgehead} not found; build the release preset first",
-              file=sys.stderr)
-        return 1
-    if not args.smtp_source or not args.smtp_sink:
-        print("relay benchmark: smtp-source or smtp-sink not found: install the Debian package 'postfix'",
-              file=sys.stderr)
-        return 1
-    if min(args.messages, args.sessions, args.rounds, args.concurrency, args.postfix_concurrency) < 1:
-        print("relay benchmark: --messages, --sessions, --rounds and the concurrencies must be positive",
-              file=sys.stderr)
-        return 2
-
-    benchlib.raise_on_termination()
-    try:
-        work, ftype = make_workdir(args.workdir, "bridgehead-relay-bench.", "relay benchmark")
-    except BenchError as e:
-        print(e, file=sys.stderr)
-        return 2
-    try:
-        machine = machine_info(work, ftype)
-        print(f"relay benchmark: {args.rounds} round(s) of {args.messages} messages per side, "
-              f"work dir {work} ({ftype}), fdatasync(4 KiB) median {machine['fdatasync']['median_ms']} ms",
-              flush=True)
-        rounds = []
-        for i in range(1, args.rounds + 1):
-            order = ["bridgehead", "postfix"] if i % 2 == 1 else ["postfix", "bridgehead"]
-            runs = {}
-            for side in order:
-                d = os.path.join(work, f"round{i}-{side}")
-                os.makedirs(d)
-                print(f"  round {i}: {side} ...", end="", flush=True)
-                r = measure_bridgehead(args, d) if side == "bridgehead" else measure_postfix(args, d)
-                annotate(r, args.messages)
-                runs[side] = r
-                print(f" {r['delivered']} delivered in {r['seconds']:.2f} s = {r['messages_per_second']:.0f} "
-                      f"msg/s (smtp-source done after {r['smtp_source_seconds']:.2f} s)"
-                      f"{'' if r['complete'] else '  INCOMPLETE: ' + r['problem']}", flush=True)
-            pf_rate = runs["postfix"]["messages_per_second"]
-            rounds.append({
-                "round": i, "order": " then ".join(order),
-                "runs": [runs[s] for s in order],
-                "bridgehead": runs["bridgehead"], "postfix": runs["postfix"],
-                "ratio": round(runs["bridgehead"]["messages_per_second"] / pf_rate, 3) if pf_rate else 0.0,
-            })
-        bh_msgs = sum(r["bridgehead"]["delivered"] for r in rounds)
-        bh_secs = sum(r["bridgehead"]["seconds"] for r in rounds)
-        pf_msgs = sum(r["postfix"]["delivered"] for r in rounds)
-        pf_secs = sum(r["postfix"]["seconds"] for r in rounds)
-        bh_rate, pf_rate = bh_msgs / bh_secs, pf_msgs / pf_secs
-        peaks = [r["bridgehead"].get("peak_rss_kib") for r in rounds if r["bridgehead"].get("peak_rss_kib")]
-        summary = {
-            "bridgehead_messages_per_second": round(bh_rate, 1),
-            "postfix_messages_per_second": round(pf_rate, 1),
-            "ratio": round(bh_rate / pf_rate, 3) if pf_rate else 0.0,
-            "ratio_per_round": [r["ratio"] for r in rounds],
-            "target": args.target,
-            "target_met": pf_rate > 0 and bh_rate / pf_rate >= args.target,
-            "bridgehead_peak_rss_kib": max(peaks) if peaks else None,
-            "all_complete": all(x["complete"] for r in rounds for x in r["runs"]),
-            "differences": DIFFERENCES,
-        }
-        res = {
-            "benchmark": "relay_vs_postfix",
-            "load": {"sessions": args.sessions, "messages": args.messages, "size": args.size,
-                     "sender": SENDER, "recipient": benchlib.RECIPIENT,
-                     "one_message_per_connection": not args.reuse_connections,
-                     "bridgehead_delivery_concurrency": args.concurrency,
-                     "postfix_destination_concurrency_limit": args.postfix_concurrency},
-            "machine": machine, "rounds": rounds, "summary": summary,
-        }
-        print_report(res, args)
-        if args.json_out:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-            with open(args.json_out, "w") as f:
-                json.dump(res, f, indent=2)
-                f.write("\n")
-            print(f"results written to {args.json_out}")
-        return 0 if summary["all_complete"] else 3
-    except BenchError as e:
-        print(f"\nrelay benchmark could not run: {e}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, Interrupted) as e:
-        print(f"\nrelay benchmark interrupted ({str(e) or 'Ctrl-C'}); everything it started is stopped",
-              file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    status = benchlib.check_setup(
+        args, "relay", ["smtp-source", "smtp-sink"], max(600, args.messages // 10),
+        (args.messages, args.sessions, args.rounds, args.concurrency, args.postfix_concurrency),
+        "--messages, --sessions, --rounds and the concurrencies")
+    if status is not None:
+        return status
+    return benchlib.run_benchmark(args, "relay", lambda work, machine: measure(args, work, machine))
 
 
 if __name__ == "__main__":

@@ -247,6 +247,10 @@ struct QueueManager::Impl {
     const std::int64_t wait = std::max<std::int64_t>(0, first - unix_now());
     timer.expires_after(std::chrono::seconds(wait));
     timer.async_wait([this](net::error_code ec) {
+      // Aborted: re-armed for an earlier time (timer_at already says when), stopped, or the
+      // queue manager is gone (the handler still runs after the timer's destruction, so it
+      // must not touch `this`).
+      if (ec == asio::error::operation_aborted) return;
       timer_at = kNever;
       if (ec || stopping) return;
       const std::int64_t now = unix_now();

@@ -167,8 +167,13 @@ class IdentityDaemonTest(bridgehead.TestCase):
     def test_locked_id_holds_mail_visibly_until_unlock(self):
         port = bridgehead.free_port()
         pf = self.start_postfix(port)
-        # The fixture's own probe of the port is the only connection so far.
+        # The fixture's own probe of the port is the only connection so far (postlogd writes
+        # the maillog a little later).
+        deadline = time.monotonic() + 30
+        while "]: disconnect from" not in pf.maillog_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         probes = pf.maillog_text().count("]: connect from")
+        self.assertGreaterEqual(probes, 1, pf.maillog_tail(20))
         d, _ = self.start({"id_file": self.path("connector.id")}, port=port)
 
         p = self.assert_process(d, "deliver:notes", "error", "waiting for the connector ID password")
