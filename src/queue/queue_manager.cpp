@@ -210,14 +210,15 @@ struct QueueManager::Impl {
       }
     }
     if (all_final) {
-      if (e.jobs == 0) asio::co_spawn(io, finalize(id), asio::detached);
+      if (e.jobs == 0) net::spawn_logged(io.get_executor(), finalize(id), "queue: finishing a message");
       return;
     }
     for (auto& [d, indices] : due) {
       for (std::size_t i : indices) e.busy[i] = true;
       ++e.jobs;
       if (d == kNoDestination) {
-        asio::co_spawn(io, unroutable(Job{id, d, std::move(indices)}), asio::detached);
+        net::spawn_logged(io.get_executor(), unroutable(Job{id, d, std::move(indices)}),
+                          "queue: unroutable recipients");
         continue;
       }
       dests[d].ready.push_back(Job{id, d, std::move(indices)});
@@ -235,7 +236,7 @@ struct QueueManager::Impl {
     // for the next job, so a burst runs over `concurrency` reused connections.
     while (!stopping && dst.workers < dst.concurrency && dst.workers < dst.in_flight + dst.ready.size()) {
       ++dst.workers;
-      asio::co_spawn(io, worker(d), asio::detached);
+      net::spawn_logged(io.get_executor(), worker(d), "deliver:" + dst.name);
     }
   }
 
@@ -298,7 +299,7 @@ struct QueueManager::Impl {
         held.recipients.push_back(
             {.index = i, .outcome = Outcome::kDeferred, .reply = "not attempted: " + dst.hold->message});
       }
-      asio::co_spawn(io, complete(std::move(job), std::move(held)), asio::detached);
+      net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(held)), "deliver:" + dst.name);
       co_return;
     }
     std::string content;
@@ -329,7 +330,7 @@ struct QueueManager::Impl {
     }
     // Recording the outcome (an fdatasync) runs apart, so this worker's connection can
     // carry the next message meanwhile; group commit batches the records.
-    asio::co_spawn(io, complete(std::move(job), std::move(result)), asio::detached);
+    net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(result)), "deliver:" + dst.name);
   }
 
   net::awaitable<void> unroutable(Job job) {
