@@ -21,11 +21,11 @@ bool check_identity(const config::Config& c) {
   fmt::print("  connector ID {}: {}, {}\n", file.string(), name,
              overview->password_protected ? "password-protected" : "no password");
   identity::IdKeeper keeper(file);
-  Expected<std::shared_ptr<const identity::ConnectorId>> opened = nullptr;
-  if (!overview->password_protected) {
-    opened = keeper.open(nullptr);
-  } else {
-    const auto source = identity::resolve_password_source(c.identity.id_password_file);
+  auto env = identity::Environment::process();
+  env.prompt = nullptr;  // `check` never waits for a person
+  const auto started = identity::open_at_start(keeper, c.identity.id_password_file, env, "");
+  const auto& source = started.source;
+  if (started.password_needed) {
     switch (source.source) {
       case identity::PasswordSource::kNone:
         fmt::print("  password source: none; the daemon starts with the ID locked, and the deliveries and STARTTLS "
@@ -44,20 +44,14 @@ bool check_identity(const config::Config& c) {
                  "children; prefer id_password_file (mode 0600) or a systemd credential\n",
                  identity::kPasswordEnvVar);
     }
-    auto env = identity::Environment::process();
-    env.prompt = nullptr;  // `check` never waits for a person
-    auto password = identity::read_password(source, "", env);
-    if (!password) {
-      fmt::print("  password: {}\n", password.error().describe());
-      return false;
-    }
-    opened = keeper.open(&*password);
   }
+  const auto opened = keeper.current();
   if (!opened) {
-    fmt::print("  the daemon could not use it: {}\n", opened.error().describe());
+    const auto why = started.source_error ? started.source_error : keeper.problem();
+    fmt::print("  the daemon could not use it: {}\n", why ? why->describe() : std::string("unknown"));
     return false;
   }
-  const auto info = (*opened)->info();
+  const auto info = opened->info();
   fmt::print("  it opens, and its certificate is valid until {}{}\n", identity::format_time(info.not_after),
              keeper.expires_soon() ? " (soon: re-certify it with `bridgehead id certify`)" : "");
   return true;

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/expected.hpp"
+#include "identity/password.hpp"
 
 namespace bridgehead::cli {
 
@@ -39,6 +41,11 @@ extern const char* const kIdExitCodes;
 /// Prints `e` on stderr and gives the exit code for it; `password_failed` when getting the
 /// password was what failed.
 int report_id_error(const Error& e, bool password_failed = false);
+/// The password of an existing, protected file: read from `password_file` (given with the
+/// option `option`, mode 0600) when set, else asked on the terminal without echo with
+/// `Password for WHAT: `. Without either it fails (kUnavailable) naming the option.
+Expected<identity::SecretString> existing_password(const std::string& password_file, const std::string& option,
+                                                   const std::string& what);
 
 void add_run(CLI::App& app, int& exit_code);
 void add_check(CLI::App& app, int& exit_code);

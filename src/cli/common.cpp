@@ -38,6 +38,15 @@ int report_id_error(const Error& e, bool password_failed) {
   }
 }
 
+Expected<identity::SecretString> existing_password(const std::string& password_file, const std::string& option,
+                                                   const std::string& what) {
+  if (!password_file.empty()) return identity::read_password_file(password_file, option);
+  if (identity::terminal_available()) return identity::prompt_on_terminal(fmt::format("Password for {}: ", what));
+  return fail(Error::permanent(ErrorCode::kUnavailable,
+                               fmt::format("{} is password-protected and there is no terminal to ask for it", what),
+                               fmt::format("give {} FILE, a file holding the password with mode 0600", option)));
+}
+
 std::string default_config_path() {
   if (const char* env = std::getenv("BRIDGEHEAD_CONFIG"); env && *env) return env;
   return "/etc/bridgehead/bridgehead.toml";

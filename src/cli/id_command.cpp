@@ -16,9 +16,6 @@ namespace identity = bridgehead::identity;
 using identity::SecretString;
 
 constexpr int kExitOk = 0;
-constexpr int kExitNoPassword = kIdExitNoPassword;
-
-int report(const Error& e, bool password_failed = false) { return report_id_error(e, password_failed); }
 
 /// The password of an existing ID: from `file` when given, else asked on the terminal.
 /// Remembers whether getting it failed and the password it gave (to save the file again).
@@ -42,13 +39,7 @@ class PasswordInput {
   }
 
  private:
-  Expected<SecretString> get(const std::string& what) const {
-    if (!file_.empty()) return identity::read_password_file(file_, option_);
-    if (identity::terminal_available()) return identity::prompt_on_terminal(fmt::format("Password for {}: ", what));
-    return fail(Error::permanent(ErrorCode::kUnavailable,
-                                 fmt::format("{} is password-protected and there is no terminal to ask for it", what),
-                                 fmt::format("give {} FILE, a file holding the password with mode 0600", option_)));
-  }
+  Expected<SecretString> get(const std::string& what) const { return existing_password(file_, option_, what); }
 
   std::string file_;
   std::string option_;  // "--password-file", for messages
@@ -121,23 +112,23 @@ struct CreateArgs {
 
 int run_create(const CreateArgs& a) {
   auto name = identity::parse_notes_name(a.name);
-  if (!name) return report(name.error());
+  if (!name) return report_id_error(name.error());
   auto key = identity::parse_key_type(a.key);
-  if (!key) return report(key.error());
+  if (!key) return report_id_error(key.error());
   std::error_code ec;
   if (std::filesystem::exists(a.out, ec)) {
-    return report(Error::permanent(ErrorCode::kInvalidArgument, fmt::format("{} already exists", a.out),
+    return report_id_error(Error::permanent(ErrorCode::kInvalidArgument, fmt::format("{} already exists", a.out),
                                    "choose another --out, or remove the file first"));
   }
   std::optional<identity::ConnectorId> certifier;
   if (!a.certifier.empty()) {
     PasswordInput pw(a.certifier_password_file, "--certifier-password-file");
     auto loaded = identity::ConnectorId::load(a.certifier, pw.provider());
-    if (!loaded) return report(loaded.error(), pw.failed);
+    if (!loaded) return report_id_error(loaded.error(), pw.failed);
     certifier = std::move(*loaded);
   }
   auto password = new_password(a.password_file, a.no_password, "--password-file", a.out);
-  if (!password) return report(password.error(), true);
+  if (!password) return report_id_error(password.error(), true);
   identity::CreateOptions opts;
   opts.key = *key;
   opts.certifier = a.ca;
@@ -145,10 +136,10 @@ int run_create(const CreateArgs& a) {
       a.validity > 0 ? a.validity : (a.ca ? identity::kDefaultCertifierValidityDays : identity::kDefaultValidityDays);
   opts.certificate.dns_names = a.dns;
   auto id = identity::ConnectorId::create(*name, opts, certifier ? &*certifier : nullptr);
-  if (!id) return report(id.error());
+  if (!id) return report_id_error(id.error());
   identity::SaveOptions save;
   save.overwrite = false;
-  if (auto ok = id->save(a.out, *password ? &**password : nullptr, save); !ok) return report(ok.error());
+  if (auto ok = id->save(a.out, *password ? &**password : nullptr, save); !ok) return report_id_error(ok.error());
   fmt::print("created {} ({}):\n", a.out, *password ? "password-protected" : "no password");
   print_info(id->info());
   return kExitOk;
@@ -161,16 +152,16 @@ struct ShowArgs {
 
 int run_show(const ShowArgs& a) {
   auto overview = identity::inspect(a.file);
-  if (!overview) return report(overview.error());
+  if (!overview) return report_id_error(overview.error());
   if (!overview->password_protected && !overview->info) {
-    return report(Error::permanent(ErrorCode::kCorrupt, fmt::format("connector ID {} holds no certificate", a.file)));
+    return report_id_error(Error::permanent(ErrorCode::kCorrupt, fmt::format("connector ID {} holds no certificate", a.file)));
   }
   std::optional<identity::IdInfo> info = overview->info;
   bool checked = !overview->password_protected;
   if (overview->password_protected && (!a.password_file.empty() || (!info && identity::terminal_available()))) {
     PasswordInput pw(a.password_file, "--password-file");
     auto id = identity::ConnectorId::load(a.file, pw.provider());
-    if (!id) return report(id.error(), pw.failed);
+    if (!id) return report_id_error(id.error(), pw.failed);
     info = id->info();
     checked = true;
   }
@@ -190,7 +181,7 @@ int run_show(const ShowArgs& a) {
                "bridgehead: the certificates in {} are encrypted as well; give --password-file FILE or run on a "
                "terminal to see them\n",
                a.file);
-    return kExitNoPassword;
+    return kIdExitNoPassword;
   }
   return kExitOk;
 }
@@ -203,10 +194,10 @@ struct PasswdArgs {
 int run_passwd(const PasswdArgs& a) {
   PasswordInput old(a.password_file, "--password-file");
   auto id = identity::ConnectorId::load(a.file, old.provider());
-  if (!id) return report(id.error(), old.failed);
+  if (!id) return report_id_error(id.error(), old.failed);
   auto password = new_password(a.new_password_file, a.no_password, "--new-password-file", a.file);
-  if (!password) return report(password.error(), true);
-  if (auto ok = id->save(a.file, *password ? &**password : nullptr); !ok) return report(ok.error());
+  if (!password) return report_id_error(password.error(), true);
+  if (auto ok = id->save(a.file, *password ? &**password : nullptr); !ok) return report_id_error(ok.error());
   const bool had = old.used.has_value();
   const bool has = password->has_value();
   fmt::print(
@@ -224,7 +215,7 @@ struct CertifyArgs {
 int run_certify(const CertifyArgs& a) {
   PasswordInput pw(a.password_file, "--password-file");
   auto subject = identity::ConnectorId::load(a.file, pw.provider());
-  if (!subject) return report(subject.error(), pw.failed);
+  if (!subject) return report_id_error(subject.error(), pw.failed);
   std::error_code ec;
   std::optional<identity::ConnectorId> certifier;
   if (std::filesystem::equivalent(a.file, a.certifier, ec)) {
@@ -232,7 +223,7 @@ int run_certify(const CertifyArgs& a) {
   } else {
     PasswordInput cpw(a.certifier_password_file, "--certifier-password-file");
     auto loaded = identity::ConnectorId::load(a.certifier, cpw.provider());
-    if (!loaded) return report(loaded.error(), cpw.failed);
+    if (!loaded) return report_id_error(loaded.error(), cpw.failed);
     certifier = std::move(*loaded);
   }
   identity::CertificateOptions opts;
@@ -241,8 +232,8 @@ int run_certify(const CertifyArgs& a) {
                                                                  : identity::kDefaultValidityDays);
   opts.dns_names = a.dns;
   auto renewed = identity::certify(*subject, *certifier, opts);
-  if (!renewed) return report(renewed.error());
-  if (auto ok = renewed->save(a.file, pw.used ? &*pw.used : nullptr); !ok) return report(ok.error());
+  if (!renewed) return report_id_error(renewed.error());
+  if (auto ok = renewed->save(a.file, pw.used ? &*pw.used : nullptr); !ok) return report_id_error(ok.error());
   fmt::print("re-certified {}:\n", a.file);
   print_info(renewed->info());
   return kExitOk;
@@ -255,8 +246,8 @@ struct VerifyArgs {
 int run_verify(const VerifyArgs& a) {
   PasswordInput pw(a.password_file, "--password-file");
   auto id = identity::ConnectorId::load(a.file, pw.provider());
-  if (!id) return report(id.error(), pw.failed);
-  if (auto ok = identity::verify(*id); !ok) return report(ok.error());
+  if (!id) return report_id_error(id.error(), pw.failed);
+  if (auto ok = identity::verify(*id); !ok) return report_id_error(ok.error());
   const auto info = id->info();
   fmt::print("{}: OK: {}, certifiers: {}, valid until {}\n", a.file, info.name, issuers_text(info),
              identity::format_time(info.not_after));

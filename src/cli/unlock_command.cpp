@@ -37,15 +37,7 @@ int run_unlock(const UnlockArgs& a) {
   auto protected_ = identity::is_password_protected(file);
   if (!protected_) return report_id_error(protected_.error());
   if (*protected_) {
-    Expected<identity::SecretString> pw =
-        !a.password_file.empty() ? identity::read_password_file(a.password_file, "--password-file")
-        : identity::terminal_available()
-            ? identity::prompt_on_terminal(fmt::format("Password for the connector ID {}: ", file.string()))
-            : Expected<identity::SecretString>(fail(Error::permanent(
-                  ErrorCode::kUnavailable,
-                  fmt::format("the connector ID {} is password-protected and there is no terminal to ask for it",
-                              file.string()),
-                  "give --password-file FILE, a file holding the password with mode 0600")));
+    auto pw = existing_password(a.password_file, "--password-file", "the connector ID " + file.string());
     if (!pw) return report_id_error(pw.error(), true);
     password = std::move(*pw);
   }

@@ -46,59 +46,29 @@ void ConnectorIdentity::start(queue::QueueManager& queue) {
   queue_ = &queue;
   if (!configured()) return;
   const auto& file = cfg_.identity.id_file;
-  auto protected_ = identity::is_password_protected(file);
-  if (!protected_ || !*protected_) {
-    // No password, or a file that cannot even be inspected: open() says what is wrong.
-    source_ = protected_ ? "none needed" : "";
-    (void)keeper_->open(nullptr);
-  } else {
-    const auto env = identity::Environment::process();
-    const auto source = identity::resolve_password_source(cfg_.identity.id_password_file, env);
-    source_ = source.description.empty() ? std::string(identity::to_string(source.source)) : source.description;
-    if (source.discouraged) {
-      spdlog::warn("the connector ID password comes from the environment variable {}; any process of the same user "
-                   "can read it there: prefer id_password_file or a systemd credential",
-                   identity::kPasswordEnvVar);
-    }
-    if (source.source == identity::PasswordSource::kNone) {
-      (void)keeper_->open(nullptr);
-    } else {
-      if (source.source == identity::PasswordSource::kTerminal) {
-        fmt::print(stderr,
-                   "bridgehead: the connector ID {} is password-protected. Type its password, or press Ctrl-D to "
-                   "start with the ID locked and give it later with `bridgehead unlock`.\n",
-                   file.string());
-      }
-      auto password = identity::read_password(source, fmt::format("Password for the connector ID {}: ", file.string()),
-                                              env);
-      if (source.source == identity::PasswordSource::kEnvironment) {
-        // Children (none today) would inherit it, and /proc/PID/environ shows it.
-        ::unsetenv(std::string(identity::kPasswordEnvVar).c_str());
-      }
-      if (!password) {
-        source_error_ = password.error();
-        source_error_->message = fmt::format("the connector ID {} stays locked: its password source ({}) failed: {}",
-                                             file.string(), source_, password.error().message);
-        if (source.source == identity::PasswordSource::kTerminal) {
-          source_error_->remedy = "give the password with `bridgehead unlock`; mail waits in the queue meanwhile";
-        } else {
-          source_error_->remedy += "; or give the password with `bridgehead unlock`; mail waits in the queue meanwhile";
-        }
-        (void)keeper_->open(nullptr);
-      } else {
-        auto opened = keeper_->open(&*password);
-        if (!opened && opened.error().code == ErrorCode::kWrongPassword) {
-          source_error_ = opened.error();
-          source_error_->remedy =
-              fmt::format("the password from {} does not open the ID: correct it there, or give the right one "
-                          "with `bridgehead unlock`; if it is right, the file has been changed or damaged: restore "
-                          "it from a backup",
-                          source_);
-        }
-      }
-    }
+  auto env = identity::Environment::process();
+  env.prompt = [file](std::string_view prompt) {
+    fmt::print(stderr,
+               "bridgehead: the connector ID {} is password-protected. Type its password, or press Ctrl-D to start "
+               "with the ID locked and give it later with `bridgehead unlock`.\n",
+               file.string());
+    return identity::prompt_on_terminal(prompt);
+  };
+  const auto started = identity::open_at_start(*keeper_, cfg_.identity.id_password_file, env,
+                                               fmt::format("Password for the connector ID {}: ", file.string()));
+  const auto& source = started.source;
+  if (source.source == identity::PasswordSource::kEnvironment) {
+    // Children (none today) would inherit it, and /proc/PID/environ shows it.
+    ::unsetenv(std::string(identity::kPasswordEnvVar).c_str());
+    spdlog::warn("the connector ID password comes from the environment variable {}; any process of the same user "
+                 "can read it there: prefer id_password_file or a systemd credential",
+                 identity::kPasswordEnvVar);
   }
-  process_->set_detail("password_source", source_.empty() ? "none" : source_);
+  source_ = !started.password_needed     ? "none needed"
+            : source.description.empty() ? std::string(identity::to_string(source.source))
+                                         : source.description;
+  source_error_ = started.source_error;
+  process_->set_detail("password_source", source_);
   apply();
 }
 

@@ -157,4 +157,37 @@ int IdKeeper::wrong_passwords() const {
   return wrong_;
 }
 
+StartupOpen open_at_start(IdKeeper& keeper, const std::filesystem::path& id_password_file, const Environment& env,
+                          std::string_view prompt) {
+  StartupOpen r;
+  auto plain = keeper.open(nullptr);
+  if (plain || plain.error().code != ErrorCode::kUnavailable) return r;
+  r.password_needed = true;
+  r.source = resolve_password_source(id_password_file, env);
+  if (r.source.source == PasswordSource::kNone) return r;
+  const std::string source_name =
+      r.source.description.empty() ? std::string(to_string(r.source.source)) : r.source.description;
+  auto password = read_password(r.source, prompt, env);
+  if (!password) {
+    Error e = password.error();
+    e.message = fmt::format("the connector ID {} stays locked: its password source ({}) failed: {}",
+                            keeper.file().string(), source_name, e.message);
+    e.remedy = r.source.source == PasswordSource::kTerminal
+                   ? "give the password with `bridgehead unlock`; mail waits in the queue meanwhile"
+                   : e.remedy + "; or give the password with `bridgehead unlock`; mail waits in the queue meanwhile";
+    r.source_error = std::move(e);
+    return r;
+  }
+  auto opened = keeper.open(&*password);
+  if (!opened && opened.error().code == ErrorCode::kWrongPassword) {
+    Error e = opened.error();
+    e.remedy = fmt::format("the password from {} does not open the ID: correct it there, or give the right one with "
+                           "`bridgehead unlock`; if it is right, the file has been changed or damaged: restore it "
+                           "from a backup",
+                           source_name);
+    r.source_error = std::move(e);
+  }
+  return r;
+}
+
 }  // namespace bridgehead::identity

@@ -82,4 +82,21 @@ class IdKeeper {
   Clock::time_point last_wrong_{};
 };
 
+/// What open_at_start() did; the ID's state itself is in the keeper.
+struct StartupOpen {
+  bool password_needed = false;  ///< the file is password-protected
+  PasswordSourceInfo source;     ///< the source tried when a password was needed
+  /// Why the source did not open the ID: it could not give a password (a password file
+  /// others can read, Ctrl-D at the prompt, no prompt here) or gave a wrong one. The message
+  /// names the source; the remedy says how to correct it or to use `bridgehead unlock`.
+  std::optional<Error> source_error;
+};
+
+/// Opens the ID the way the daemon does at start: without a password, and when the file
+/// wants one, with the password from the first configured source (resolve_password_source;
+/// a kTerminal source prompts through env.prompt with `prompt`). Used by the daemon and by
+/// `bridgehead check` (which gives an env without a prompt), so they cannot disagree.
+StartupOpen open_at_start(IdKeeper& keeper, const std::filesystem::path& id_password_file, const Environment& env,
+                          std::string_view prompt);
+
 }  // namespace bridgehead::identity

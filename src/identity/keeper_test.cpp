@@ -1,5 +1,8 @@
 #include "identity/keeper.hpp"
 
+#include <fstream>
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "identity/testdata/ids.hpp"
@@ -28,9 +31,15 @@ class IdKeeperTest : public ::testing::Test {
     SecretString pw(password == nullptr ? "" : password);
     auto saved = id.save(path, password == nullptr ? nullptr : &pw, fast());
     EXPECT_TRUE(saved) << saved.error().describe();
+    last_ = path;
     return path;
   }
+  std::filesystem::path keeper_file_for(const char* password) {
+    return save(make("Exchange Connector/Acme"), password);
+  }
+  const std::filesystem::path& keeper_file() const { return last_; }
   TempDir dir_;
+  std::filesystem::path last_;
 };
 
 TEST_F(IdKeeperTest, AnIdWithoutPasswordOpensWithoutOne) {
@@ -189,6 +198,71 @@ TEST_F(IdKeeperTest, UnlockReadsARecertifiedFileAgain) {
   auto opened = keeper.open(nullptr);
   ASSERT_TRUE(opened) << opened.error().describe();
   EXPECT_EQ(keeper.status(), IdStatus::kOpen);
+}
+
+// An environment of our own: variables from `vars`, a terminal when `typed` is set.
+Environment fake_env(std::map<std::string, std::string> vars, std::optional<std::string> typed = std::nullopt) {
+  Environment env;
+  env.get = [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+  env.has_terminal = [typed] { return typed.has_value(); };
+  env.prompt = [typed](std::string_view) -> Expected<SecretString> { return SecretString(typed.value_or("")); };
+  return env;
+}
+
+TEST_F(IdKeeperTest, AtStartAnIdWithoutPasswordNeedsNoSource) {
+  IdKeeper keeper(save(make("Exchange Connector/Acme"), nullptr));
+  auto r = open_at_start(keeper, "", fake_env({}), "");
+  EXPECT_FALSE(r.password_needed);
+  EXPECT_FALSE(r.source_error);
+  EXPECT_EQ(keeper.status(), IdStatus::kOpen);
+}
+
+TEST_F(IdKeeperTest, AtStartThePasswordComesFromTheFirstConfiguredSource) {
+  IdKeeper from_env(save(make("Exchange Connector/Acme"), "s3cret"));
+  auto r = open_at_start(from_env, "", fake_env({{std::string(kPasswordEnvVar), "s3cret"}}, "wrong"), "");
+  EXPECT_TRUE(r.password_needed);
+  EXPECT_EQ(r.source.source, PasswordSource::kEnvironment);
+  EXPECT_FALSE(r.source_error);
+  EXPECT_EQ(from_env.status(), IdStatus::kOpen);
+
+  IdKeeper from_terminal(keeper_file());
+  r = open_at_start(from_terminal, "", fake_env({}, "s3cret"), "Password: ");
+  EXPECT_EQ(r.source.source, PasswordSource::kTerminal);
+  EXPECT_EQ(from_terminal.status(), IdStatus::kOpen);
+
+  IdKeeper none(keeper_file());
+  r = open_at_start(none, "", fake_env({}), "");
+  EXPECT_EQ(r.source.source, PasswordSource::kNone);
+  EXPECT_FALSE(r.source_error) << "no source configured is a state, not a failure of one";
+  EXPECT_EQ(none.status(), IdStatus::kLocked);
+}
+
+TEST_F(IdKeeperTest, AtStartAFailingOrWrongSourceIsNamedWithItsRemedy) {
+  const auto id = keeper_file_for("s3cret");
+  const auto loose = dir_.path() / "loose.pw";
+  {
+    std::ofstream(loose) << "s3cret\n";
+  }
+  std::filesystem::permissions(loose, std::filesystem::perms(0644));
+  IdKeeper keeper(id);
+  auto r = open_at_start(keeper, loose, fake_env({}), "");
+  ASSERT_TRUE(r.source_error);
+  EXPECT_NE(r.source_error->message.find("stays locked"), std::string::npos) << r.source_error->message;
+  EXPECT_NE(r.source_error->describe().find("chmod 600"), std::string::npos) << r.source_error->describe();
+  EXPECT_NE(r.source_error->remedy.find("bridgehead unlock"), std::string::npos);
+  EXPECT_EQ(keeper.status(), IdStatus::kLocked);
+
+  IdKeeper wrong(id);
+  r = open_at_start(wrong, "", fake_env({{std::string(kPasswordEnvVar), "guess"}}), "");
+  ASSERT_TRUE(r.source_error);
+  EXPECT_EQ(r.source_error->code, ErrorCode::kWrongPassword);
+  EXPECT_NE(r.source_error->remedy.find("the password from environment variable BRIDGEHEAD_ID_PASSWORD"), std::string::npos)
+      << r.source_error->remedy;
+  EXPECT_EQ(wrong.status(), IdStatus::kRejected);
 }
 
 }  // namespace

@@ -88,27 +88,19 @@ class IdentityDaemonTest(bridgehead.TestCase):
         self.assertEqual(r.returncode, 0, "openssl pkcs12 %s: %s" % (src, r.stderr))
 
     def start_postfix(self, port):
-        pf_dir = tempfile.mkdtemp(prefix="bh-postfix-ccert-")
-        self.addCleanup(lambda: subprocess.run(["rm", "-rf", pf_dir]))
-        pf = postfix.PostfixInstance(pf_dir, port, hostname="notes-mta.test", relay_domains=("notes.example",),
-                                     extra_main_cf={
-                                         # Keeps what it gets: the queue is the mailbox the test reads.
-                                         "defer_transports": "smtp relay local virtual lmtp",
-                                         "smtpd_tls_security_level": "encrypt",
-                                         "smtpd_tls_cert_file": self.path("postfix.pem"),
-                                         "smtpd_tls_key_file": self.path("postfix-key.pem"),
-                                         "smtpd_tls_CAfile": self.path("certifier.pem"),
-                                         "smtpd_tls_ask_ccert": "yes",
-                                         "smtpd_tls_req_ccert": "yes",
-                                         "smtpd_tls_received_header": "yes",
-                                         "smtpd_tls_loglevel": "1",
-                                     })
-        self.addCleanup(pf.stop)
-        try:
-            pf.start()
-        except postfix.PostfixError as e:
-            self.fail(str(e))
-        return pf
+        return postfix.start_for_test(self, "ccert", port, hostname="notes-mta.test", relay_domains=("notes.example",),
+                                      extra_main_cf={
+                                          # Keeps what it gets: the queue is the mailbox the test reads.
+                                          "defer_transports": "smtp relay local virtual lmtp",
+                                          "smtpd_tls_security_level": "encrypt",
+                                          "smtpd_tls_cert_file": self.path("postfix.pem"),
+                                          "smtpd_tls_key_file": self.path("postfix-key.pem"),
+                                          "smtpd_tls_CAfile": self.path("certifier.pem"),
+                                          "smtpd_tls_ask_ccert": "yes",
+                                          "smtpd_tls_req_ccert": "yes",
+                                          "smtpd_tls_received_header": "yes",
+                                          "smtpd_tls_loglevel": "1",
+                                      })
 
     def start(self, identity, env=None, port=None):
         port = port or bridgehead.free_port()

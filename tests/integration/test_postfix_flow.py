@@ -4,7 +4,6 @@ instance, which keeps what it gets (its own domain goes to the deferred "relay" 
 
 import smtplib
 import subprocess
-import tempfile
 import unittest
 
 import bridgehead
@@ -15,25 +14,15 @@ POSTCAT = "/usr/sbin/postcat"
 
 class PostfixFlowTest(bridgehead.TestCase):
     def start_postfix(self, name, port, own_domain, other_domain, bridgehead_port):
-        # Below the system temp dir (not the private workdir): Postfix's daemons run as the
-        # postfix user and must reach their directories.
-        pf_dir = tempfile.mkdtemp(prefix="bh-postfix-%s-" % name)
-        self.addCleanup(lambda: subprocess.run(["rm", "-rf", pf_dir]))
-        pf = postfix.PostfixInstance(pf_dir, port, hostname="%s-mta.test" % name, relay_domains=(own_domain,),
-                                     extra_main_cf={
-                                         # Its own domain stays in its queue (a mailbox stand-in);
-                                         # the other domain goes to Bridgehead at once.
-                                         "defer_transports": "relay local virtual lmtp",
-                                         "transport_maps": "inline:{%s=smtp:[127.0.0.1]:%d}" % (
-                                             other_domain, bridgehead_port),
-                                         "smtp_tls_security_level": "none",
-                                     })
-        self.addCleanup(pf.stop)
-        try:
-            pf.start()
-        except postfix.PostfixError as e:
-            self.fail(str(e))
-        return pf
+        return postfix.start_for_test(self, name, port, hostname="%s-mta.test" % name, relay_domains=(own_domain,),
+                                      extra_main_cf={
+                                          # Its own domain stays in its queue (a mailbox stand-in);
+                                          # the other domain goes to Bridgehead at once.
+                                          "defer_transports": "relay local virtual lmtp",
+                                          "transport_maps": "inline:{%s=smtp:[127.0.0.1]:%d}" % (
+                                              other_domain, bridgehead_port),
+                                          "smtp_tls_security_level": "none",
+                                      })
 
     def wait_postfix_message(self, d, pf, recipient):
         def held():

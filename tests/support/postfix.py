@@ -508,6 +508,22 @@ class PostfixInstance:
                        env=self._env(), capture_output=True, timeout=120)
 
 
+def start_for_test(test, name, port, **kwargs):
+    """Starts a PostfixInstance for a unittest.TestCase below a fresh directory of the system
+    temp dir (Postfix's daemons run as the postfix user and must reach it); the test's
+    cleanups stop it and remove the directory, and a failure to start fails the test.
+    kwargs go to PostfixInstance."""
+    pf_dir = tempfile.mkdtemp(prefix="bh-postfix-%s-" % name)
+    test.addCleanup(lambda: subprocess.run(["rm", "-rf", pf_dir]))
+    pf = PostfixInstance(pf_dir, port, **kwargs)
+    test.addCleanup(pf.stop)
+    try:
+        pf.start()
+    except PostfixError as e:
+        test.fail(str(e))
+    return pf
+
+
 @atexit.register
 def _stop_leftovers():
     for inst in list(_live_instances):

@@ -381,7 +381,9 @@ net::awaitable<void> InboundSession::run() {
         in_.clear();
         pos_ = 0;
         tls_ctx_ = state_->options.tls;
-        if (!tls_ctx_) {  // cannot happen: STARTTLS is only answered 220 when a context exists
+        // Null when the listener lost its certificate after this session began (the connector
+        // ID became unusable): the 220 has gone out, so all that is left is to close.
+        if (!tls_ctx_) {
           open = false;
           break;
         }
