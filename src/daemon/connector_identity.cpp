@@ -35,8 +35,9 @@ void ConnectorIdentity::add_destination(std::string name) {
 
 std::function<void(asio::ssl::context&)> ConnectorIdentity::client_tls_hook() const {
   return [this](asio::ssl::context& ctx) {
-    if (!in_use_) return;
-    if (auto used = in_use_->use_in(ctx.native_handle()); !used) {
+    const auto id = keeper_->current();
+    if (!id) return;
+    if (auto used = id->use_in(ctx.native_handle()); !used) {
       spdlog::error("cannot present the connector ID as TLS client certificate: {}", used.error().describe());
     }
   };
@@ -81,7 +82,6 @@ std::optional<Error> ConnectorIdentity::problem() const {
 void ConnectorIdentity::apply() {
   const auto id = keeper_->current();
   const auto why = problem();
-  in_use_ = id;
   if (!id || why) {
     const Error e = why.value_or(Error::transient_error(ErrorCode::kUnavailable, "the connector ID is not open"));
     const std::string waiting = source_error_ && keeper_->status() == IdStatus::kRejected

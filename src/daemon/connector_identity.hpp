@@ -71,8 +71,6 @@ class ConnectorIdentity {
   queue::QueueManager* queue_ = nullptr;
   std::string source_;                  // where the start-up password came from, for status and remedies
   std::optional<Error> source_error_;  // the start-up password source failed (e.g. a bad file mode)
-  // What is in use, for the client hook: replaced only on the I/O thread.
-  std::shared_ptr<const identity::ConnectorId> in_use_;
 };
 
 }  // namespace bridgehead::daemon
