@@ -87,6 +87,7 @@ void publish_spool(const spool::Spool& sp, admin::Process& p) {
   auto st = sp.stats();
   p.set_counter("queued", st.queued);
   p.set_counter("segments", st.segments);
+  p.set_counter("receiving", st.receiving);  // uncommitted messages holding spool space
   p.set_counter("commits", st.commits);
   p.set_counter("fsync_batches", st.syncs);          // every batch that synced, finishes included
   p.set_counter("commit_batches", st.commit_batches);  // batches that held commits: commits / this = batching

@@ -368,6 +368,7 @@ struct Spool::Impl {
   std::atomic<std::uint64_t> bytes_written{0};
   std::atomic<std::uint64_t> fault_limit{0};  ///< absolute bytes_written at which writes fail
   std::atomic<std::uint64_t> commits{0}, syncs{0}, commit_batches{0}, finishes{0}, write_errors{0};
+  std::atomic<std::size_t> receiving{0};  ///< inflight.size() after the last batch, for stats()
 
   ~Impl() {
     if (journal_fd >= 0) ::close(journal_fd);
@@ -932,6 +933,7 @@ struct Spool::Impl {
       }
     }
     if (!b.aborts.empty() || !b.finishing.empty() || b.rolled || failed) delete_unused_segments();
+    receiving.store(inflight.size());
   }
 
   void succeed_batch(Batch& b, std::vector<Op>& batch, bool synced) {
@@ -1636,6 +1638,7 @@ Spool::Stats Spool::stats() const {
   s.write_errors = impl_->write_errors.load();
   s.finishes = impl_->finishes.load();
   s.commit_batches = impl_->commit_batches.load();
+  s.receiving = impl_->receiving.load();
   std::shared_lock lock(impl_->index_mu);
   s.queued = impl_->queued.size();
   s.segments = impl_->seg_files.size();

@@ -141,6 +141,9 @@ class Spool {
     std::uint64_t write_errors = 0;    ///< batches that failed (every operation in them failed)
     std::uint64_t finishes = 0;        ///< messages marked finished
     std::uint64_t commit_batches = 0;  ///< synced batches that contained at least one commit
+    /// Messages with content written and neither committed nor aborted: sessions receiving
+    /// now. A count that stays up with no client sending is a leak pinning segments.
+    std::size_t receiving = 0;
     /// Messages made durable per fdatasync batch: the group-commit gain (1.0 = none).
     double batching_factor() const {
       return commit_batches == 0 ? 0.0 : static_cast<double>(commits) / static_cast<double>(commit_batches);
