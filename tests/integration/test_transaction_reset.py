@@ -87,15 +87,15 @@ class TransactionResetTest(ResetCase):
     def assert_delivered_exactly(self, qid, message, with_="ESMTP", helo=HELO):
         """The whole delivered file: Maildir's two lines, our one Received, the message."""
         [(path, got)] = self.d.wait_maildir("notes", SECOND_RCPT)
+        self.d.wait_queue_empty()
+        self.assert_spool_forgot_everything(self.d)
+        self.assertEqual(self.d.maildir("notes", FIRST_RCPT), [], "the reset transaction's recipient got mail")
+        self.assertEqual(self.d.counters("ingress:exchange")["messages_accepted"], 1)
+        self.assertEqual(self.d.counters("spool")["commits"], 1, "more than the one message was committed")
         expected = (re.escape(b"Return-Path: <%s>\nDelivered-To: %s\n" % (SENDER.encode(), SECOND_RCPT.encode())) +
                     received_pattern(qid, SECOND_RCPT, with_, helo, eol=b"\n") + re.escape(to_lf(message)))
         self.assertIsNotNone(re.fullmatch(expected, got, re.S),
                              "delivered message is not exactly our Received header + the message sent:\n%r" % got[:600])
-        self.d.wait_queue_empty()
-        self.assertEqual(self.d.maildir("notes", FIRST_RCPT), [], "the reset transaction's recipient got mail")
-        self.assertEqual(self.d.counters("ingress:exchange")["messages_accepted"], 1)
-        self.assertEqual(self.d.counters("spool")["commits"], 1, "more than the one message was committed")
-        self.assert_spool_forgot_everything(self.d)
 
     def test_rset_after_a_bdat_chunk(self):
         c = self.d.raw()
