@@ -54,6 +54,21 @@ void check_state(const smtp::Session& s, const smtp::SessionOptions& o) {
   if (e.declared_size > 0) FUZZ_CHECK(e.declared_size <= o.max_message_size);
 }
 
+bool in_transaction(SessionState st) {
+  return st == SessionState::kMail || st == SessionState::kRcpt || st == SessionState::kData ||
+         st == SessionState::kBdat;
+}
+
+// The listener keeps content in progress only while transaction() stays the same: leaving a
+// transaction must change the number, and staying in one must not.
+void check_transaction(SessionState before, std::uint64_t number_before, const smtp::Session& s) {
+  if (!in_transaction(before) || s.state() == SessionState::kClosed) return;
+  if (in_transaction(s.state()))
+    FUZZ_CHECK(s.transaction() == number_before);
+  else
+    FUZZ_CHECK(s.transaction() != number_before);
+}
+
 std::optional<smtp::Reply> check(const std::string& address) {
   if (!address.empty() && address[0] == 'x') return smtp::Reply{550, "5.1.1", "User unknown"};
   if (!address.empty() && address[0] == 't') return smtp::Reply{451, "4.3.0", "Try later"};
@@ -95,9 +110,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 
     const auto before = s.state();
+    const auto number = s.transaction();
     const auto a = line.size() > 512 ? s.on_line_too_long() : s.on_line(line);
     if (a.reply) check_reply(*a.reply);
     check_state(s, o);
+    check_transaction(before, number, s);
     switch (a.next) {
       case smtp::NextStep::kContinue:
         FUZZ_CHECK(a.reply.has_value() && before != SessionState::kClosed);
@@ -117,7 +134,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::string out;
         in.remove_prefix(d.feed(in, out));
         if (!d.done()) return 0;  // the connection would time out
+        const auto data_number = s.transaction();
         const auto end = s.on_message_end(d.verdict(), stored());
+        check_transaction(SessionState::kData, data_number, s);
         FUZZ_CHECK(end.reply.has_value());
         check_reply(*end.reply);
         if (end.reply->code == 250) FUZZ_CHECK(!d.verdict() && !storage_fails);
@@ -136,8 +155,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         d.feed(in.substr(0, static_cast<std::size_t>(chunk_size)), out);
         in.remove_prefix(static_cast<std::size_t>(chunk_size));
         if (last) d.finish(out);
+        const auto chunk_number = s.transaction();
         const auto r = last ? s.on_message_end(d.verdict(), stored())
                             : s.on_bdat_chunk(chunk_size, d.verdict());
+        check_transaction(SessionState::kBdat, chunk_number, s);
         FUZZ_CHECK(r.reply.has_value());
         check_reply(*r.reply);
         if (discarding) FUZZ_CHECK(!r.reply->positive());

@@ -49,6 +49,7 @@ std::optional<Action> Session::count_junk() {
 }
 
 void Session::reset_transaction() {
+  ++transaction_;
   envelope_ = Envelope{};
   last_ = Command{};
   rcpt_attempted_ = false;
@@ -288,6 +289,24 @@ std::string sanitize(std::string_view s, bool utf8, std::size_t max = 300) {
   }
   return out.empty() ? "unknown" : out;
 }
+
+// RFC 5321 4.4 TCP-info: the client's address as an address literal, without the port that
+// Envelope::client_address carries: "192.0.2.1:40000" -> "[192.0.2.1]",
+// "[2001:db8::1]:40000" -> "[IPv6:2001:db8::1]".
+std::string tcp_info(std::string_view client) {
+  std::string_view ip = client;
+  bool v6 = false;
+  if (ip.starts_with('[')) {
+    ip.remove_prefix(1);
+    ip = ip.substr(0, ip.find(']'));
+    v6 = true;
+  } else if (const auto colon = ip.find(':'); colon != std::string_view::npos) {
+    v6 = ip.find(':', colon + 1) != std::string_view::npos;  // a bare IPv6 address has no port
+    if (!v6) ip = ip.substr(0, colon);
+  }
+  if (ip.empty()) return "unknown";
+  return (v6 ? "[IPv6:" : "[") + sanitize(ip, false) + "]";
+}
 }  // namespace
 
 std::string make_received_header(const Envelope& envelope, std::string_view our_hostname,
@@ -310,7 +329,7 @@ std::string make_received_header(const Envelope& envelope, std::string_view our_
   // Three folded lines, each well under 998 octets since every part is capped.
   std::string h =
       fmt::format("Received: from {} ({})\r\n\tby {} (Bridgehead) with {} id {}",
-                  sanitize(envelope.helo, false), sanitize(envelope.client_address, false),
+                  sanitize(envelope.helo, false), tcp_info(envelope.client_address),
                   sanitize(our_hostname, false), with, sanitize(queue_id, false));
   if (envelope.recipients.size() == 1) {
     h += fmt::format("\r\n\tfor <{}>; {}\r\n",

@@ -82,6 +82,10 @@ class Session {
   void on_tls_started();
 
   SessionState state() const { return state_; }
+  /// Changes whenever a transaction ends or is reset (RSET, EHLO/HELO, STARTTLS, end of
+  /// message, a refused chunk). Content received under one number belongs to that
+  /// transaction only: the listener drops it as soon as the number moves on.
+  std::uint64_t transaction() const { return transaction_; }
   /// The envelope of the current transaction (valid from MAIL until the message ends).
   const Envelope& envelope() const { return envelope_; }
   /// The last parsed BDAT command (size and LAST flag) while in kBdat.
@@ -107,6 +111,7 @@ class Session {
   unsigned junk_ = 0;
   unsigned errors_ = 0;
   unsigned transactions_ = 0;
+  std::uint64_t transaction_ = 0;     ///< see transaction()
   bool rcpt_attempted_ = false;       ///< tells "DATA before RCPT" (503) from "all refused" (554)
   bool starttls_pending_ = false;     ///< 220 sent for STARTTLS, handshake not yet done
   std::optional<Reply> bdat_refusal_; ///< see discarding_content()
@@ -128,8 +133,10 @@ class Session {
 namespace bridgehead::smtp {
 
 /// The Received: trace header (RFC 5321 4.4) we prepend to accepted content, CRLF-ended
-/// and folded under 998 octets. `with` is the RFC 3848 protocol type derived from the
-/// envelope: SMTP, ESMTP, ESMTPS, UTF8SMTP, UTF8SMTPS.
+/// and folded under 998 octets. The client is named by its HELO and, in parentheses, its
+/// address as an RFC 5321 address literal taken from envelope.client_address ("ip:port").
+/// `with` is the RFC 3848 protocol type derived from the envelope: SMTP, ESMTP, ESMTPS,
+/// UTF8SMTP, UTF8SMTPS.
 std::string make_received_header(const Envelope& envelope, std::string_view our_hostname,
                                  std::string_view queue_id, std::int64_t unix_time, bool esmtp);
 

@@ -430,6 +430,47 @@ TEST_F(SessionTest, StarttlsDuringTransactionIsRefused) {
   EXPECT_EQ(s.state(), SessionState::kRcpt);
 }
 
+// The listener drops content in progress whenever transaction() moves on: every way a
+// transaction ends or is reset must move it, and nothing inside a transaction may.
+TEST_F(SessionTest, EveryResetStartsANewTransactionNumber) {
+  auto in_bdat = [&] {
+    start_transaction();
+    auto a = s.on_line("BDAT 25");
+    EXPECT_EQ(a.next, NextStep::kReadBdatChunk);
+    const auto n = s.transaction();
+    expect_reply(s.on_bdat_chunk(25, std::nullopt), 250, "2.0.0");
+    expect("NOOP", 250, "2.0.0");
+    expect("DATA", 503, "5.5.1");
+    expect("MAIL FROM:<x@b.example>", 503, "5.5.1");
+    expect("STARTTLS", 503, "5.5.1");
+    EXPECT_EQ(s.on_line_too_long().reply->code, 500);
+    EXPECT_EQ(s.transaction(), n) << "a refused command inside the transaction is no reset";
+    EXPECT_EQ(s.state(), SessionState::kBdat);
+    return n;
+  };
+  auto n = in_bdat();
+  expect("RSET", 250, "2.0.0");
+  EXPECT_NE(s.transaction(), n) << "RSET";
+  n = in_bdat();
+  expect("EHLO again.example", 250, "");
+  EXPECT_NE(s.transaction(), n) << "EHLO";
+  n = in_bdat();
+  expect("HELO again.example", 250, "");
+  EXPECT_NE(s.transaction(), n) << "HELO";
+  n = in_bdat();
+  expect_reply(s.on_bdat_chunk(1, Reply{552, "5.3.4", "too big"}), 552, "5.3.4");
+  EXPECT_NE(s.transaction(), n) << "a refused chunk";
+  n = in_bdat();
+  ASSERT_TRUE(s.on_line("BDAT 1 LAST").next == NextStep::kReadBdatChunk);
+  expect_reply(s.on_message_end(std::nullopt, tl::unexpected(Reply{452, "4.3.1", "full"})), 452, "4.3.1");
+  EXPECT_NE(s.transaction(), n) << "a failed end of message";
+  expect("RSET", 250, "2.0.0");
+  n = s.transaction();
+  expect("STARTTLS", 220, "2.0.0", NextStep::kStartTls);
+  s.on_tls_started();
+  EXPECT_NE(s.transaction(), n) << "STARTTLS";
+}
+
 TEST(Session, RequiredTlsRefusesMailUntilStarttls) {
   auto o = options();
   o.require_tls = true;
@@ -477,8 +518,24 @@ TEST(ReceivedHeader, Rfc5321Form) {
     unfolded.replace(p, 3, " ");
   EXPECT_EQ(
       unfolded,
-      "Received: from mx.exchange.example (192.0.2.1:40000) by bridge.example (Bridgehead) with "
+      "Received: from mx.exchange.example ([192.0.2.1]) by bridge.example (Bridgehead) with "
       "ESMTPS id 4F2A for <bob@notes.example>; Wed, 25 Nov 2026 11:00:00 +0000\r\n");
+}
+
+TEST(ReceivedHeader, ClientAddressIsAnAddressLiteralWithoutPort) {
+  Envelope e;
+  e.helo = "h.example";
+  auto first_line = [&](std::string client) {
+    e.client_address = std::move(client);
+    const std::string h = make_received_header(e, "me.example", "ID", 0, true);
+    return h.substr(0, h.find("\r\n"));
+  };
+  EXPECT_EQ(first_line("127.0.0.1:2525"), "Received: from h.example ([127.0.0.1])");
+  EXPECT_EQ(first_line("[2001:db8::1]:40000"), "Received: from h.example ([IPv6:2001:db8::1])");
+  EXPECT_EQ(first_line("::1"), "Received: from h.example ([IPv6:::1])");
+  EXPECT_EQ(first_line("192.0.2.7"), "Received: from h.example ([192.0.2.7])");
+  EXPECT_EQ(first_line(""), "Received: from h.example (unknown)");
+  EXPECT_EQ(first_line("[]:1"), "Received: from h.example (unknown)");
 }
 
 TEST(ReceivedHeader, ForOnlyWithOneRecipientAndProtocolNames) {

@@ -166,9 +166,16 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
 
   net::awaitable<Action> receive_data();
   net::awaitable<Action> receive_bdat_chunk();
-  net::awaitable<Action> finish_message(std::string piece, const std::optional<Reply>& verdict);
-  void begin_content();
+  net::awaitable<Action> finish_message(const std::optional<Reply>& verdict);
+  void begin_content(DataDecoder::Mode mode);
+  void drop_content();
+  void forget_content();
+  void drop_content_of_ended_transaction() {
+    if (message_ && session_.transaction() != content_transaction_) drop_content();
+  }
   net::awaitable<bool> spool_piece(std::string& piece);
+  void report_storage_failure();
+  Envelope connection_envelope() const;
 
   tcp::socket plain_;
   // The context this session's TLS runs on; declared before tls_ so it outlives the stream
@@ -189,20 +196,57 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   bool timed_out_ = false;
   bool shutdown_ = false;
 
-  // The message being received (DATA or a BDAT transaction).
+  // The message being received (DATA or a BDAT transaction). It belongs to the session's
+  // transaction numbered content_transaction_ and to no other: every reset drops it.
   std::optional<spool::MessageId> message_;
+  std::uint64_t content_transaction_ = 0;
   std::optional<DataDecoder> decoder_;
   std::string piece_;
   bool spool_failed_ = false;
   Error spool_error_;
 };
 
-void InboundSession::begin_content() {
+Envelope InboundSession::connection_envelope() const {
+  Envelope env = session_.envelope();
+  env.client_address = client_;
+  env.ingress_system = state_->options.system;
+  env.received_at = static_cast<std::int64_t>(std::time(nullptr));
+  return env;
+}
+
+void InboundSession::begin_content(DataDecoder::Mode mode) {
+  drop_content();  // never write over a message in progress: its spool pieces would be pinned
   message_ = state_->spool.begin_message();
+  content_transaction_ = session_.transaction();
+  decoder_.emplace(mode, state_->options.content);
+  const Envelope env = connection_envelope();
+  piece_ = make_received_header(env, state_->options.session.hostname, spool::format_id(*message_),
+                                env.received_at, session_.esmtp());
+}
+
+// The message will not be committed (reset, refused, failed, client gone): the spool
+// forgets what was written of it, and nothing of it (decoded content, decoder state, the
+// Received header naming its recipient) can reach a later transaction. Before this, a
+// BDAT chunk followed by RSET or EHLO was prepended to the next message, even to one sent
+// inside TLS after STARTTLS.
+void InboundSession::drop_content() {
+  if (message_) state_->spool.abort(*message_);
+  forget_content();
+}
+
+// After a commit: the message is the spool's now.
+void InboundSession::forget_content() {
+  message_.reset();
+  decoder_.reset();
+  piece_.clear();
   spool_failed_ = false;
-  piece_ = make_received_header(session_.envelope(), state_->options.session.hostname,
-                                spool::format_id(*message_), static_cast<std::int64_t>(std::time(nullptr)),
-                                session_.esmtp());
+}
+
+void InboundSession::report_storage_failure() {
+  state_->process->report_error(admin::ProcessState::kDegraded, spool_error_);
+  state_->process->add("messages_deferred_storage");
+  spdlog::error("ingress:{}: cannot store message from {}: {}", state_->options.system, client_,
+                spool_error_.describe());
 }
 
 // Hands a full piece to the spool and waits until it is written, so a fast client cannot
@@ -227,18 +271,16 @@ net::awaitable<bool> InboundSession::spool_piece(std::string& piece) {
   co_return !spool_failed_;
 }
 
-net::awaitable<Action> InboundSession::finish_message(std::string piece, const std::optional<Reply>& verdict) {
+net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>& verdict) {
   tl::expected<std::string, Reply> stored = tl::unexpected(storage_failure_reply());
   auto id = *message_;
+  std::string piece = std::move(piece_);
   if (verdict) {
-    state_->spool.abort(id);
+    drop_content();
     state_->process->add("messages_refused");
   } else {
     if (!spool_failed_) {
-      Envelope env = session_.envelope();
-      env.client_address = client_;
-      env.ingress_system = state_->options.system;
-      env.received_at = static_cast<std::int64_t>(std::time(nullptr));
+      Envelope env = connection_envelope();
       auto& sp = state_->spool;
       std::optional<Envelope> announce;
       if (state_->options.on_queued) announce = env;
@@ -258,11 +300,8 @@ net::awaitable<Action> InboundSession::finish_message(std::string piece, const s
       }
     }
     if (spool_failed_) {
-      state_->spool.abort(id);
-      state_->process->report_error(admin::ProcessState::kDegraded, spool_error_);
-      state_->process->add("messages_deferred_storage");
-      spdlog::error("ingress:{}: cannot store message from {}: {}", state_->options.system, client_,
-                    spool_error_.describe());
+      report_storage_failure();
+      drop_content();
     } else {
       state_->process->add("messages_accepted");
       state_->process->add("bytes_accepted", decoder_->size());
@@ -270,71 +309,66 @@ net::awaitable<Action> InboundSession::finish_message(std::string piece, const s
         state_->process->recover("storage works again");
         state_->update_activity();
       }
+      forget_content();
     }
   }
-  message_.reset();
-  decoder_.reset();
   co_return session_.on_message_end(verdict, stored);
 }
 
 net::awaitable<Action> InboundSession::receive_data() {
-  begin_content();
-  decoder_.emplace(DataDecoder::Mode::kData, state_->options.content);
+  begin_content(DataDecoder::Mode::kData);
   for (;;) {
     std::size_t used = decoder_->feed(std::string_view(in_).substr(pos_), piece_);
     pos_ += used;
     if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
     if (decoder_->done()) break;
     if (!co_await read_more(state_->options.data_timeout)) {
-      state_->spool.abort(*message_);
-      message_.reset();
+      drop_content();
       co_return Action{std::nullopt, NextStep::kClose};
     }
   }
-  co_return co_await finish_message(std::move(piece_), decoder_->verdict());
+  co_return co_await finish_message(decoder_->verdict());
 }
 
 net::awaitable<Action> InboundSession::receive_bdat_chunk() {
-  const Command& cmd = session_.last_command();
-  std::uint64_t remaining = cmd.bdat_size;
-  const bool last = cmd.bdat_last;
-  if (!decoder_) {
-    begin_content();
-    decoder_.emplace(DataDecoder::Mode::kBdat, state_->options.content);
-  }
+  const std::uint64_t size = session_.last_command().bdat_size;
+  const bool last = session_.last_command().bdat_last;
+  // A BDAT the session refused (no MAIL, no accepted recipient) is read only to stay in
+  // sync with the client: its bytes are not commands, and they must never reach the queue.
+  const bool discard = session_.discarding_content();
+  // Later chunks continue the message of this same transaction only; a transaction that
+  // was reset took its content with it (drop_content_of_ended_transaction).
+  if (!discard && !message_) begin_content(DataDecoder::Mode::kBdat);
+  std::uint64_t remaining = size;
   while (remaining > 0) {
     if (pos_ == in_.size() && !co_await read_more(state_->options.data_timeout)) {
-      state_->spool.abort(*message_);
-      message_.reset();
+      drop_content();
       co_return Action{std::nullopt, NextStep::kClose};
     }
     std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in_.size() - pos_));
-    decoder_->feed(std::string_view(in_).substr(pos_, take), piece_);
+    if (!discard) decoder_->feed(std::string_view(in_).substr(pos_, take), piece_);
     pos_ += take;
     remaining -= take;
     if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
   }
+  if (discard) {
+    co_return last ? session_.on_message_end(std::nullopt, tl::unexpected(storage_failure_reply()))
+                   : session_.on_bdat_chunk(size, std::nullopt);
+  }
   if (last) {
     decoder_->finish(piece_);
-    // A BDAT the session refused (no MAIL, no accepted recipient) was read only to stay
-    // in sync with the client; it must never reach the queue.
-    if (session_.discarding_content()) {
-      state_->spool.abort(*message_);
-      message_.reset();
-      decoder_.reset();
-      piece_.clear();
-      co_return session_.on_message_end(std::nullopt, tl::unexpected(storage_failure_reply()));
-    }
-    co_return co_await finish_message(std::move(piece_), decoder_->verdict());
+    co_return co_await finish_message(decoder_->verdict());
   }
-  Action a = session_.on_bdat_chunk(cmd.bdat_size, decoder_->verdict());
-  if (session_.state() != SessionState::kBdat) {
-    // The transaction ended early (refused content): drop what was spooled so far.
-    state_->spool.abort(*message_);
-    message_.reset();
-    decoder_.reset();
-    piece_.clear();
+  // A piece the spool could not write fails the transaction now (RFC 3030 4.2: a chunk may
+  // be answered with an error), rather than after the client sent all the rest for nothing.
+  std::optional<Reply> verdict = decoder_->verdict();
+  if (!verdict && spool_failed_) {
+    verdict = storage_failure_reply();
+    report_storage_failure();
   }
+  Action a = session_.on_bdat_chunk(size, verdict);
+  // A refused chunk ended the transaction: drop what was spooled so far.
+  drop_content_of_ended_transaction();
   co_return a;
 }
 
@@ -353,6 +387,9 @@ net::awaitable<void> InboundSession::run() {
       continue;
     }
     Action a = lr == LineResult::kTooLong ? session_.on_line_too_long() : session_.on_line(line);
+    // RSET, EHLO, HELO (and any other reset) end the transaction whose content is in
+    // progress: its spool space is released now, not when the session ends.
+    drop_content_of_ended_transaction();
     if (a.reply) queue_reply(*a.reply);
     switch (a.next) {
       case NextStep::kContinue:
@@ -377,9 +414,11 @@ net::awaitable<void> InboundSession::run() {
       case NextStep::kStartTls: {
         if (!(open = co_await flush())) break;
         // CVE-2011-0411: anything the client pipelined after STARTTLS arrived in plaintext
-        // and must not be executed inside the TLS session.
+        // and must not be executed inside the TLS session; nor may any content received in
+        // plaintext become part of a message sent inside it (RFC 3207 4.2).
         in_.clear();
         pos_ = 0;
+        drop_content();
         tls_ctx_ = state_->options.tls;
         // Null when the listener lost its certificate after this session began (the connector
         // ID became unusable): the 220 has gone out, so all that is left is to close.
@@ -415,7 +454,7 @@ net::awaitable<void> InboundSession::run() {
     out_ += Reply{421, "4.3.2", state_->options.session.hostname + " Service shutting down, try again later"}.render();
     co_await flush();
   }
-  if (message_) state_->spool.abort(*message_);
+  drop_content();  // the client went away, timed out or was told 421: no 250 was given
   closing_ = true;
   timer_.cancel();
   net::error_code ec;
