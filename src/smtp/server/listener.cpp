@@ -225,10 +225,9 @@ void InboundSession::begin_content(DataDecoder::Mode mode) {
 }
 
 // The message will not be committed (reset, refused, failed, client gone): the spool
-// forgets what was written of it, and nothing of it (decoded content, decoder state, the
-// Received header naming its recipient) can reach a later transaction. Before this, a
-// BDAT chunk followed by RSET or EHLO was prepended to the next message, even to one sent
-// inside TLS after STARTTLS.
+// forgets what was written of it, so its segments are not pinned, and nothing of it
+// (decoded content, decoder state, the Received header naming its recipient) can reach a
+// later transaction: not even plaintext bytes a man in the middle sent before STARTTLS.
 void InboundSession::drop_content() {
   if (message_) state_->spool.abort(*message_);
   forget_content();
