@@ -866,6 +866,7 @@ struct Spool::Impl {
       }
     }
     if (!err) {
+      publish_receiving(b);  // before the appends' completions: stats() agrees with them
       // Appends only promise "written": they do not wait for anyone's fdatasync.
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (batch[i].kind == Op::Kind::kAppend && batch[i].done) {
@@ -933,7 +934,16 @@ struct Spool::Impl {
       }
     }
     if (!b.aborts.empty() || !b.finishing.empty() || b.rolled || failed) delete_unused_segments();
-    receiving.store(inflight.size());
+    publish_receiving(b);
+  }
+
+  /// stats().receiving: messages in flight, not counting those this batch aborts.
+  void publish_receiving(const Batch& b) {
+    std::set<MessageId> aborted;
+    for (MessageId id : b.aborts) {
+      if (inflight.count(id) != 0) aborted.insert(id);
+    }
+    receiving.store(inflight.size() - aborted.size());
   }
 
   void succeed_batch(Batch& b, std::vector<Op>& batch, bool synced) {

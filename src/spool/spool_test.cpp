@@ -232,6 +232,25 @@ TEST(Spool, LastPieceTravelsWithTheCommit) {
   EXPECT_EQ(s->queued()[0].size, head.size() + tail.size());
 }
 
+// stats().receiving is how an operator (and the ingress tests) see a message left
+// half-received: begun, content written, never committed nor aborted.
+TEST(Spool, ReceivingCountsMessagesWithContentNeitherCommittedNorAborted) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  EXPECT_EQ(s->stats().receiving, 0u);
+  const MessageId dropped = s->begin_message();
+  const MessageId kept = s->begin_message();
+  EXPECT_EQ(s->stats().receiving, 0u);  // nothing written yet, nothing held
+  ASSERT_TRUE(append(*s, dropped, content_for(1, 70000)));
+  ASSERT_TRUE(append(*s, kept, content_for(2, 100)));
+  EXPECT_EQ(s->stats().receiving, 2u);
+  s->abort(dropped);
+  ASSERT_TRUE(append(*s, kept, content_for(3, 100)));  // after the abort, in writer order
+  EXPECT_EQ(s->stats().receiving, 1u);
+  ASSERT_TRUE(commit(*s, kept, envelope_for(1)));
+  EXPECT_EQ(s->stats().receiving, 0u);
+}
+
 TEST(SpoolFailure, LastPieceAndCommitFailTogether) {
   TempDir dir;
   auto s = open_ok(dir.path());
