@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -85,6 +87,11 @@ std::optional<std::string_view> closest(std::string_view word, const std::vector
 }
 
 bool is_wildcard(const std::string& host) { return host == "0.0.0.0" || host == "::"; }
+
+bool is_ip_address(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
 
 std::string endpoint_text(const Endpoint& e) {
   return e.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", e.host, e.port)
@@ -649,6 +656,18 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
                                         sys.label));
     }
     if (network && address) {
+      // A server certificate names hosts, rarely IP addresses: with required TLS to an IP and
+      // no name to check, every attempt would defer, so say it here rather than in the queue.
+      const Value* tls = sys.get("system[].delivery.tls");
+      const bool verify_name_seen = sys.seen.contains("system[].delivery.tls_verify_name");
+      if (tls && tls->text == "required" && !verify_name_seen && is_ip_address(address->endpoint.host)) {
+        problem(address->pos,
+                fmt::format("delivery of {} requires TLS from {}, an IP address, but has no tls_verify_name; "
+                            "add tls_verify_name = \"the host name in that server's certificate\" (e.g. "
+                            "\"mx.{}\"), or give address by that name",
+                            sys.label, address->text,
+                            cfg.systems[i].domains.empty() ? "example.com" : cfg.systems[i].domains.front()));
+      }
       for (const SystemSource& other : systems_) {
         const Value* listen = other.get("system[].listen");
         if (listen && listen->endpoint.port == address->endpoint.port &&

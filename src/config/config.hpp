@@ -31,6 +31,9 @@ struct DeliveryTarget {
   unsigned concurrency = 10;  ///< parallel connections (or Maildir writers) to this system
   TlsMode tls = TlsMode::kOpportunistic;  ///< smtp, lmtp: STARTTLS policy
   std::string tls_ca_file;    ///< PEM CAs that verify the server with TlsMode::kRequired
+  /// The name the server's certificate must carry with TlsMode::kRequired; empty: the host
+  /// of `endpoint` (which check() then requires to be a name, not an IP address).
+  std::string tls_verify_name;
   std::chrono::seconds timeout{300};  ///< connect and per-reply timeout (data: twice this)
 };
 

@@ -784,15 +784,40 @@ TEST(ConfigQueue, BadDurationsNameTheItemAndTheUnits) {
 
 TEST(ConfigSystems, DeliveryTlsConcurrencyAndTimeout) {
   std::string text(kSystems);
-  text.insert(text.find("address = \"127.0.0.1:2526\"") , "tls = \"required\"\nconcurrency = 3\ntimeout = \"10s\"\n");
+  text.insert(text.find("address = \"127.0.0.1:2526\"") , "tls = \"required\"\nconcurrency = 3\ntimeout = \"10s\"\n"
+              "tls_verify_name = \"MX.Exchange.Example\"\n");
   LoadResult r = load_text(text);
   ASSERT_TRUE(r.config) << all_problems(r);
   EXPECT_EQ(r.config->systems[0].delivery.tls, TlsMode::kRequired);
+  EXPECT_EQ(r.config->systems[0].delivery.tls_verify_name, "mx.exchange.example");
   EXPECT_EQ(r.config->systems[0].delivery.concurrency, 3u);
   EXPECT_EQ(r.config->systems[0].delivery.timeout, std::chrono::seconds(10));
   std::string bad(kSystems);
   bad.insert(bad.find("address = \"127.0.0.1:2526\""), "tls = \"always\"\n");
   EXPECT_FALSE(load_text(bad).config);
+}
+
+// Issue 8: a certificate is checked against the next hop's name; an IP address without
+// tls_verify_name has no name to check, which check() says instead of every attempt deferring.
+TEST(ConfigSystems, RequiredTlsToAnIpAddressNeedsTlsVerifyName) {
+  std::string text(kSystems);
+  text.insert(text.find("address = \"127.0.0.1:2526\""), "tls = \"required\"\n");
+  expect_problem(load_text(text), 11, 11,
+                 {"delivery of system \"exchange\" requires TLS from 127.0.0.1:2526, an IP address, but has no "
+                  "tls_verify_name",
+                  "tls_verify_name = \"the host name in that server's certificate\"", "mx.exchange.example"});
+  // A name in address is the name checked; opportunistic TLS checks nothing.
+  std::string named(kSystems);
+  named.replace(named.find("\"127.0.0.1:2526\""), 16, "\"mx.exchange.example:2526\"");
+  named.insert(named.find("address = "), "tls = \"required\"\n");
+  EXPECT_TRUE(load_text(named).config) << all_problems(load_text(named));
+  std::string opportunistic(kSystems);
+  opportunistic.insert(opportunistic.find("address = \"127.0.0.1:2526\""), "tls = \"opportunistic\"\n");
+  EXPECT_TRUE(load_text(opportunistic).config) << all_problems(load_text(opportunistic));
+  // A wildcard is not a name to check against.
+  std::string wildcard(text);
+  wildcard.insert(wildcard.find("address = "), "tls_verify_name = \"*.exchange.example\"\n");
+  EXPECT_FALSE(load_text(wildcard).config);
 }
 
 }  // namespace

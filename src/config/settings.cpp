@@ -369,7 +369,8 @@ const Setting kSettings[] = {
      .default_value = R"("opportunistic")",
      .allowed = kTlsModes,
      .doc = "STARTTLS toward the system: `none`, `opportunistic` (when offered, unverified) or "
-            "`required` (must be offered and the certificate must verify against tls_ca_file).",
+            "`required` (must be offered, and the certificate must verify against tls_ca_file and name "
+            "the host of address or tls_verify_name).",
      .example = R"("required")",
      .apply = [](Config&, SystemConfig* s, const Value& v) {
        s->delivery.tls = v.text == "none"       ? TlsMode::kNone
@@ -383,6 +384,15 @@ const Setting kSettings[] = {
             "`required`.",
      .example = R"("tls/notes-ca.pem")",
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.tls_ca_file = v.text; }},
+    {.key = "system[].delivery.tls_verify_name",
+     .type = Type::kString,
+     .default_note = "the host of address",
+     .doc = "The name the system's server certificate must carry when tls is `required` (no partial "
+            "wildcards); needed when address is an IP address.",
+     .example = R"("mx.notes.example")",
+     .lowercase = true,
+     .check = check_dns_name,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.tls_verify_name = v.text; }},
     {.key = "system[].delivery.timeout",
      .type = Type::kString,
      .default_value = R"("5m")",

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "net/blocking.hpp"
 #include "net/endpoint.hpp"
 
 namespace bridgehead::daemon {
@@ -146,10 +147,8 @@ net::awaitable<Expected<nlohmann::json>> ConnectorIdentity::unlock(nlohmann::jso
     explicit_bzero(text.data(), text.size());
   }
   // The key derivation takes about a second: on the pool, never on the I/O thread.
-  auto work = [this, &password]() -> net::awaitable<Expected<std::shared_ptr<const identity::ConnectorId>>> {
-    co_return keeper_->open(password ? &*password : nullptr);
-  };
-  auto opened = co_await asio::co_spawn(pool_, std::move(work), asio::use_awaitable);
+  auto opened = co_await net::run_blocking(pool_.get_executor(),
+                                           [this, &password] { return keeper_->open(password ? &*password : nullptr); });
   if (opened) {
     source_error_.reset();
     source_ = "bridgehead unlock";

@@ -134,7 +134,7 @@ int run(const config::Config& cfg) {
 
   // Delivery: one destination per system, the queue manager schedules across them.
   asio::thread_pool maildir_pool(2);
-  // Also runs the connector ID's key derivation on unlock.
+  // Also runs the connector ID's key derivation on unlock and the 7-bit downgrades.
   ConnectorIdentity identity(io, maildir_pool, cfg, registry);
   std::vector<queue::DestinationSpec> destinations;
   for (const auto& s : cfg.systems) {
@@ -155,10 +155,12 @@ int run(const config::Config& cfg) {
                       : s.delivery.tls == config::TlsMode::kRequired ? smtp::client::TlsPolicy::kRequired
                                                                      : smtp::client::TlsPolicy::kOpportunistic;
       t.options.ca_file = s.delivery.tls_ca_file;
+      t.options.verify_name = s.delivery.tls_verify_name;
       t.options.connect_timeout = s.delivery.timeout;
       t.options.command_timeout = s.delivery.timeout;
       t.options.data_timeout = 2 * s.delivery.timeout;
       t.options.downgrade_8bit = [](std::string_view m) { return convert::downgrade_to_7bit(m); };
+      t.options.blocking = maildir_pool.get_executor();
       if (s.delivery.tls != config::TlsMode::kNone && identity.configured()) {
         // The ID is the client certificate whenever the next hop asks for one.
         t.options.configure_tls = identity.client_tls_hook();

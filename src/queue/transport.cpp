@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "net/blocking.hpp"
+
 namespace bridgehead::queue {
 namespace {
 
@@ -84,7 +86,7 @@ class MaildirTransport final : public Transport {
   net::awaitable<TransactionResult> deliver(const Envelope& envelope, std::vector<std::size_t> indices,
                                             std::string_view content) override {
     // The fsyncs block: they run on the pool, and this coroutine resumes on the I/O thread.
-    auto work = [this, &envelope, &indices, content]() -> net::awaitable<TransactionResult> {
+    auto work = [this, &envelope, &indices, content]() -> TransactionResult {
       TransactionResult r;
       r.remote = "maildir";
       const std::string body = to_lf(content);
@@ -104,9 +106,9 @@ class MaildirTransport final : public Transport {
                                                        "cannot deliver to the Maildir:", e.describe())});
         }
       }
-      co_return r;
+      return r;
     };
-    co_return co_await asio::co_spawn(pool_, std::move(work), asio::use_awaitable);
+    co_return co_await net::run_blocking(pool_.get_executor(), std::move(work));
   }
 
  private:

@@ -107,7 +107,8 @@ class IdentityDaemonTest(bridgehead.TestCase):
         d = self.start_daemon(identity=identity, env=env, queue={"retry_delays": "1s"},
                               delivery={"exchange": "maildir",
                                         "notes": {"method": "smtp", "address": "127.0.0.1:%d" % port,
-                                                  "tls": "required", "tls_ca_file": self.path("certifier.pem"),
+                                                  "tls": "required", "tls_verify_name": "localhost",
+                                                  "tls_ca_file": self.path("certifier.pem"),
                                                   "timeout": "30s"}})
         return d, port
 

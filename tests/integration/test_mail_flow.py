@@ -101,7 +101,7 @@ class MailFlowTest(bridgehead.TestCase):
 
     def test_required_tls_without_starttls_defers(self):
         sink = bridgehead.SmtpSink(self).start()  # no STARTTLS
-        d = self.start_daemon(delivery={"notes": sink.delivery(tls="required"), "exchange": "maildir"},
+        d = self.start_daemon(delivery={"notes": sink.delivery(tls="required", tls_verify_name="localhost"), "exchange": "maildir"},
                               queue={"retry_delays": "1s"})
         qid, _ = d.send(SENDER, ["carol@notes.example"], "tls please")
         st = d.wait_for(lambda: (lambda st: st if st and st["attempts"] >= 2 else None)(

@@ -780,7 +780,7 @@ class MockMta:
 
     SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mock_mta.py")
 
-    def __init__(self, test, lmtp=False, rules=None, eightbitmime=True, dsn=False):
+    def __init__(self, test, lmtp=False, rules=None, eightbitmime=True, dsn=False, tls_cert=None, tls_key=None):
         self.test = test
         self.lmtp = lmtp
         self.dir = tempfile.mkdtemp(prefix="mock-mta-", dir=test.workdir)
@@ -791,6 +791,8 @@ class MockMta:
             argv.append("--no-8bitmime")
         if dsn:
             argv.append("--dsn")
+        if tls_cert:
+            argv += ["--tls-cert", tls_cert, "--tls-key", tls_key]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
         test.addCleanup(self.stop)

@@ -4,6 +4,10 @@ records every transaction. Standard library only; run as a subprocess (see MockM
 bridgehead.py), it prints "READY <port>" once it listens and stops on SIGTERM.
 
     python3 mock_mta.py --dir DIR [--lmtp] [--no-8bitmime] [--dsn] [--rules JSON]
+                        [--tls-cert PEM --tls-key PEM]
+
+With --tls-cert it offers STARTTLS (RFC 3207) with that certificate chain; a transaction
+made inside TLS is recorded with "tls": true.
 
 --rules maps a recipient address (compared in lower case) to a list of replies, one per
 attempt: the n-th time the address is seen gets the n-th reply, and the last one repeats.
@@ -25,6 +29,7 @@ import json
 import os
 import signal
 import socketserver
+import ssl
 import threading
 
 
@@ -35,6 +40,10 @@ class State:
         self.seen = {}
         self.seq = 0
         self.lock = threading.Lock()
+        self.tls = None
+        if args.tls_cert:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(args.tls_cert, args.tls_key)
 
     def reply_for(self, address, default):
         """The reply for this address's next attempt."""
@@ -87,6 +96,7 @@ class Handler(socketserver.StreamRequestHandler):
         self.reply("220 mock.test %s mock_mta ready" % ("LMTP" if lmtp else "ESMTP"))
         helo = ""
         txn = None
+        in_tls = False
         while True:
             raw = self.rfile.readline(65536)
             if not raw:
@@ -104,6 +114,8 @@ class Handler(socketserver.StreamRequestHandler):
                     caps.append("8BITMIME")
                 if st.args.dsn:
                     caps.append("DSN")
+                if st.tls is not None and not in_tls:
+                    caps.append("STARTTLS")
                 for c in caps[:-1]:
                     self.reply("250-" + c)
                 self.reply("250 " + caps[-1])
@@ -118,7 +130,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if addr is None:
                     self.reply("501 5.1.7 bad sender")
                     continue
-                txn = {"proto": proto, "helo": helo, "mail_from": addr, "mail_params": params, "rcpts": []}
+                txn = {"proto": proto, "tls": in_tls, "helo": helo, "mail_from": addr, "mail_params": params, "rcpts": []}
                 self.reply("250 2.1.0 Ok")
             elif verb == "RCPT":
                 if txn is None:
@@ -157,6 +169,18 @@ class Handler(socketserver.StreamRequestHandler):
                 for f in finals:
                     self.reply(f)
                 txn = None
+            elif line.upper() == "STARTTLS" and st.tls is not None and not in_tls:
+                self.reply("220 2.0.0 Ready to start TLS")
+                try:
+                    conn = st.tls.wrap_socket(self.connection, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # the client refused the certificate (what the TLS tests look for)
+                self.connection = self.request = conn
+                self.rfile = conn.makefile("rb")
+                self.wfile = conn.makefile("wb")
+                in_tls = True
+                helo = ""
+                txn = None
             elif verb == "RSET":
                 txn = None
                 self.reply("250 2.0.0 Ok")
@@ -182,6 +206,8 @@ def main():
     p.add_argument("--no-8bitmime", action="store_true")
     p.add_argument("--dsn", action="store_true")
     p.add_argument("--rules", default="")
+    p.add_argument("--tls-cert", default="")
+    p.add_argument("--tls-key", default="")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     srv = Server(("127.0.0.1", args.port), Handler)

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/text.hpp"
+#include "net/blocking.hpp"
 #include "net/endpoint.hpp"
 #include "smtp/client/reply_reader.hpp"
 #include "smtp/client/wire_encoding.hpp"
@@ -22,12 +24,54 @@ using net::tcp;
 using std::chrono::seconds;
 
 constexpr std::size_t kReadSize = 16 * 1024;
+// The content is written once this much of it is stuffed: large enough for few writes,
+// small enough that a delivery never holds more than about this plus one piece.
+constexpr std::size_t kWriteSize = 64 * 1024;
 constexpr seconds kQuitTimeout{5};
 
 bool is_ip_literal(const std::string& host) {
   error_code ec;
   (void)asio::ip::make_address(host, ec);
   return !ec;
+}
+
+// "mx.other.example, *.other.example": what a certificate is for, from its subjectAltName
+// DNS and IP entries, or its common name when it has none; escaped, it is the peer's text.
+std::string certificate_names(X509* cert) {
+  if (cert == nullptr) return {};
+  std::string names;
+  auto add = [&names](std::string_view name) {
+    if (!names.empty()) names += ", ";
+    names += escape_control(name);
+  };
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+    if (gn->type == GEN_DNS) {
+      const ASN1_STRING* s = gn->d.dNSName;
+      add(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                           static_cast<std::size_t>(ASN1_STRING_length(s))));
+    } else if (gn->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* ip = gn->d.iPAddress;
+      const unsigned char* b = ASN1_STRING_get0_data(ip);
+      if (ASN1_STRING_length(ip) == 4) {
+        asio::ip::address_v4::bytes_type bytes;
+        std::copy(b, b + 4, bytes.begin());
+        add(asio::ip::address_v4(bytes).to_string());
+      } else if (ASN1_STRING_length(ip) == 16) {
+        asio::ip::address_v6::bytes_type bytes;
+        std::copy(b, b + 16, bytes.begin());
+        add(asio::ip::address_v6(bytes).to_string());
+      }
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  if (names.empty()) {
+    char cn[256];
+    const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    if (n > 0) add(std::string_view(cn, static_cast<std::size_t>(n)));
+  }
+  return names;
 }
 
 std::string host_port(const std::string& host, std::uint16_t port) {
@@ -339,16 +383,28 @@ awaitable<Expected<void>> Connection::Impl::starttls() {
   tls = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(plain), *tls_ctx);
   watch->socket = &tls->next_layer();
   SSL* ssl = tls->native_handle();
-  const std::string& sni = !options.verify_name.empty() ? options.verify_name : host;
-  if (!is_ip_literal(sni)) SSL_set_tlsext_host_name(ssl, sni.c_str());
-  if (required && !options.verify_name.empty()) {
+  // The name the certificate must carry: never nothing, or any certificate a trusted CA
+  // issued to anyone would do (issue 8).
+  const std::string& expected_name = !options.verify_name.empty() ? options.verify_name : host;
+  const bool expect_ip = is_ip_literal(expected_name);
+  if (!expect_ip) SSL_set_tlsext_host_name(ssl, expected_name.c_str());
+  auto presented = std::make_shared<std::string>();  // the names of a certificate that did not match
+  if (required) {
     // OpenSSL checks the name during the handshake, so a mismatch fails it like a bad chain.
-    if (is_ip_literal(options.verify_name)) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), options.verify_name.c_str());
+    if (expect_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), expected_name.c_str());
     } else {
       SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      SSL_set1_host(ssl, options.verify_name.c_str());
+      SSL_set1_host(ssl, expected_name.c_str());
     }
+    tls->set_verify_callback([presented](bool preverified, asio::ssl::verify_context& vc) {
+      X509_STORE_CTX* store = vc.native_handle();
+      const int err = X509_STORE_CTX_get_error(store);
+      if (!preverified && (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+        *presented = certificate_names(X509_STORE_CTX_get0_cert(store));
+      }
+      return preverified;
+    }, ec);
   }
 
   error_code hec;
@@ -367,11 +423,20 @@ awaitable<Expected<void>> Connection::Impl::starttls() {
           fmt::format("timed out after {}s in the TLS handshake with {}", options.command_timeout.count(), where)));
     }
     const long verify = SSL_get_verify_result(ssl);
+    if (required && (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+      co_return fail(Error::transient_error(
+          ErrorCode::kCertificate,
+          fmt::format("the TLS certificate of {} is for {}, not {}", where,
+                      presented->empty() ? std::string("other names") : *presented, expected_name),
+          options.verify_name.empty()
+              ? "set tls_verify_name to a name the next hop's certificate carries, or give its address by that name"
+              : "set tls_verify_name to a name the next hop's certificate carries"));
+    }
     if (required && verify != X509_V_OK) {
       co_return fail(Error::transient_error(
           ErrorCode::kUnavailable,
           fmt::format("the TLS certificate of {} does not verify: {}", where, X509_verify_cert_error_string(verify)),
-          "check ca_file and verify_name for this next hop, or lower its tls policy to opportunistic"));
+          "check tls_ca_file for this next hop, or lower its tls policy to opportunistic"));
     }
     co_return fail(Error::transient_error(ErrorCode::kUnavailable,
                                           fmt::format("TLS handshake with {} failed: {}", where, hec.message())));
@@ -427,6 +492,12 @@ std::string Connection::remote() const { return impl_->remote; }
 
 awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vector<std::size_t> indices,
                                               std::string_view content) {
+  StringContentSource source(content);
+  co_return co_await send(envelope, std::move(indices), source);
+}
+
+awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vector<std::size_t> indices,
+                                              ContentSource& content) {
   Impl& c = *impl_;
   for (std::size_t i : indices) {
     if (i >= envelope.recipients.size()) {
@@ -484,24 +555,56 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
                 false);
     co_return result;
   }
-  std::string_view body = content;
+  ContentSource* body = &content;
+  ContentInfo info = content.info();
   std::string downgraded;
-  if (!c.caps.eight_bit_mime && has_8bit(content)) {
+  std::optional<StringContentSource> downgraded_source;
+  if (!c.caps.eight_bit_mime && info.eight_bit) {
     std::string why;
     if (!c.options.downgrade_8bit) {
       why = fmt::format("{} does not support 8BITMIME and no downgrade is configured", c.where);
-    } else if (auto seven = c.options.downgrade_8bit(content)) {
-      downgraded = std::move(*seven);
-      body = downgraded;
     } else {
-      why = seven.error().message;
+      // The conversion needs the whole message; a source already in memory is used as it is.
+      std::string read;
+      std::string_view whole;
+      if (auto all = content.contiguous()) {
+        whole = *all;
+      } else {
+        auto got = co_await read_whole(content);
+        if (!got) {
+          settle_open(Outcome::kDeferred,
+                      fmt::format("cannot read the message to convert it to 7-bit for {}: {}", c.where,
+                                  got.error().describe()),
+                      false);
+          co_return result;
+        }
+        read = std::move(*got);
+        whole = read;
+      }
+      // A GMime parse of up to the size limit: on the pool, never on the I/O thread.
+      auto convert = [&c, whole] { return c.options.downgrade_8bit(whole); };
+      // An if, not ?: around the co_await: with GCC 12 that form freed the result twice.
+      Expected<std::string> seven = std::string();
+      if (c.options.blocking) {
+        seven = co_await net::run_blocking(c.options.blocking, convert);
+      } else {
+        seven = convert();
+      }
+      std::string().swap(read);
+      if (seven) {
+        downgraded = std::move(*seven);
+        body = &downgraded_source.emplace(downgraded);
+        info = body->info();
+      } else {
+        why = seven.error().message;
+      }
     }
     if (!why.empty()) {
       settle_open(Outcome::kFailed, "554 5.6.3 conversion to 7-bit not possible: " + why, false);
       co_return result;
     }
   }
-  const std::size_t size = message_size(body);
+  const std::uint64_t size = info.wire_size;
   if (c.caps.size != 0 && size > c.caps.size) {
     settle_open(Outcome::kFailed,
                 fmt::format("552 5.3.4 message size {} exceeds the limit {} of {}", size, c.caps.size, c.where), false);
@@ -644,8 +747,28 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
   // Without a 354 every recipient is settled: by MAIL's reply, its own RCPT reply, or DATA's.
   if (!data_go) co_return result;
 
+  // The content goes out as it is read: one piece and one write buffer at a time.
   out.clear();
-  append_dot_stuffed(body, out);
+  DotStuffer stuffer;
+  for (;;) {
+    auto piece = co_await body->next_piece();
+    if (!piece) {
+      // Past the 354 the server takes whatever ends with "." as the message: only a broken
+      // connection keeps a partial copy from being delivered.
+      c.close_socket();
+      co_return trouble(Trouble{ErrorCode::kIo,
+                                fmt::format("cannot read the message content while sending it to {}: {}", c.remote,
+                                            piece.error().describe()),
+                                {}});
+    }
+    if (piece->empty()) break;
+    stuffer.append(*piece, out);
+    if (out.size() >= kWriteSize) {
+      if (auto t = co_await c.write(out, "the message content", c.options.data_timeout)) co_return trouble(*t);
+      out.clear();
+    }
+  }
+  stuffer.finish(out);
   if (auto t = co_await c.write(out, "the message content", c.options.data_timeout)) co_return trouble(*t);
   if (c.options.lmtp) {
     // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.

@@ -16,6 +16,7 @@
 #include "core/envelope.hpp"
 #include "core/expected.hpp"
 #include "net/asio.hpp"
+#include "smtp/client/content_source.hpp"
 
 namespace bridgehead::smtp::client {
 
@@ -25,7 +26,7 @@ using net::awaitable;
 enum class TlsPolicy {
   kNone,           ///< never STARTTLS
   kOpportunistic,  ///< STARTTLS when offered, no certificate check; plaintext otherwise
-  kRequired,       ///< STARTTLS must be offered and the certificate must verify (against ca_file)
+  kRequired,       ///< STARTTLS must be offered; the certificate must verify (ca_file) and name the peer
 };
 
 struct ClientOptions {
@@ -33,7 +34,10 @@ struct ClientOptions {
   std::string helo_name = "localhost";  ///< our name in EHLO/LHLO
   TlsPolicy tls = TlsPolicy::kOpportunistic;
   std::string ca_file;          ///< PEM CA bundle for kRequired; empty = the system's default paths
-  std::string verify_name;      ///< host name the certificate must match (kRequired); empty = skip name check
+  /// The name the certificate must carry with kRequired (DNS names, no partial wildcards;
+  /// an IP address is matched against the certificate's IP addresses), and the SNI sent.
+  /// Empty: the host given to open(). There is no way to skip the name check.
+  std::string verify_name;
   /// Name resolution and the TCP connect together.
   std::chrono::seconds connect_timeout{30};
   /// Per reply, the greeting and the TLS handshake included (RFC 5321 4.5.3.2 values are the upper end).
@@ -41,8 +45,12 @@ struct ClientOptions {
   std::chrono::seconds data_timeout{600};     ///< for the reply to the final "."
   /// Called for 8-bit content when the server lacks 8BITMIME (RFC 6152 downgrade). Its error
   /// fails every recipient of the message permanently with the error's message. When unset,
-  /// such content fails with 5.6.3.
+  /// such content fails with 5.6.3. It blocks (a MIME parse of the whole message): it runs
+  /// on `blocking`.
   std::function<Expected<std::string>(std::string_view)> downgrade_8bit;
+  /// Where blocking work runs (a worker pool's executor); empty: on the calling coroutine's
+  /// thread, which only tests should want.
+  asio::any_io_executor blocking;
   /// Optional hook on the TLS context before the handshake (client certificate, issue 4).
   std::function<void(asio::ssl::context&)> configure_tls;
 };
@@ -111,6 +119,13 @@ class Connection {
   /// An index outside `envelope.recipients` is a broken invariant: std::out_of_range.
   awaitable<TransactionResult> send(const Envelope& envelope, std::vector<std::size_t> indices,
                                     std::string_view content);
+  /// The same, with the content read from `content` piece by piece while it is sent: one
+  /// piece and one write buffer in memory, never the whole message (except to downgrade it,
+  /// which reads it whole and converts it on options.blocking). A piece that cannot be read
+  /// after DATA was accepted breaks the connection before the end of data (nothing partial
+  /// is delivered) and defers the recipients with the read error.
+  awaitable<TransactionResult> send(const Envelope& envelope, std::vector<std::size_t> indices,
+                                    ContentSource& content);
 
   /// QUIT and close; errors are ignored.
   awaitable<void> close();

@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "smtp/client/wire_encoding.hpp"
 #include "temp_dir.hpp"
 
 extern char** environ;
@@ -326,11 +327,11 @@ class ScriptedServer {
 };
 
 // ---------------------------------------------------------------------------------------
-// Throwaway PKI: a CA, a server certificate for localhost/127.0.0.1 it signed, an
-// unrelated CA, and a self-signed certificate.
+// Throwaway PKI: a CA, a server certificate for localhost/127.0.0.1 it signed, one it signed
+// for another name only, an unrelated CA, and a self-signed certificate.
 
 struct Pki {
-  fs::path ca, server_cert, server_key, other_ca, self_cert, self_key;
+  fs::path ca, server_cert, server_key, other_ca, self_cert, self_key, misnamed_cert, misnamed_key;
 };
 
 const Pki& pki() {
@@ -340,6 +341,8 @@ const Pki& pki() {
     const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     std::ofstream(d / "ext.cnf") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
                                     "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+    std::ofstream(d / "misnamed.cnf") << "subjectAltName=DNS:mx.other.example\n"
+                                         "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
     const std::string o = kOpenssl;
     const std::string cmd =
         "cd " + d.string() + " && ( " + o + " req -x509 -days 2" + ec +
@@ -348,6 +351,9 @@ const Pki& pki() {
         o + " req" + ec + " -keyout server.key -out server.csr -subj /CN=localhost && " + o +
         " x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2"
         " -extfile ext.cnf && " +
+        o + " req" + ec + " -keyout misnamed.key -out misnamed.csr -subj /CN=mx.other.example && " + o +
+        " x509 -req -in misnamed.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out misnamed.pem -days 2"
+        " -extfile misnamed.cnf && " +
         o + " req -x509 -days 2" + ec +
         " -keyout other.key -out other.pem -subj '/CN=Other CA'"
         " -addext basicConstraints=critical,CA:TRUE && " +
@@ -358,7 +364,8 @@ const Pki& pki() {
       throw std::runtime_error("cannot make test certificates with openssl (install openssl): " +
                                read_file(d / "openssl.log"));
     }
-    return Pki{d / "ca.pem", d / "server.pem", d / "server.key", d / "other.pem", d / "self.pem", d / "self.key"};
+    return Pki{d / "ca.pem",   d / "server.pem", d / "server.key",   d / "other.pem",
+               d / "self.pem", d / "self.key",   d / "misnamed.pem", d / "misnamed.key"};
   }();
   return made;
 }
@@ -916,6 +923,135 @@ TEST(SmtpClientScripted, LmtpGivesEachAcceptedRecipientItsOwnFinalReply) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Content from a source, in pieces (issue 8: a delivery never holds the whole message)
+
+// Hands out the given pieces in order, then the end; or fails after `fail_after` pieces.
+class PieceSource final : public ContentSource {
+ public:
+  PieceSource(std::vector<std::string> pieces, std::size_t fail_after = SIZE_MAX)
+      : pieces_(std::move(pieces)), fail_after_(fail_after) {
+    std::string whole;
+    for (const auto& p : pieces_) whole += p;
+    info_ = {message_size(whole), has_8bit(whole)};
+  }
+  ContentInfo info() const override { return info_; }
+  awaitable<Expected<std::string_view>> next_piece() override {
+    if (next_ == fail_after_) {
+      co_return fail(Error::transient_error(ErrorCode::kIo, "cannot read spool segment 7: Input/output error"));
+    }
+    if (next_ == pieces_.size()) co_return std::string_view();
+    ++reads_;
+    co_return std::string_view(pieces_[next_++]);
+  }
+  std::size_t reads() const { return reads_; }
+
+ private:
+  std::vector<std::string> pieces_;
+  std::size_t fail_after_;
+  std::size_t next_ = 0;
+  std::size_t reads_ = 0;
+  ContentInfo info_;
+};
+
+// Opens a connection and sends `j` once per source, in turn, on it.
+Run talk_sources(std::uint16_t port, ClientOptions options, const Job& j, std::vector<ContentSource*> sources) {
+  asio::io_context io;
+  Run run;
+  auto body = [&]() -> awaitable<void> {
+    auto c = co_await Connection::open(io.get_executor(), "127.0.0.1", port, options);
+    if (!c) {
+      run.open_error = c.error();
+      co_return;
+    }
+    for (ContentSource* s : sources) run.results.push_back(co_await (*c)->send(j.envelope, j.indices, *s));
+    co_await (*c)->close();
+  };
+  std::exception_ptr failure;
+  asio::co_spawn(io, body(), [&failure](std::exception_ptr e) { failure = e; });
+  io.run();
+  if (failure) std::rethrow_exception(failure);
+  return run;
+}
+
+std::vector<std::string> cut(std::string_view content, std::size_t piece) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < content.size(); i += piece) out.emplace_back(content.substr(i, piece));
+  return out;
+}
+
+TEST(SmtpClientStreaming, ContentInPiecesArrivesExactlyWhateverThePieceSize) {
+  ScriptedServer server({"--pipelining"});
+  ASSERT_NE(server.port(), 0);
+  // Dot lines and CRLFs at every offset of the pieces, and a body larger than a write.
+  std::string content = "Subject: pieces\r\n\r\n.one\r\n.\r\n..two\r\nx\r\n.\r\n";
+  for (int i = 0; content.size() < 300000; ++i) content += (i % 3 == 0 ? "." : "") + std::string(i % 97, 'a') + "\r\n";
+  content += ".last line without CRLF";
+  std::string want = content + "\r\n";
+  const std::vector<std::size_t> sizes = {1, 2, 3, 5, 4096, 65536, 1 << 20};
+  std::vector<PieceSource> sources;
+  sources.reserve(sizes.size());
+  std::vector<ContentSource*> order;
+  for (std::size_t n : sizes) order.push_back(&sources.emplace_back(cut(content, n)));
+  auto run = talk_sources(server.port(), quick_options(), job({"one@example.net"}, ""), order);
+  ASSERT_FALSE(run.open_error) << run.open_error->describe();
+  ASSERT_EQ(run.results.size(), sizes.size());
+  for (const auto& r : run.results) EXPECT_EQ(r.recipients[0].outcome, Outcome::kDelivered) << r.recipients[0].reply;
+  auto got = server.messages();
+  ASSERT_EQ(got.size(), sizes.size());
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    EXPECT_EQ(got[k].content.size(), want.size()) << "pieces of " << sizes[k];
+    EXPECT_TRUE(got[k].content == want) << "pieces of " << sizes[k];
+  }
+}
+
+TEST(SmtpClientStreaming, AReadErrorAfterDataBreaksTheConnectionSoNothingPartialIsDelivered) {
+  ScriptedServer server({"--pipelining"});
+  ASSERT_NE(server.port(), 0);
+  PieceSource broken({"Subject: half\r\n\r\n", "the first half\r\n", "never sent\r\n"}, 2);
+  auto run = talk_sources(server.port(), quick_options(), job({"one@example.net", "two@example.net"}, ""),
+                          {&broken});
+  ASSERT_FALSE(run.open_error) << run.open_error->describe();
+  ASSERT_EQ(run.results.size(), 1u);
+  for (const auto& r : run.results[0].recipients) {
+    EXPECT_EQ(r.outcome, Outcome::kDeferred);
+    EXPECT_FALSE(r.from_server);
+    EXPECT_TRUE(contains(r.reply, "cannot read the message content while sending it to 127.0.0.1:")) << r.reply;
+    EXPECT_TRUE(contains(r.reply, "spool segment 7: Input/output error")) << r.reply;
+  }
+  EXPECT_FALSE(run.results[0].reusable);
+  EXPECT_EQ(broken.reads(), 2u);
+  std::this_thread::sleep_for(200ms);  // the server would have recorded by now
+  EXPECT_TRUE(server.messages().empty());
+}
+
+TEST(SmtpClientStreaming, TheDowngradeRunsOnTheBlockingExecutorWithTheWholeMessage) {
+  SmtpSink sink({"-8"});
+  ASSERT_NE(sink.port(), 0);
+  asio::thread_pool pool(1);
+  auto options = quick_options();
+  options.blocking = pool.get_executor();
+  std::thread::id converted_on;
+  std::string seen;
+  options.downgrade_8bit = [&](std::string_view in) -> Expected<std::string> {
+    converted_on = std::this_thread::get_id();
+    seen = std::string(in);
+    return std::string("Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\nplain now\r\n");
+  };
+  const std::string original = "Subject: caf\xc3\xa9\r\n\r\nna\xc3\xafve\r\n";
+  PieceSource source(cut(original, 3));
+  auto run = talk_sources(sink.port(), options, job({"one@example.net"}, ""), {&source});
+  pool.join();
+  ASSERT_EQ(run.results.size(), 1u);
+  EXPECT_EQ(run.results[0].recipients[0].outcome, Outcome::kDelivered) << run.results[0].recipients[0].reply;
+  EXPECT_NE(converted_on, std::thread::id());
+  EXPECT_NE(converted_on, std::this_thread::get_id()) << "the downgrade ran on the I/O thread";
+  EXPECT_EQ(seen, original);
+  auto got = sink.messages(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].content, "Subject: =?utf-8?q?caf=C3=A9?=\n\nplain now\n");
+}
+
+// ---------------------------------------------------------------------------------------
 // STARTTLS
 
 TEST(SmtpClientTls, RequiredTlsVerifiesTheChainAndTheName) {
@@ -959,7 +1095,45 @@ TEST(SmtpClientTls, RequiredTlsFailsAgainstTheWrongCaOrName) {
   auto run2 = talk(server.port(), options, {});
   ASSERT_TRUE(run2.open_error);
   EXPECT_TRUE(run2.open_error->transient());
-  EXPECT_TRUE(contains(run2.open_error->message, "does not verify")) << run2.open_error->message;
+  EXPECT_TRUE(contains(run2.open_error->message, "is for localhost, 127.0.0.1, not mx.elsewhere.example"))
+      << run2.open_error->message;
+}
+
+// Issue 8: without verify_name the name checked is the host the connection was opened to,
+// never nothing; a trusted chain for another name is a mismatch that names both names.
+TEST(SmtpClientTls, RequiredTlsChecksTheHostNameWhenNoVerifyNameIsGiven) {
+  const Pki& p = pki();
+  ScriptedServer server({"--tls-cert", p.misnamed_cert.string(), "--tls-key", p.misnamed_key.string()});
+  ASSERT_NE(server.port(), 0);
+  auto options = quick_options();
+  options.tls = TlsPolicy::kRequired;
+  options.ca_file = p.ca.string();
+  auto run = talk(server.port(), options, {job({"one@example.net"}, "x\r\n")}, "localhost");
+  ASSERT_TRUE(run.open_error) << "a certificate for mx.other.example was accepted for localhost";
+  EXPECT_TRUE(run.open_error->transient());
+  EXPECT_TRUE(contains(run.open_error->message, "is for mx.other.example, not localhost"))
+      << run.open_error->message;
+  EXPECT_TRUE(server.messages().empty());
+
+  // A next hop named by IP: the address must be among the certificate's IP names.
+  auto by_ip = talk(server.port(), options, {});
+  ASSERT_TRUE(by_ip.open_error);
+  EXPECT_TRUE(contains(by_ip.open_error->message, "is for mx.other.example, not 127.0.0.1"))
+      << by_ip.open_error->message;
+}
+
+TEST(SmtpClientTls, RequiredTlsAcceptsTheHostOrItsIpAddressWhenTheCertificateNamesThem) {
+  const Pki& p = pki();
+  ScriptedServer server({"--tls-cert", p.server_cert.string(), "--tls-key", p.server_key.string()});
+  ASSERT_NE(server.port(), 0);
+  auto options = quick_options();
+  options.tls = TlsPolicy::kRequired;
+  options.ca_file = p.ca.string();
+  for (const std::string host : {"localhost", "127.0.0.1"}) {
+    auto run = talk(server.port(), options, {job({"one@example.net"}, "x\r\n")}, host);
+    ASSERT_FALSE(run.open_error) << host << ": " << run.open_error->describe();
+    EXPECT_TRUE(run.tls);
+  }
 }
 
 TEST(SmtpClientTls, RequiredTlsFailsWhenStarttlsIsNotOffered) {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "core/text.hpp"
 #include "smtp/client/connection.hpp"
 
 namespace bridgehead::smtp::client {
@@ -49,7 +50,9 @@ std::string ServerReply::one_line() const {
     out += ' ';
     out += text;
   }
-  return out;
+  // Reply text goes into logs, error messages, the queue listing and DSNs: what the server
+  // put there must not break a line or reach a terminal as control sequences.
+  return escape_control(out);
 }
 
 ReplyReader::Status ReplyReader::next(ServerReply& out) {
@@ -62,7 +65,7 @@ ReplyReader::Status ReplyReader::next(ServerReply& out) {
     const std::size_t nl = in_.find('\n', p);
     if (nl == std::string::npos) {
       if (in_.size() - pos_ > kMaxReply) {
-        bad_line_ = in_.substr(p, 200);
+        bad_line_ = escape_control(std::string_view(in_).substr(p, 200));
         return Status::kMalformed;
       }
       return Status::kNeedMore;
@@ -74,7 +77,7 @@ ReplyReader::Status ReplyReader::next(ServerReply& out) {
         std::isdigit(static_cast<unsigned char>(line[2])) && (line.size() == 3 || line[3] == ' ' || line[3] == '-');
     const int line_code = shape ? (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0') : 0;
     if (!shape || (code != 0 && line_code != code) || nl + 1 - pos_ > kMaxReply) {
-      bad_line_ = std::string(line.substr(0, 200));
+      bad_line_ = escape_control(line.substr(0, 200));
       return Status::kMalformed;
     }
     code = line_code;

@@ -18,7 +18,8 @@ struct ServerReply {
   std::vector<std::string> lines;  ///< the text of each line after "ddd-" / "ddd "; no CR/LF
 
   /// "550 5.1.1 <x@y>: user unknown": the code and every line's text joined with " "
-  /// (an enhanced status code repeated on continuation lines is given once).
+  /// (an enhanced status code repeated on continuation lines is given once), with control
+  /// characters and invalid UTF-8 escaped (escape_control): safe for logs and reports.
   std::string one_line() const;
 };
 
@@ -33,7 +34,8 @@ class ReplyReader {
   void append(std::string_view bytes) { in_.append(bytes); }
   /// Takes the next complete reply out of the buffer into `out`. kMalformed (a line that
   /// is not "ddd[ -]text", codes differing within a reply, a reply over kMaxReply) leaves
-  /// the offending line in malformed_line(); the reader is then of no further use.
+  /// the offending line in malformed_line() (escaped like one_line()); the reader is then of
+  /// no further use.
   Status next(ServerReply& out);
   std::string_view malformed_line() const { return bad_line_; }
   /// Bytes received but not yet taken as part of a reply.

@@ -72,6 +72,21 @@ TEST(ReplyReader, GarbageIsMalformed) {
   }
 }
 
+// Issue 8: reply text goes into logs, error messages, the queue listing and DSNs; what a
+// server sends there must not break a line or carry terminal escapes.
+TEST(ReplyReader, ControlCharactersAndInvalidUtf8InReplyTextAreEscaped) {
+  ReplyReader r;
+  r.append("550-5.1.1 bad\rforged\x1b[2J\r\n550 5.1.1 caf\xe9 \xc3\xa4 \\ \x7f end\r\n");
+  ServerReply reply;
+  ASSERT_EQ(r.next(reply), Status::kComplete);
+  EXPECT_EQ(reply.one_line(), "550 5.1.1 bad\\rforged\\x1B[2J caf\\xE9 \xc3\xa4 \\\\ \\x7F end");
+
+  ReplyReader bad;
+  bad.append("hello\x1b]0;owned\x07 there\r\n");
+  ASSERT_EQ(bad.next(reply), Status::kMalformed);
+  EXPECT_EQ(bad.malformed_line(), "hello\\x1B]0;owned\\x07 there");
+}
+
 TEST(ReplyReader, EndlessLineIsMalformed) {
   ReplyReader r;
   r.append("250 " + std::string(ReplyReader::kMaxReply + 10, 'x'));

@@ -1,5 +1,6 @@
 #include "smtp/client/wire_encoding.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/envelope.hpp"
@@ -56,29 +57,48 @@ std::size_t message_size(std::string_view content) {
 }
 
 void append_dot_stuffed(std::string_view content, std::string& out) {
-  // Whole lines are copied with one append each; a 4 KB message is some sixty memcpys
-  // into a buffer reserved once.
-  out.reserve(out.size() + content.size() + content.size() / 256 + 8);
+  DotStuffer stuffer;
+  stuffer.append(content, out);
+  stuffer.finish(out);
+}
+
+void DotStuffer::append(std::string_view piece, std::string& out) {
+  // Whole lines are copied with one append each; the state carried between pieces is
+  // whether the next octet starts a line and whether the last one was a CR, which is all
+  // a "\r\n." split anywhere across pieces needs.
+  // Grown geometrically: pieces are appended one after another into one write buffer.
+  const std::size_t need = out.size() + piece.size() + piece.size() / 256 + 8;
+  if (out.capacity() < need) out.reserve(std::max(need, 2 * out.capacity()));
+  const char* data = piece.data();
   std::size_t i = 0;
-  const char* data = content.data();
-  while (i < content.size()) {
-    if (data[i] == '.') out += '.';
-    const void* hit = std::memchr(data + i, '\n', content.size() - i);
+  while (i < piece.size()) {
+    if (at_line_start_ && data[i] == '.') out += '.';
+    const void* hit = std::memchr(data + i, '\n', piece.size() - i);
     if (hit == nullptr) {
-      out.append(data + i, content.size() - i);
-      out += "\r\n";
-      break;
+      out.append(data + i, piece.size() - i);
+      last_cr_ = data[piece.size() - 1] == '\r';
+      at_line_start_ = false;
+      return;
     }
     const std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
-    if (nl > i && data[nl - 1] == '\r') {
+    const bool cr_before = nl > i ? data[nl - 1] == '\r' : last_cr_;
+    if (cr_before) {
       out.append(data + i, nl + 1 - i);
     } else {
       out.append(data + i, nl - i);
       out += "\r\n";
     }
+    at_line_start_ = true;
+    last_cr_ = false;
     i = nl + 1;
   }
+}
+
+void DotStuffer::finish(std::string& out) {
+  if (!at_line_start_) out += "\r\n";
   out += ".\r\n";
+  at_line_start_ = true;
+  last_cr_ = false;
 }
 
 }  // namespace bridgehead::smtp::client

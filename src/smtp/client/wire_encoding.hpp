@@ -31,4 +31,19 @@ std::size_t message_size(std::string_view content);
 /// terminating ".\r\n" follows.
 void append_dot_stuffed(std::string_view content, std::string& out);
 
+/// append_dot_stuffed for content that arrives in pieces: the same octets, whatever the
+/// pieces are (a "\r\n." or "\r\n" split between two pieces included).
+class DotStuffer {
+ public:
+  /// Appends the next piece of the content, stuffed, to `out`.
+  void append(std::string_view piece, std::string& out);
+  /// Ends the content: the CRLF a last line without one needs, then ".\r\n". The stuffer
+  /// is then ready for another message.
+  void finish(std::string& out);
+
+ private:
+  bool at_line_start_ = true;  // the next octet starts a line
+  bool last_cr_ = false;       // the last octet appended was a CR (an LF next keeps it as CRLF)
+};
+
 }  // namespace bridgehead::smtp::client

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "core/envelope.hpp"
 
 namespace bridgehead::smtp::client {
@@ -53,6 +56,80 @@ TEST(DotStuffing, MissingFinalCrlfIsAddedAndBareLfBecomesCrlf) {
 TEST(DotStuffing, SmugglingAttemptStaysInsideTheMessage) {
   // "\n.\r\n" is an end-of-data to a lax server; stuffed and normalized it is a line "..".
   EXPECT_EQ(stuffed("a\n.\r\nMAIL FROM:<x>\r\n"), "a\r\n..\r\nMAIL FROM:<x>\r\n.\r\n");
+}
+
+// An independent statement of the rules, octet by octet: a "." starting a line gets
+// another, an LF without a CR before it becomes CRLF, a last line without a line break
+// gets a CRLF, and ".\r\n" ends the data.
+std::string reference_stuffed(std::string_view in) {
+  std::string out;
+  bool line_start = true;
+  char prev = '\0';
+  for (char c : in) {
+    if (line_start && c == '.') out += '.';
+    if (c == '\n' && prev != '\r') out += '\r';
+    out += c;
+    line_start = c == '\n';
+    prev = c;
+  }
+  if (!line_start) out += "\r\n";
+  return out + ".\r\n";
+}
+
+std::string stuffed_in_pieces(std::string_view in, const std::vector<std::size_t>& cuts) {
+  DotStuffer stuffer;
+  std::string out;
+  std::size_t from = 0;
+  for (std::size_t cut : cuts) {
+    stuffer.append(in.substr(from, cut - from), out);
+    from = cut;
+  }
+  stuffer.append(in.substr(from), out);
+  stuffer.finish(out);
+  return out;
+}
+
+// Every string of up to 7 octets over ".", "\r", "\n", "x": split at every position, at
+// every pair of positions, and one octet per piece, the result is the whole-message one.
+TEST(DotStuffer, EveryContentSplitAnywhereStuffsLikeTheWholeMessage) {
+  constexpr char kAlphabet[] = {'.', '\r', '\n', 'x'};
+  std::size_t checked = 0;
+  for (std::size_t len = 0; len <= 7; ++len) {
+    std::size_t combos = 1;
+    for (std::size_t k = 0; k < len; ++k) combos *= 4;
+    for (std::size_t n = 0; n < combos; ++n) {
+      std::string in;
+      for (std::size_t k = 0, v = n; k < len; ++k, v /= 4) in += kAlphabet[v % 4];
+      const std::string want = reference_stuffed(in);
+      ASSERT_EQ(stuffed(in), want) << "whole: " << testing::PrintToString(in);
+      for (std::size_t a = 0; a <= len; ++a) {
+        ASSERT_EQ(stuffed_in_pieces(in, {a}), want) << testing::PrintToString(in) << " cut at " << a;
+        for (std::size_t b = a; b <= len; ++b) {
+          ASSERT_EQ(stuffed_in_pieces(in, {a, b}), want) << testing::PrintToString(in) << " cut at " << a << ", " << b;
+        }
+      }
+      std::vector<std::size_t> every;
+      for (std::size_t k = 1; k < len; ++k) every.push_back(k);
+      ASSERT_EQ(stuffed_in_pieces(in, every), want) << "octet by octet: " << testing::PrintToString(in);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 21845u);  // 4^0 + ... + 4^7
+}
+
+TEST(DotStuffer, CrlfDotSplitAtEveryPositionOfARealMessageIsStuffed) {
+  const std::string in = "Subject: x\r\n\r\n.hidden\r\n.\r\nMAIL FROM:<x>\r\n..\r\nend\n.\nlast";
+  const std::string want = reference_stuffed(in);
+  EXPECT_EQ(want,
+            "Subject: x\r\n\r\n..hidden\r\n..\r\nMAIL FROM:<x>\r\n...\r\nend\r\n..\r\nlast\r\n.\r\n");
+  for (std::size_t a = 0; a <= in.size(); ++a) {
+    EXPECT_EQ(stuffed_in_pieces(in, {a}), want) << "cut at " << a;
+  }
+}
+
+TEST(DotStuffer, EmptyPiecesChangeNothing) {
+  EXPECT_EQ(stuffed_in_pieces(".a\r\n", {0, 0, 1, 1, 3, 3, 4}), "..a\r\n.\r\n");
+  EXPECT_EQ(stuffed_in_pieces("", {0, 0}), ".\r\n");
 }
 
 TEST(MessageSize, CountsTheAddedCrlf) {

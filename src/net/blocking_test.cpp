@@ -1,0 +1,56 @@
+#include "net/blocking.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace bridgehead::net {
+namespace {
+
+TEST(RunBlocking, RunsOnThePoolAndResumesOnTheCallersExecutor) {
+  asio::io_context io;
+  asio::thread_pool pool(1);
+  const auto io_thread = std::this_thread::get_id();
+  std::thread::id worked_on, resumed_on;
+  std::string got;
+  auto body = [&]() -> awaitable<void> {
+    got = co_await run_blocking(pool.get_executor(), [&worked_on] {
+      worked_on = std::this_thread::get_id();
+      return std::string(100000, 'x');
+    });
+    resumed_on = std::this_thread::get_id();
+    co_await run_blocking(pool.get_executor(), [] {});  // void works too
+  };
+  std::exception_ptr failure;
+  asio::co_spawn(io, body(), [&failure](std::exception_ptr e) { failure = e; });
+  io.run();
+  pool.join();
+  ASSERT_FALSE(failure);
+  EXPECT_NE(worked_on, io_thread) << "the work ran on the I/O thread";
+  EXPECT_EQ(resumed_on, io_thread) << "the coroutine did not resume on its own executor";
+  EXPECT_EQ(got.size(), 100000u);
+}
+
+TEST(RunBlocking, AnExceptionReachesTheAwaitingCoroutine) {
+  asio::io_context io;
+  asio::thread_pool pool(1);
+  std::string caught;
+  auto body = [&]() -> awaitable<void> {
+    try {
+      co_await run_blocking(pool.get_executor(), []() -> int { throw std::runtime_error("parse failed"); });
+    } catch (const std::runtime_error& e) {
+      caught = e.what();
+    }
+  };
+  std::exception_ptr failure;
+  asio::co_spawn(io, body(), [&failure](std::exception_ptr e) { failure = e; });
+  io.run();
+  pool.join();
+  ASSERT_FALSE(failure);
+  EXPECT_EQ(caught, "parse failed");
+}
+
+}  // namespace
+}  // namespace bridgehead::net
