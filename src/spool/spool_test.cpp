@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -1688,6 +1689,39 @@ TEST(SpoolRecovery, AForgedIdCanNeverPushTheGenerationToItsEnd) {
   bool noted = false;
   for (const auto& n : (*opened)->recovery_report().notes) noted = noted || n.find("generation") != std::string::npos;
   EXPECT_TRUE(noted) << (*opened)->recovery_report().summary();
+}
+
+
+// Not run by default (disk and time): `spool_test --gtest_also_run_disabled_tests
+// --gtest_filter='*LargeSpool*'`. Prints how long a reopen of 200,000 queued messages takes.
+TEST(SpoolBenchmark, DISABLED_RecoveryOfALargeSpoolReadsHeadersOnly) {
+  TempDir dir;
+  constexpr std::size_t kMessages = 200000;
+  constexpr std::size_t kSize = 4096;
+  const std::string content = content_for(1, kSize);
+  {
+    auto s = open_ok(dir.path());
+    std::atomic<std::size_t> left{kMessages};
+    std::promise<void> all;
+    for (std::size_t i = 0; i < kMessages; ++i) {
+      const MessageId id = s->begin_message();
+      s->commit(id, content, envelope_for(i), [&](Expected<void> r) {
+        EXPECT_TRUE(r);
+        if (--left == 0) all.set_value();
+      });
+    }
+    all.get_future().wait();
+  }
+  std::printf("spool of %zu messages: %llu bytes in %zu segments\n", kMessages,
+              static_cast<unsigned long long>(segment_bytes(dir.path())), files_matching(dir.path(), "seg-").size());
+  for (int round = 0; round < 2; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = open_ok(dir.path());
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("reopen %d: %zu queued in %lld ms; %zu descriptors\n", round, s->queued().size(),
+                static_cast<long long>(ms), s->stats().open_files);
+    EXPECT_EQ(s->queued().size(), kMessages);
+  }
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ def open_fds(pid):
 class Sender:
     """Client threads, each sending on one connection at a time; records what was acked."""
 
-    def __init__(self, daemon, tag, count, threads=8, notify_never=False):
+    def __init__(self, daemon, tag, count, threads=16, notify_never=False):
         self.daemon = daemon
         self.tag = tag
         self.count = count
