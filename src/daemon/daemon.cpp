@@ -1,5 +1,8 @@
 #include "daemon/daemon.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 
@@ -93,6 +96,20 @@ void publish_spool(const spool::Spool& sp, admin::Process& p) {
   p.set_counter("commit_batches", st.commit_batches);  // batches that held commits: commits / this = batching
   p.set_counter("bytes_written", st.bytes_written);
   p.set_counter("write_errors", st.write_errors);
+  p.set_counter("disk_bytes", st.disk_bytes);
+  p.set_counter("live_bytes", st.live_bytes);
+  p.set_counter("compacted", st.compacted);
+  p.set_counter("damaged", st.damaged);
+  p.set_counter("open_files", st.open_files);
+  if (!st.degraded.empty()) {
+    // Reported once per cause: this runs every second.
+    const auto now = p.snapshot();
+    if (now.state != admin::ProcessState::kDegraded || !now.last_error || now.last_error->message != st.degraded) {
+      p.report_error(admin::ProcessState::kDegraded,
+                     Error::transient_error(ErrorCode::kIo, st.degraded,
+                                            "see the daemon log and docs/spool.md (Failure behaviour)"));
+    }
+  }
   p.set_activity(fmt::format("{} message{} queued in {} segment{}, {:.1f} commits per fsync", st.queued,
                              st.queued == 1 ? "" : "s", st.segments, st.segments == 1 ? "" : "s",
                              st.batching_factor()));
@@ -108,7 +125,29 @@ int run(const config::Config& cfg) {
   admin::ProcessRegistry registry;
 
   auto spool_process = registry.add("spool");
-  auto opened = spool::Spool::open(spool::SpoolOptions{.dir = cfg.spool_dir});
+  spool::SpoolOptions spool_options{.dir = cfg.spool_dir, .segment_size = cfg.spool_segment_size};
+  // The journal is compacted at a quarter of a segment (at most the 4 MiB default), so
+  // that with small segments it does not outgrow the data it describes.
+  spool_options.journal_compact_bytes = std::min<std::uint64_t>(4ull << 20, cfg.spool_segment_size / 4);
+  if (const char* kill = std::getenv("BRIDGEHEAD_FAULT_SPOOL_KILL"); kill != nullptr && *kill != '\0') {
+    // For the compaction crash test: SIGKILL at a named spool step ("step" or
+    // "step@FILE": only once FILE exists), as a crash at exactly that point would.
+    const std::string spec = kill;
+    const auto at = spec.find('@');
+    const std::string step = spec.substr(0, at);
+    const std::string armed = at == std::string::npos ? "" : spec.substr(at + 1);
+    spdlog::warn("fault injection on: the daemon kills itself at spool step {}{}", step,
+                 armed.empty() ? "" : " once " + armed + " exists");
+    spool_options.fault_hook = [step, armed](std::string_view where) {
+      if (where == step && (armed.empty() || ::access(armed.c_str(), F_OK) == 0)) {
+        spdlog::warn("fault injection: killing the daemon at spool step {}", step);
+        spdlog::default_logger()->flush();
+        std::raise(SIGKILL);
+      }
+      return 0;
+    };
+  }
+  auto opened = spool::Spool::open(std::move(spool_options));
   if (!opened) {
     spdlog::critical("cannot open the spool: {}", opened.error().describe());
     fmt::print(stderr, "bridgehead: cannot open the spool: {}\n", opened.error().describe());

@@ -13,6 +13,7 @@
 #include <climits>
 #include <condition_variable>
 #include <deque>
+#include <list>
 #include <map>
 #include <mutex>
 #include <set>
@@ -23,6 +24,7 @@
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "spool/format.hpp"
 
@@ -72,24 +74,101 @@ Error corrupt(std::string msg) {
                           "after saving a copy; nothing in it was discarded");
 }
 
-/// A segment file, shared with readers so that deleting it never closes an fd under a read.
+/// A segment file's name; its descriptor is opened on demand (FileCache).
 struct SegmentFile {
   std::uint64_t seq = 0;
-  int fd = -1;
   std::filesystem::path path;
-  SegmentFile(std::uint64_t s, int f, std::filesystem::path p) : seq(s), fd(f), path(std::move(p)) {}
-  ~SegmentFile() {
-    if (fd >= 0) ::close(fd);
+};
+
+/// An open descriptor, shared with readers so that closing it in the cache, or deleting the
+/// segment, never closes an fd under a read in progress.
+struct OpenFile {
+  int fd = -1;
+  std::atomic<std::size_t>* count = nullptr;
+  OpenFile(int f, std::atomic<std::size_t>* c) : fd(f), count(c) { ++*count; }
+  ~OpenFile() {
+    ::close(fd);
+    --*count;
   }
-  SegmentFile(const SegmentFile&) = delete;
-  SegmentFile& operator=(const SegmentFile&) = delete;
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+};
+
+/// The segment descriptors kept open, least recently used closed first. One descriptor
+/// per retained segment would let a thousand segments exhaust the process's limit, and
+/// then the daemon could neither accept a connection nor open its spool again.
+class FileCache {
+ public:
+  FileCache(std::size_t limit, std::atomic<std::size_t>* count) : limit_(std::max<std::size_t>(limit, 2)), count_(count) {}
+  Expected<std::shared_ptr<OpenFile>> get(std::uint64_t seq, const std::filesystem::path& path) {
+    std::lock_guard lock(mu_);
+    if (auto it = pos_.find(seq); it != pos_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return it->second->second;
+    }
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(Error::from_errno(errno, fmt::format("cannot open spool segment {}", path.string())));
+    auto f = std::make_shared<OpenFile>(fd, count_);
+    insert_locked(seq, f);
+    return f;
+  }
+  void insert(std::uint64_t seq, std::shared_ptr<OpenFile> f) {
+    std::lock_guard lock(mu_);
+    drop_locked(seq);
+    insert_locked(seq, std::move(f));
+  }
+  void drop(std::uint64_t seq) {
+    std::lock_guard lock(mu_);
+    drop_locked(seq);
+  }
+
+ private:
+  void insert_locked(std::uint64_t seq, std::shared_ptr<OpenFile> f) {
+    lru_.emplace_front(seq, std::move(f));
+    pos_[seq] = lru_.begin();
+    while (lru_.size() > limit_) {
+      pos_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+  void drop_locked(std::uint64_t seq) {
+    if (auto it = pos_.find(seq); it != pos_.end()) {
+      lru_.erase(it->second);
+      pos_.erase(it);
+    }
+  }
+  std::mutex mu_;
+  std::size_t limit_;
+  std::atomic<std::size_t>* count_;
+  std::list<std::pair<std::uint64_t, std::shared_ptr<OpenFile>>> lru_;
+  std::unordered_map<std::uint64_t, std::list<std::pair<std::uint64_t, std::shared_ptr<OpenFile>>>::iterator> pos_;
 };
 
 struct Extent {
   std::uint64_t seq = 0;
   std::uint64_t offset = 0;  ///< of the content within the segment file
   std::uint32_t length = 0;
+  /// The CHUNK record's frame CRC: recovery reads only record headers, so the content is
+  /// checked against it when it is read (delivery, compaction) instead.
+  std::uint32_t crc = 0;
 };
+
+/// Bytes of the CHUNK record that holds an extent.
+std::uint64_t chunk_record_bytes(const Extent& e) { return kFrameHeaderSize + kChunkPrefix + e.length; }
+
+/// The frame CRC of CHUNK `index` of message `id` over `content` (what encode_frame_header
+/// computes), built piece by piece so content can be checked while it streams.
+std::uint32_t chunk_crc_start(MessageId id, std::uint32_t index, std::uint32_t length) {
+  char fields[8];
+  fields[0] = static_cast<char>(kChunk);
+  fields[1] = 0;
+  put_u16(fields + 2, 0);
+  put_u32(fields + 4, static_cast<std::uint32_t>(kChunkPrefix + length));
+  char prefix[kChunkPrefix];
+  put_u64(prefix, id);
+  put_u32(prefix + 8, index);
+  return crc32c(crc32c(0, fields, 8), prefix, kChunkPrefix);
+}
 
 /// Segments [first, last] that hold records of one message (0 = none yet).
 struct Range {
@@ -102,6 +181,12 @@ struct Queued {
   std::uint64_t size = 0;
   std::vector<Extent> extents;
   Range range;
+  std::uint64_t commit_seq = 0;    ///< segment of its COMMIT record
+  std::uint32_t commit_bytes = 0;  ///< size of that record
+  /// Segments that may still hold an older copy (before compaction moved it): its
+  /// FINISHED record must outlive them.
+  std::vector<Range> stale;
+  bool damaged = false;  ///< its content failed its check; never copied, kept for the queue manager
   /// Empty while nothing but kPending is known (most messages: no allocation); once a state
   /// is recorded, one entry per envelope recipient, in order.
   std::vector<RecipientState> recipients;
@@ -147,6 +232,8 @@ void truncate_text(std::string& s, std::size_t max) {
 /// A message being received: written to the current segment, not committed.
 struct Pending {
   Range range;
+  std::uint64_t commit_seq = 0;
+  std::uint32_t commit_bytes = 0;
   std::uint32_t chunks = 0;
   std::uint64_t size = 0;
   std::uint32_t digest = 0;
@@ -207,50 +294,33 @@ bool record_at(std::string_view data, std::size_t pos, FrameHeader& h) {
 }
 
 struct ScanOutcome {
-  std::uint64_t end = 0;    ///< where valid data ends (the truncation point of a torn tail)
-  bool torn = false;        ///< the tail from `end` is torn and must be cut off
-  bool damaged = false;     ///< damage was skipped somewhere (a note was written)
+  std::uint64_t end = 0;  ///< where valid data ends
+  bool damaged = false;   ///< a record at `end` does not check out; nothing after it was read
+  bool more = false;      ///< ...and a valid-looking frame follows somewhere after it
 };
 
-/// Walks the records of a file from `start`. Damage followed by a valid record is skipped
-/// with a note; damage that runs to the end of the last file is a torn tail.
+/// Walks the records of a journal from `start` up to the first one that does not check
+/// out. Nothing after it is read as records: a RECIPIENT_STATE carries a remote server's
+/// reply text, which could hold a well-formed FINISHED frame, and taking that for a record
+/// would drop a message nobody delivered.
 template <typename OnRecord>
-Expected<ScanOutcome> scan_records(std::string_view data, std::size_t start, bool last_file,
-                                   const std::filesystem::path& path, RecoveryReport& report,
-                                   OnRecord&& on_record) {
+Expected<ScanOutcome> scan_records(std::string_view data, std::size_t start, OnRecord&& on_record) {
   ScanOutcome out;
   std::size_t pos = start;
   while (pos < data.size()) {
     FrameHeader h;
-    if (record_at(data, pos, h)) {
-      auto r = on_record(h, data.substr(pos + kFrameHeaderSize, h.length),
-                         static_cast<std::uint64_t>(pos + kFrameHeaderSize));
-      if (!r) return fail(r.error());
-      pos += kFrameHeaderSize + h.length;
-      continue;
-    }
-    std::size_t next = pos + 1;
-    for (;;) {
-      next = data.find(kRecordMagic, next);
-      if (next == std::string_view::npos || record_at(data, next, h)) break;
-      ++next;
-    }
-    if (next == std::string_view::npos) {
-      if (last_file) {
-        out.torn = true;
-        out.end = pos;
-        return out;
-      }
-      report.notes.push_back(fmt::format("{}: {} damaged bytes at offset {} up to the end were skipped",
-                                         path.string(), data.size() - pos, pos));
+    if (!record_at(data, pos, h)) {
       out.damaged = true;
-      out.end = data.size();
+      out.end = pos;
+      for (std::size_t next = data.find(kRecordMagic, pos + 1); next != std::string_view::npos && !out.more;
+           next = data.find(kRecordMagic, next + 1)) {
+        out.more = record_at(data, next, h);
+      }
       return out;
     }
-    report.notes.push_back(fmt::format("{}: {} damaged bytes at offset {} were skipped", path.string(),
-                                       next - pos, pos));
-    out.damaged = true;
-    pos = next;
+    auto r = on_record(h, data.substr(pos + kFrameHeaderSize, h.length), static_cast<std::uint64_t>(pos + kFrameHeaderSize));
+    if (!r) return fail(r.error());
+    pos += kFrameHeaderSize + h.length;
   }
   out.end = data.size();
   return out;
@@ -342,6 +412,8 @@ struct Spool::Impl {
   mutable std::shared_mutex index_mu;
   std::map<MessageId, Queued> queued;
   std::map<std::uint64_t, std::shared_ptr<SegmentFile>> seg_files;
+  std::atomic<std::size_t> open_files{0};
+  std::unique_ptr<FileCache> files;  ///< made at open, with the configured bound
 
   std::mutex q_mu;
   std::condition_variable q_cv;
@@ -353,11 +425,28 @@ struct Spool::Impl {
   // Writer thread only.
   std::unordered_map<MessageId, Pending> inflight;
   std::map<std::uint64_t, std::uint64_t> refs;  ///< segment -> messages (pending or queued) in it
-  std::unordered_map<MessageId, Range> finished_keep;  ///< finished, records still on disk
+  /// Finished messages whose records are still on disk: every range that held a copy.
+  std::unordered_map<MessageId, std::vector<Range>> finished_keep;
   /// Sum of kept_state_bytes over `queued`: what a compacted journal spends on states.
   std::uint64_t state_bytes = 0;
-  std::set<std::uint64_t> dirty;  ///< segments written since their last fdatasync
+  /// Segments written since their last fdatasync, with their descriptors: held open so
+  /// the sync is on the descriptor the writes went through and sees their errors.
+  std::map<std::uint64_t, std::shared_ptr<OpenFile>> dirty;
   std::shared_ptr<SegmentFile> cur;  ///< null: the next write starts a fresh segment
+  std::shared_ptr<OpenFile> cur_file;
+  /// Per segment: its size, the bytes of queued messages' records in it, and the queued
+  /// messages whose range covers it (those compaction must move to free it).
+  struct SegStat {
+    std::uint64_t size = 0;
+    std::uint64_t live = 0;
+    std::set<MessageId> members;
+  };
+  std::map<std::uint64_t, SegStat> segstat;
+  bool compaction_wanted = true;  ///< something changed since the last look for mostly-dead segments
+  /// Why reclaiming is failing, per step ("unlink", "journal"); cleared when the step works.
+  mutable std::mutex degraded_mu;
+  std::map<std::string, std::string> degraded;
+  std::unordered_set<MessageId> damaged_reads;  ///< under degraded_mu
   std::uint64_t cur_size = 0;
   std::uint64_t next_seg = 1;
   int journal_fd = -1;
@@ -369,6 +458,7 @@ struct Spool::Impl {
   std::atomic<std::uint64_t> fault_limit{0};  ///< absolute bytes_written at which writes fail
   std::atomic<std::uint64_t> commits{0}, syncs{0}, commit_batches{0}, finishes{0}, write_errors{0};
   std::atomic<std::size_t> receiving{0};  ///< inflight.size() after the last batch, for stats()
+  std::atomic<std::uint64_t> disk_total{0}, live_total{0}, compacted{0}, damaged_total{0};
 
   ~Impl() {
     if (journal_fd >= 0) ::close(journal_fd);
@@ -376,6 +466,71 @@ struct Spool::Impl {
   }
 
   std::filesystem::path file(std::string_view name) const { return opt.dir / std::string(name); }
+
+  /// The test seam's verdict on `step`: 0, or the errno it is to fail with.
+  int fault(std::string_view step) const { return opt.fault_hook ? opt.fault_hook(step) : 0; }
+
+  /// Puts the spool in degraded with `why` for `step` (logged once per new cause), or,
+  /// with an empty `why`, clears that step.
+  void set_degraded(const std::string& step, const std::string& why) {
+    std::lock_guard lock(degraded_mu);
+    auto it = degraded.find(step);
+    if (why.empty()) {
+      if (it != degraded.end()) {
+        spdlog::info("spool: {} works again", step);
+        degraded.erase(it);
+      }
+      return;
+    }
+    if (it == degraded.end() || it->second != why) spdlog::error("spool: {}", why);
+    degraded[step] = why;
+  }
+
+  /// A read found damaged content: counted and said once per message (any thread).
+  void note_damaged_read(MessageId id, const std::filesystem::path& path) {
+    {
+      std::lock_guard lock(degraded_mu);
+      if (!damaged_reads.insert(id).second) return;
+    }
+    ++damaged_total;
+    set_degraded("damage", fmt::format("message {} is damaged on disk (a chunk in {} fails its CRC); it cannot be "
+                                       "delivered as it was received; see docs/spool.md on damaged messages",
+                                       format_id(id), path.string()));
+  }
+
+  // ---------------------------------------------------------------- live-data accounting
+
+  /// Adds (+1) or removes (-1) a queued message's records from the per-segment counts.
+  void account(MessageId id, const Queued& q, int sign) {
+    auto add = [&](std::uint64_t seq, std::uint64_t bytes) {
+      auto it = segstat.find(seq);
+      if (it == segstat.end()) return;
+      it->second.live = sign > 0 ? it->second.live + bytes : it->second.live - std::min(it->second.live, bytes);
+    };
+    for (const Extent& e : q.extents) add(e.seq, chunk_record_bytes(e));
+    add(q.commit_seq, q.commit_bytes);
+    for (std::uint64_t s = q.range.first; s != 0 && s <= q.range.last; ++s) {
+      auto it = segstat.find(s);
+      if (it == segstat.end()) continue;
+      if (sign > 0) {
+        it->second.members.insert(id);
+      } else {
+        it->second.members.erase(id);
+      }
+    }
+  }
+
+  /// Publishes the totals stats() shows (writer thread, after each batch).
+  void publish_totals() {
+    std::uint64_t disk = 0;
+    std::uint64_t live = 0;
+    for (const auto& [seq, st] : segstat) {
+      disk += st.size;
+      live += st.live;
+    }
+    disk_total = disk;
+    live_total = live;
+  }
 
   // ---------------------------------------------------------------- low-level writes
 
@@ -456,6 +611,37 @@ struct Spool::Impl {
     return fsync_dir();
   }
 
+  /// Sets `content` aside as damaged/<name> for a person to salvage, durably (tmp, fdatasync,
+  /// rename, fsync of damaged/ and, when damaged/ is new, of the spool directory) before
+  /// the caller lets go of the segments it came from. Returns the file's path.
+  Expected<std::filesystem::path> write_damaged(const std::string& name, std::string_view content) {
+    const auto dir = opt.dir / "damaged";
+    if (::mkdir(dir.c_str(), 0750) == 0) {
+      if (auto r = fsync_dir(); !r) return fail(r.error());
+    } else if (errno != EEXIST) {
+      return fail(io_error(errno, "cannot create", dir));
+    }
+    const auto path = dir / name;
+    const auto tmp = dir / (name + ".tmp");
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) return fail(io_error(errno, "cannot create", tmp));
+    iovec v{const_cast<char*>(content.data()), content.size()};
+    int err = write_all(fd, 0, {v});
+    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+    ::close(fd);
+    if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+    if (err != 0) {
+      ::unlink(tmp.c_str());
+      return fail(io_error(err, "cannot write", path));
+    }
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return fail(io_error(errno, "cannot open", dir));
+    err = ::fsync(dfd) == 0 ? 0 : errno;
+    ::close(dfd);
+    if (err != 0) return fail(io_error(err, "cannot sync", dir));
+    return path;
+  }
+
   // ---------------------------------------------------------------- ids
 
   Expected<void> persist_generation(std::uint64_t gen) {
@@ -516,6 +702,7 @@ struct Spool::Impl {
     std::uint64_t seg_iov_offset = 0;
     std::vector<iovec> journal_iov;
     std::shared_ptr<SegmentFile> cur_at_start;
+    std::shared_ptr<OpenFile> cur_file_at_start;
     std::uint64_t seg_good = 0;
     std::uint64_t journal_good = 0;
     std::vector<std::uint64_t> created;
@@ -526,13 +713,23 @@ struct Spool::Impl {
     std::unordered_set<MessageId> finishing_set;
     std::vector<std::size_t> recording;  ///< indexes of the record ops that write a record
     std::vector<MessageId> aborts;
+    /// Compaction: copies of queued messages written in this batch, applied once synced.
+    struct Copy {
+      MessageId id = 0;
+      std::vector<Extent> extents;
+      Range range;
+      std::uint64_t commit_seq = 0;
+      std::uint32_t commit_bytes = 0;
+    };
+    std::vector<Copy> copies;
+    std::deque<std::string> copy_data;  ///< content read back and envelopes, stable addresses
     bool sync_failed = false;
     bool rolled = false;
   };
 
   Expected<void> flush_segment(Batch& b) {
     if (b.seg_iov.empty()) return {};
-    const int err = write_all(cur->fd, b.seg_iov_offset, std::move(b.seg_iov));
+    const int err = write_all(cur_file->fd, b.seg_iov_offset, std::move(b.seg_iov));
     b.seg_iov.clear();
     b.seg_iov_offset = cur_size;
     if (err != 0) return fail(io_error(err, "cannot write spool segment", cur->path));
@@ -545,7 +742,7 @@ struct Spool::Impl {
       // A segment is synced before the next one is created, so only the newest segment can
       // ever end in a torn tail; recovery relies on that to tell a torn tail from damage.
       if (dirty.count(cur->seq) != 0) {
-        if (::fdatasync(cur->fd) != 0) {
+        if (::fdatasync(cur_file->fd) != 0) {
           b.sync_failed = true;
           return fail(io_error(errno, "cannot sync spool segment", cur->path));
         }
@@ -557,21 +754,25 @@ struct Spool::Impl {
     auto path = file(segment_name(seq));
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) return fail(io_error(errno, "cannot create spool segment", path));
-    auto seg = std::make_shared<SegmentFile>(seq, fd, path);
+    auto handle = std::make_shared<OpenFile>(fd, &open_files);
+    auto seg = std::make_shared<SegmentFile>(SegmentFile{seq, path});
     // The new name must be durable before any commit in this file is acknowledged: a
     // synced file that no directory entry points to is lost in a crash.
     if (auto r = fsync_dir(); !r) {
       ::unlink(path.c_str());
       return r;
     }
+    files->insert(seq, handle);
     {
       std::unique_lock lock(index_mu);
       seg_files[seq] = seg;
     }
     refs[seq] = 0;
-    dirty.insert(seq);
+    segstat[seq].size = kFileHeaderSize;
+    dirty[seq] = handle;
     b.created.push_back(seq);
     cur = std::move(seg);
+    cur_file = std::move(handle);
     cur_size = 0;
     b.seg_iov_offset = 0;
     auto& buf = b.bufs.emplace_back();
@@ -600,7 +801,8 @@ struct Spool::Impl {
     if (!body.empty()) b.seg_iov.push_back({const_cast<char*>(body.data()), body.size()});
     const std::uint64_t payload_at = cur_size + kFrameHeaderSize;
     cur_size += kFrameHeaderSize + prefix.size() + body.size();
-    dirty.insert(cur->seq);
+    segstat[cur->seq].size = cur_size;
+    dirty[cur->seq] = cur_file;
     return payload_at;
   }
 
@@ -657,7 +859,7 @@ struct Spool::Impl {
       std::uint32_t crc = 0;
       const std::uint64_t at = add_record(b, kChunk, std::string_view(prefix, kChunkPrefix), piece, &crc);
       touch(p.range, cur->seq);
-      p.extents.push_back({cur->seq, at + kChunkPrefix, static_cast<std::uint32_t>(piece.size())});
+      p.extents.push_back({cur->seq, at + kChunkPrefix, static_cast<std::uint32_t>(piece.size()), crc});
       p.digest = extend_digest(p.digest, crc);
       p.size += piece.size();
       ++p.chunks;
@@ -703,6 +905,8 @@ struct Spool::Impl {
     put_u32(prefix + 24, static_cast<std::uint32_t>(op.data.size()));
     add_record(b, kCommit, std::string_view(prefix, kCommitPrefix), op.data, nullptr);
     touch(p.range, cur->seq);
+    p.commit_seq = cur->seq;
+    p.commit_bytes = static_cast<std::uint32_t>(kFrameHeaderSize + kCommitPrefix + op.data.size());
     p.committing = true;
     b.committing.insert(op.id);
     b.commits.push_back(op.id);
@@ -774,6 +978,136 @@ struct Spool::Impl {
     return {};
   }
 
+  // ---------------------------------------------------------------- segment compaction
+
+  /// Reads the content of queued message `id` back from its segments and checks every
+  /// chunk against its CRC. nullopt (and the message marked damaged, or the error noted)
+  /// when it cannot be read intact: such a message is never copied.
+  std::optional<std::vector<std::string_view>> read_back(Batch& b, MessageId id, Queued& q) {
+    std::vector<std::string_view> pieces;
+    for (std::size_t i = 0; i < q.extents.size(); ++i) {
+      const Extent& e = q.extents[i];
+      auto seg = seg_files.find(e.seq);
+      if (seg == seg_files.end()) return std::nullopt;
+      auto f = files->get(e.seq, seg->second->path);
+      if (!f) {
+        set_degraded("compaction", fmt::format("cannot compact message {}: {}", format_id(id), f.error().describe()));
+        return std::nullopt;
+      }
+      std::string& buf = b.copy_data.emplace_back(e.length, '\0');
+      std::size_t done = 0;
+      while (done < e.length) {
+        const ssize_t n = ::pread((*f)->fd, buf.data() + done, e.length - done, static_cast<off_t>(e.offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          set_degraded("compaction", fmt::format("cannot compact message {}: {}", format_id(id),
+                                                 n < 0 ? io_error(errno, "cannot read", seg->second->path).describe()
+                                                       : "segment " + seg->second->path.string() + " is short"));
+          return std::nullopt;
+        }
+        done += static_cast<std::size_t>(n);
+      }
+      if (crc32c(chunk_crc_start(id, static_cast<std::uint32_t>(i), e.length), buf) != e.crc) {
+        mark_damaged(id, q, fmt::format("chunk {} in {} fails its CRC", i, seg->second->path.string()));
+        return std::nullopt;
+      }
+      pieces.push_back(buf);
+    }
+    return pieces;
+  }
+
+  /// A queued message whose content fails its check: said once, loudly; it stays queued so
+  /// the queue manager (whose read fails the same way) decides, and frees it on finish.
+  void mark_damaged(MessageId id, Queued& q, const std::string& why) {
+    if (q.damaged) return;
+    q.damaged = true;
+    {
+      std::lock_guard lock(degraded_mu);
+      if (!damaged_reads.insert(id).second) return;
+    }
+    ++damaged_total;
+    set_degraded("damage", fmt::format("message {} is damaged on disk ({}); it cannot be delivered as it was "
+                                       "received; see docs/spool.md on damaged messages",
+                                       format_id(id), why));
+  }
+
+  /// Copies a queued message forward into the current segment: the same CHUNK records (same
+  /// id, indexes and CRCs, so the COMMIT's digest is unchanged) and a new COMMIT. Recovery
+  /// takes the last copy whose COMMIT checks out; the journal's states and FINISHED record
+  /// are by id, so they apply to either copy.
+  Expected<std::uint64_t> plan_copy(Batch& b, MessageId id, Queued& q) {
+    auto pieces = read_back(b, id, q);
+    if (!pieces) return 0;
+    Batch::Copy c;
+    c.id = id;
+    std::uint64_t bytes = 0;
+    std::uint32_t digest = 0;
+    for (std::size_t i = 0; i < pieces->size(); ++i) {
+      const std::string_view piece = (*pieces)[i];
+      if (auto r = make_room(b, kFrameHeaderSize + kChunkPrefix + piece.size()); !r) return fail(r.error());
+      char prefix[kChunkPrefix];
+      put_u64(prefix, id);
+      put_u32(prefix + 8, static_cast<std::uint32_t>(i));
+      std::uint32_t crc = 0;
+      const std::uint64_t at = add_record(b, kChunk, std::string_view(prefix, kChunkPrefix), piece, &crc);
+      touch(c.range, cur->seq);
+      c.extents.push_back({cur->seq, at + kChunkPrefix, static_cast<std::uint32_t>(piece.size()), crc});
+      digest = extend_digest(digest, crc);
+      bytes += kFrameHeaderSize + kChunkPrefix + piece.size();
+    }
+    const std::string& env = b.copy_data.emplace_back(serialize(q.envelope));
+    if (auto r = make_room(b, kFrameHeaderSize + kCommitPrefix + env.size()); !r) return fail(r.error());
+    char pp[kCommitPrefix];
+    put_u64(pp, id);
+    put_u64(pp + 8, q.size);
+    put_u32(pp + 16, static_cast<std::uint32_t>(q.extents.size()));
+    put_u32(pp + 20, digest);
+    put_u32(pp + 24, static_cast<std::uint32_t>(env.size()));
+    add_record(b, kCommit, std::string_view(pp, kCommitPrefix), env, nullptr);
+    touch(c.range, cur->seq);
+    c.commit_seq = cur->seq;
+    c.commit_bytes = static_cast<std::uint32_t>(kFrameHeaderSize + kCommitPrefix + env.size());
+    b.copies.push_back(std::move(c));
+    return bytes + kFrameHeaderSize + kCommitPrefix + env.size();
+  }
+
+  /// Compaction, in the writer's batches: a sealed segment in which less than two thirds of
+  /// the bytes belong to queued messages has those messages copied forward, so that it (and
+  /// the space of everything finished in it) can go. Every segment left is then at least
+  /// two-thirds live, except the current one: segment files take at most 1.5 x the live
+  /// data plus one segment. Each batch copies a bounded amount, so commits behind it wait
+  /// little.
+  Expected<void> plan_compaction(Batch& b) {
+    if (!compaction_wanted) return {};
+    compaction_wanted = false;
+    const std::uint64_t budget = std::clamp<std::uint64_t>(opt.segment_size / 2, 64u << 10, 4u << 20);
+    std::uint64_t used = 0;
+    bool started = false;
+    std::unordered_set<MessageId> planned;
+    for (auto& [seq, st] : segstat) {
+      if ((cur && seq == cur->seq) || st.members.empty() || st.live * 3 >= st.size * 2) continue;
+      if (std::find(b.created.begin(), b.created.end(), seq) != b.created.end()) continue;
+      const std::vector<MessageId> ids(st.members.begin(), st.members.end());
+      for (MessageId id : ids) {
+        auto it = queued.find(id);
+        if (it == queued.end() || it->second.damaged || b.finishing_set.count(id) != 0 || planned.count(id) != 0) continue;
+        if (used >= budget) {
+          compaction_wanted = true;  // the rest in the next batch
+          return {};
+        }
+        if (!started) {
+          started = true;
+          (void)fault("compaction-start");
+        }
+        planned.insert(id);
+        auto copied = plan_copy(b, id, it->second);
+        if (!copied) return fail(copied.error());
+        used += *copied;
+      }
+    }
+    return {};
+  }
+
   /// Appends the records a compacted journal keeps for the current state to `content`.
   void append_kept_records(std::string& content) const {
     std::vector<MessageId> ids;
@@ -806,6 +1140,9 @@ struct Spool::Impl {
   /// recipient states of queued messages, then retires the old one(s).
   Expected<void> start_new_journal() {
     const std::uint64_t seq = journal_seq + 1;
+    if (const int e = fault("journal-compact"); e != 0) {
+      return fail(io_error(e, "cannot write", file(journal_name(seq))));
+    }
     std::string content;
     content.reserve(compacted_journal_size());
     const auto h = encode_file_header(kJournalMagic, seq);
@@ -823,7 +1160,14 @@ struct Spool::Impl {
     if (fd < 0) return fail(io_error(errno, "cannot open", path));
     if (journal_fd >= 0) {
       ::close(journal_fd);
-      ::unlink(file(journal_name(journal_seq)).c_str());
+      // Harmless if it stays (recovery takes the union), but it is space that is never
+      // given back, so a person must hear of it.
+      const auto old = file(journal_name(journal_seq));
+      if (::unlink(old.c_str()) != 0) {
+        set_degraded("journal-unlink", io_error(errno, "cannot remove old spool journal", old).describe());
+      } else {
+        set_degraded("journal-unlink", "");
+      }
     }
     journal_fd = fd;
     journal_seq = seq;
@@ -836,6 +1180,7 @@ struct Spool::Impl {
     Batch b;
     b.result.resize(batch.size());
     b.cur_at_start = cur;
+    b.cur_file_at_start = cur_file;
     b.seg_good = cur_size;
     b.seg_iov_offset = cur_size;
     b.journal_good = journal_size;
@@ -854,7 +1199,13 @@ struct Spool::Impl {
       if (!r) err = r.error();
     }
     if (!err) {
+      if (auto r = plan_compaction(b); !r) err = r.error();
+    }
+    if (!err) {
       if (auto r = flush_segment(b); !r) err = r.error();
+    }
+    if (!err && !b.copies.empty()) {
+      if (const int e = fault("compaction-written"); e != 0) err = io_error(e, "cannot write spool segment", cur->path);
     }
     if (!err && !b.journal_iov.empty()) {
       std::uint64_t n = 0;
@@ -885,7 +1236,7 @@ struct Spool::Impl {
     // message is only ever finished in a later batch than the one that committed it.
     const bool journal_syncing = !err && journaled;
     if (journal_syncing) journal_sync.start(journal_fd);
-    if (!err && !b.commits.empty()) {
+    if (!err && (!b.commits.empty() || !b.copies.empty())) {
       // THE fdatasync that the 250 replies wait for: it covers every CHUNK and COMMIT of
       // every message committed in this batch, because (1) all of them were written above,
       // (2) earlier chunks of these messages live in segments that are either this one or
@@ -893,14 +1244,9 @@ struct Spool::Impl {
       // directory entry was fsync'ed when it was created. Syncing every dirty segment,
       // not only the current one, also covers a segment sealed after a failed batch.
       for (auto it = dirty.begin(); it != dirty.end() && !err;) {
-        std::shared_ptr<SegmentFile> seg;
-        {
-          std::shared_lock lock(index_mu);
-          if (auto f = seg_files.find(*it); f != seg_files.end()) seg = f->second;
-        }
-        if (seg && ::fdatasync(seg->fd) != 0) {
+        if (::fdatasync(it->second->fd) != 0) {
           b.sync_failed = true;
-          err = io_error(errno, "cannot sync spool segment", seg->path);
+          err = io_error(errno, "cannot sync spool segment", file(segment_name(it->first)));
           break;
         }
         it = dirty.erase(it);
@@ -922,6 +1268,7 @@ struct Spool::Impl {
       succeed_batch(b, batch, synced);
     }
     if (!err && journaled) maybe_compact();
+    publish_totals();
   }
 
   /// Aborts take effect whatever happened to the batch; then space is reclaimed, before
@@ -933,7 +1280,10 @@ struct Spool::Impl {
         inflight.erase(it);
       }
     }
-    if (!b.aborts.empty() || !b.finishing.empty() || b.rolled || failed) delete_unused_segments();
+    if (!b.aborts.empty() || !b.finishing.empty() || !b.copies.empty() || b.rolled || failed) {
+      delete_unused_segments();
+    }
+    if (!b.finishing.empty() || b.rolled) compaction_wanted = true;
     publish_receiving(b);
   }
 
@@ -951,21 +1301,46 @@ struct Spool::Impl {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].kind == Op::Kind::kCommit && !b.result[i]) envelopes.emplace_back(batch[i].id, &batch[i].envelope);
     }
+    if (!b.copies.empty()) {
+      // The copies are durable (the segment sync above covers them, and a new segment's
+      // name was made durable when it was created): only from here may the old copies'
+      // segments go. A crash before this point leaves both copies; recovery takes the last.
+      (void)fault("compaction-synced");
+    }
     {
       std::unique_lock lock(index_mu);
       for (auto& [id, env] : envelopes) {
         auto it = inflight.find(id);
         Pending& p = it->second;
-        queued.emplace(id, Queued{std::move(*env), p.size, std::move(p.extents), p.range, {}});
+        Queued q{std::move(*env), p.size, std::move(p.extents), p.range, p.commit_seq, p.commit_bytes, {}, false, {}};
+        account(id, q, +1);
+        queued.emplace(id, std::move(q));
         inflight.erase(it);
       }
+      for (auto& c : b.copies) {
+        Queued& q = queued.at(c.id);
+        account(c.id, q, -1);
+        ref_range(q.range.first, q.range.last, -1);
+        // The old copy stays on disk until its segments go; its FINISHED must outlive it.
+        std::erase_if(q.stale, [&](const Range& r) { return !any_on_disk(r); });
+        q.stale.push_back(q.range);
+        q.extents = std::move(c.extents);
+        q.range = c.range;
+        q.commit_seq = c.commit_seq;
+        q.commit_bytes = c.commit_bytes;
+        account(c.id, q, +1);
+      }
+      compacted += b.copies.size();
       // States before finishes: a record planned before a finish of the same message in
       // this batch found it queued; the finish then drops the state with the message.
       for (std::size_t i : b.recording) apply_states(batch[i].id, std::move(batch[i].states));
       for (MessageId id : b.finishing) {
         auto it = queued.find(id);
         state_bytes -= kept_state_bytes(it->second.recipients);
-        finished_keep[id] = it->second.range;
+        auto& keep = finished_keep[id];
+        keep = std::move(it->second.stale);
+        keep.push_back(it->second.range);
+        account(id, it->second, -1);
         ref_range(it->second.range.first, it->second.range.last, -1);
         queued.erase(it);
       }
@@ -1006,6 +1381,9 @@ struct Spool::Impl {
 
   void fail_batch(Batch& b, std::vector<Op>& batch, const Error& err) {
     ++write_errors;
+    // Copies that did not become durable are forgotten; the messages stay where they were.
+    for (const auto& c : b.copies) ref_range(c.range.first, c.range.last, -1);
+    if (!b.copies.empty()) compaction_wanted = true;
     for (auto& [id, u] : b.undo) {
       auto it = inflight.find(id);
       Pending& p = it->second;
@@ -1029,6 +1407,8 @@ struct Spool::Impl {
       seg_files.erase(*it);
       refs.erase(*it);
       dirty.erase(*it);
+      segstat.erase(*it);
+      files->drop(*it);
     }
     if (!b.created.empty()) {
       // Make the unlink durable before a later segment with a higher number is created: a
@@ -1036,19 +1416,28 @@ struct Spool::Impl {
       (void)fsync_dir();
     }
     cur = b.cur_at_start;
+    cur_file = b.cur_file_at_start;
     cur_size = b.seg_good;
     if (cur) {
       // After a failed fdatasync the kernel may have dropped dirty pages it could not
       // write: nothing written but unsynced in this file can be trusted, so the messages
       // being received are poisoned (their commit fails, the client resends) and writing
       // resumes in a fresh file. A failed write (ENOSPC) leaves earlier data intact, so
-      // the file is cut back and reused.
-      if (b.sync_failed || ::ftruncate(cur->fd, static_cast<off_t>(b.seg_good)) != 0) cur.reset();
+      // the file is cut back and reused. Either way the cut is tried, so that a sealed
+      // segment ends where its last good batch did: recovery reads only record headers in
+      // sealed segments and stops at the first one that does not check out.
+      const bool cut = ::ftruncate(cur_file->fd, static_cast<off_t>(b.seg_good)) == 0;
+      if (auto st = segstat.find(cur->seq); st != segstat.end() && cut) st->second.size = b.seg_good;
+      if (b.sync_failed || !cut) {
+        cur.reset();
+        cur_file.reset();
+      }
     }
     if (b.sync_failed) {
       for (auto& [id, p] : inflight) p.poisoned = true;
       dirty.clear();
       cur.reset();
+      cur_file.reset();
     }
     if (journal_fd >= 0 && journal_size != b.journal_good) {
       journal_size = b.journal_good;
@@ -1062,28 +1451,52 @@ struct Spool::Impl {
     }
   }
 
+  /// Whether any segment of `r` still exists.
+  bool any_on_disk(const Range& r) const {
+    for (std::uint64_t s = r.first; s != 0 && s <= r.last; ++s) {
+      if (refs.count(s) != 0) return true;
+    }
+    return false;
+  }
+
   void delete_unused_segments() {
     std::vector<std::uint64_t> gone;
     for (const auto& [seq, n] : refs) {
       if (n == 0 && (!cur || cur->seq != seq)) gone.push_back(seq);
     }
     if (gone.empty()) return;
+    std::optional<Error> failed;
     for (std::uint64_t seq : gone) {
+      const auto path = file(segment_name(seq));
+      int e = fault("unlink-segment");
+      if (e == 0 && ::unlink(path.c_str()) != 0 && errno != ENOENT) e = errno;
+      if (e != 0) {
+        // The segment stays known (refs keeps it at 0) so its messages' FINISHED records
+        // are kept and the unlink is tried again after later batches; a person must hear
+        // of it, since the space is not coming back by itself.
+        if (!failed) failed = io_error(e, "cannot remove spool segment", path);
+        continue;
+      }
       {
         std::unique_lock lock(index_mu);
         seg_files.erase(seq);
       }
+      files->drop(seq);
       refs.erase(seq);
       dirty.erase(seq);
-      ::unlink(file(segment_name(seq)).c_str());
+      segstat.erase(seq);
     }
+    set_degraded("unlink", failed ? failed->describe() : "");
     // The unlinks must be durable before compaction drops the FINISHED records of these
     // segments' messages: a segment that came back after a crash without them would have
     // its messages delivered again.
-    if (!fsync_dir()) return;  // keep every FINISHED record: safe, only space is lost
+    if (auto r = fsync_dir(); !r) {
+      set_degraded("unlink-sync", r.error().describe());
+      return;  // keep every FINISHED record: safe, only space is lost
+    }
+    set_degraded("unlink-sync", "");
     for (auto it = finished_keep.begin(); it != finished_keep.end();) {
-      bool on_disk = false;
-      for (std::uint64_t s = it->second.first; s <= it->second.last && !on_disk; ++s) on_disk = refs.count(s) != 0;
+      const bool on_disk = std::any_of(it->second.begin(), it->second.end(), [&](const Range& r) { return any_on_disk(r); });
       it = on_disk ? std::next(it) : finished_keep.erase(it);
     }
   }
@@ -1091,8 +1504,13 @@ struct Spool::Impl {
   void maybe_compact() {
     const std::uint64_t needed = compacted_journal_size();
     if (journal_size > opt.journal_compact_bytes && journal_size > 2 * needed) {
-      // A failure leaves the old journal in use; compaction is retried after later batches.
-      (void)start_new_journal();
+      // A failure leaves the old journal in use (still correct); compaction is retried
+      // after later batches, and the spool is degraded meanwhile.
+      if (auto r = start_new_journal(); !r) {
+        set_degraded("journal", fmt::format("cannot compact the spool journal: {}", r.error().describe()));
+      } else {
+        set_degraded("journal", "");
+      }
     }
   }
 
@@ -1101,8 +1519,9 @@ struct Spool::Impl {
     for (;;) {
       {
         std::unique_lock lock(q_mu);
-        q_cv.wait(lock, [&] { return stopping || !ops.empty(); });
-        if (ops.empty()) return;  // stopping and drained
+        // Compaction left to do runs in batches of its own when no operation comes.
+        q_cv.wait(lock, [&] { return stopping || !ops.empty() || compaction_wanted; });
+        if (ops.empty() && stopping) return;  // stopping and drained
         batch.swap(ops);
       }
       // While this batch is written and synced, new operations pile up in `ops` and form
@@ -1127,15 +1546,48 @@ struct Spool::Impl {
 
 namespace {
 
-struct ScanMsg {
+/// One copy of a message as read from the segments: its chunks since a chunk 0.
+struct Attempt {
   Range range;
   std::uint32_t chunks = 0;
   std::uint64_t size = 0;
   std::uint32_t digest = 0;
   std::vector<Extent> extents;
   bool broken = false;
+};
+
+struct ScanMsg {
+  Range all;     ///< every segment with any record of the message (all its copies)
+  Attempt cur;   ///< the copy being read
   bool committed = false;
 };
+
+/// A committed message that cannot be queued, to be set aside in damaged/.
+struct DamagedMsg {
+  std::string why;
+  std::string envelope;  ///< as stored (JSON), possibly unreadable
+  Attempt copy;
+};
+
+/// Like record_at, for a sealed segment: the frame header must be valid and the payload
+/// must fit, but a CHUNK's payload is not read (its CRC is checked when the content is
+/// read); the other records are small and checked in full.
+bool header_at(std::string_view data, std::size_t pos, FrameHeader& h) {
+  if (data.size() - pos < kFrameHeaderSize) return false;
+  auto hdr = decode_frame_header(data.substr(pos, kFrameHeaderSize));
+  if (!hdr || data.size() - pos - kFrameHeaderSize < hdr->length) return false;
+  if (hdr->type != kChunk &&
+      !frame_crc_ok(data.substr(pos, kFrameHeaderSize), *hdr, data.substr(pos + kFrameHeaderSize, hdr->length))) {
+    return false;
+  }
+  h = *hdr;
+  return true;
+}
+
+void extend(Range& r, std::uint64_t seq) {
+  if (r.first == 0) r.first = seq;
+  r.last = std::max(r.last, seq);
+}
 
 }  // namespace
 
@@ -1197,6 +1649,7 @@ Expected<void> Spool::Impl::recover() {
 
   // ---- state file
   std::uint64_t state_gen = 0;
+  bool state_ok = false;
   if (have_state) {
     const auto path = file(kStateName);
     int fd = -1;
@@ -1208,6 +1661,7 @@ Expected<void> Spool::Impl::recover() {
     if (h.check == HeaderCheck::kUnknownVersion) return fail(unknown_version(path, h.version));
     if (h.check == HeaderCheck::kOk) {
       state_gen = h.sequence;
+      state_ok = true;
     } else {
       // Written by rename after fsync, so damage here is the disk's: the ids on disk still
       // give a safe lower bound for the generation.
@@ -1257,7 +1711,7 @@ Expected<void> Spool::Impl::recover() {
       report.notes.push_back(fmt::format("{}: damaged header; its records were read anyway", path.string()));
       start = std::min<std::size_t>(kFileHeaderSize, data.size());
     }
-    auto scan = scan_records(data, start, last, path, report,
+    auto scan = scan_records(data, start,
                              [&](const FrameHeader& fh, std::string_view payload, std::uint64_t) -> Expected<void> {
                                if (fh.type == kFinished && payload.size() == 8) {
                                  const MessageId id = get_u64(payload.data());
@@ -1301,10 +1755,26 @@ Expected<void> Spool::Impl::recover() {
       close_fd();
       return fail(scan.error());
     }
-    journal_damaged = journal_damaged || scan->damaged || scan->torn;
+    journal_damaged = journal_damaged || scan->damaged;
     const std::uint64_t size = data.size();
+    if (scan->damaged && (!last || scan->more)) {
+      // More than a torn write (or an older journal, which was complete): set the rest
+      // aside for a person. Losing a FINISHED record means a second delivery and losing a
+      // state a retry, never a lost message, so the rest is not guessed at.
+      const std::string name = fmt::format("{}-at-{}.bytes", journal_name(journals[k]), scan->end);
+      auto saved = write_damaged(name, data.substr(scan->end));
+      if (!saved && last) {
+        close_fd();
+        return fail(saved.error());  // never cut what could not be set aside
+      }
+      report.notes.push_back(fmt::format(
+          "{}: the record at offset {} does not check out; the {} bytes from there are not read as records (copy: {}); "
+          "messages finished in them may be delivered again",
+          path.string(), scan->end, size - scan->end, saved ? saved->string() : saved.error().describe()));
+    }
     m.reset();
-    if (scan->torn) {
+    const bool torn = scan->damaged && last;
+    if (torn) {
       if (auto r = cut(fd, path, scan->end, size); !r) {
         close_fd();
         return r;
@@ -1313,32 +1783,43 @@ Expected<void> Spool::Impl::recover() {
     if (last) {
       journal_fd = fd;
       journal_seq = journals[k];
-      journal_size = scan->torn ? scan->end : size;
+      journal_size = torn ? scan->end : size;
     } else {
       close_fd();
     }
   }
   if (!journals.empty()) journal_seq = std::max(journal_seq, journals.back());
 
-  // ---- segments, oldest first: a message's chunks precede its COMMIT in segment order
+  // ---- segments, oldest first: a message's chunks precede its COMMIT in segment order.
+  // A sealed segment was fdatasync'ed before the next one was created, so only its record
+  // headers are read (and the small COMMIT records checked in full): recovery does not
+  // read the content, which is checked against its chunk CRCs whenever it is read. Only
+  // the newest segment can end in an unsynced, torn write, so it is checked in full.
   std::map<MessageId, ScanMsg> msgs;
-  std::map<std::uint64_t, std::shared_ptr<SegmentFile>> files;
+  std::map<MessageId, DamagedMsg> damaged_msgs;
+  std::map<std::uint64_t, std::shared_ptr<SegmentFile>> found;
   std::uint64_t first_damaged_seg = 0;
-  std::vector<Range> damaged_ranges;  ///< committed messages whose content did not check out
   for (std::size_t k = 0; k < segs.size(); ++k) {
     const std::uint64_t seq = segs[k];
     const auto path = file(segment_name(seq));
     const bool last = k + 1 == segs.size();
     int fd = -1;
     std::optional<MappedFile> m(std::in_place);
-    if (auto r = open_and_map(path, fd, *m); !r) {
+    auto close_fd = [&] {
+      m.reset();
       if (fd >= 0) ::close(fd);
+      fd = -1;
+    };
+    if (auto r = open_and_map(path, fd, *m); !r) {
+      close_fd();
       return r;
     }
-    auto seg = std::make_shared<SegmentFile>(seq, fd, path);
     const auto data = m->view();
     const auto h = decode_file_header(kSegmentMagic, data);
-    if (h.check == HeaderCheck::kUnknownVersion) return fail(unknown_version(path, h.version));
+    if (h.check == HeaderCheck::kUnknownVersion) {
+      close_fd();
+      return fail(unknown_version(path, h.version));
+    }
     std::size_t start = kFileHeaderSize;
     if (h.check == HeaderCheck::kDamaged) {
       if (last && (data.size() < kFileHeaderSize || data.substr(0, 8) != kSegmentMagic)) {
@@ -1346,8 +1827,7 @@ Expected<void> Spool::Impl::recover() {
         // that never made it means no commit in it was ever acknowledged.
         report.torn_bytes += data.size();
         report.notes.push_back(fmt::format("{}: removed, its header was never completely written", path.string()));
-        m.reset();
-        seg.reset();
+        close_fd();
         ::unlink(path.c_str());
         if (auto r = fsync_dir(); !r) return r;
         continue;
@@ -1361,57 +1841,67 @@ Expected<void> Spool::Impl::recover() {
         const MessageId id = get_u64(payload.data());
         const std::uint32_t index = get_u32(payload.data() + 8);
         max_id = std::max(max_id, id);
-        ScanMsg& s = msgs[id];
-        if (s.range.first == 0) s.range.first = seq;
-        s.range.last = seq;
-        if (s.committed) return {};
-        if (index != s.chunks) {
-          s.broken = true;  // a chunk before this one was lost to damage
+        ScanMsg& sm = msgs[id];
+        extend(sm.all, seq);
+        // Chunk 0 starts a copy: the message as received, or a compaction's copy of it.
+        if (index == 0) sm.cur = Attempt{};
+        Attempt& a = sm.cur;
+        extend(a.range, seq);
+        if (a.broken) return {};
+        if (index != a.chunks) {
+          a.broken = true;  // a chunk before this one was lost to damage
           return {};
         }
-        const auto len = payload.size() - kChunkPrefix;
-        if (len != 0) s.extents.push_back({seq, at + kChunkPrefix, static_cast<std::uint32_t>(len)});
-        s.digest = extend_digest(s.digest, fh.crc);
-        s.size += len;
-        ++s.chunks;
+        const auto len = static_cast<std::uint32_t>(payload.size() - kChunkPrefix);
+        a.extents.push_back({seq, at + kChunkPrefix, len, fh.crc});
+        a.digest = extend_digest(a.digest, fh.crc);
+        a.size += len;
+        ++a.chunks;
         return {};
       }
       if (fh.type == kCommit && payload.size() >= kCommitPrefix &&
           get_u32(payload.data() + 24) == payload.size() - kCommitPrefix) {
         const MessageId id = get_u64(payload.data());
         max_id = std::max(max_id, id);
-        ScanMsg& s = msgs[id];
-        if (s.range.first == 0) s.range.first = seq;
-        s.range.last = seq;
-        if (s.committed) {
-          report.notes.push_back(fmt::format("{}: second commit record of message {} ignored", path.string(), format_id(id)));
-          return {};
-        }
-        s.committed = true;
-        if (finished.count(id) != 0) {
-          ++report.finished_skipped;
-          return {};
-        }
+        ScanMsg& sm = msgs[id];
+        extend(sm.all, seq);
+        Attempt a = std::move(sm.cur);
+        sm.cur = Attempt{};
+        extend(a.range, seq);
+        sm.committed = true;
+        if (finished.count(id) != 0) return {};
         std::string why;
-        Expected<Envelope> env = deserialize_envelope(payload.substr(kCommitPrefix));
-        if (s.broken || s.chunks != get_u32(payload.data() + 16)) {
-          why = fmt::format("{} of {} chunks readable", s.chunks, get_u32(payload.data() + 16));
-        } else if (s.size != get_u64(payload.data() + 8)) {
+        if (a.broken || a.chunks != get_u32(payload.data() + 16)) {
+          why = fmt::format("{} of {} chunks readable", a.chunks, get_u32(payload.data() + 16));
+        } else if (a.size != get_u64(payload.data() + 8)) {
           why = "size mismatch";
-        } else if (s.digest != get_u32(payload.data() + 20)) {
+        } else if (a.digest != get_u32(payload.data() + 20)) {
           why = "chunk digest mismatch";
-        } else if (!env) {
-          why = env.error().message;
+        }
+        Expected<Envelope> env = fail(Error::permanent(ErrorCode::kCorrupt, "not read"));
+        if (why.empty()) {
+          env = deserialize_envelope(payload.substr(kCommitPrefix));
+          if (!env) why = env.error().message;
         }
         if (!why.empty()) {
-          damaged_ranges.push_back(s.range);
-          report.notes.push_back(fmt::format(
-              "message {} was committed but its content is damaged ({}); it is NOT queued and must be "
-              "recovered by hand from {} or resent",
-              format_id(id), why, opt.dir.string()));
+          // An earlier copy that checked out stays queued (a compaction copy that went
+          // wrong); otherwise the message is set aside below.
+          if (queued.count(id) == 0) {
+            damaged_msgs[id] = DamagedMsg{why, std::string(payload.substr(kCommitPrefix)), std::move(a)};
+          }
           return {};
         }
-        queued.emplace(id, Queued{std::move(*env), s.size, std::move(s.extents), s.range, {}});
+        // The last copy that checks out is the one used: a compaction wrote it after the
+        // earlier one, which is garbage once the copy is durable.
+        damaged_msgs.erase(id);
+        Queued q;
+        q.envelope = std::move(*env);
+        q.size = a.size;
+        q.extents = std::move(a.extents);
+        q.range = a.range;
+        q.commit_seq = seq;
+        q.commit_bytes = static_cast<std::uint32_t>(kFrameHeaderSize + payload.size());
+        queued.insert_or_assign(id, std::move(q));
         return {};
       }
       if (fh.type == kChunk || fh.type == kCommit) {
@@ -1424,27 +1914,138 @@ Expected<void> Spool::Impl::recover() {
       return fail(corrupt(fmt::format("spool segment {} has a record of type {} that this build does not know",
                                       path.string(), fh.type)));
     };
-    auto scan = scan_records(data, start, last, path, report, on_record);
-    if (!scan) return fail(scan.error());
-    if (scan->damaged && first_damaged_seg == 0) first_damaged_seg = seq;
-    const std::uint64_t size = data.size();
-    m.reset();
-    if (scan->torn) {
-      if (auto r = cut(seg->fd, path, scan->end, size); !r) return r;
+    std::size_t pos = start;
+    std::optional<std::size_t> damage;  ///< where the first record that does not check out starts
+    while (pos < data.size()) {
+      FrameHeader fh;
+      if (!(last ? record_at(data, pos, fh) : header_at(data, pos, fh))) {
+        damage = pos;
+        break;
+      }
+      if (auto r = on_record(fh, data.substr(pos + kFrameHeaderSize, fh.length), pos + kFrameHeaderSize); !r) {
+        close_fd();
+        return r;
+      }
+      pos += kFrameHeaderSize + fh.length;
     }
-    files.emplace(seq, std::move(seg));
+    std::uint64_t size = data.size();
+    if (damage) {
+      // Nothing after a record that does not check out is read as records: the next
+      // valid-looking frame may be message content (a body can hold well-formed frames),
+      // and taking it for a record after a torn write would queue a message nobody sent.
+      // Only the newest segment can hold an unsynced write, and everything in it from the
+      // first bad record on was never acknowledged; a later valid-looking frame means the
+      // bytes may be more than a torn write (disk damage), so they are set aside first.
+      const std::size_t at = *damage;
+      bool more = false;
+      for (std::size_t next = data.find(kRecordMagic, at + 1); next != std::string_view::npos && !more;
+           next = data.find(kRecordMagic, next + 1)) {
+        FrameHeader fh;
+        more = record_at(data, next, fh);
+      }
+      if (!last || more) {
+        const std::string name = fmt::format("{}-at-{}.bytes", segment_name(seq), at);
+        const auto dest = opt.dir / "damaged" / name;
+        std::string where = dest.string();
+        if (!std::filesystem::exists(dest)) {
+          auto saved = write_damaged(name, data.substr(at));
+          if (!saved && last) {
+            close_fd();
+            return fail(saved.error());  // never cut what could not be set aside
+          }
+          if (!saved) where = fmt::format("not saved ({})", saved.error().describe());
+        }
+        report.notes.push_back(fmt::format(
+            "{}: the record at offset {} does not check out; the {} bytes from there are not read as records "
+            "(copy: {}); a message whose commit was in them is reported below",
+            path.string(), at, data.size() - at, where));
+        if (first_damaged_seg == 0) first_damaged_seg = seq;
+      }
+      if (last) {
+        if (auto r = cut(fd, path, at, size); !r) {
+          close_fd();
+          return r;
+        }
+        size = at;
+      }
+    }
+    close_fd();
+    found.emplace(seq, std::make_shared<SegmentFile>(SegmentFile{seq, path}));
+    segstat[seq].size = size;
     next_seg = seq + 1;
   }
 
-  for (auto& [id, s] : msgs) {
-    if (s.committed) continue;
-    if (finished.count(id) != 0) continue;
+  // A sealed segment's content is checked when read; set aside now what could not be
+  // queued, so that no damaged message pins its segments (and their space) forever.
+  seg_files = found;  // the salvage reads go through the file cache
+  if (have_state && state_ok) {
+    for (auto it = queued.begin(); it != queued.end();) {
+      if ((it->first >> 32) <= state_gen) {
+        ++it;
+        continue;
+      }
+      // Every generation in use was persisted in `state` before its first id: a record
+      // with a newer one is damage or forgery, never a message this spool accepted.
+      Attempt a;
+      a.extents = it->second.extents;
+      a.range = it->second.range;
+      damaged_msgs[it->first] = DamagedMsg{
+          fmt::format("its id has generation {}, newer than the spool's state ({})", it->first >> 32, state_gen),
+          serialize(it->second.envelope), std::move(a)};
+      it = queued.erase(it);
+    }
+    if ((max_id >> 32) > state_gen) {
+      report.notes.push_back(fmt::format(
+          "records claim id generation {} but the spool's state says {}; the state's generation is used",
+          max_id >> 32, state_gen));
+    }
+  }
+  std::vector<Range> pinned;  ///< damaged messages that could not be set aside
+  for (auto& [id, d] : damaged_msgs) {
+    std::string out = fmt::format("Bridgehead spool {}: message {} set aside at recovery: {}\nenvelope: {}\n\n",
+                                  opt.dir.string(), format_id(id), d.why, d.envelope);
+    for (const Extent& e : d.copy.extents) {
+      auto f = files->get(e.seq, file(segment_name(e.seq)));
+      std::string piece(e.length, '\0');
+      if (!f || ::pread((*f)->fd, piece.data(), piece.size(), static_cast<off_t>(e.offset)) != static_cast<ssize_t>(piece.size())) {
+        out += fmt::format("\n[{} bytes of segment {} could not be read]\n", e.length, e.seq);
+        continue;
+      }
+      out += piece;
+    }
+    auto saved = write_damaged(format_id(id) + ".msg", out);
+    if (saved) {
+      ++report.damaged;
+      report.notes.push_back(fmt::format(
+          "message {} was committed but its content is damaged ({}); it is NOT queued; what could be read is "
+          "in {}: deliver it by hand or ask the sender to resend",
+          format_id(id), d.why, saved->string()));
+    } else {
+      pinned.push_back(d.copy.range);
+      report.notes.push_back(fmt::format(
+          "message {} was committed but its content is damaged ({}); it is NOT queued and could not be set "
+          "aside ({}); its segments in {} are kept",
+          format_id(id), d.why, saved.error().describe(), opt.dir.string()));
+    }
+  }
+
+  for (auto& [id, sm] : msgs) {
+    if (finished.count(id) != 0) {
+      if (sm.committed) ++report.finished_skipped;
+      continue;
+    }
+    if (auto q = queued.find(id); q != queued.end()) {
+      // Older copies (compaction) may still be on disk: its FINISHED must outlive them.
+      if (sm.all.first != q->second.range.first || sm.all.last != q->second.range.last) q->second.stale.push_back(sm.all);
+      continue;
+    }
+    if (sm.committed) continue;  // set aside above
     ++report.incomplete_dropped;
-    if (first_damaged_seg != 0 && s.range.last >= first_damaged_seg) {
+    if (first_damaged_seg != 0 && sm.all.last >= first_damaged_seg) {
       report.notes.push_back(fmt::format(
           "message {} has content but no readable commit record; if its commit was in a damaged region it "
-          "was acknowledged and is lost",
-          format_id(id)));
+          "was acknowledged and is lost (see the copies in {}/damaged)",
+          format_id(id), opt.dir.string()));
     }
   }
   report.messages = queued.size();
@@ -1471,23 +2072,28 @@ Expected<void> Spool::Impl::recover() {
   recorded.clear();
 
   // ---- ids: a new generation, durable before the first id of this run is handed out
-  generation = std::max(state_gen, max_id >> 32) + 1;
+  // With a readable state, its generation is the truth (see above); only without one do
+  // the ids on disk give the lower bound.
+  generation = (have_state && state_ok ? state_gen : std::max(state_gen, max_id >> 32)) + 1;
   if (generation > kCounterMask) return fail(corrupt("spool id generations are exhausted"));
   if (auto r = persist_generation(generation); !r) return r;
   last_id.store(generation << 32);
 
   // ---- runtime state: segment references, and FINISHED records still worth keeping
-  for (const auto& [seq, f] : files) refs[seq] = 0;
-  for (const auto& [id, q] : queued) ref_range(q.range.first, q.range.last, +1);
-  // A damaged committed message keeps its segments: what is left of it is evidence for a
-  // person to salvage, and the note about it repeats at every open until it is dealt with.
-  for (const Range& r : damaged_ranges) ref_range(r.first, r.last, +1);
-  seg_files = std::move(files);
-  for (const auto& [id, s] : msgs) {
-    if (finished.count(id) != 0) finished_keep[id] = s.range;
+  for (const auto& [seq, f] : found) refs[seq] = 0;
+  for (const auto& [id, q] : queued) {
+    ref_range(q.range.first, q.range.last, +1);
+    account(id, q, +1);
+  }
+  // A damaged message that could not be set aside keeps its segments: they are the only
+  // copy, and the note about it repeats at every open until it is dealt with.
+  for (const Range& r : pinned) ref_range(r.first, r.last, +1);
+  for (const auto& [id, sm] : msgs) {
+    if (finished.count(id) != 0) finished_keep[id] = {sm.all};
   }
   // No segment is current yet, so every segment without a queued message goes now.
   delete_unused_segments();
+  publish_totals();
 
   // A journal that holds exactly what a compaction would write is kept as it is, so an
   // idle spool is not rewritten at every open; any superseded or unneeded record, or
@@ -1521,6 +2127,7 @@ Expected<std::unique_ptr<Spool>> Spool::open(SpoolOptions options) {
   }
   auto impl = std::make_unique<Impl>();
   impl->opt = std::move(options);
+  impl->files = std::make_unique<FileCache>(impl->opt.max_open_files, &impl->open_files);
   if (impl->opt.fault_after_bytes != 0) impl->fault_limit = impl->opt.fault_after_bytes;
   if (auto r = impl->recover(); !r) return fail(r.error());
   Impl* raw = impl.get();
@@ -1601,7 +2208,12 @@ std::vector<QueuedMessage> Spool::queued() const {
 }
 
 Expected<void> Spool::read_content(MessageId id, const std::function<void(std::string_view)>& sink) const {
-  std::vector<std::pair<std::shared_ptr<SegmentFile>, Extent>> parts;
+  struct Part {
+    std::shared_ptr<OpenFile> file;
+    std::filesystem::path path;
+    Extent extent;
+  };
+  std::vector<Part> parts;
   {
     std::shared_lock lock(impl_->index_mu);
     auto it = impl_->queued.find(id);
@@ -1615,26 +2227,44 @@ Expected<void> Spool::read_content(MessageId id, const std::function<void(std::s
         return fail(Error::permanent(ErrorCode::kInternal,
                                      fmt::format("spool: segment {} of message {} is missing", e.seq, format_id(id))));
       }
-      parts.emplace_back(f->second, e);
+      // Opened under the shared lock: a segment is unlinked only after the writer took the
+      // lock exclusively to forget it, so the file opened here is the right one.
+      auto file = parts.empty() || parts.back().extent.seq != e.seq ? impl_->files->get(e.seq, f->second->path)
+                                                                    : Expected<std::shared_ptr<OpenFile>>(parts.back().file);
+      if (!file) return fail(file.error());
+      parts.push_back({std::move(*file), f->second->path, e});
     }
   }
-  // Holding the SegmentFile pointers keeps the fds open even if the segment is deleted
-  // meanwhile (the message finished by another thread): the read still completes.
+  // Holding the OpenFile pointers keeps the fds open even if the segment is deleted or its
+  // descriptor closed in the cache meanwhile: the read still completes.
   std::string buf(kReadPiece, '\0');
-  for (const auto& [seg, e] : parts) {
+  std::uint32_t index = 0;
+  for (const auto& [file, path, e] : parts) {
     std::uint64_t done = 0;
+    std::uint32_t crc = chunk_crc_start(id, index++, e.length);
     while (done < e.length) {
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadPiece, e.length - done));
-      const ssize_t n = ::pread(seg->fd, buf.data(), want, static_cast<off_t>(e.offset + done));
+      const ssize_t n = ::pread(file->fd, buf.data(), want, static_cast<off_t>(e.offset + done));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail(io_error(errno, "cannot read spool segment", seg->path));
+      if (n < 0) return fail(io_error(errno, "cannot read spool segment", path));
       if (n == 0) {
         return fail(Error::permanent(ErrorCode::kCorrupt,
                                      fmt::format("spool segment {} is shorter than message {} needs",
-                                                 seg->path.string(), format_id(id))));
+                                                 path.string(), format_id(id))));
       }
+      crc = crc32c(crc, buf.data(), static_cast<std::size_t>(n));
       sink(std::string_view(buf.data(), static_cast<std::size_t>(n)));
       done += static_cast<std::uint64_t>(n);
+    }
+    // Recovery reads record headers only, so this is where content damage is found. What
+    // was passed to `sink` so far must be thrown away by the caller.
+    if (crc != e.crc) {
+      impl_->note_damaged_read(id, path);
+      return fail(Error::permanent(
+          ErrorCode::kCorrupt,
+          fmt::format("spool: content of message {} in {} is damaged (chunk {} fails its CRC)", format_id(id),
+                      path.string(), index - 1),
+          "the message cannot be delivered as it was received; see docs/spool.md on damaged messages"));
     }
   }
   return {};
@@ -1649,6 +2279,18 @@ Spool::Stats Spool::stats() const {
   s.finishes = impl_->finishes.load();
   s.commit_batches = impl_->commit_batches.load();
   s.receiving = impl_->receiving.load();
+  s.disk_bytes = impl_->disk_total.load();
+  s.live_bytes = impl_->live_total.load();
+  s.compacted = impl_->compacted.load();
+  s.damaged = impl_->damaged_total.load();
+  s.open_files = impl_->open_files.load();
+  {
+    std::lock_guard dl(impl_->degraded_mu);
+    for (const auto& [step, why] : impl_->degraded) {
+      if (!s.degraded.empty()) s.degraded += "; ";
+      s.degraded += why;
+    }
+  }
   std::shared_lock lock(impl_->index_mu);
   s.queued = impl_->queued.size();
   s.segments = impl_->seg_files.size();

@@ -36,6 +36,13 @@ struct SpoolOptions {
   std::uint64_t fault_after_bytes = 0;
   /// Rewrite the journal once it is larger than this and more than twice what it must keep.
   std::uint64_t journal_compact_bytes = 4ull << 20;
+  /// Segment files kept open at once; others are opened on demand (a read in progress
+  /// keeps its files open past this bound until it ends).
+  std::size_t max_open_files = 64;
+  /// Test seam: called by the writer at named steps ("compaction-written",
+  /// "compaction-synced", "unlink-segment", "journal-compact"); a nonzero return is taken
+  /// as the errno of that step failing. Empty = no faults.
+  std::function<int(std::string_view step)> fault_hook = {};
 };
 
 /// Where one recipient of a queued message stands. Journaled (record type 17) so that it
@@ -75,6 +82,7 @@ struct RecoveryReport {
   std::size_t finished_skipped = 0;   ///< committed messages the journal marked finished
   std::size_t incomplete_dropped = 0; ///< messages whose commit record never made it (no 250 given)
   std::uint64_t torn_bytes = 0;       ///< bytes of torn tails truncated
+  std::size_t damaged = 0;            ///< committed messages set aside in damaged/ (not queued)
   std::vector<std::string> notes;     ///< one plain sentence per notable finding
   std::string summary() const;        ///< "recovered 12 messages from 3 segments; truncated 40 torn bytes"
 };
@@ -144,6 +152,13 @@ class Spool {
     /// Messages with content written and neither committed nor aborted: sessions receiving
     /// now. A count that stays up with no client sending is a leak pinning segments.
     std::size_t receiving = 0;
+    std::uint64_t disk_bytes = 0;      ///< bytes of every segment file
+    std::uint64_t live_bytes = 0;      ///< bytes of the records of queued messages
+    std::uint64_t compacted = 0;       ///< messages copied forward out of mostly-dead segments
+    std::uint64_t damaged = 0;         ///< messages whose content failed its check when read
+    std::size_t open_files = 0;        ///< segment files open now
+    /// Why the spool is degraded (a reclaim step failed, damage was found), or empty.
+    std::string degraded;
     /// Messages made durable per fdatasync batch: the group-commit gain (1.0 = none).
     double batching_factor() const {
       return commit_batches == 0 ? 0.0 : static_cast<double>(commits) / static_cast<double>(commit_batches);
