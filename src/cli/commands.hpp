@@ -30,7 +30,7 @@ std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const s
                                          const std::string& command, bool json, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 /// The same with a whole request object ({"command": ..., and its arguments}).
-std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const std::string& socket,
+std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file, const std::string& socket,
                                          const nlohmann::json& request, bool json, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

@@ -64,7 +64,7 @@ void add_quarantine(CLI::App& app, int& exit_code) {
   auto list = std::make_shared<Args>();
   add_action(cmd, "list", "List the quarantined messages and why each was set aside", false, list)
       ->callback([list, &exit_code] {
-        auto r = ask_daemon(list->file, list->socket, {{"command", "quarantine"}, {"action", "list"}}, list->json,
+        auto r = ask_daemon_request(list->file, list->socket, {{"command", "quarantine"}, {"action", "list"}}, list->json,
                             exit_code, std::chrono::seconds(60));
         if (!r) return;
         if (list->json) {
@@ -87,7 +87,7 @@ void add_quarantine(CLI::App& app, int& exit_code) {
   auto show = std::make_shared<Args>();
   add_action(cmd, "show", "Show one quarantined message: why, its envelope and its header", true, show)
       ->callback([show, &exit_code] {
-        auto r = ask_daemon(show->file, show->socket, {{"command", "quarantine"}, {"action", "show"}, {"id", show->id}},
+        auto r = ask_daemon_request(show->file, show->socket, {{"command", "quarantine"}, {"action", "show"}, {"id", show->id}},
                             show->json, exit_code, std::chrono::seconds(60));
         if (!r) return;
         if (show->json) {
@@ -104,7 +104,7 @@ void add_quarantine(CLI::App& app, int& exit_code) {
              "cause first, or it is quarantined again",
              true, release)
       ->callback([release, &exit_code] {
-        auto r = ask_daemon(release->file, release->socket,
+        auto r = ask_daemon_request(release->file, release->socket,
                             {{"command", "quarantine"}, {"action", "release"}, {"id", release->id}}, release->json,
                             exit_code, std::chrono::seconds(60));
         if (!r) return;
@@ -124,7 +124,7 @@ void add_quarantine(CLI::App& app, int& exit_code) {
              "unless NOTIFY said otherwise",
              true, remove)
       ->callback([remove, &exit_code] {
-        auto r = ask_daemon(remove->file, remove->socket,
+        auto r = ask_daemon_request(remove->file, remove->socket,
                             {{"command", "quarantine"}, {"action", "delete"}, {"id", remove->id}}, remove->json,
                             exit_code, std::chrono::seconds(60));
         if (!r) return;

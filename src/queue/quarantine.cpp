@@ -1,11 +1,10 @@
 #include "queue/quarantine.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -26,15 +25,26 @@ Error not_found(std::string_view id) {
 }
 
 Expected<std::string> read_file(const fs::path& p, std::string_view id) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     if (errno == ENOENT) return fail(not_found(id));
-    return fail(Error::from_errno(errno, fmt::format("cannot read {} of quarantined message {}", p.string(), id)));
+    return fail(Error::from_errno(errno, fmt::format("cannot open {} of quarantined message {}", p.string(), id)));
   }
-  std::stringstream s;
-  s << in.rdbuf();
-  if (in.bad()) return fail(Error::transient_error(ErrorCode::kIo, fmt::format("cannot read {}", p.string())));
-  return s.str();
+  std::string out;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return fail(Error::from_errno(err, fmt::format("cannot read {} of quarantined message {}", p.string(), id)));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 }  // namespace

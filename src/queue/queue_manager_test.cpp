@@ -101,7 +101,7 @@ class QueueTest : public ::testing::Test {
     auto schedule = RetrySchedule::create(retry);
     ASSERT_TRUE(schedule) << schedule.error().describe();
     QueueOptions o{.hostname = "bridgehead.test", .schedule = *schedule, .quarantine_dir = dir_.path() / "quarantine",
-                   .poison_marker = std::move(poison), .read_content = read_, .notice_failures = notice_failures_};
+                   .quarantine_process = registry_->add("quarantine"), .poison_marker = std::move(poison), .read_content = read_, .notice_failures = notice_failures_};
     std::vector<DestinationSpec> d;
     d.push_back({"exchange", {"exchange.example"}, std::make_unique<ScriptedTransport>(io_.get_executor(), exchange_),
                  concurrency, registry_->add("deliver:exchange")});
@@ -371,6 +371,10 @@ TEST_F(QueueTest, PoisonMessageIsQuarantinedAndTheNextDelivered) {
   ASSERT_TRUE(notes->last_error);
   EXPECT_NE(notes->last_error->message.find(spool::format_id(bad)), std::string::npos);
   EXPECT_EQ(notes->counters["quarantined"], 1u);
+  qm_->publish();
+  p = registry_->snapshot();
+  auto q = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "quarantine"; });
+  EXPECT_EQ(q->counters["messages"], 1u);
 }
 
 TEST_F(QueueTest, UnroutableDsnRecipientGoesBackToTheOriginsSystem) {
