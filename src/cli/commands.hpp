@@ -29,6 +29,10 @@ std::filesystem::path resolve_control_socket(const std::string& config_file, con
 std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const std::string& socket,
                                          const std::string& command, bool json, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+/// The same with a whole request object ({"command": ..., and its arguments}).
+std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file, const std::string& socket,
+                                         const nlohmann::json& request, bool json, int& exit_code,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 /// Exit codes of the commands that open a connector ID (`id ...`, `unlock`).
 inline constexpr int kIdExitFailure = 1;
@@ -54,5 +58,6 @@ void add_queue(CLI::App& app, int& exit_code);
 void add_config(CLI::App& app, int& exit_code);
 void add_id(CLI::App& app, int& exit_code);
 void add_unlock(CLI::App& app, int& exit_code);
+void add_quarantine(CLI::App& app, int& exit_code);
 
 }  // namespace bridgehead::cli

@@ -66,12 +66,18 @@ std::filesystem::path resolve_control_socket(const std::string& config_file, con
 std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const std::string& socket,
                                          const std::string& command, bool json, int& exit_code,
                                          std::chrono::milliseconds timeout) {
+  return ask_daemon_request(config_file, socket, nlohmann::json{{"command", command}}, json, exit_code, timeout);
+}
+
+std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file, const std::string& socket,
+                                         const nlohmann::json& request, bool json, int& exit_code,
+                                         std::chrono::milliseconds timeout) {
   auto path = resolve_control_socket(config_file, socket);
   if (path.empty()) {
     exit_code = 2;
     return std::nullopt;
   }
-  auto r = admin::control_request(path, {{"command", command}}, timeout);
+  auto r = admin::control_request(path, request, timeout);
   if (!r) {
     if (json) {
       fmt::print("{}\n", nlohmann::json{{"running", false}, {"error", r.error().message}, {"remedy", r.error().remedy}}

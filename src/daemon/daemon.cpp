@@ -224,6 +224,7 @@ int run(const config::Config& cfg) {
   qopt.hostname = cfg.hostname;
   qopt.schedule = *schedule;
   qopt.quarantine_dir = cfg.queue.quarantine_dir;
+  qopt.quarantine_process = registry.add("quarantine");
   if (const char* marker = std::getenv("BRIDGEHEAD_FAULT_POISON"); marker != nullptr && *marker != '\0') {
     qopt.poison_marker = marker;
     spdlog::warn("fault injection on: messages containing \"{}\" are treated as poison", marker);
@@ -279,6 +280,8 @@ int run(const config::Config& cfg) {
   });
   control.handle("queue", [&](const nlohmann::json&) -> Expected<nlohmann::json> { return queue_json(*spool); });
   control.handle_async("unlock", [&](nlohmann::json request) { return identity.unlock(std::move(request)); });
+  control.handle_async("quarantine",
+                       [&](nlohmann::json request) { return queue_manager.quarantine_request(std::move(request)); });
   if (auto started = control.start(); !started) {
     spdlog::critical("{}", started.error().describe());
     fmt::print(stderr, "bridgehead: {}\n", started.error().describe());

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "core/durable_file.hpp"
 #include "identity/ossl.hpp"
 #include "identity/pkcs12_codec.hpp"
 
@@ -183,64 +184,6 @@ Expected<std::string> read_id_file(const std::filesystem::path& path) {
 
 std::span<const unsigned char> bytes_of(const std::string& s) {
   return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
-}
-
-/// Writes `bytes` to `target` so that a crash leaves either the old file or the new one,
-/// never a mix or a truncated file.
-Expected<void> write_atomically(const std::filesystem::path& target, std::string_view bytes, bool overwrite) {
-  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return fail(Error::from_errno(errno, fmt::format("cannot create a temporary file in {}", dir.string())));
-  auto abandon = [&](Error e) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return fail(std::move(e));
-  };
-  // mkstemp makes 0600 already; say so explicitly rather than rely on it.
-  if (::fchmod(fd, 0600) != 0) return abandon(Error::from_errno(errno, fmt::format("cannot chmod {}", tmp)));
-  for (std::string_view rest = bytes; !rest.empty();) {
-    const ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return abandon(Error::from_errno(errno, fmt::format("cannot write {}", tmp)));
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
-  // The contents reach the disk before the name points at them: after a crash the rename
-  // is either not done (old file intact) or done over complete contents.
-  if (::fsync(fd) != 0) return abandon(Error::from_errno(errno, fmt::format("cannot fsync {}", tmp)));
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return fail(Error::from_errno(err, fmt::format("cannot close {}", tmp)));
-  }
-  int rc = 0;
-  if (overwrite) {
-    rc = ::rename(tmp.c_str(), target.c_str());
-  } else {
-    rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
-    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-      // A file system without RENAME_NOREPLACE: link() fails on an existing name as well.
-      rc = ::link(tmp.c_str(), target.c_str());
-      if (rc == 0) ::unlink(tmp.c_str());
-    }
-  }
-  if (rc != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    if (err == EEXIST) {
-      return fail(Error::permanent(ErrorCode::kInvalidArgument, fmt::format("{} already exists", target.string()),
-                                   "choose another file name, or remove the existing file first"));
-    }
-    return fail(Error::from_errno(err, fmt::format("cannot rename {} to {}", tmp, target.string())));
-  }
-  // The rename lives in the directory: fsync it so the new name survives a crash too.
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return fail(Error::from_errno(errno, fmt::format("cannot open directory {}", dir.string())));
-  const int sync_rc = ::fsync(dfd);
-  const int sync_err = errno;
-  ::close(dfd);
-  if (sync_rc != 0) return fail(Error::from_errno(sync_err, fmt::format("cannot fsync directory {}", dir.string())));
-  return {};
 }
 
 bool valid_dns_name(std::string_view s) {
@@ -506,7 +449,10 @@ Expected<void> ConnectorId::save(const std::filesystem::path& path, const Secret
                                  const SaveOptions& options) const {
   auto bytes = to_pkcs12(password, options);
   if (!bytes) return fail(bytes.error());
-  auto ok = write_atomically(path, *bytes, options.overwrite);
+  // A crash leaves either the old file or the new one, never a mix or a truncated file.
+  auto ok = durable::write_file_durably(
+      path, *bytes,
+      {.mode = 0600, .if_exists = options.overwrite ? durable::IfExists::kReplace : durable::IfExists::kKeep});
   OPENSSL_cleanse(bytes->data(), bytes->size());  // an unprotected ID holds the key in the clear
   return ok;
 }

@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "core/durable_file.hpp"
+
 namespace bridgehead::maildir {
 
 namespace fs = std::filesystem;
@@ -39,68 +41,11 @@ Expected<bool> make_dir(const fs::path& dir) {
   return fail(fs_error(errno, "cannot create Maildir directory", dir));
 }
 
+// Errors name the Maildir, so the status says which mailbox store is in trouble.
 Expected<void> sync_dir(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail(fs_error(errno, "cannot open Maildir directory", dir));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return fail(fs_error(err, "cannot sync Maildir directory", dir));
-  return {};
-}
-
-// The file in tmp/ until it is renamed into new/: closed and removed on every early return.
-class TmpFile {
- public:
-  TmpFile(int fd, fs::path path) : fd_(fd), path_(std::move(path)) {}
-  TmpFile(const TmpFile&) = delete;
-  TmpFile& operator=(const TmpFile&) = delete;
-  ~TmpFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!renamed_) ::unlink(path_.c_str());
-  }
-
-  Expected<void> write(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t n = ::write(fd_, data.data(), data.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return fail(fs_error(errno, "cannot write Maildir file", path_));
-      }
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return {};
-  }
-
-  Expected<void> sync_and_close() {
-    // The data must be on disk before the name appears in new/: a reader (or a crash) must
-    // never see an empty or partial message under a final name.
-    if (::fsync(fd_) != 0) return fail(fs_error(errno, "cannot sync Maildir file", path_));
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    if (rc != 0) return fail(fs_error(errno, "cannot close Maildir file", path_));
-    return {};
-  }
-
-  const fs::path& path() const { return path_; }
-  void mark_renamed() { renamed_ = true; }
-
- private:
-  int fd_;
-  fs::path path_;
-  bool renamed_ = false;
-};
-
-// Moves `from` to `to` without ever replacing an existing message (a replaced file is a lost
-// message). EEXIST tells the caller to pick another name.
-int rename_noreplace(const fs::path& from, const fs::path& to) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
-  if (errno != EINVAL && errno != ENOSYS) return errno;
-  // A file system without RENAME_NOREPLACE: link + unlink, the classic qmail way (also atomic
-  // and never replacing).
-  if (::link(from.c_str(), to.c_str()) != 0) return errno;
-  ::unlink(from.c_str());
-  return 0;
+  auto r = durable::sync_directory(dir);
+  if (!r) return fail(Error{r.error().code, r.error().severity, "Maildir: " + r.error().message, r.error().remedy});
+  return r;
 }
 
 }  // namespace
@@ -198,56 +143,55 @@ Expected<fs::path> MaildirWriter::deliver(std::string_view recipient, std::strin
   if (!box) return fail(box.error());
 
   std::string file;
-  int fd = -1;
-  for (int i = 0; i < kMaxNameTries && fd < 0; ++i) {
+  std::optional<durable::PendingFile> tmp;
+  for (int i = 0; i < kMaxNameTries && !tmp; ++i) {
     file = unique_name();
-    const fs::path p = *box / "tmp" / file;
-    fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) {
-      const int err = errno;
+    bool taken = false;
+    auto created = durable::PendingFile::create(*box / "tmp" / file, 0600, &taken);
+    if (created) {
+      tmp.emplace(std::move(*created));
+    } else if (!taken) {
       // Someone may have removed the mailbox; let the next delivery create it again.
       std::lock_guard lock(mutex_);
       ready_.erase(*name);
-      return fail(fs_error(err, "cannot create Maildir file", p));
+      return fail(Error{created.error().code, created.error().severity, "cannot create Maildir file: " + created.error().message,
+                        created.error().remedy});
     }
   }
-  if (fd < 0) {
+  if (!tmp) {
     return fail(Error::transient_error(ErrorCode::kIo,
                                        fmt::format("cannot find an unused file name in {}", (*box / "tmp").string()),
                                        "check the clock and for stale files in tmp/"));
   }
-  TmpFile tmp(fd, *box / "tmp" / file);
 
-  if (auto r = tmp.write(prepend); !r) return fail(r.error());
+  if (auto r = tmp->write(prepend); !r) return fail(r.error());
   // Remember the sink's first failure, so a source that ignores it cannot make a truncated
   // message look delivered.
   std::optional<Error> sink_error;
   const ContentSink sink = [&](std::string_view piece) -> Expected<void> {
     if (sink_error) return fail(*sink_error);
-    auto r = tmp.write(piece);
+    auto r = tmp->write(piece);
     if (!r) sink_error = r.error();
     return r;
   };
   if (auto r = content(sink); !r) return fail(r.error());
   if (sink_error) return fail(*sink_error);
-  if (auto r = tmp.sync_and_close(); !r) return fail(r.error());
 
+  // Never replacing an existing message (a replaced file is a lost message): a name taken in
+  // new/ meanwhile means another name. Durable once it returns true; if new/ cannot be
+  // synced the message is taken back out, so the error is honest: the queue retries, and at
+  // worst the recipient gets it twice (DESIGN rule 2).
   fs::path final_path = *box / "new" / file;
   for (int i = 0;; ++i) {
-    const int err = rename_noreplace(tmp.path(), final_path);
-    if (err == 0) break;
-    if (err != EEXIST || i + 1 >= kMaxNameTries)
-      return fail(fs_error(err, "cannot move Maildir file into", final_path));
+    auto published = tmp->publish(final_path, durable::IfExists::kKeep);
+    if (!published) return fail(published.error());
+    if (*published) break;
+    if (i + 1 >= kMaxNameTries) {
+      return fail(Error::transient_error(ErrorCode::kIo, fmt::format("cannot move Maildir file into {}: every name "
+                                                                     "tried exists", final_path.string()),
+                                         "check the clock and for stale files in new/"));
+    }
     final_path = *box / "new" / unique_name();
-  }
-  tmp.mark_renamed();
-  // The rename is only durable once new/ itself is synced; before that a crash can undo it and
-  // the message would be gone although we reported it delivered (DESIGN rule 2). If the sync
-  // fails, take the message back out and report a transient error: the queue retries, and at
-  // worst the recipient gets it twice.
-  if (auto r = sync_dir(*box / "new"); !r) {
-    ::unlink(final_path.c_str());
-    return fail(r.error());
   }
   return final_path;
 }

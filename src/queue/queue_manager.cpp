@@ -1,12 +1,10 @@
 #include "queue/queue_manager.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <deque>
 #include <limits>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -17,6 +15,7 @@
 #include "convert/seven_bit.hpp"
 #include "dsn/dsn.hpp"
 #include "net/completion.hpp"
+#include "queue/quarantine.hpp"
 
 namespace bridgehead::queue {
 namespace {
@@ -71,6 +70,24 @@ std::string host_of(std::string_view remote) {
   return std::string(remote);
 }
 
+// Text a remote server chose (its reply lines) on its way into our log and status: control
+// characters are shown escaped (\xNN), so a reply cannot forge log lines or terminal escapes.
+// Every place in this file that logs remote text goes through here (issue 8, 8e). To be
+// replaced by the project's escaping function in core/ once it exists.
+std::string remote_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string clock_time(std::int64_t unix) {
   const std::time_t t = unix;
   std::tm tm{};
@@ -83,35 +100,6 @@ std::string human_age(std::int64_t seconds) {
   if (seconds < 7200) return fmt::format("{}m", seconds / 60);
   if (seconds < 172800) return fmt::format("{}h", seconds / 3600);
   return fmt::format("{}d", seconds / 86400);
-}
-
-// Writes `data` to `path` durably (tmp, fsync, rename); quarantine files must survive a crash
-// before the message leaves the spool.
-Expected<void> write_file_durably(const std::filesystem::path& path, std::string_view data) {
-  const std::string tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(Error::from_errno(errno, "cannot create " + tmp));
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return fail(Error::from_errno(err, "cannot write " + tmp));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return fail(Error::from_errno(err, "cannot sync " + tmp));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(Error::from_errno(errno, "cannot rename " + tmp));
-  return {};
 }
 
 }  // namespace
@@ -128,7 +116,13 @@ struct Entry {
   std::vector<std::size_t> dest;  // per recipient; kNoDestination when no system owns its domain
   std::vector<bool> busy;         // part of a job that is ready, under way or being recorded
   unsigned jobs = 0;              // such jobs; the entry may only go away at 0
-  bool quarantined = false;
+  // Set aside (its files are durable in the quarantine directory): no new attempts; it
+  // leaves the spool once the jobs under way have ended.
+  std::optional<QuarantineRecord> quarantined;
+  // Reports about final outcomes that could not be queued yet: the entry stays (and the
+  // message in the spool) until they are, so that only the notice is retried, never the
+  // delivery (issue 8, defect 6).
+  std::optional<dsn::Report> pending_notice;
   bool finishing = false;
 };
 
@@ -150,11 +144,14 @@ struct Dest {
 
 struct QueueManager::Impl {
   Impl(asio::io_context& io_, spool::Spool& spool_, QueueOptions opt_)
-      : io(io_), spool(spool_), opt(std::move(opt_)), timer(io_) {}
+      : io(io_), spool(spool_), opt(std::move(opt_)), store(opt.quarantine_dir), timer(io_) {}
 
   asio::io_context& io;
   spool::Spool& spool;
   QueueOptions opt;
+  QuarantineStore store;
+  std::size_t quarantine_count = 0;
+  std::set<std::string> quarantine_busy;  // ids being released or deleted
   std::vector<Dest> dests;
   std::unordered_map<MessageId, Entry> entries;
   std::multimap<std::int64_t, MessageId> wake;
@@ -197,11 +194,11 @@ struct QueueManager::Impl {
     const std::int64_t now = unix_now();
     std::map<std::size_t, std::vector<std::size_t>> due;
     std::int64_t next = kNever;
-    bool all_final = true;
+    bool every_final = true;
     for (std::size_t i = 0; i < e.states.size(); ++i) {
       const RecipientState& st = e.states[i];
       if (is_final(st.status)) continue;
-      all_final = false;
+      every_final = false;
       if (e.busy[i]) continue;
       if (st.status == RecipientStatus::kPending || st.next_attempt <= now) {
         due[e.dest[i]].push_back(i);
@@ -209,8 +206,8 @@ struct QueueManager::Impl {
         next = std::min(next, st.next_attempt);
       }
     }
-    if (all_final) {
-      if (e.jobs == 0) net::spawn_logged(io.get_executor(), finalize(id), "queue: finishing a message");
+    if (every_final) {
+      if (finishable(e)) net::spawn_logged(io.get_executor(), finalize(id), "queue: finishing a message");
       return;
     }
     for (auto& [d, indices] : due) {
@@ -285,36 +282,57 @@ struct QueueManager::Impl {
     if (dst.workers == 0 && dst.idle_epoch == epoch) co_await dst.transport->release();
   }
 
+  static bool all_final(const Entry& e) {
+    return std::all_of(e.states.begin(), e.states.end(), [](const RecipientState& s) { return is_final(s.status); });
+  }
+  // Whether the message may leave the spool now.
+  static bool finishable(const Entry& e) {
+    return e.jobs == 0 && !e.pending_notice && (e.quarantined || all_final(e));
+  }
+
   net::awaitable<void> attempt(Job job) {
     Dest& dst = dests[job.dest];
     auto it = entries.find(job.id);
     if (it == entries.end()) co_return;
     Entry& e = it->second;
+    if (e.quarantined) {
+      // Set aside while this job waited: nothing more is sent.
+      co_await let_go(std::move(job));
+      co_return;
+    }
     if (dst.hold) {
       // Nothing is sent while the destination is held; the recipients wait out the retry
       // schedule like any deferral, with the reason for all to see in the queue listing.
-      TransactionResult held;
-      held.status_without_reply = "4.3.5";  // RFC 3463: system incorrectly configured
-      for (std::size_t i : job.indices) {
-        held.recipients.push_back(
-            {.index = i, .outcome = Outcome::kDeferred, .reply = "not attempted: " + dst.hold->message});
-      }
-      net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(held)), "deliver:" + dst.name);
+      defer_unattempted(std::move(job), "not attempted: " + dst.hold->message, "4.3.5");  // RFC 3463: system incorrectly configured
       co_return;
     }
     std::string content;
-    std::optional<std::string> poison;
-    // Anything that throws here is the connector's own failure on this message, not the
-    // destination's answer: the message goes to quarantine and the worker carries on.
+    Expected<void> read{};
     try {
-      auto read = spool.read_content(job.id, [&](std::string_view piece) { content.append(piece); });
-      if (!read) {
-        poison = "cannot read it from the spool: " + read.error().describe();
-      } else if (!opt.poison_marker.empty() && content.find(opt.poison_marker) != std::string::npos) {
-        throw std::runtime_error("conversion failed (fault injection: the message holds the poison marker \"" + opt.poison_marker + "\")");
-      }
+      const auto sink = [&](std::string_view piece) { content.append(piece); };
+      read = opt.read_content ? opt.read_content(job.id, sink) : spool.read_content(job.id, sink);
     } catch (const std::exception& ex) {
-      poison = ex.what();
+      read = fail(Error::transient_error(ErrorCode::kInternal, fmt::format("reading it failed: {}", ex.what())));
+    }
+    if (!read) {
+      // A failed or partial read says nothing about the message: the copy in the spool may
+      // well be intact (a transient EIO) and it is the only one. So it is deferred, never
+      // quarantined from what was read; the retry schedule and the lifetime decide the rest.
+      spdlog::error("message {}: cannot read it from the spool, deferred: {}", spool::format_id(job.id),
+                    read.error().describe());
+      dst.process->add("read_errors");
+      defer_unattempted(std::move(job), "not attempted: cannot read the message from the spool: " + read.error().describe(),
+                        "4.3.0");  // RFC 3463: other or undefined mail system status
+      co_return;
+    }
+    std::optional<std::string> poison;
+    // Anything that throws from here on is the connector's own failure on this (intact)
+    // message, not the destination's answer: the message goes to quarantine and the worker
+    // carries on.
+    if (!opt.poison_marker.empty() && content.find(opt.poison_marker) != std::string::npos) {
+      // The marker itself is not named: a failure notice quoting the reason would carry it
+      // and be taken for poison in turn.
+      poison = "conversion failed (fault injection: the message holds the poison marker of BRIDGEHEAD_FAULT_POISON)";
     }
     TransactionResult result;
     if (!poison) {
@@ -331,6 +349,26 @@ struct QueueManager::Impl {
     // Recording the outcome (an fdatasync) runs apart, so this worker's connection can
     // carry the next message meanwhile; group commit batches the records.
     net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(result)), "deliver:" + dst.name);
+  }
+
+  // The job's recipients are deferred without anything having been sent: `reply` says why
+  // (it is what the queue listing and a delay notice show), `status` is its RFC 3463 code.
+  void defer_unattempted(Job job, const std::string& reply, std::string status) {
+    TransactionResult r;
+    r.status_without_reply = std::move(status);
+    for (std::size_t i : job.indices) r.recipients.push_back({.index = i, .outcome = Outcome::kDeferred, .reply = reply});
+    const std::string name = job.dest == kNoDestination ? std::string("queue") : "deliver:" + dests[job.dest].name;
+    net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(r), false), name);
+  }
+
+  // The job ends without an outcome of its own (its message was set aside).
+  net::awaitable<void> let_go(Job job) {
+    auto it = entries.find(job.id);
+    if (it == entries.end()) co_return;
+    Entry& e = it->second;
+    for (std::size_t i : job.indices) e.busy[i] = false;
+    --e.jobs;
+    if (finishable(e)) co_await finalize(job.id);
   }
 
   net::awaitable<void> unroutable(Job job) {
@@ -353,7 +391,9 @@ struct QueueManager::Impl {
     return rep;
   }
 
-  net::awaitable<void> complete(Job job, TransactionResult result) {
+  // `attempted`: the destination was really tried (so its answer, or silence, says something
+  // about the destination's health).
+  net::awaitable<void> complete(Job job, TransactionResult result, bool attempted = true) {
     ++recording;
     auto it = entries.find(job.id);
     if (it == entries.end()) {
@@ -439,29 +479,36 @@ struct QueueManager::Impl {
                    st.status == RecipientStatus::kDelivered ? "delivered"
                    : st.status == RecipientStatus::kFailed  ? "failed"
                                                             : "deferred",
-                   dst ? dst->transport->describe() : std::string("(no route)"), st.reply);
+                   dst ? dst->transport->describe() : std::string("(no route)"), remote_text(st.reply));
       if (r) {
         rep.recipients.push_back(std::move(*r));
         reported.push_back(changed.size());
       }
       changed.push_back(std::move(st));
     }
-    if (dst && !dst->hold) note_attempt(*dst, result, answered);
+    if (dst && attempted) note_attempt(*dst, result, answered);
 
     // The DSN is made durable before the outcome is: a crash in between repeats the attempt
     // (and perhaps the DSN), never loses the report.
     if (!rep.recipients.empty()) {
-      auto stored = co_await send_dsn(job.id, e, std::move(rep), now);
+      auto stored = co_await send_dsn(job.id, e.env, rep, now);
       if (!stored) {
-        spdlog::error("message {}: cannot queue the delivery status notification: {}", spool::format_id(job.id),
-                      stored.error().describe());
-        for (std::size_t k : reported) {
-          RecipientState& st = changed[k];
-          st.status = RecipientStatus::kDeferred;
-          st.delay_notice_sent = false;
-          st.next_attempt = now + 60;
-          st.reply = "could not queue the delivery status notification: " + stored.error().describe();
+        spdlog::error("message {}: cannot queue the delivery status notification (retried without a new delivery "
+                      "attempt): {}",
+                      spool::format_id(job.id), stored.error().describe());
+        dsn::Report later = rep;
+        later.recipients.clear();
+        for (std::size_t n = 0; n < reported.size(); ++n) {
+          if (rep.recipients[n].action == dsn::Action::kDelayed) {
+            // Nothing final happened: the delay notice is due again at the next attempt.
+            changed[reported[n]].delay_notice_sent = false;
+          } else {
+            // The outcome stands (the next hop has the message, or refused it for good):
+            // setting the recipient back would deliver it twice. Only the notice is retried.
+            later.recipients.push_back(std::move(rep.recipients[n]));
+          }
         }
+        if (!later.recipients.empty()) notice_later(job.id, e, std::move(later));
       } else if (dst) {
         dst->process->add("dsn_sent");
       }
@@ -471,8 +518,10 @@ struct QueueManager::Impl {
       e.states[st.index] = st;
       e.busy[st.index] = false;
     }
-    const bool all_final = std::all_of(e.states.begin(), e.states.end(), [](const RecipientState& s) { return is_final(s.status); });
-    if (!all_final || e.jobs > 1) {
+    // Leaving the spool right after this job: its record would be redundant. Otherwise it
+    // must be journaled, so a restart does not try a delivered recipient again.
+    const bool leaving = e.jobs == 1 && !e.pending_notice && (e.quarantined || all_final(e));
+    if (!leaving) {
       auto start = [this, id = job.id, states = std::move(changed)](spool::Completion<void> done) mutable {
         spool.record(id, std::move(states), std::move(done));
       };
@@ -486,7 +535,7 @@ struct QueueManager::Impl {
     --e.jobs;
     // Finished even while stopping: skipping the record above is only safe if the finish
     // follows.
-    if (all_final && e.jobs == 0) {
+    if (finishable(e)) {
       co_await finalize(job.id);
     } else {
       schedule(job.id);
@@ -503,7 +552,7 @@ struct QueueManager::Impl {
       return;
     }
     if (result.recipients.empty() || result.recipients.front().outcome != Outcome::kDeferred) return;
-    const std::string& why = result.recipients.front().reply;
+    const std::string why = remote_text(result.recipients.front().reply);
     dst.troubled = true;
     dst.last_error = why;
     dst.process->report_error(
@@ -514,18 +563,27 @@ struct QueueManager::Impl {
                                            dst.name, dst.transport->describe())));
   }
 
-  net::awaitable<Expected<void>> send_dsn(MessageId id, const Entry& e, dsn::Report rep, std::int64_t now) {
+  // Queues a report about message `id` (its envelope `original_env`); `original` is its
+  // content when the spool no longer has it (a quarantined message). Returns the notice's id.
+  net::awaitable<Expected<MessageId>> send_dsn(MessageId id, const Envelope& original_env, dsn::Report rep,
+                                               std::int64_t now, const std::string* original_content = nullptr) {
     std::string original;
-    if (auto read = spool.read_content(id, [&](std::string_view p) { original.append(p); }); !read) {
+    if (original_content != nullptr) {
+      original = *original_content;
+    } else if (auto read = spool.read_content(id, [&](std::string_view p) { original.append(p); }); !read) {
       original.clear();  // the report still goes out, without the returned message
     }
     std::string text = dsn::compose(rep, original, now);
     Envelope env;
-    env.recipients.push_back(Recipient{e.env.mail_from, kNotifyNone, ""});
+    env.recipients.push_back(Recipient{original_env.mail_from, kNotifyNone, ""});
     env.body = convert::has_8bit(text) ? BodyType::k8BitMime : BodyType::k7Bit;
     env.received_at = now;
-    env.route_system = e.env.ingress_system;
+    env.route_system = original_env.ingress_system;
     env.client_address = "bridgehead";
+    if (opt.notice_failures > 0) {
+      --opt.notice_failures;
+      co_return fail(Error::transient_error(ErrorCode::kDiskFull, "cannot queue the notice (fault injection)"));
+    }
     const MessageId nid = spool.begin_message();
     auto start = [this, nid, text = std::move(text), env](spool::Completion<void> done) mutable {
       spool.commit(nid, std::move(text), std::move(env), std::move(done));
@@ -533,50 +591,104 @@ struct QueueManager::Impl {
     auto committed = co_await net::await_completion<void>(std::move(start));
     if (!committed) {
       spool.abort(nid);
-      co_return committed;
+      co_return fail(committed.error());
     }
     spdlog::info("message {}: queued delivery status notification {} to <{}>", spool::format_id(id),
-                 spool::format_id(nid), e.env.mail_from);
+                 spool::format_id(nid), original_env.mail_from);
     add(nid, env, {});
-    co_return Expected<void>{};
+    co_return nid;
   }
 
+  // Keeps `rep` on the entry and retries queueing it until it is queued.
+  void notice_later(MessageId id, Entry& e, dsn::Report rep) {
+    if (e.pending_notice) {
+      for (auto& r : rep.recipients) e.pending_notice->recipients.push_back(std::move(r));
+      return;  // its retry is under way already
+    }
+    e.pending_notice = std::move(rep);
+    net::spawn_logged(io.get_executor(), retry_notice(id), "queue: retrying a delivery status notification");
+  }
+
+  net::awaitable<void> retry_notice(MessageId id) {
+    const auto& delays = opt.schedule.options().delays;
+    const auto pause = std::min<std::chrono::seconds>(std::chrono::seconds(60),
+                                                      delays.empty() ? std::chrono::seconds(60) : delays.front());
+    asio::steady_timer wait(io);
+    while (!stopping) {
+      wait.expires_after(pause);
+      co_await wait.async_wait(net::use_nothrow);
+      auto it = entries.find(id);
+      // The entry cannot go away while the notice is pending (finishable() says no).
+      if (stopping || it == entries.end() || !it->second.pending_notice) co_return;
+      Entry& e = it->second;
+      const std::size_t taken = e.pending_notice->recipients.size();
+      ++recording;
+      auto stored = co_await send_dsn(id, e.env, *e.pending_notice, unix_now());
+      --recording;
+      if (!stored) {
+        spdlog::error("message {}: still cannot queue the delivery status notification (retrying in {}s): {}",
+                      spool::format_id(id), pause.count(), stored.error().describe());
+        continue;
+      }
+      auto& pending = e.pending_notice->recipients;
+      pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(taken));
+      if (!pending.empty()) continue;  // more came in meanwhile
+      e.pending_notice.reset();
+      if (finishable(e)) {
+        co_await finalize(id);
+      } else {
+        schedule(id);
+      }
+      co_return;
+    }
+  }
+
+  // `content` is the intact copy read from the spool (a failed read never gets here).
   net::awaitable<void> quarantine(Job job, std::string reason, const std::string& content) {
     auto it = entries.find(job.id);
     if (it == entries.end()) co_return;
     Entry& e = it->second;
     const std::string name = spool::format_id(job.id);
-    spdlog::error("message {}: quarantined: {}", name, reason);
-    bool kept = e.quarantined;
+    Dest& dst = dests[job.dest];
     if (!e.quarantined) {
-      e.quarantined = true;
-      std::error_code ec;
-      std::filesystem::create_directories(opt.quarantine_dir, ec);
-      const auto eml = opt.quarantine_dir / (name + ".eml");
-      const auto why = opt.quarantine_dir / (name + ".txt");
-      const std::string note = fmt::format("message {}\nreason: {}\nquarantined at: {}\nenvelope: {}\n", name, reason,
-                                           unix_now(), serialize(e.env));
-      auto a = write_file_durably(eml, content);
-      auto b = a ? write_file_durably(why, note) : a;
-      kept = static_cast<bool>(b);
-      Dest& dst = dests[job.dest];
-      dst.process->add("quarantined");
+      QuarantineRecord rec;
+      rec.id = name;
+      rec.reason = reason;
+      rec.quarantined_at = unix_now();
+      rec.envelope = e.env;
+      rec.size = content.size();
+      for (const auto& st : e.states) rec.status.push_back(st.status);
+      // Every file is durable (and its directory entry) before the message may leave the
+      // spool: until then the spool's copy is the only one.
+      auto kept = store.put(rec, content);
+      quarantine_count = store.count();
       if (!kept) {
-        spdlog::error("message {}: cannot write the quarantine copy, so it stays in the spool: {}", name,
-                      b.error().describe());
-        dst.process->report_error(admin::ProcessState::kDegraded, b.error());
-      } else {
+        spdlog::error("message {}: cannot be processed ({}) and cannot be set aside either, so it stays in the "
+                      "spool and is tried again: {}",
+                      name, reason, kept.error().describe());
         dst.process->report_error(
             admin::ProcessState::kDegraded,
-            Error::permanent(ErrorCode::kInternal, fmt::format("message {} quarantined: {}", name, reason),
-                             fmt::format("the rest of the queue goes on; the message and why are in {} and {}; "
-                                         "after fixing the cause, send it again from there",
-                                         eml.string(), why.string())));
+            Error::transient_error(kept.error().code,
+                                   fmt::format("message {} cannot be processed ({}) nor quarantined: {}", name, reason,
+                                               kept.error().message),
+                                   fmt::format("it stays in the queue and is tried again; make {} writable",
+                                               store.dir().string())));
+        defer_unattempted(std::move(job), fmt::format("not delivered: {}; could not quarantine it: {}", reason,
+                                                      kept.error().describe()),
+                          "4.3.0");
+        co_return;
       }
+      e.quarantined = std::move(rec);
+      spdlog::error("message {}: quarantined: {}", name, reason);
+      dst.process->add("quarantined");
+      dst.process->report_error(
+          admin::ProcessState::kDegraded,
+          Error::permanent(ErrorCode::kInternal, fmt::format("message {} quarantined: {}", name, reason),
+                           fmt::format("the rest of the queue goes on; the message and why are in {} and {}; after "
+                                       "fixing the cause, `bridgehead quarantine release {}` puts it back in the queue",
+                                       store.eml_path(name).string(), store.note_path(name).string(), name)));
     }
-    for (std::size_t i : job.indices) e.busy[i] = false;
-    --e.jobs;
-    if (kept && e.jobs == 0) co_await finalize(job.id);
+    co_await let_go(std::move(job));
   }
 
   // Every recipient is final (or the message is quarantined): the message leaves the spool.
@@ -585,8 +697,20 @@ struct QueueManager::Impl {
     if (it == entries.end() || it->second.finishing) co_return;
     it->second.finishing = true;
     ++recording;
-    auto start = [this, id](spool::Completion<void> done) { spool.finish(id, std::move(done)); };
-    auto finished = co_await net::await_completion<void>(std::move(start));
+    Expected<void> finished{};
+    if (auto& q = it->second.quarantined) {
+      // The record learns where each recipient ended (another destination's job may have
+      // delivered meanwhile), so a release sends it only to those who lack it. Durable
+      // before the spool forgets the message.
+      for (std::size_t i = 0; i < q->status.size() && i < it->second.states.size(); ++i) {
+        q->status[i] = it->second.states[i].status;
+      }
+      finished = store.update(*q);
+    }
+    if (finished) {
+      auto start = [this, id](spool::Completion<void> done) { spool.finish(id, std::move(done)); };
+      finished = co_await net::await_completion<void>(std::move(start));
+    }
     --recording;
     it = entries.find(id);
     if (it == entries.end()) co_return;
@@ -602,6 +726,168 @@ struct QueueManager::Impl {
     if (it == entries.end()) co_return;
     it->second.finishing = false;
     if (!stopping) co_await finalize(id);
+  }
+
+  // ---------------------------------------------------------------- quarantine commands
+
+  Expected<void> claim(const std::string& id) {
+    if (!quarantine_busy.insert(id).second) {
+      return fail(Error::permanent(ErrorCode::kInvalidArgument,
+                                   fmt::format("quarantined message {} is being released or deleted already", id),
+                                   "wait for that command to finish, then see `bridgehead quarantine list`"));
+    }
+    return {};
+  }
+
+  // Puts a quarantined message back in the queue for the recipients that do not have it
+  // yet, as a new spool message; the quarantine files go only once that one is committed.
+  net::awaitable<Expected<nlohmann::json>> release(std::string id) {
+    auto rec = store.get(id);
+    if (!rec) co_return fail(rec.error());
+    Envelope env = rec->envelope;
+    env.recipients.clear();
+    nlohmann::json released = nlohmann::json::array();
+    for (std::size_t i = 0; i < rec->envelope.recipients.size(); ++i) {
+      if (is_final(rec->status[i])) continue;
+      env.recipients.push_back(rec->envelope.recipients[i]);
+      released.push_back(rec->envelope.recipients[i].address);
+    }
+    if (env.recipients.empty()) {
+      co_return fail(Error::permanent(
+          ErrorCode::kInvalidArgument,
+          fmt::format("quarantined message {} has no recipient left to deliver to (each was delivered or failed)", id),
+          fmt::format("remove it with `bridgehead quarantine delete {}`", id)));
+    }
+    auto content = store.content(id);
+    if (!content) co_return fail(content.error());
+    // Accepted again now, by the operator: the queue lifetime starts over.
+    env.received_at = unix_now();
+    const MessageId nid = spool.begin_message();
+    auto start = [this, nid, text = std::move(*content), env](spool::Completion<void> done) mutable {
+      spool.commit(nid, std::move(text), std::move(env), std::move(done));
+    };
+    auto committed = co_await net::await_completion<void>(std::move(start));
+    if (!committed) {
+      spool.abort(nid);
+      co_return fail(Error{committed.error().code == ErrorCode::kUnavailable ? ErrorCode::kIo : committed.error().code,
+                           committed.error().severity,
+                           fmt::format("cannot put quarantined message {} back in the queue: {}", id,
+                                       committed.error().message),
+                           "it stays in quarantine; run the release again once the spool can be written"});
+    }
+    add(nid, env, {});
+    const std::string queued_as = spool::format_id(nid);
+    spdlog::info("message {}: released from quarantine, queued again as {} for {}", id, queued_as, released.dump());
+    auto removed = store.remove(id);
+    quarantine_count = store.count();
+    if (!removed) {
+      co_return fail(Error::permanent(
+          removed.error().code,
+          fmt::format("message {} is queued again as {}, but its quarantine files remain: {}", id, queued_as,
+                      removed.error().message),
+          fmt::format("remove {}, {} and {} by hand so it is not released twice", store.record_path(id).string(),
+                      store.eml_path(id).string(), store.note_path(id).string())));
+    }
+    co_return nlohmann::json{{"released", id}, {"queued_as", queued_as}, {"recipients", std::move(released)}};
+  }
+
+  // Deletes a quarantined message; its sender learns of the failure for every recipient
+  // that did not get it, as NOTIFY asks (the notice is durable before the files go).
+  net::awaitable<Expected<nlohmann::json>> remove_quarantined(std::string id) {
+    auto rec = store.get(id);
+    if (!rec) co_return fail(rec.error());
+    const std::int64_t now = unix_now();
+    const Envelope& env = rec->envelope;
+    dsn::Report rep;
+    rep.reporting_mta = opt.hostname;
+    rep.envid = env.envid;
+    rep.arrival_date = env.received_at;
+    rep.original_sender = env.mail_from;
+    rep.ret = env.ret;
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      if (is_final(rec->status[i]) || !dsn::needs_dsn(env, env.recipients[i], dsn::Action::kFailed)) continue;
+      // RFC 3463 5.3.0: the receiving mail system itself could not process the message.
+      auto r = dsn::report_for(env.recipients[i], dsn::Action::kFailed, "5.3.0");
+      r.diagnostic = "x-bridgehead; the connector could not process the message (" + rec->reason +
+                     ") and an administrator deleted it";
+      r.last_attempt = now;
+      rep.recipients.push_back(std::move(r));
+    }
+    nlohmann::json notice = nullptr;
+    if (!rep.recipients.empty()) {
+      auto content = store.content(id);
+      if (!content) co_return fail(content.error());
+      const auto parsed = spool::parse_id(id);
+      auto sent = co_await send_dsn(parsed ? *parsed : 0, env, std::move(rep), now, &*content);
+      if (!sent) {
+        co_return fail(Error{sent.error().code == ErrorCode::kUnavailable ? ErrorCode::kIo : sent.error().code,
+                             sent.error().severity,
+                             fmt::format("cannot queue the failure notice for quarantined message {}: {}", id,
+                                         sent.error().message),
+                             "it stays in quarantine; run the delete again once the spool can be written"});
+      }
+      notice = spool::format_id(*sent);
+    }
+    auto removed = store.remove(id);
+    quarantine_count = store.count();
+    if (!removed) {
+      co_return fail(Error::permanent(removed.error().code,
+                                      fmt::format("cannot delete quarantined message {}: {}", id, removed.error().message),
+                                      removed.error().remedy));
+    }
+    spdlog::info("message {}: deleted from quarantine{}", id,
+                 notice.is_null() ? std::string(", no failure notice asked for")
+                                  : ", failure notice " + notice.get<std::string>() + " queued");
+    co_return nlohmann::json{{"deleted", id}, {"notice", std::move(notice)}};
+  }
+
+  // The head of a message (up to the empty line), bounded: enough to recognize it.
+  static std::string head_of(const std::string& content) {
+    constexpr std::size_t kMaxHead = 32 * 1024;
+    std::size_t end = content.find("\r\n\r\n");
+    end = end == std::string::npos ? content.size() : end + 2;
+    return content.substr(0, std::min(end, kMaxHead));
+  }
+
+  net::awaitable<Expected<nlohmann::json>> quarantine_request(nlohmann::json request) {
+    const std::string action = request.value("action", "");
+    if (action == "list") {
+      auto all = store.list();
+      if (!all) co_return fail(all.error());
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& r : *all) {
+        auto j = r.to_json();
+        j.erase("envelope");
+        list.push_back(std::move(j));
+      }
+      co_return nlohmann::json{{"dir", store.dir().string()}, {"messages", std::move(list)}};
+    }
+    const std::string id = request.value("id", "");
+    if (action == "show") {
+      auto rec = store.get(id);
+      if (!rec) co_return fail(rec.error());
+      auto content = store.content(id);
+      if (!content) co_return fail(content.error());
+      auto j = rec->to_json();
+      j["header"] = head_of(*content);
+      j["eml"] = store.eml_path(id).string();
+      co_return j;
+    }
+    if (action == "release" || action == "delete") {
+      if (auto parsed = spool::parse_id(id); parsed && entries.contains(*parsed)) {
+        // Its record is rewritten when it leaves the spool; acting before that would undo this.
+        co_return fail(Error::transient_error(
+            ErrorCode::kLimit, fmt::format("quarantined message {} is still leaving the queue (a delivery to another "
+                                           "system is under way)", id),
+            fmt::format("try `bridgehead quarantine {} {}` again in a minute", action, id)));
+      }
+      if (auto ok = claim(id); !ok) co_return fail(ok.error());
+      auto r = action == "release" ? co_await release(id) : co_await remove_quarantined(id);
+      quarantine_busy.erase(id);
+      co_return r;
+    }
+    co_return fail(Error::permanent(ErrorCode::kInvalidArgument, fmt::format("unknown quarantine action \"{}\"", action),
+                                    "use list, show, release or delete"));
   }
 
   void publish() {
@@ -645,6 +931,13 @@ struct QueueManager::Impl {
       dst.process->set_detail("oldest", x.oldest == kNever ? "none" : human_age(std::max<std::int64_t>(0, now - x.oldest)));
       dst.process->set_detail("target", dst.transport->describe());
     }
+    if (auto& q = opt.quarantine_process) {
+      q->set_counter("messages", quarantine_count);
+      q->set_activity(quarantine_count == 0
+                          ? fmt::format("empty ({})", store.dir().string())
+                          : fmt::format("{} message{} set aside in {}; see `bridgehead quarantine list`",
+                                        quarantine_count, quarantine_count == 1 ? "" : "s", store.dir().string()));
+    }
   }
 };
 
@@ -666,6 +959,8 @@ QueueManager::~QueueManager() = default;
 
 void QueueManager::start() {
   for (auto& d : impl_->dests) d.process->set_state(admin::ProcessState::kRunning, "starting");
+  if (impl_->opt.quarantine_process) impl_->opt.quarantine_process->set_state(admin::ProcessState::kRunning, "");
+  impl_->quarantine_count = impl_->store.count();
   for (auto& m : impl_->spool.queued()) impl_->add(m.id, m.envelope, std::move(m.recipients));
   publish();
 }
@@ -728,5 +1023,9 @@ std::size_t QueueManager::in_flight() const {
 }
 
 void QueueManager::publish() { impl_->publish(); }
+
+net::awaitable<Expected<nlohmann::json>> QueueManager::quarantine_request(nlohmann::json request) {
+  return impl_->quarantine_request(std::move(request));
+}
 
 }  // namespace bridgehead::queue

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "admin/process_registry.hpp"
 #include "core/envelope.hpp"
 #include "net/asio.hpp"
@@ -38,9 +40,17 @@ struct QueueOptions {
   std::string hostname;            ///< Reporting-MTA of our DSNs
   RetrySchedule schedule;
   std::filesystem::path quarantine_dir;
+  /// "quarantine": its counter "messages" is how many messages are set aside (optional).
+  std::shared_ptr<admin::Process> quarantine_process;
   /// Fault injection for tests only (BRIDGEHEAD_FAULT_POISON): a message whose content holds
   /// this text makes its processing throw, as a conversion bug would. Empty = off.
   std::string poison_marker;
+  /// Test seam, fault injection for a failing or partial content read: reads a message's
+  /// content in place of the spool. Empty = the spool.
+  std::function<Expected<void>(spool::MessageId, const std::function<void(std::string_view)>&)> read_content;
+  /// Fault injection for tests only: this many delivery status notifications fail to queue
+  /// (as on a full disk) before notices queue again.
+  unsigned notice_failures = 0;
 };
 
 class QueueManager {
@@ -72,6 +82,12 @@ class QueueManager {
   bool held(const std::string& destination) const;
   /// Refreshes the processes' activity, counters and details (called once a second).
   void publish();
+  /// A control-socket request about the quarantine: {"action": "list"} | {"action": "show"|
+  /// "release"|"delete", "id": ID}. Release re-queues the message (a new id) for the
+  /// recipients that lack it and removes its files only once that copy is committed; delete
+  /// queues the failure notice NOTIFY asks for, then removes the files. Errors name the id
+  /// and the remedy (kNotFound for an id not in quarantine).
+  net::awaitable<Expected<nlohmann::json>> quarantine_request(nlohmann::json request);
 
  private:
   struct Impl;

@@ -12,6 +12,8 @@
 #include <map>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "temp_dir.hpp"
 
 namespace bridgehead::queue {
@@ -30,6 +32,8 @@ struct Script {
   std::map<std::string, int> attempts;
   int in_flight = 0;
   int max_in_flight = 0;
+  /// When set, deliver() throws this (a bug inside the connector, as a conversion would).
+  std::string throws;
 };
 
 RecipientResult ok() { return {.index = 0, .outcome = Outcome::kDelivered, .reply = "250 2.0.0 ok", .from_server = true}; }
@@ -52,6 +56,10 @@ class ScriptedTransport final : public Transport {
     std::vector<std::string> rcpts;
     for (auto i : indices) rcpts.push_back(env.recipients[i].address);
     s_.calls.emplace_back(rcpts, std::string(content));
+    if (!s_.throws.empty()) {
+      --s_.in_flight;
+      throw std::runtime_error(s_.throws);
+    }
     if (s_.delay.count() > 0) {
       asio::steady_timer t(ex_, s_.delay);
       co_await t.async_wait(net::use_nothrow);
@@ -93,7 +101,7 @@ class QueueTest : public ::testing::Test {
     auto schedule = RetrySchedule::create(retry);
     ASSERT_TRUE(schedule) << schedule.error().describe();
     QueueOptions o{.hostname = "bridgehead.test", .schedule = *schedule, .quarantine_dir = dir_.path() / "quarantine",
-                   .poison_marker = std::move(poison)};
+                   .quarantine_process = registry_->add("quarantine"), .poison_marker = std::move(poison), .read_content = read_, .notice_failures = notice_failures_};
     std::vector<DestinationSpec> d;
     d.push_back({"exchange", {"exchange.example"}, std::make_unique<ScriptedTransport>(io_.get_executor(), exchange_),
                  concurrency, registry_->add("deliver:exchange")});
@@ -145,6 +153,8 @@ class QueueTest : public ::testing::Test {
   asio::executor_work_guard<asio::io_context::executor_type> busy_ = asio::make_work_guard(io_);
   std::unique_ptr<admin::ProcessRegistry> registry_ = std::make_unique<admin::ProcessRegistry>();
   Script exchange_, notes_;
+  std::function<Expected<void>(spool::MessageId, const std::function<void(std::string_view)>&)> read_;
+  unsigned notice_failures_ = 0;
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<QueueManager> qm_;
 };
@@ -361,6 +371,10 @@ TEST_F(QueueTest, PoisonMessageIsQuarantinedAndTheNextDelivered) {
   ASSERT_TRUE(notes->last_error);
   EXPECT_NE(notes->last_error->message.find(spool::format_id(bad)), std::string::npos);
   EXPECT_EQ(notes->counters["quarantined"], 1u);
+  qm_->publish();
+  p = registry_->snapshot();
+  auto q = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "quarantine"; });
+  EXPECT_EQ(q->counters["messages"], 1u);
 }
 
 TEST_F(QueueTest, UnroutableDsnRecipientGoesBackToTheOriginsSystem) {
@@ -373,6 +387,70 @@ TEST_F(QueueTest, UnroutableDsnRecipientGoesBackToTheOriginsSystem) {
   submit(env);
   run_until([&] { return spool_empty() && exchange_.calls.size() == 1; });
   EXPECT_EQ(exchange_.calls[0].first, std::vector<std::string>{"someone@elsewhere.example"});
+}
+
+// ---------------------------------------------------------------- issue 8, defect 4
+
+TEST_F(QueueTest, AContentReadThatFailsPartWayDefersAndNeverQuarantinesThePartialCopy) {
+  int reads = 0;
+  read_ = [&](spool::MessageId id, const std::function<void(std::string_view)>& sink) -> Expected<void> {
+    if (++reads == 1) {
+      sink("Subject: t\r\n");  // part of the message, then a transient EIO
+      return fail(Error::from_errno(EIO, "cannot read spool segment seg-1 (fault injection)"));
+    }
+    return spool_->read_content(id, sink);
+  };
+  open();
+  const auto id = submit(envelope("alice@exchange.example", {"carol@notes.example"}), "Subject: t\r\n\r\nhello\r\n");
+  run_until([&] { return reads >= 1 && qm_->in_flight() == 0; });
+  const auto base = dir_.path() / "quarantine" / spool::format_id(id);
+  EXPECT_FALSE(std::filesystem::exists(base.string() + ".eml")) << "a partial copy must never be quarantined";
+  auto q = spool_->queued();
+  ASSERT_EQ(q.size(), 1u) << "the only intact copy stays in the spool";
+  EXPECT_EQ(q[0].recipients[0].status, spool::RecipientStatus::kDeferred);
+  EXPECT_NE(q[0].recipients[0].reply.find("cannot read spool segment seg-1"), std::string::npos) << q[0].recipients[0].reply;
+  run_until([&] { return spool_empty(); });
+  ASSERT_EQ(notes_.calls.size(), 1u);
+  EXPECT_EQ(notes_.calls[0].second, "Subject: t\r\n\r\nhello\r\n");
+  EXPECT_EQ(reads, 2);
+}
+
+TEST_F(QueueTest, AQuarantinedMessageIsFinalizedWhenItsOtherDestinationsJobEnds) {
+  notes_.throws = "conversion failed (a bug)";
+  exchange_.delay = std::chrono::milliseconds(300);  // still delivering when notes quarantines
+  open();
+  const auto id = submit(envelope("alice@exchange.example", {"bob@exchange.example", "carol@notes.example"}));
+  run_until([&] { return spool_empty(); }, std::chrono::seconds(10));
+  EXPECT_EQ(exchange_.calls.size(), 1u);
+  const auto base = dir_.path() / "quarantine" / spool::format_id(id);
+  std::ifstream in(base.string() + ".json");
+  ASSERT_TRUE(in) << "the machine-readable record is next to the copy";
+  const auto record = nlohmann::json::parse(in);
+  EXPECT_EQ(record["id"], spool::format_id(id));
+  EXPECT_NE(record["reason"].get<std::string>().find("conversion failed (a bug)"), std::string::npos);
+  ASSERT_EQ(record["recipients"].size(), 2u);
+  EXPECT_EQ(record["recipients"][0]["address"], "bob@exchange.example");
+  EXPECT_EQ(record["recipients"][0]["status"], "delivered") << "a release must not send it to bob again";
+  EXPECT_EQ(record["recipients"][1]["status"], "pending");
+}
+
+// ---------------------------------------------------------------- issue 8, defect 6
+
+TEST_F(QueueTest, ASuccessNoticeThatCannotBeQueuedIsRetriedWithoutASecondDelivery) {
+  notice_failures_ = 1;
+  open();
+  submit(envelope("alice@exchange.example", {"carol@notes.example"}, kNotifySuccess));
+  run_until([&] { return notes_.calls.size() == 1 && qm_->in_flight() == 0; });
+  auto q = spool_->queued();
+  ASSERT_EQ(q.size(), 1u) << "the message stays until its notice is queued";
+  EXPECT_EQ(q[0].recipients[0].status, spool::RecipientStatus::kDelivered) << q[0].recipients[0].reply;
+  run_until([&] { return spool_empty() && exchange_.calls.size() == 1; });
+  EXPECT_EQ(notes_.calls.size(), 1u) << "the next hop took it once: only the notice is retried";
+  ASSERT_EQ(exchange_.calls.size(), 1u);
+  EXPECT_NE(exchange_.calls[0].second.find("Action: relayed"), std::string::npos);
+  io_.run_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(notes_.calls.size(), 1u);
+  EXPECT_EQ(exchange_.calls.size(), 1u) << "exactly one notice";
 }
 
 }  // namespace
