@@ -406,6 +406,20 @@ TEST(ConfigProblems, HostnameMustBeADnsName) {
   expect_problem(r, 2, 12, {"connector.hostname", "contains '_'"});
 }
 
+TEST(ConfigConnector, UserAndGroupAreAccountNamesAndGroupNeedsUser) {
+  LoadResult ok = load_text(with_systems("[connector]\nuser = \"bridgehead\"\ngroup = \"mail\"\n"));
+  ASSERT_TRUE(ok.config) << all_problems(ok);
+  EXPECT_EQ(ok.config->user, "bridgehead");
+  EXPECT_EQ(ok.config->group, "mail");
+  LoadResult none = load_text(with_systems(""));
+  ASSERT_TRUE(none.config) << all_problems(none);
+  EXPECT_EQ(none.config->user, "");
+  LoadResult bad = load_text(with_systems("[connector]\nuser = \"bridge head\"\n"));
+  expect_problem(bad, 2, 8, {"connector.user", "only letters, digits"});
+  LoadResult lonely = load_text(with_systems("[connector]\ngroup = \"mail\"\n"));
+  expect_problem(lonely, 2, 9, {"connector.group is set but connector.user is not"});
+}
+
 TEST(ConfigProblems, ControlSocketModeIsAnOctalStringWithinPermissionBits) {
   LoadResult ok = load_text(with_systems("[admin]\ncontrol_socket_mode = \"660\"\n"));
   ASSERT_TRUE(ok.config) << all_problems(ok);
