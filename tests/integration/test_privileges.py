@@ -202,25 +202,34 @@ class PrivilegesTest(bridgehead.TestCase):
 
     def test_control_socket_backs_off_on_emfile_and_recovers(self):
         d = self.start_daemon()
+        idle = len(os.listdir("/proc/%d/fd" % d.proc.pid))
+        d.stop()
+        # A few descriptors of room above what it uses idle.
+        limit = idle + 4
+        d.nofile = (limit, limit)
+        d.start()
         pid = d.proc.pid
-        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        open_fds = len(os.listdir("/proc/%d/fd" % pid))
-        # Room for one more connection: the first client takes it, the second one cannot be
-        # accepted (EMFILE) and waits in the backlog, so every accept() fails again.
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds + 1, hard))
         sock_path = os.path.join(d.state_dir, "control.sock")
-        first, second = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+        # Clients that wait without a request keep their descriptors in the daemon; once they
+        # fill the limit, the last one cannot be accepted (EMFILE) and stays in the backlog,
+        # so every accept() fails again at once.
+        clients = []
         try:
-            first.connect(sock_path)
-            second.connect(sock_path)
+            for _ in range(limit - len(os.listdir("/proc/%d/fd" % pid)) + 1):
+                c = socket.socket(socket.AF_UNIX)
+                c.connect(sock_path)
+                clients.append(c)
+                time.sleep(0.05)
             time.sleep(0.5)
+            self.assertEqual(len(os.listdir("/proc/%d/fd" % pid)), limit, "the limit is not reached")
             before = cpu_seconds(pid)
             time.sleep(2.0)
             used = cpu_seconds(pid) - before
             self.assertLess(used, 0.1, "the daemon used %.2f s of CPU in 2 s while accept() failed" % used)
         finally:
-            first.close()
-            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            second = clients.pop()
+            for c in clients:
+                c.close()
         second.sendall(b'{"command":"status"}\n')
         second.settimeout(bridgehead.IO_TIMEOUT)
         reply = b""

@@ -267,6 +267,9 @@ class Daemon:
         self.identity = dict(identity or {})
         self.env = dict(env or {})
         self.proc = None
+        # (soft, hard) RLIMIT_NOFILE for the daemon, set in the child before exec: a process
+        # of another user cannot have its limits changed without CAP_SYS_RESOURCE.
+        self.nofile = None
         self.starts = 0
         self.ports = {}
         self.cert = self.key = None
@@ -373,8 +376,14 @@ class Daemon:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         env.update(self.env)
+        limit = None
+        if self.nofile is not None:
+            import resource
+            nofile = self.nofile
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)  # noqa: E731
         self.proc = subprocess.Popen([self.bin, "run", "-c", self.config_path], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                                     preexec_fn=limit)
         log.close()
 
     def _wait_running(self):
