@@ -3,8 +3,8 @@
 // with the remedy. Opens the file with a password from wherever the daemon got it, slows down
 // repeated wrong passwords, and re-reads the file on every unlock, so a re-certified ID is
 // taken without a restart; when the file can no longer be read (the daemon dropped root), the
-// bytes read before are opened instead. No threads and no sockets: the daemon decides where the slow key
-// derivation runs and what the processes that need the ID show meanwhile.
+// bytes read before are opened instead. No threads and no sockets: the daemon decides where
+// the slow key derivation runs and what the processes that need the ID show meanwhile.
 #pragma once
 
 #include <chrono>

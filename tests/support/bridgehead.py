@@ -244,6 +244,7 @@ class Daemon:
     def __init__(self, test, workdir, smtp=None, tls=False, spool_dir=None, extra="", delivery=None, queue=None,
                  env=None, identity=None, user=SERVICE_USER):
         self.test = test
+        os.makedirs(workdir, exist_ok=True)
         self.workdir = traversable(workdir)
         self.bin = test.bridgehead_bin
         self.state_dir = os.path.join(workdir, "state")
