@@ -507,11 +507,6 @@ void Loader::check_across(const Config& cfg) {
     }
   }
 
-  if (const Value* group = global("connector.group"); group && !global("connector.user")) {
-    problem(group->pos, "connector.group is set but connector.user is not; set user to the account the daemon "
-                        "runs as after it drops root, or remove group");
-  }
-
   const Value* id_file = global("identity.id_file");
   if (const Value* pw = global("identity.id_password_file"); pw && !id_file) {
     problem(pw->pos, "identity.id_password_file is set but identity.id_file is not; set id_file to the "

@@ -311,7 +311,8 @@ path = "maildir"
 )");
   expect_problem(r, 1, 2, {"unknown section [smpt]", "did you mean [smtp]?"});
   expect_problem(r, 4, 1, {"unknown key \"max_errors\" in [connector]", "belongs in [smtp]"});
-  expect_problem(r, 5, 1, {"unknown key \"colour\" in [connector]", "known here: hostname, state_dir, log_level"});
+  expect_problem(r, 5, 1,
+                 {"unknown key \"colour\" in [connector]", "known here: hostname, state_dir, user, group, log_level"});
   expect_problem(r, 10, 1, {"unknown key \"domain\" in [[system]]", "did you mean \"domains\"?"});
   expect_problem(r, 14, 1, {"unknown key \"adress\" in [system.delivery]", "did you mean \"address\"?"});
   // The misspelt domains is also missing, which the reader must hear about too.
@@ -406,7 +407,7 @@ TEST(ConfigProblems, HostnameMustBeADnsName) {
   expect_problem(r, 2, 12, {"connector.hostname", "contains '_'"});
 }
 
-TEST(ConfigConnector, UserAndGroupAreAccountNamesAndGroupNeedsUser) {
+TEST(ConfigConnector, UserAndGroupAreAccountNames) {
   LoadResult ok = load_text(with_systems("[connector]\nuser = \"bridgehead\"\ngroup = \"mail\"\n"));
   ASSERT_TRUE(ok.config) << all_problems(ok);
   EXPECT_EQ(ok.config->user, "bridgehead");
@@ -416,8 +417,6 @@ TEST(ConfigConnector, UserAndGroupAreAccountNamesAndGroupNeedsUser) {
   EXPECT_EQ(none.config->user, "");
   LoadResult bad = load_text(with_systems("[connector]\nuser = \"bridge head\"\n"));
   expect_problem(bad, 2, 8, {"connector.user", "only letters, digits"});
-  LoadResult lonely = load_text(with_systems("[connector]\ngroup = \"mail\"\n"));
-  expect_problem(lonely, 2, 9, {"connector.group is set but connector.user is not"});
 }
 
 TEST(ConfigProblems, ControlSocketModeIsAnOctalStringWithinPermissionBits) {
