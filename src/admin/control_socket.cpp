@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -20,6 +24,56 @@ using local = asio::local::stream_protocol;
 
 namespace {
 constexpr std::size_t kMaxRequest = 64 * 1024;
+
+// Wipes every block it frees. The parser's lexer collects each string of a request (an
+// unlock's password) in a buffer that grows and is freed as the parse goes on; with this
+// allocator none of those buffers leaves its bytes behind.
+template <class T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() = default;
+  template <class U>
+  WipingAllocator(const WipingAllocator<U>&) noexcept {}  // NOLINT: rebinding is implicit
+  T* allocate(std::size_t n) { return std::allocator<T>{}.allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept {
+    explicit_bzero(p, n * sizeof(T));
+    std::allocator<T>{}.deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const WipingAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+using WipedString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
+using RequestJson = nlohmann::basic_json<std::map, std::vector, WipedString, bool, std::int64_t, std::uint64_t, double,
+                                         WipingAllocator>;
+
+// The handlers' type; each string is copied once, at its final size, so a handler that
+// wipes a value (unlock wipes "password") leaves no copy of it.
+nlohmann::json plain(const RequestJson& j) {
+  using T = RequestJson::value_t;
+  switch (j.type()) {
+    case T::object: {
+      auto out = nlohmann::json::object();
+      for (auto it = j.begin(); it != j.end(); ++it) out[std::string(it.key().data(), it.key().size())] = plain(*it);
+      return out;
+    }
+    case T::array: {
+      auto out = nlohmann::json::array();
+      for (const auto& v : j) out.push_back(plain(v));
+      return out;
+    }
+    case T::string: {
+      const auto& s = j.get_ref<const WipedString&>();
+      return nlohmann::json(std::string(s.data(), s.size()));
+    }
+    case T::boolean: return j.get<bool>();
+    case T::number_integer: return j.get<std::int64_t>();
+    case T::number_unsigned: return j.get<std::uint64_t>();
+    case T::number_float: return j.get<double>();
+    default: return nullptr;
+  }
+}
 
 // A raw connect() to tell a live daemon from a stale socket file, before we replace it.
 bool someone_listening(const std::filesystem::path& path) {
@@ -34,8 +88,9 @@ bool someone_listening(const std::filesystem::path& path) {
 }
 }  // namespace
 
-ControlServer::ControlServer(asio::io_context& io, std::filesystem::path path, unsigned mode)
-    : io_(io), path_(std::move(path)), mode_(mode) {}
+ControlServer::ControlServer(asio::io_context& io, std::filesystem::path path, unsigned mode,
+                             std::shared_ptr<Process> process)
+    : io_(io), path_(std::move(path)), mode_(mode), process_(std::move(process)) {}
 
 ControlServer::~ControlServer() { stop(); }
 
@@ -80,7 +135,15 @@ Expected<void> ControlServer::start() {
   if (::chmod(path_.c_str(), static_cast<mode_t>(mode_)) != 0) {
     return fail(Error::from_errno(errno, fmt::format("chmod control socket {}", path_.string())));
   }
+  if (process_) process_->set_state(ProcessState::kRunning, "listening on " + path_.string());
   net::spawn_logged(io_.get_executor(), accept_loop(), "control socket");
+  return {};
+}
+
+Expected<void> ControlServer::hand_over(unsigned uid, unsigned gid) {
+  if (::lchown(path_.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
+    return fail(Error::from_errno(errno, fmt::format("give the control socket {} to the daemon's user", path_.string())));
+  }
   return {};
 }
 
@@ -97,8 +160,26 @@ net::awaitable<void> ControlServer::accept_loop() {
   while (acceptor_ && acceptor_->is_open()) {
     auto [ec, socket] = co_await acceptor_->async_accept(net::use_nothrow);
     if (ec) {
-      if (ec == asio::error::operation_aborted) co_return;
+      if (ec == asio::error::operation_aborted || !acceptor_) co_return;
+      // EMFILE and friends: the next accept() fails the same way at once, so pause rather
+      // than spin, and say why `bridgehead status` may not get through.
+      const Error e = Error::transient_error(
+          ErrorCode::kIo, fmt::format("the control socket {} cannot accept: {}", path_.string(), ec.message()),
+          "raise the daemon's open-files limit (LimitNOFILE= in its systemd unit, ulimit -n)");
+      ++accept_errors_;
+      if (accept_errors_ == 1) spdlog::error("{}", e.describe());
+      if (process_) {
+        process_->report_error(ProcessState::kDegraded, e);
+        process_->add("accept_errors");
+      }
+      asio::steady_timer pause(io_, kAcceptErrorPause);
+      co_await pause.async_wait(net::use_nothrow);
       continue;
+    }
+    if (accept_errors_ > 0) {
+      spdlog::info("the control socket {} accepts again after {} failed accept(s)", path_.string(), accept_errors_);
+      accept_errors_ = 0;
+      if (process_) process_->recover("listening on " + path_.string());
     }
     net::spawn_logged(io_.get_executor(), serve(std::move(socket)), "control session");
   }
@@ -106,13 +187,24 @@ net::awaitable<void> ControlServer::accept_loop() {
 
 net::awaitable<void> ControlServer::serve(local::socket socket) {
   std::string line;
+  // Room for the largest request up front: a string that grows while reading leaves the
+  // bytes read so far (an unlock's password) in the buffer it frees.
+  line.reserve(kMaxRequest);
   auto [ec, n] = co_await asio::async_read_until(socket, asio::dynamic_buffer(line, kMaxRequest), '\n',
                                                  net::use_nothrow);
-  if (ec) co_return;
+  if (ec) {
+    explicit_bzero(line.data(), line.size());
+    co_return;
+  }
   nlohmann::json reply;
-  auto request = nlohmann::json::parse(line.substr(0, n), nullptr, false);
-  // The request may carry the connector ID's password (unlock): no copy of it outlives
-  // the parse.
+  // The request may carry the connector ID's password (unlock): it is parsed in place, with
+  // no copy of the line, by a parser whose buffers are wiped when freed, and the line is
+  // wiped before its buffer is freed.
+  nlohmann::json request;
+  {
+    const auto parsed = RequestJson::parse(line.data(), line.data() + n, nullptr, false);
+    request = parsed.is_discarded() ? nlohmann::json(nlohmann::json::value_t::discarded) : plain(parsed);
+  }
   explicit_bzero(line.data(), line.size());
   auto error_reply = [](const Error& e) {
     return nlohmann::json{{"ok", false},

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "admin/process_registry.hpp"
 #include "core/expected.hpp"
 #include "net/asio.hpp"
 
@@ -25,13 +26,20 @@ class ControlServer {
   /// For requests whose work must not block the I/O thread (it is awaited on another).
   using AsyncHandler = std::function<net::awaitable<Expected<nlohmann::json>>(nlohmann::json request)>;
 
-  ControlServer(net::asio::io_context& io, std::filesystem::path path, unsigned mode);
+  /// `process` (optional) shows the socket in status: running, or degraded while accepting
+  /// fails (EMFILE and the like), with the cause and the remedy.
+  ControlServer(net::asio::io_context& io, std::filesystem::path path, unsigned mode,
+                std::shared_ptr<Process> process = nullptr);
   ~ControlServer();
   void handle(const std::string& command, Handler handler);
   void handle_async(const std::string& command, AsyncHandler handler);
   /// Binds the socket. A stale socket file is replaced; a live one (another daemon on the
-  /// same state directory) is an error naming the path.
+  /// same state directory) is an error naming the path. Nothing is accepted before the
+  /// event loop runs.
   Expected<void> start();
+  /// Makes the socket file owned by `uid`:`gid` (the daemon's user after it drops root; root
+  /// can connect to it anyway). Fails naming the path.
+  Expected<void> hand_over(unsigned uid, unsigned gid);
   void stop();
 
  private:
@@ -43,8 +51,14 @@ class ControlServer {
   unsigned mode_;
   std::map<std::string, Handler> handlers_;
   std::map<std::string, AsyncHandler> async_handlers_;
+  std::shared_ptr<Process> process_;
+  std::uint64_t accept_errors_ = 0;  // in a row; a successful accept resets it
   std::unique_ptr<net::asio::local::stream_protocol::acceptor> acceptor_;
 };
+
+/// How long the accept loop waits after a failed accept() (EMFILE, ENFILE, ENOBUFS): the
+/// failure repeats at once otherwise, and the loop would spin on the I/O thread.
+inline constexpr std::chrono::milliseconds kAcceptErrorPause{100};
 
 /// Sends one request to the daemon's control socket and returns its "result". A daemon
 /// that is not running is reported as such (kUnavailable), with the remedy; an error the

@@ -2,6 +2,7 @@
 
 #include "cli/commands.hpp"
 #include "config/config.hpp"
+#include "daemon/privileges.hpp"
 #include "identity/keeper.hpp"
 #include "identity/password.hpp"
 
@@ -57,6 +58,37 @@ bool check_identity(const config::Config& c) {
   return true;
 }
 
+/// What a daemon started as root would do with its account, told without dropping. Returns
+/// false when it would refuse to start.
+bool check_account(const config::Config& c, const std::optional<daemon::ServiceAccount>& account) {
+  if (!account) {
+    if (!c.user.empty()) fmt::print("  not run as root: [connector] user {} only counts when started as root\n", c.user);
+    return true;
+  }
+  fmt::print("  started as root, it drops to user {} (uid {}) and group {} (gid {}) before reading from clients\n",
+             account->user, account->uid, account->group, account->gid);
+  bool ok = true;
+  for (const auto& dir : daemon::writable_dirs(c)) {
+    std::error_code ec;
+    // Missing ones are created at start, and the state directory is handed over then.
+    if (dir.under_state_dir || !std::filesystem::exists(dir.path, ec)) continue;
+    if (dir.setting == "spool.dir" || dir.setting == "queue.quarantine_dir") continue;  // handed over at start
+    if (auto w = daemon::check_writable(dir, &*account); !w) {
+      fmt::print("  {}\n", w.error().describe());
+      ok = false;
+    }
+  }
+  if (!c.identity.id_file.empty()) {
+    if (auto r = daemon::check_readable(c.identity.id_file, "identity.id_file", &*account); !r) {
+      // Not an error: the daemon reads it as root before the drop, and unlock opens that copy.
+      fmt::print("  note: {}; the daemon reads it as root at start, but after `bridgehead id certify` the running "
+                 "daemon takes the new certificate only if it can read the file ({})\n",
+                 r.error().message, r.error().remedy);
+    }
+  }
+  return ok;
+}
+
 }  // namespace
 
 void add_check(CLI::App& app, int& exit_code) {
@@ -72,6 +104,13 @@ void add_check(CLI::App& app, int& exit_code) {
       return;
     }
     const auto& c = *loaded.config;
+    const auto account = daemon::service_account(c);
+    if (!account) {
+      fmt::print("{}\n", account.error().describe());
+      fmt::print("{}: 1 problem\n", *file);
+      exit_code = 1;
+      return;
+    }
     fmt::print("{}: OK\n", *file);
     fmt::print("  hostname {}, spool {}, control socket {}\n", c.hostname, c.spool_dir.string(),
                c.control_socket.string());
@@ -82,7 +121,7 @@ void add_check(CLI::App& app, int& exit_code) {
                  : !c.identity.id_file.empty() ? ", STARTTLS with the connector ID"
                                                     : "");
     }
-    exit_code = 0;
+    exit_code = check_account(c, *account) ? 0 : 1;
     if (!c.identity.id_file.empty() && !check_identity(c)) exit_code = 1;
   });
 }

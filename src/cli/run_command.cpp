@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
+#include "identity/password.hpp"
 
 namespace bridgehead::cli {
 
@@ -11,12 +12,19 @@ void add_run(CLI::App& app, int& exit_code) {
   auto file = std::make_shared<std::string>(default_config_path());
   cmd->add_option("-c,--config", *file, "configuration file");
   cmd->callback([file, &exit_code] {
+    // First, before OpenSSL allocates anything: no freed OpenSSL buffer keeps the connector
+    // ID's password. Only the daemon pays for the wiping.
+    const bool wiping = identity::wipe_openssl_frees();
     auto loaded = config::load(*file);
     if (!loaded.config) {
       fmt::print(stderr, "bridgehead: not starting, the configuration has problems:\n");
       for (const auto& p : loaded.problems) fmt::print(stderr, "{}\n", p.describe());
       exit_code = 1;
       return;
+    }
+    if (!wiping) {
+      fmt::print(stderr, "bridgehead: warning: OpenSSL allocated memory before `run` could make it wipe what it "
+                         "frees; a freed copy of the connector ID password may stay in memory\n");
     }
     exit_code = daemon::run(*loaded.config);
   });

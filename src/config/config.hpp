@@ -81,6 +81,8 @@ struct Config {
   std::filesystem::path file;               ///< where it was loaded from
   std::string hostname;                     ///< [connector] hostname
   std::filesystem::path state_dir;          ///< [connector] state_dir
+  std::string user;                         ///< [connector] user: the service user when started as root
+  std::string group;                        ///< [connector] group; empty: the user's primary group
   std::string log_level = "info";
   std::filesystem::path control_socket;     ///< [admin] control_socket (default state_dir/control.sock)
   unsigned control_socket_mode = 0600;

@@ -311,7 +311,8 @@ path = "maildir"
 )");
   expect_problem(r, 1, 2, {"unknown section [smpt]", "did you mean [smtp]?"});
   expect_problem(r, 4, 1, {"unknown key \"max_errors\" in [connector]", "belongs in [smtp]"});
-  expect_problem(r, 5, 1, {"unknown key \"colour\" in [connector]", "known here: hostname, state_dir, log_level"});
+  expect_problem(r, 5, 1,
+                 {"unknown key \"colour\" in [connector]", "known here: hostname, state_dir, user, group, log_level"});
   expect_problem(r, 10, 1, {"unknown key \"domain\" in [[system]]", "did you mean \"domains\"?"});
   expect_problem(r, 14, 1, {"unknown key \"adress\" in [system.delivery]", "did you mean \"address\"?"});
   // The misspelt domains is also missing, which the reader must hear about too.
@@ -404,6 +405,18 @@ TEST(ConfigProblems, LogLevelMustBeKnown) {
 TEST(ConfigProblems, HostnameMustBeADnsName) {
   LoadResult r = load_text(with_systems("[connector]\nhostname = \"relay_1.example\"\n"));
   expect_problem(r, 2, 12, {"connector.hostname", "contains '_'"});
+}
+
+TEST(ConfigConnector, UserAndGroupAreAccountNames) {
+  LoadResult ok = load_text(with_systems("[connector]\nuser = \"bridgehead\"\ngroup = \"mail\"\n"));
+  ASSERT_TRUE(ok.config) << all_problems(ok);
+  EXPECT_EQ(ok.config->user, "bridgehead");
+  EXPECT_EQ(ok.config->group, "mail");
+  LoadResult none = load_text(with_systems(""));
+  ASSERT_TRUE(none.config) << all_problems(none);
+  EXPECT_EQ(none.config->user, "");
+  LoadResult bad = load_text(with_systems("[connector]\nuser = \"bridge head\"\n"));
+  expect_problem(bad, 2, 8, {"connector.user", "only letters, digits"});
 }
 
 TEST(ConfigProblems, ControlSocketModeIsAnOctalStringWithinPermissionBits) {

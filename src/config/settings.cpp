@@ -37,6 +37,21 @@ std::string check_notice_text(std::string_view text) {
 }
 std::chrono::seconds duration_of(const Value& v) { return parse_duration(v.text).value_or(std::chrono::seconds(0)); }
 
+// A user or group name as useradd(8) accepts it; whether it exists is the daemon's and
+// check's business (the file may be checked on another machine).
+std::string check_account_name(std::string_view name) {
+  if (name.empty() || name.size() > 32) return "must be 1 to 32 characters long";
+  if (name.front() == '-' || (name.front() >= '0' && name.front() <= '9')) {
+    return "must not start with a digit or '-'";
+  }
+  for (char ch : name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                    ch == '-' || ch == '.';
+    if (!ok) return "may contain only letters, digits, '_', '-' and '.'";
+  }
+  return "";
+}
+
 unsigned as_unsigned(const Value& v) { return static_cast<unsigned>(v.number); }
 
 // GCC before 14 warns about members a designated initializer leaves out even when they have
@@ -61,6 +76,22 @@ const Setting kSettings[] = {
             "inside it unless set otherwise.",
      .example = R"("/var/lib/bridgehead")",
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.state_dir = v.text; }},
+    {.key = "connector.user",
+     .type = Type::kString,
+     .default_note = "none: required when started as root",
+     .doc = "The user the daemon runs as once started as root: it binds its listeners, reads the "
+            "connector ID and its password file, hands the state directory to this user, then "
+            "drops root before it reads a byte from any client. Ignored when not started as root.",
+     .example = R"("bridgehead")",
+     .check = check_account_name,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.user = v.text; }},
+    {.key = "connector.group",
+     .type = Type::kString,
+     .default_note = "the primary group of `user`",
+     .doc = "The group the daemon runs as with `user`; it has no other (supplementary) groups.",
+     .example = R"("bridgehead")",
+     .check = check_account_name,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.group = v.text; }},
     {.key = "connector.log_level",
      .type = Type::kEnum,
      .default_value = R"("info")",
@@ -432,6 +463,7 @@ constexpr std::string_view kExampleHead = R"(# Bridgehead between an Exchange or
 [connector]
 hostname = "bridgehead.example"
 state_dir = "/var/lib/bridgehead"
+user = "bridgehead"
 log_level = "info"
 
 [admin]

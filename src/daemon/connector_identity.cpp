@@ -1,6 +1,5 @@
 #include "daemon/connector_identity.hpp"
 
-#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -44,8 +43,7 @@ std::function<void(asio::ssl::context&)> ConnectorIdentity::client_tls_hook() co
   };
 }
 
-void ConnectorIdentity::start(queue::QueueManager& queue) {
-  queue_ = &queue;
+void ConnectorIdentity::open_at_start() {
   if (!configured()) return;
   const auto& file = cfg_.identity.id_file;
   auto env = identity::Environment::process();
@@ -60,8 +58,9 @@ void ConnectorIdentity::start(queue::QueueManager& queue) {
                                                fmt::format("Password for the connector ID {}: ", file.string()));
   const auto& source = started.source;
   if (source.source == identity::PasswordSource::kEnvironment) {
-    // Children (none today) would inherit it, and /proc/PID/environ shows it.
-    ::unsetenv(std::string(identity::kPasswordEnvVar).c_str());
+    // Children (none today) would inherit it, and /proc/PID/environ shows the bytes where
+    // they lie until they are overwritten: unsetenv() alone would leave them.
+    identity::wipe_environment_variable(std::string(identity::kPasswordEnvVar));
     spdlog::warn("the connector ID password comes from the environment variable {}; any process of the same user "
                  "can read it there: prefer id_password_file or a systemd credential",
                  identity::kPasswordEnvVar);
@@ -71,7 +70,11 @@ void ConnectorIdentity::start(queue::QueueManager& queue) {
                                          : source.description;
   source_error_ = started.source_error;
   process_->set_detail("password_source", source_);
-  apply();
+}
+
+void ConnectorIdentity::start(queue::QueueManager& queue) {
+  queue_ = &queue;
+  if (configured()) apply();
 }
 
 std::optional<Error> ConnectorIdentity::problem() const {
@@ -161,6 +164,11 @@ net::awaitable<Expected<nlohmann::json>> ConnectorIdentity::unlock(nlohmann::jso
   }
   const auto info = (*opened)->info();
   spdlog::info("connector ID {} unlocked with `bridgehead unlock`", info.name);
+  if (const auto why = keeper_->read_from_copy()) {
+    spdlog::warn("{}; opened the copy read at start instead. A re-certified file is only taken without a restart "
+                 "when the daemon's user can read it (chgrp that user's group, chmod 0640)",
+                 *why);
+  }
   co_return nlohmann::json{{"name", info.name},
                            {"subject", info.subject},
                            {"not_after", identity::format_time(info.not_after)},

@@ -41,10 +41,12 @@ class ConnectorIdentity {
   /// The hook for smtp::client::ClientOptions::configure_tls: installs the current ID, if any.
   std::function<void(net::asio::ssl::context&)> client_tls_hook() const;
 
-  /// Opens the ID at start-up, before the event loop runs: without a password when it has
-  /// none, otherwise from the first configured source (which may prompt on the terminal).
-  /// Then applies the outcome to every process added above. Never fails: a locked or
-  /// unusable ID is a state, shown with its remedy.
+  /// Opens the ID at start-up, before any listener is bound and, when started as root,
+  /// before the drop: without a password when it has none, otherwise from the first
+  /// configured source (which may prompt on the terminal). Never fails: a locked or unusable
+  /// ID is a state, shown with its remedy once start() applies it.
+  void open_at_start();
+  /// Applies the outcome of open_at_start() to every process added above.
   void start(queue::QueueManager& queue);
   /// The control socket's "unlock": {"password": "..."} (optional) opens the ID again from
   /// its file; the result names the ID and its validity.

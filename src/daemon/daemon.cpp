@@ -14,6 +14,7 @@
 #include "admin/process_registry.hpp"
 #include "convert/seven_bit.hpp"
 #include "daemon/connector_identity.hpp"
+#include "daemon/privileges.hpp"
 #include "net/endpoint.hpp"
 #include "queue/queue_manager.hpp"
 #include "smtp/server/listener.hpp"
@@ -115,16 +116,55 @@ void publish_spool(const spool::Spool& sp, admin::Process& p) {
                              st.batching_factor()));
 }
 
+// Started as root: hands the state over and drops to the service user, after everything
+// that needs root (binding, reading the ID and its password) and before the event loop
+// reads a byte from any client. Then checks, as that user, every directory it writes.
+Expected<void> become_service_user(const config::Config& cfg, const ServiceAccount& account,
+                                   admin::ControlServer& control) {
+  if (auto r = hand_over_state(cfg, account); !r) return r;
+  if (auto r = control.hand_over(account.uid, account.gid); !r) return r;
+  if (auto r = drop_privileges(account); !r) return r;
+  for (const auto& dir : writable_dirs(cfg)) {
+    if (auto r = check_writable(dir, nullptr); !r) return r;
+  }
+  spdlog::info("dropped root: running as user {} (uid {}) and group {} (gid {})", account.user, account.uid,
+               account.group, account.gid);
+  return {};
+}
+
+int refuse(const Error& e) {
+  spdlog::critical("{}", e.describe());
+  fmt::print(stderr, "bridgehead: not starting: {}\n", e.describe());
+  return 1;
+}
+
 }  // namespace
 
 int run(const config::Config& cfg) {
   // Logs go to stderr: stdout stays free for what a person asked for.
   spdlog::set_default_logger(spdlog::stderr_color_mt("bridgehead"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  // Before anything is opened or bound: root without a user to become is refused.
+  auto account = service_account(cfg);
+  if (!account) return refuse(account.error());
+  if (!*account && !cfg.user.empty()) {
+    spdlog::warn("not started as root: [connector] user {} is ignored, the daemon runs as uid {}", cfg.user,
+                 ::geteuid());
+  }
   asio::io_context io(1);
   admin::ProcessRegistry registry;
 
   auto spool_process = registry.add("spool");
+  // Also runs the connector ID's key derivation on unlock and the 7-bit downgrades.
+  asio::thread_pool maildir_pool(2);
+  ConnectorIdentity identity(io, maildir_pool, cfg, registry);
+  // First, as root (root-only files stay readable) and before any listener is bound: a
+  // terminal prompt waits here, and clients meanwhile are refused rather than accepted and
+  // left without a greeting.
+  identity.open_at_start();
+  if (*account) {
+    if (auto prepared = prepare_dirs(cfg, **account); !prepared) return refuse(prepared.error());
+  }
   spool::SpoolOptions spool_options{.dir = cfg.spool_dir, .segment_size = cfg.spool_segment_size};
   // The journal is compacted at a quarter of a segment (at most the 4 MiB default), so
   // that with small segments it does not outgrow the data it describes.
@@ -172,9 +212,6 @@ int run(const config::Config& cfg) {
   smtp::StaticRecipientPolicy policy(systems);
 
   // Delivery: one destination per system, the queue manager schedules across them.
-  asio::thread_pool maildir_pool(2);
-  // Also runs the connector ID's key derivation on unlock and the 7-bit downgrades.
-  ConnectorIdentity identity(io, maildir_pool, cfg, registry);
   std::vector<queue::DestinationSpec> destinations;
   for (const auto& s : cfg.systems) {
     queue::DestinationSpec d;
@@ -272,7 +309,7 @@ int run(const config::Config& cfg) {
     listeners.push_back(std::move(listener));
   }
 
-  admin::ControlServer control(io, cfg.control_socket, cfg.control_socket_mode);
+  admin::ControlServer control(io, cfg.control_socket, cfg.control_socket_mode, registry.add("control"));
   control.handle("status", [&](const nlohmann::json&) -> Expected<nlohmann::json> {
     publish_spool(*spool, *spool_process);
     queue_manager.publish();
@@ -286,6 +323,9 @@ int run(const config::Config& cfg) {
     spdlog::critical("{}", started.error().describe());
     fmt::print(stderr, "bridgehead: {}\n", started.error().describe());
     return 1;
+  }
+  if (*account) {
+    if (auto dropped = become_service_user(cfg, **account, control); !dropped) return refuse(dropped.error());
   }
 
   asio::steady_timer refresh(io);

@@ -153,6 +153,8 @@ std::size_t pick_leaf(const std::vector<ossl::Cert>& certs) {
   return 0;
 }
 
+}  // namespace
+
 Expected<std::string> read_id_file(const std::filesystem::path& path) {
   const std::string what = fmt::format("connector ID {}", path.string());
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -181,6 +183,8 @@ Expected<std::string> read_id_file(const std::filesystem::path& path) {
   ::close(fd);
   return out;
 }
+
+namespace {
 
 std::span<const unsigned char> bytes_of(const std::string& s) {
   return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};

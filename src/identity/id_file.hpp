@@ -155,6 +155,10 @@ class ConnectorId {
   std::unique_ptr<Parts> parts_;
 };
 
+/// The bytes of an ID file, still encrypted, for load_from_memory(). Errors: kNotFound,
+/// kPermission, kIo, each naming the file.
+Expected<std::string> read_id_file(const std::filesystem::path& path);
+
 /// Reads what a file shows without a password. Errors as for load() (never kWrongPassword).
 Expected<IdOverview> inspect(const std::filesystem::path& path, const LoadOptions& options = {});
 Expected<IdOverview> inspect_memory(std::span<const unsigned char> der, const std::string& what = "connector ID",

@@ -59,7 +59,29 @@ Expected<std::shared_ptr<const ConnectorId>> IdKeeper::open(const SecretString* 
   if (password != nullptr) {
     provider = [password](const std::string&) -> Expected<SecretString> { return password->clone(); };
   }
-  auto loaded = ConnectorId::load(file_, provider, options_);
+  // After the daemon dropped root, a root-only file can no longer be read: the bytes read
+  // before the drop (still encrypted) open it instead. A file that can be read wins, so a
+  // re-certified ID readable by the daemon's user is taken without a restart.
+  auto bytes = read_id_file(file_);
+  bool from_copy = false;
+  if (!bytes && bytes.error().code == ErrorCode::kPermission) {
+    std::lock_guard lock(mu_);
+    if (!kept_.empty()) {
+      unreadable_ = bytes.error().describe();
+      bytes = kept_;
+      from_copy = true;
+    }
+  }
+  Expected<ConnectorId> loaded =
+      bytes ? ConnectorId::load_from_memory(
+                  std::span(reinterpret_cast<const unsigned char*>(bytes->data()), bytes->size()), provider,
+                  fmt::format("connector ID {}", file_.string()), options_)
+            : Expected<ConnectorId>(fail(bytes.error()));
+  {
+    std::lock_guard lock(mu_);
+    used_copy_ = from_copy;
+    if (bytes && !from_copy) kept_ = *bytes;
+  }
   Expected<void> checked = loaded ? verify(*loaded, now) : Expected<void>(fail(loaded.error()));
 
   std::lock_guard lock(mu_);
@@ -150,6 +172,12 @@ bool IdKeeper::check_expiry(Clock::time_point now) {
 bool IdKeeper::expires_soon(Clock::time_point now) const {
   std::lock_guard lock(mu_);
   return current_ != nullptr && current_->info().not_after - now < kExpiryWarning;
+}
+
+std::optional<std::string> IdKeeper::read_from_copy() const {
+  std::lock_guard lock(mu_);
+  if (!used_copy_) return std::nullopt;
+  return unreadable_;
 }
 
 int IdKeeper::wrong_passwords() const {

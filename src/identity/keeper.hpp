@@ -2,8 +2,9 @@
 // why (locked, wrong password, certificate expired or not yet valid, file unreadable), always
 // with the remedy. Opens the file with a password from wherever the daemon got it, slows down
 // repeated wrong passwords, and re-reads the file on every unlock, so a re-certified ID is
-// taken without a restart. No threads and no sockets: the daemon decides where the slow key
-// derivation runs and what the processes that need the ID show meanwhile.
+// taken without a restart; when the file can no longer be read (the daemon dropped root), the
+// bytes read before are opened instead. No threads and no sockets: the daemon decides where
+// the slow key derivation runs and what the processes that need the ID show meanwhile.
 #pragma once
 
 #include <chrono>
@@ -69,6 +70,10 @@ class IdKeeper {
   bool expires_soon(Clock::time_point now = Clock::now()) const;
   /// Wrong passwords given in a row.
   int wrong_passwords() const;
+  /// Set when the last open() could not read the file (permission denied, as after the
+  /// daemon dropped root) and used the bytes of the last successful read instead: why the
+  /// file could not be read.
+  std::optional<std::string> read_from_copy() const;
 
  private:
   std::filesystem::path file_;
@@ -80,6 +85,10 @@ class IdKeeper {
   std::optional<Error> problem_;
   int wrong_ = 0;
   Clock::time_point last_wrong_{};
+  std::string kept_;        // the file's bytes as last read (still encrypted where it has a password)
+  bool used_copy_ = false;  // the last open() used kept_ because the file could not be read
+  std::string unreadable_;  // why it could not
+
 };
 
 /// What open_at_start() did; the ID's state itself is in the keeper.

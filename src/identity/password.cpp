@@ -1,6 +1,7 @@
 #include "identity/password.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -277,6 +278,41 @@ Expected<SecretString> prompt_on_terminal(std::string_view prompt) {
                                  fmt::format("the password is longer than {} characters", kMaxPasswordFile)));
   }
   return out;
+}
+
+namespace {
+
+void* wiping_malloc(std::size_t n, const char*, int) { return std::malloc(n); }
+
+void wiping_free(void* p, const char*, int) {
+  if (p == nullptr) return;
+  OPENSSL_cleanse(p, malloc_usable_size(p));
+  std::free(p);
+}
+
+// Never realloc() in place: a block that moves would leave its old bytes behind unwiped.
+void* wiping_realloc(void* p, std::size_t n, const char* file, int line) {
+  if (p == nullptr) return std::malloc(n);
+  if (n == 0) {
+    wiping_free(p, file, line);
+    return nullptr;
+  }
+  const std::size_t old = malloc_usable_size(p);
+  if (n <= old) return p;
+  void* q = std::malloc(n);
+  if (q == nullptr) return nullptr;
+  std::memcpy(q, p, old);
+  wiping_free(p, file, line);
+  return q;
+}
+
+}  // namespace
+
+bool wipe_openssl_frees() { return CRYPTO_set_mem_functions(wiping_malloc, wiping_realloc, wiping_free) == 1; }
+
+void wipe_environment_variable(const std::string& name) {
+  if (char* v = std::getenv(name.c_str()); v != nullptr) OPENSSL_cleanse(v, std::strlen(v));
+  ::unsetenv(name.c_str());
 }
 
 Environment Environment::process() {

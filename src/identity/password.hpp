@@ -98,6 +98,18 @@ Expected<SecretString> read_password(const PasswordSourceInfo& source, std::stri
 /// names where the path came from in errors ("id_password_file", "--password-file").
 Expected<SecretString> read_password_file(const std::filesystem::path& path, std::string_view setting);
 
+/// Overwrites the value of the environment variable `name` with NUL bytes where it lies (the
+/// process's environment block, which /proc/PID/environ shows), then removes the variable.
+/// unsetenv() alone only drops the pointer and leaves the bytes. Not thread-safe, like setenv.
+void wipe_environment_variable(const std::string& name);
+
+/// Makes OpenSSL wipe every block it frees or moves (CRYPTO_set_mem_functions). Some of its
+/// code frees buffers that held a password without cleansing them (OpenSSL 3.0's PKCS#12 key
+/// derivation frees its input, the password repeated as UTF-16, with a plain free), which
+/// would leave the connector ID's password in the daemon's memory after an unlock. Must run
+/// before OpenSSL allocates anything; returns false when it is too late (nothing changed).
+bool wipe_openssl_frees();
+
 /// True when the process has a controlling terminal to prompt on (/dev/tty opens).
 bool terminal_available();
 

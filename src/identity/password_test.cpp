@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <type_traits>
@@ -196,6 +198,17 @@ TEST(PasswordSources, PromptWithoutTerminalFailsClearly) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(r.error().message.find("no terminal"), std::string::npos);
+}
+
+TEST(PasswordSources, WipeEnvironmentVariableOverwritesTheValueWhereItLies) {
+  ASSERT_EQ(::setenv("BRIDGEHEAD_TEST_WIPE", "s3cret-value", 1), 0);
+  char* where = std::getenv("BRIDGEHEAD_TEST_WIPE");
+  ASSERT_NE(where, nullptr);
+  const std::size_t n = std::strlen(where);
+  wipe_environment_variable("BRIDGEHEAD_TEST_WIPE");
+  EXPECT_EQ(std::getenv("BRIDGEHEAD_TEST_WIPE"), nullptr);
+  // glibc never frees a setenv() string, so its bytes can be looked at after the wipe.
+  EXPECT_EQ(std::string(where, n), std::string(n, '\0'));
 }
 
 }  // namespace

@@ -258,9 +258,10 @@ class IdentityDaemonTest(bridgehead.TestCase):
         self.assert_delivered_with_client_certificate(d, pf, "credential")
         d.stop()
 
-    def run_on_terminal(self, d, typed):
+    def run_on_terminal(self, d, typed, while_prompting=None):
         """`bridgehead run` with a pseudo-terminal as its controlling terminal; types `typed`
-        once the prompt shows. Returns (pid, what the terminal showed up to the prompt)."""
+        once the prompt shows (after calling `while_prompting()`, if given). Returns (pid, what
+        the terminal showed up to the prompt)."""
         d.write_config()
         pid, fd = pty.fork()
         if pid == 0:  # the child: its controlling terminal is the pty
@@ -279,6 +280,8 @@ class IdentityDaemonTest(bridgehead.TestCase):
                     shown += os.read(fd, 4096)
                 except OSError:
                     self.fail("the daemon left the terminal before prompting: %r" % shown)
+        if while_prompting is not None:
+            while_prompting()
         os.write(fd, typed)
         return pid, shown.decode("utf-8", "replace")
 
@@ -327,6 +330,30 @@ class IdentityDaemonTest(bridgehead.TestCase):
         p = self.wait_identity(d2, "error")
         self.assertIn("stays locked", p["last_error"]["message"])
         self.assertIn("bridgehead unlock", p["last_error"]["remedy"])
+
+    def test_listeners_refuse_connections_while_the_prompt_waits(self):
+        # While the operator types, the daemon is not ready: a client that connects is refused
+        # at once (and tries later or elsewhere, as an MTA does), instead of being accepted by
+        # the kernel and left without a greeting until the password is typed.
+        d = bridgehead.Daemon(self, tempfile.mkdtemp(dir=self.workdir),
+                              identity={"id_file": self.path("connector.id")})
+
+        def connect_to_every_port():
+            time.sleep(0.5)  # the prompt is up; give a listener time to start if it would
+            for system in ("exchange", "notes"):
+                with self.assertRaises(ConnectionRefusedError, msg="%s accepts during the prompt" % system):
+                    with socket.create_connection(("127.0.0.1", d.port(system)), timeout=5) as c:
+                        c.settimeout(2)
+                        c.recv(100)
+            self.assertFalse(os.path.exists(os.path.join(d.state_dir, "control.sock")),
+                             "the control socket is up during the prompt")
+
+        self.run_on_terminal(d, (PASSWORD + "\n").encode(), while_prompting=connect_to_every_port)
+        self.wait_identity(d, "running")
+        # Once the password is in, the greeting comes at once.
+        with socket.create_connection(("127.0.0.1", d.port("exchange")), timeout=10) as c:
+            c.settimeout(10)
+            self.assertTrue(c.recv(100).startswith(b"220 "))
 
     def test_password_file_readable_by_others_is_refused_with_the_remedy(self):
         loose = self.write_secret("loose.pw", PASSWORD + "\n", mode=0o644)

@@ -67,6 +67,33 @@ def find_binary(name):
     return shutil.which(name, path=path)
 
 
+# Started as root, the daemon refuses to run without [connector] user; scripts/install-deps
+# creates this system user, and the tests (root in CI) run the daemon as it.
+SERVICE_USER = "bridgehead"
+
+
+def service_account():
+    """(uid, gid) of SERVICE_USER when the tests run as root, else None (the daemon then runs
+    as the test's user and drops nothing)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+    try:
+        pw = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        raise AssertionError("the system user %r does not exist: run scripts/install-deps (it creates it with "
+                             "useradd --system)" % SERVICE_USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def traversable(path):
+    """Lets the service user reach what lies below `path` (a test's temp dir, 0700 from
+    mkdtemp) without being able to list or change it."""
+    if os.geteuid() == 0:
+        os.chmod(path, os.stat(path).st_mode | 0o711)
+    return path
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -215,13 +242,21 @@ class Daemon:
     """One bridgehead daemon on a temp dir; created by TestCase.start_daemon()."""
 
     def __init__(self, test, workdir, smtp=None, tls=False, spool_dir=None, extra="", delivery=None, queue=None,
-                 env=None, identity=None):
+                 env=None, identity=None, user=SERVICE_USER):
         self.test = test
-        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.workdir = traversable(workdir)
         self.bin = test.bridgehead_bin
         self.state_dir = os.path.join(workdir, "state")
         os.makedirs(self.state_dir, exist_ok=True)
         self.spool_dir = spool_dir or os.path.join(self.state_dir, "spool")
+        # None: no [connector] user, to see a daemon started as root refuse to run.
+        self.user = user if service_account() is not None else None
+        if spool_dir and self.user and not spool_dir.startswith(self.state_dir + os.sep):
+            # A spool of its own outside state_dir must belong to the daemon's user, as an
+            # admin would set it up (the daemon refuses a root-owned one).
+            uid, gid = service_account()
+            os.chown(spool_dir, uid, gid)
         self.config_path = os.path.join(workdir, "bridgehead.toml")
         self.log_path = os.path.join(workdir, "daemon.log")
         self.smtp = dict(smtp or {})
@@ -233,6 +268,9 @@ class Daemon:
         self.identity = dict(identity or {})
         self.env = dict(env or {})
         self.proc = None
+        # (soft, hard) RLIMIT_NOFILE for the daemon, set in the child before exec: a process
+        # of another user cannot have its limits changed without CAP_SYS_RESOURCE.
+        self.nofile = None
         self.starts = 0
         self.ports = {}
         self.cert = self.key = None
@@ -254,6 +292,7 @@ class Daemon:
             "[connector]",
             'hostname = "bridgehead.test"',
             "state_dir = %s" % toml_value(self.state_dir),
+        ] + (["user = %s" % toml_value(self.user)] if self.user else []) + [
             'log_level = "info"',
             "",
             "[spool]",
@@ -338,8 +377,14 @@ class Daemon:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         env.update(self.env)
+        limit = None
+        if self.nofile is not None:
+            import resource
+            nofile = self.nofile
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)  # noqa: E731
         self.proc = subprocess.Popen([self.bin, "run", "-c", self.config_path], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                                     preexec_fn=limit)
         log.close()
 
     def _wait_running(self):
@@ -976,7 +1021,7 @@ class TestCase(unittest.TestCase):
         if not self.bridgehead_bin or not os.access(self.bridgehead_bin, os.X_OK):
             self.fail("BRIDGEHEAD_BIN is not set to an executable (got %r); run the tests through ctest, "
                       "which sets it to the built bridgehead" % self.bridgehead_bin)
-        self.workdir = tempfile.mkdtemp(prefix="bh-it-")
+        self.workdir = traversable(tempfile.mkdtemp(prefix="bh-it-"))
         self.daemons = []
 
     def run(self, result=None):
