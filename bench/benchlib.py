@@ -92,8 +92,9 @@ def cpu_times():
 # (256 KiB) were taken from outside by other means on a busier machine (see docs/performance.md).
 CPU_PER_MESSAGE = ("utime+stime of the daemon process (all its threads, from /proc/PID/stat "
                    "fields 14 and 15, clock ticks / SC_CLK_TCK) read just before smtp-source "
-                   "starts and again when the sink has the last message (relay) or smtp-source "
-                   "has exited (ingress), divided by the messages of the run; start-up, "
+                   "starts and again when the sink has the last message (relay) or the spool "
+                   "counts every commit (ingress, that is once smtp-source has exited), divided "
+                   "by the messages of the run; start-up, "
                    "shutdown and the load tools' own CPU are not in it")
 
 

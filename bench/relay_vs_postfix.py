@@ -2,10 +2,19 @@
 """End-to-end relay throughput of Bridgehead vs a stock Postfix: same load, same sink, same run.
 
     relay_vs_postfix.py BUILD_DIR [-n MESSAGES] [--sessions 20] [--size 4096] [--rounds 2]
-                        [--concurrency 20] [--postfix-concurrency 20]
+                        [--concurrency 20] [--postfix-concurrency 20] [--direct] [--cpu-target-ms MS]
                         [--json-out FILE] [--workdir DIR] [--keep]
 
     smtp-source -> Bridgehead -> smtp-sink      versus      smtp-source -> Postfix -> smtp-sink
+                                    (--direct: and smtp-source -> smtp-sink, the tools' ceiling)
+
+With --direct every round ends with the same load sent straight into a fresh sink: the rate the
+load tools reach on their own on this machine at that moment, which both sides are divided by
+(large messages run at that ceiling, so there the figure that says more is CPU per message).
+
+CPU per message (Bridgehead): benchlib.CPU_PER_MESSAGE, that is utime+stime of the daemon (all
+threads, /proc/PID/stat) from just before smtp-source starts to the moment the sink has the last
+message, divided by the messages. Postfix's: the CPU of all its processes over the same window.
 
 The load is the ingress benchmark's (bench/ingress_vs_postfix.py): `smtp-source -s SESSIONS
 -m MESSAGES -l SIZE -f sender@exchange.example -t rcpt@notes.example`, one message per
