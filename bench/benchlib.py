@@ -605,8 +605,8 @@ def run_note(r):
 def overall(s, target):
     """The start of the report's "overall:" line."""
     return (f"overall: Bridgehead {s['bridgehead_messages_per_second']:.0f} msg/s, Postfix "
-            f"{s['postfix_messages_per_second']:.0f} msg/s, ratio {s['ratio']:.2f}x "
-            f"(target >= {target:g}x: {'met' if s['target_met'] else 'NOT met'})")
+            f"{s['postfix_messages_per_second']:.0f} msg/s, ratio {s['ratio']:.2f}x"
+            + (f" (target >= {target:g}x: {'met' if s['target_met'] else 'NOT met'})" if target else ""))
 
 
 def print_findings(res, verb):
