@@ -40,9 +40,15 @@ class Interrupted(Exception):
 def raise_on_termination():
     """SIGTERM and SIGHUP raise Interrupted, so that `finally` blocks stop what was started."""
     def on_term(signum, frame):
+        ignore_termination()  # once: a second signal must not cut short the stopping
         raise Interrupted(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
+
+
+def ignore_termination():
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def find_program(name):
@@ -482,6 +488,7 @@ def run_benchmark(args, kind, measure):
               file=sys.stderr)
         return 130
     finally:
+        ignore_termination()  # the measurement is over: let the clean-up finish
         if args.keep:
             print(f"work directory kept: {work}")
         else:
