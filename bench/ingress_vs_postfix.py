@@ -32,7 +32,7 @@ import time
 
 import benchlib  # bench/benchlib.py: what the benchmarks share
 from benchlib import (BenchError, Bridgehead, finish, free_port, load_info, load_problems, maillog_findings,
-                      overall, postfix, print_findings, print_heading, proc_cpu_seconds, run_load,
+                      ms_per_message, overall, postfix, print_findings, print_heading, proc_cpu_seconds, run_load,
                       run_note, run_rounds, summarize, vm_kib)
 
 
@@ -67,6 +67,8 @@ def measure_bridgehead(args, workdir):
             "spool_fsync_batches": syncs,
             "commits_per_fsync": round(commits / syncs, 2) if syncs else None,
             **bh.load_figures(before, after, cpu0, cpu1),
+            "daemon_cpu_ms_per_message": ms_per_message(cpu1 - cpu0 if cpu0 is not None and cpu1 is not None
+                                                        else None, args.messages),
             **memory,
             "peak_rss_after_queue_listing_kib": vm_kib(bh.proc.pid, "VmHWM"),
             "rss_idle_kib": rss_idle,
@@ -137,7 +139,8 @@ def print_report(res, args):
               f"({bh.get('spool_commits')} commits / {bh.get('spool_fsync_batches')} fsync batches), "
               f"peak RSS {bh.get('peak_rss_kib')} KiB (idle {bh.get('rss_idle_kib')} KiB; "
               f"{bh.get('peak_rss_after_queue_listing_kib')} KiB after `bridgehead queue --json`), "
-              f"daemon CPU {bh.get('daemon_cpu_seconds')} s")
+              f"daemon CPU {bh.get('daemon_cpu_seconds')} s ({bh.get('daemon_cpu_ms_per_message')} ms per "
+              f"message, until the counters showed every commit)")
     print()
     print(overall(res["summary"], args.target))
     print_findings(res, "queue")

@@ -2,10 +2,19 @@
 """End-to-end relay throughput of Bridgehead vs a stock Postfix: same load, same sink, same run.
 
     relay_vs_postfix.py BUILD_DIR [-n MESSAGES] [--sessions 20] [--size 4096] [--rounds 2]
-                        [--concurrency 20] [--postfix-concurrency 20]
+                        [--concurrency 20] [--postfix-concurrency 20] [--direct] [--cpu-target-ms MS]
                         [--json-out FILE] [--workdir DIR] [--keep]
 
     smtp-source -> Bridgehead -> smtp-sink      versus      smtp-source -> Postfix -> smtp-sink
+                                    (--direct: and smtp-source -> smtp-sink, the tools' ceiling)
+
+With --direct every round ends with the same load sent straight into a fresh sink: the rate the
+load tools reach on their own on this machine at that moment, which both sides are divided by
+(large messages run at that ceiling, so there the figure that says more is CPU per message).
+
+CPU per message (Bridgehead): benchlib.CPU_PER_MESSAGE, that is utime+stime of the daemon (all
+threads, /proc/PID/stat) from just before smtp-source starts to the moment the sink has the last
+message, divided by the messages. Postfix's: the CPU of all its processes over the same window.
 
 The load is the ingress benchmark's (bench/ingress_vs_postfix.py): `smtp-source -s SESSIONS
 -m MESSAGES -l SIZE -f sender@exchange.example -t rcpt@notes.example`, one message per
@@ -48,6 +57,7 @@ import argparse
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -55,9 +65,10 @@ import tempfile
 import time
 
 import benchlib  # bench/benchlib.py: what the benchmarks share
-from benchlib import (SENDER, BenchError, Bridgehead, LoadMeter, finish, free_port, load_info, load_problems,
-                      maillog_findings, overall, postfix, print_findings, print_heading, proc_cpu_seconds,
-                      run_note, run_rounds, smtp_source_argv, summarize, vm_kib)
+from benchlib import (CPU_PER_MESSAGE, SENDER, BenchError, Bridgehead, LoadMeter, finish, free_port, load_info,
+                      load_problems, maillog_findings, ms_per_message, overall, postfix, print_findings,
+                      print_heading, proc_cpu_seconds, run_note, run_rounds, smtp_source_argv, summarize,
+                      vm_kib)
 
 REWRITTEN_SENDER = "sender@notes.example"  # what Postfix's canonical map makes of SENDER
 POLL_SECONDS = 0.01  # how often the sink's counter is read during a run
@@ -80,10 +91,12 @@ class Sink:
         self.fd = None
         self.argv = None
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, port=None):
+        """Starts the sink on `port`, or on a free port (tried up to five times) when None."""
         last = None
-        for _ in range(5):
-            port = free_port()
+        fixed = port
+        for _ in range(1 if fixed else 5):
+            port = fixed or free_port()
             argv = [self.program, "-c"]
             if os.geteuid() == 0:
                 argv += ["-u", "nobody"]  # required as root: it drops to this user after bind()
@@ -134,8 +147,17 @@ class Sink:
     def cpu_seconds(self):
         return proc_cpu_seconds(self.proc.pid) if self.proc is not None else None
 
+    def pause(self):
+        """SIGSTOP: the kernel still completes connections into the listen backlog, but nothing
+        answers them (a destination that is down behind a live TCP stack)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
+            self.resume()  # a stopped process keeps a SIGTERM pending until it runs again
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
@@ -160,6 +182,16 @@ def run_relay_load(port, args, sink):
     out = tempfile.TemporaryFile()
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        return _follow_relay_load(args, sink, argv, meter, out, t0, proc)
+    finally:
+        if proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM) or failed: stop the load too
+            proc.kill()
+            proc.wait()
+        out.close()
+
+
+def _follow_relay_load(args, sink, argv, meter, out, t0, proc):
     rc = source_seconds = first = last = None
     seen, seen_at = 0, t0
     gave_up = None
@@ -193,7 +225,6 @@ def run_relay_load(port, args, sink):
         source_seconds = end
     out.seek(0)
     said = out.read().decode(errors="replace").strip()
-    out.close()
     return {
         "command": " ".join(argv),
         "seconds": last if last is not None else end,
@@ -279,6 +310,7 @@ def measure_bridgehead(args, workdir):
                         or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
+            cpu_settled = proc_cpu_seconds(bh.proc.pid)
             memory, queue_listed = bh.memory_and_queue_length()
             sp0, sp1 = before["spool"], after["spool"]
             commits = sp1.get("commits", 0) - sp0.get("commits", 0)
@@ -296,6 +328,11 @@ def measure_bridgehead(args, workdir):
                 "fsync_batches_per_message": round(syncs / args.messages, 2),
                 **bh.load_figures(before, after, cpu0, cpu1),
                 "daemon_cpu_percent_of_wall": round(100 * (cpu1 - cpu0) / seconds, 1) if seconds else None,
+                "daemon_cpu_ms_per_message": ms_per_message(cpu1 - cpu0, args.messages),
+                # Until the counters showed every delivery recorded (the journal's FINISHED
+                # records after the last 250 and up to 0.5 s of the daemon idling) and since start.
+                "daemon_cpu_seconds_until_recorded": round(cpu_settled - cpu0, 2),
+                "daemon_cpu_seconds_since_start": round(cpu_settled, 2),
                 "daemon_threads": thread_deltas(threads0, threads1),
                 "sink_cpu_seconds": round(sink_cpu1 - sink_cpu0, 2) if sink_cpu0 is not None else None,
                 **memory,
@@ -365,6 +402,7 @@ def measure_postfix(args, workdir):
                 "queue_left": queued,
                 "postfix_cpu_seconds": round(cpu1 - cpu0, 2),
                 "postfix_cpu_percent_of_wall": round(100 * (cpu1 - cpu0) / seconds, 1) if seconds else None,
+                "postfix_cpu_ms_per_message": ms_per_message(cpu1 - cpu0, args.messages),
                 "sink_cpu_seconds": round(sink_cpu1 - sink_cpu0, 2) if sink_cpu0 is not None else None,
                 "main_cf": {k: str(v) for k, v in settings.items()},
             })
@@ -372,6 +410,18 @@ def measure_postfix(args, workdir):
         finally:
             pf.stop()
             result["log_path"] = pf.maillog
+    return result
+
+
+def measure_direct(args, workdir):
+    """The load tools' own ceiling: the same smtp-source load straight into a sink, no relay."""
+    result = {"side": "direct"}
+    with sink_for(args, workdir, result) as sink:
+        sink_cpu0 = sink.cpu_seconds()
+        result.update(run_relay_load(sink.port, args, sink))
+        sink_cpu1 = sink.cpu_seconds()
+        result["delivered"] = sink.count()
+        result["sink_cpu_seconds"] = round(sink_cpu1 - sink_cpu0, 2) if sink_cpu0 is not None else None
     return result
 
 
@@ -389,6 +439,8 @@ def problems_of(r, n):
     problems = load_problems(r)
     if r.get("delivered") != n:
         problems.append(f"the sink got {r.get('delivered')} of {n}")
+    if r["side"] == "direct":
+        return problems
     if r["side"] == "bridgehead":
         if r.get("spool_commits") != n:
             problems.append(f"{r.get('spool_commits')} spool commits")
@@ -415,18 +467,23 @@ def print_report(res, args):
         f"{' (connections reused, -d)' if args.reuse_connections else ''}; Bridgehead delivers over "
         f"{args.concurrency} connections, Postfix over up to {args.postfix_concurrency}",
         f"{'round':>5}  {'side':<10} {'messages':>8} {'received':>8} {'source s':>8} {'seconds':>8} "
-        f"{'msg/s':>8}  {'side cpu':>8} {'cpu busy':>8} {'load':>5}  note")
+        f"{'msg/s':>8}  {'side cpu':>8} {'ms/msg':>8} {'cpu busy':>8} {'load':>5}  note")
     for rnd in res["rounds"]:
         for r in rnd["runs"]:
-            cpu = r.get("daemon_cpu_seconds") if r["side"] == "bridgehead" else r.get("postfix_cpu_seconds")
+            cpu = {"bridgehead": r.get("daemon_cpu_seconds"), "postfix": r.get("postfix_cpu_seconds")}.get(
+                r["side"], r.get("sink_cpu_seconds"))
+            per = {"bridgehead": r.get("daemon_cpu_ms_per_message"),
+                   "postfix": r.get("postfix_cpu_ms_per_message")}.get(r["side"])
             print(f"{rnd['round']:>5}  {r['side']:<10} {n:>8} {r['delivered']:>8} "
                   f"{r['smtp_source_seconds']:>8.2f} {r['seconds']:>8.2f} {r['messages_per_second']:>8.0f}  "
-                  f"{cpu if cpu is not None else '?':>7}s {r['machine_cpu_busy_percent']:>7.0f}% "
-                  f"{r['loadavg_1min_before']:>5.1f}  {run_note(r)}")
+                  f"{cpu if cpu is not None else '?':>7}s {per if per is not None else '-':>8} "
+                  f"{r['machine_cpu_busy_percent']:>7.0f}% {r['loadavg_1min_before']:>5.1f}  {run_note(r)}")
     print("(received: messages the sink got; source s: until smtp-source exited; seconds: until the "
           "sink had the last message, the rate's time; side cpu: CPU seconds of the daemon, or of "
-          "all Postfix processes; cpu busy: share of both CPUs in use, everything on the machine "
-          "counted; load: 1-minute load average before the run. The machine may be shared.)")
+          "all Postfix processes (direct: of the sink); ms/msg: side cpu / messages, for Bridgehead "
+          f"{CPU_PER_MESSAGE}; cpu busy: share of both CPUs in use, everything on the machine "
+          "counted; load: 1-minute load average before the run. The machine is shared with other "
+          "engineers' builds: compare figures of the same run.)")
     print()
     for rnd in res["rounds"]:
         bh, pf = rnd["bridgehead"], rnd["postfix"]
@@ -434,7 +491,9 @@ def print_report(res, args):
             f"{'event loop' if k.endswith('(main)') else 'thread ' + k.split()[0]} {v['cpu_seconds']} s "
             f"on a CPU + {v['runqueue_wait_seconds']} s waiting for one"
             for k, v in sorted(bh.get("daemon_threads", {}).items(), key=lambda kv: -kv[1]["cpu_seconds"]))
-        print(f"round {rnd['round']} ({rnd['order']}): Bridgehead/Postfix = {rnd['ratio']:.2f}x")
+        to_direct = (f"; Bridgehead/direct = {rnd['bridgehead_to_direct']:.2f}x, Postfix/direct = "
+                     f"{rnd['postfix_to_direct']:.2f}x" if "direct" in rnd else "")
+        print(f"round {rnd['round']} ({rnd['order']}): Bridgehead/Postfix = {rnd['ratio']:.2f}x{to_direct}")
         print(f"    Bridgehead: peak RSS {bh.get('peak_rss_kib')} KiB (idle {bh.get('rss_idle_kib')} KiB); "
               f"CPU {bh.get('daemon_cpu_seconds')} s = {bh.get('daemon_cpu_percent_of_wall')}% of the wall "
               f"time ({threads}); {bh.get('spool_fsync_batches')} fsync batches; "
@@ -446,6 +505,13 @@ def print_report(res, args):
     s = res["summary"]
     print()
     print(f"{overall(s, args.target)}; Bridgehead peak RSS (VmHWM) {s['bridgehead_peak_rss_kib']} KiB")
+    if "direct_messages_per_second" in s:
+        print(f"load tools' ceiling (smtp-source -> smtp-sink, same run): {s['direct_messages_per_second']:.0f} "
+              f"msg/s; Bridgehead {s['bridgehead_to_direct']:.2f}x of it, Postfix {s['postfix_to_direct']:.2f}x")
+    target = (f" (target < {args.cpu_target_ms:g} ms: {'met' if s['bridgehead_cpu_target_met'] else 'NOT met'})"
+              if args.cpu_target_ms else "")
+    print(f"CPU per message: Bridgehead {s['bridgehead_cpu_ms_per_message']} ms{target}, Postfix "
+          f"{s['postfix_cpu_ms_per_message']} ms (all its processes); Bridgehead = {CPU_PER_MESSAGE}")
     print(f"differences between the sides: {DIFFERENCES}")
     print_findings(res, "deliver")
 
@@ -453,10 +519,23 @@ def print_report(res, args):
 def measure(args, work, machine):
     """The rounds, the report and the JSON; returns the exit status."""
     rounds = run_rounds(args, work, measure_bridgehead, measure_postfix, "delivered", problems_of,
-                        note=lambda r: f" (smtp-source done after {r['smtp_source_seconds']:.2f} s)")
+                        note=lambda r: f" (smtp-source done after {r['smtp_source_seconds']:.2f} s)",
+                        measure_direct=measure_direct if args.direct else None)
     peaks = [r["bridgehead"].get("peak_rss_kib") for r in rounds if r["bridgehead"].get("peak_rss_kib")]
+    n_all = args.messages * len(rounds)
+    bh_cpu = [r["bridgehead"].get("daemon_cpu_seconds") for r in rounds]
+    pf_cpu = [r["postfix"].get("postfix_cpu_seconds") for r in rounds]
+    bh_ms = ms_per_message(sum(bh_cpu), n_all) if None not in bh_cpu else None
     summary = summarize(rounds, "delivered", args.target,
-                        bridgehead_peak_rss_kib=max(peaks) if peaks else None)
+                        bridgehead_peak_rss_kib=max(peaks) if peaks else None,
+                        bridgehead_cpu_ms_per_message=bh_ms,
+                        bridgehead_cpu_ms_per_message_per_round=[r["bridgehead"].get("daemon_cpu_ms_per_message")
+                                                                 for r in rounds],
+                        postfix_cpu_ms_per_message=ms_per_message(sum(pf_cpu), n_all) if None not in pf_cpu else None,
+                        cpu_per_message_definition=CPU_PER_MESSAGE,
+                        bridgehead_cpu_target_ms=args.cpu_target_ms or None,
+                        bridgehead_cpu_target_met=(bh_ms is not None and bh_ms < args.cpu_target_ms)
+                        if args.cpu_target_ms else None)
     summary["differences"] = DIFFERENCES
     res = {
         "benchmark": "relay_vs_postfix",
@@ -482,6 +561,10 @@ def main():
     ap.add_argument("--reuse-connections", action="store_true",
                     help="smtp-source -d: several messages per connection (default: one per connection)")
     ap.add_argument("--target", type=float, default=4.0, help="ratio to report as met or not")
+    ap.add_argument("--direct", action="store_true",
+                    help="also run the load straight into a sink in every round: the load tools' ceiling")
+    ap.add_argument("--cpu-target-ms", type=float, default=0.0,
+                    help="Bridgehead's CPU per message to report as met or not (0: none)")
     ap.add_argument("--json-out", help="write the results as JSON to this file")
     ap.add_argument("--workdir", default="/var/tmp",
                     help="parent of the temporary spool and queue directories (must be on a real disk)")
