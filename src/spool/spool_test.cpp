@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -1714,11 +1715,18 @@ TEST(SpoolRecovery, AForgedIdCanNeverPushTheGenerationToItsEnd) {
 // Not run by default (disk and time): `spool_test --gtest_also_run_disabled_tests
 // --gtest_filter='*LargeSpool*'`. Prints how long a reopen of 200,000 queued messages takes.
 TEST(SpoolBenchmark, DISABLED_RecoveryOfALargeSpoolReadsHeadersOnly) {
-  TempDir dir;
+  TempDir tmp;
+  // BRIDGEHEAD_BENCH_DIR keeps the spool between runs (to profile the reopen alone).
+  const char* keep = std::getenv("BRIDGEHEAD_BENCH_DIR");
+  const fs::path dir_path = keep != nullptr ? fs::path(keep) : tmp.path();
+  struct {
+    const fs::path& p;
+    const fs::path& path() const { return p; }
+  } dir{dir_path};
   constexpr std::size_t kMessages = 200000;
   constexpr std::size_t kSize = 4096;
   const std::string content = content_for(1, kSize);
-  {
+  if (!fs::exists(dir_path) || files_matching(dir_path, "seg-").empty()) {
     auto s = open_ok(dir.path());
     std::atomic<std::size_t> left{kMessages};
     std::promise<void> all;
