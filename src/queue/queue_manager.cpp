@@ -882,7 +882,13 @@ struct QueueManager::Impl {
             fmt::format("try `bridgehead quarantine {} {}` again in a minute", action, id)));
       }
       if (auto ok = claim(id); !ok) co_return fail(ok.error());
-      auto r = action == "release" ? co_await release(id) : co_await remove_quarantined(id);
+      // Not a conditional expression: GCC 12 destroys the result of a co_await inside ?: twice.
+      Expected<nlohmann::json> r;
+      if (action == "release") {
+        r = co_await release(id);
+      } else {
+        r = co_await remove_quarantined(id);
+      }
       quarantine_busy.erase(id);
       co_return r;
     }

@@ -107,7 +107,7 @@ class QuarantineTest(bridgehead.TestCase):
         [(_, data)] = d.wait_maildir("exchange", SENDER)
         dsn = bridgehead.parse_dsn(data)
         self.assertEqual(dsn["defects"], [])
-        self.assertEqual(dsn["to"], "<%s>" % SENDER)
+        self.assertEqual(dsn["to"], SENDER)
         [r] = dsn["recipients"]
         self.assertEqual((r["final_recipient"], r["action"], r["status"]), ("carol@notes.example", "failed", "5.3.0"))
         self.assertIn("poison marker", r["diagnostic_code"])
