@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/text.hpp"
 #include "convert/seven_bit.hpp"
 #include "dsn/dsn.hpp"
 #include "net/completion.hpp"
@@ -70,23 +71,6 @@ std::string host_of(std::string_view remote) {
   return std::string(remote);
 }
 
-// Text a remote server chose (its reply lines) on its way into our log and status: control
-// characters are shown escaped (\xNN), so a reply cannot forge log lines or terminal escapes.
-// Every place in this file that logs remote text goes through here (issue 8, 8e). To be
-// replaced by the project's escaping function in core/ once it exists.
-std::string remote_text(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      out += fmt::format("\\x{:02x}", u);
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 std::string clock_time(std::int64_t unix) {
   const std::time_t t = unix;
@@ -479,7 +463,7 @@ struct QueueManager::Impl {
                    st.status == RecipientStatus::kDelivered ? "delivered"
                    : st.status == RecipientStatus::kFailed  ? "failed"
                                                             : "deferred",
-                   dst ? dst->transport->describe() : std::string("(no route)"), remote_text(st.reply));
+                   dst ? dst->transport->describe() : std::string("(no route)"), escape_control(st.reply));
       if (r) {
         rep.recipients.push_back(std::move(*r));
         reported.push_back(changed.size());
@@ -552,7 +536,7 @@ struct QueueManager::Impl {
       return;
     }
     if (result.recipients.empty() || result.recipients.front().outcome != Outcome::kDeferred) return;
-    const std::string why = remote_text(result.recipients.front().reply);
+    const std::string why = escape_control(result.recipients.front().reply);
     dst.troubled = true;
     dst.last_error = why;
     dst.process->report_error(

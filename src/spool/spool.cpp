@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/durable_file.hpp"
 #include "spool/format.hpp"
 
 namespace bridgehead::spool {
@@ -585,35 +586,18 @@ struct Spool::Impl {
     return fault;
   }
 
-  Expected<void> fsync_dir() {
-    if (::fsync(dir_fd) != 0) return fail(io_error(errno, "cannot sync spool directory", opt.dir));
-    return {};
-  }
+  Expected<void> fsync_dir() { return durable::sync_directory(dir_fd, opt.dir); }
 
   /// Writes `content` as `name` so that the name refers either to the old file or to the
-  /// complete new one, never to a partial file.
+  /// complete new one, never to a partial file; the temporary name ends in ".tmp", which
+  /// recovery removes as an interrupted write.
   Expected<void> write_atomically(std::string_view name, std::string_view content) {
-    const auto tmp = file(std::string(name) + ".tmp");
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) return fail(io_error(errno, "cannot create", tmp));
-    iovec v{const_cast<char*>(content.data()), content.size()};
-    int err = write_all(fd, 0, {v});
-    // The data must be on disk before the rename makes it visible under the real name;
-    // otherwise a crash could leave the real name pointing at an empty or short file.
-    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
-    ::close(fd);
-    if (err == 0 && ::rename(tmp.c_str(), file(name).c_str()) != 0) err = errno;
-    if (err != 0) {
-      ::unlink(tmp.c_str());
-      return fail(io_error(err, "cannot write", file(name)));
-    }
-    // The rename is durable only once the directory is synced.
-    return fsync_dir();
+    return durable::write_file_durably(file(name), content, {.mode = 0640});
   }
 
-  /// Sets `content` aside as damaged/<name> for a person to salvage, durably (tmp, fdatasync,
-  /// rename, fsync of damaged/ and, when damaged/ is new, of the spool directory) before
-  /// the caller lets go of the segments it came from. Returns the file's path.
+  /// Sets `content` aside as damaged/<name> for a person to salvage, durably (and, when
+  /// damaged/ is new, its entry in the spool directory too) before the caller lets go of
+  /// the segments it came from. Returns the file's path.
   Expected<std::filesystem::path> write_damaged(const std::string& name, std::string_view content) {
     const auto dir = opt.dir / "damaged";
     if (::mkdir(dir.c_str(), 0750) == 0) {
@@ -622,23 +606,7 @@ struct Spool::Impl {
       return fail(io_error(errno, "cannot create", dir));
     }
     const auto path = dir / name;
-    const auto tmp = dir / (name + ".tmp");
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) return fail(io_error(errno, "cannot create", tmp));
-    iovec v{const_cast<char*>(content.data()), content.size()};
-    int err = write_all(fd, 0, {v});
-    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
-    ::close(fd);
-    if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-    if (err != 0) {
-      ::unlink(tmp.c_str());
-      return fail(io_error(err, "cannot write", path));
-    }
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return fail(io_error(errno, "cannot open", dir));
-    err = ::fsync(dfd) == 0 ? 0 : errno;
-    ::close(dfd);
-    if (err != 0) return fail(io_error(err, "cannot sync", dir));
+    if (auto r = durable::write_file_durably(path, content, {.mode = 0640}); !r) return fail(r.error());
     return path;
   }
 
