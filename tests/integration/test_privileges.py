@@ -140,6 +140,20 @@ class PrivilegesTest(bridgehead.TestCase):
             self.assertIn('user = "bridgehead"', out, command)
         self.assertFalse(os.path.exists(os.path.join(d.state_dir, "control.sock")), "run must not have started")
 
+    def test_directory_the_service_user_cannot_write_is_refused_with_the_remedy(self):
+        shared = os.path.join(self.workdir, "shared-mail")
+        os.mkdir(shared, 0o755)  # root's, and exists: the daemon does not take it over
+        d = bridgehead.Daemon(self, self.workdir, delivery={"notes": {"method": "maildir", "path": shared}})
+        d.write_config()
+        expected = "the daemon's user bridgehead cannot create files in system[notes].delivery.path %s" % shared
+        for command in ("run", "check"):
+            r = subprocess.run([self.bridgehead_bin, command, "-c", d.config_path], capture_output=True, text=True,
+                               timeout=60, stdin=subprocess.DEVNULL)
+            out = r.stdout + r.stderr
+            self.assertEqual(r.returncode, 1, "%s: %s" % (command, out))
+            self.assertIn(expected, out, command)
+            self.assertIn("chown -R bridgehead:bridgehead %s" % shared, out, command)
+
     def test_root_owned_password_file_opens_the_id_before_the_drop(self):
         pw = self.write_root_only("id.pw", self.password + "\n")
         id_file = self.make_id(pw)
