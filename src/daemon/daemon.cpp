@@ -49,16 +49,6 @@ smtp::ListenerOptions listener_options(const config::Config& c, const config::Sy
   return o;
 }
 
-std::string_view status_word(spool::RecipientStatus s) {
-  switch (s) {
-    case spool::RecipientStatus::kPending: return "pending";
-    case spool::RecipientStatus::kDeferred: return "deferred";
-    case spool::RecipientStatus::kDelivered: return "delivered";
-    case spool::RecipientStatus::kFailed: return "failed";
-  }
-  return "unknown";
-}
-
 nlohmann::json queue_json(const spool::Spool& sp) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& m : sp.queued()) {
@@ -68,7 +58,7 @@ nlohmann::json queue_json(const spool::Spool& sp) {
       rcpts.push_back(m.envelope.recipients[i].address);
       const auto& st = m.recipients.at(i);
       nlohmann::json j = {{"address", m.envelope.recipients[i].address},
-                          {"status", status_word(st.status)},
+                          {"status", spool::status_word(st.status)},
                           {"attempts", st.attempts}};
       if (st.next_attempt != 0 && st.status == spool::RecipientStatus::kDeferred) j["next_attempt"] = st.next_attempt;
       if (!st.reply.empty()) j["reply"] = st.reply;
@@ -87,6 +77,8 @@ nlohmann::json queue_json(const spool::Spool& sp) {
 
 // Keeps the spool's process entry current: queue size, segments, and how well group
 // commit is batching (commits per fdatasync).
+constexpr std::string_view kSpoolDegradedRemedy = "see the daemon log and docs/spool.md (Failure behaviour)";
+
 void publish_spool(const spool::Spool& sp, admin::Process& p) {
   auto st = sp.stats();
   p.set_counter("queued", st.queued);
@@ -107,9 +99,12 @@ void publish_spool(const spool::Spool& sp, admin::Process& p) {
     const auto now = p.snapshot();
     if (now.state != admin::ProcessState::kDegraded || !now.last_error || now.last_error->message != st.degraded) {
       p.report_error(admin::ProcessState::kDegraded,
-                     Error::transient_error(ErrorCode::kIo, st.degraded,
-                                            "see the daemon log and docs/spool.md (Failure behaviour)"));
+                     Error::transient_error(ErrorCode::kIo, st.degraded, std::string(kSpoolDegradedRemedy)));
     }
+  } else if (const auto now = p.snapshot(); now.state == admin::ProcessState::kDegraded && now.last_error &&
+                                            now.last_error->remedy == kSpoolDegradedRemedy) {
+    // The spool cleared its cause (the retried unlink or compaction worked).
+    p.recover("the spool's reclaim steps work again");
   }
   p.set_activity(fmt::format("{} message{} queued in {} segment{}, {:.1f} commits per fsync", st.queued,
                              st.queued == 1 ? "" : "s", st.segments, st.segments == 1 ? "" : "s",
@@ -166,6 +161,9 @@ int run(const config::Config& cfg) {
     if (auto prepared = prepare_dirs(cfg, **account); !prepared) return refuse(prepared.error());
   }
   spool::SpoolOptions spool_options{.dir = cfg.spool_dir, .segment_size = cfg.spool_segment_size};
+  // Held until the state is the service user's: a segment compaction made as root would be
+  // root's, and one it removed would break the hand-over's walk of the directory.
+  spool_options.hold_compaction = true;
   // The journal is compacted at a quarter of a segment (at most the 4 MiB default), so
   // that with small segments it does not outgrow the data it describes.
   spool_options.journal_compact_bytes = std::min<std::uint64_t>(4ull << 20, cfg.spool_segment_size / 4);
@@ -371,6 +369,7 @@ int run(const config::Config& cfg) {
     wait_for_sessions();
   });
   ::signal(SIGPIPE, SIG_IGN);
+  spool->resume_compaction();
   queue_manager.start();
   // After the queue manager has marked its processes running, before any attempt is made:
   // a locked ID holds the deliveries that need it from the first attempt on.

@@ -58,7 +58,14 @@ std::string who(const ServiceAccount* account) {
 }
 
 Expected<void> chown_one(const fs::path& p, const ServiceAccount& a) {
+  struct stat st{};
+  if (::lstat(p.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};  // removed since it was listed: nothing to hand over
+    return fail(Error::from_errno(errno, fmt::format("give {} to the daemon's user {}", p.string(), a.user)));
+  }
+  if (st.st_uid == a.uid && st.st_gid == a.gid) return {};
   if (::lchown(p.c_str(), a.uid, a.gid) != 0) {
+    if (errno == ENOENT) return {};
     return fail(Error::from_errno(errno, fmt::format("give {} to the daemon's user {}", p.string(), a.user)));
   }
   return {};
@@ -252,9 +259,12 @@ Expected<void> drop_privileges(const ServiceAccount& account) {
     errno = EPERM;
     return step_failed(back ? "the check that root cannot be regained" : "the check of the new ids");
   }
-  // Changing ids made the process non-dumpable: no core dumps, and the sanitizers' leak check
-  // cannot stop the world. Nothing else runs as this account, so dumpable costs nothing.
+  // Changing ids made the process non-dumpable, so the sanitizers' leak check cannot stop
+  // the world. Made dumpable again only in sanitizer builds: a core dump of a production
+  // daemon could hold the opened ID's private key.
+#if defined(__SANITIZE_ADDRESS__)
   ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
   return {};
 }
 

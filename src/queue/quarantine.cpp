@@ -49,21 +49,11 @@ Expected<std::string> read_file(const fs::path& p, std::string_view id) {
 
 }  // namespace
 
-std::string_view status_word(spool::RecipientStatus s) {
-  switch (s) {
-    case spool::RecipientStatus::kPending: return "pending";
-    case spool::RecipientStatus::kDeferred: return "deferred";
-    case spool::RecipientStatus::kDelivered: return "delivered";
-    case spool::RecipientStatus::kFailed: return "failed";
-  }
-  return "unknown";
-}
-
 nlohmann::json QuarantineRecord::to_json() const {
   nlohmann::json rcpts = nlohmann::json::array();
   for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
     rcpts.push_back({{"address", envelope.recipients[i].address},
-                     {"status", status_word(i < status.size() ? status[i] : spool::RecipientStatus::kPending)}});
+                     {"status", spool::status_word(i < status.size() ? status[i] : spool::RecipientStatus::kPending)}});
   }
   // The envelope as the spool keeps it (serialize()), so a release gets back every DSN
   // parameter exactly; the other keys are for people and scripts.

@@ -33,8 +33,6 @@ struct QuarantineRecord {
   static Expected<QuarantineRecord> from_json(const nlohmann::json& j);
 };
 
-/// "pending", "deferred", "delivered", "failed".
-std::string_view status_word(spool::RecipientStatus s);
 
 class QuarantineStore {
  public:

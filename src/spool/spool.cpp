@@ -329,6 +329,16 @@ Expected<ScanOutcome> scan_records(std::string_view data, std::size_t start, OnR
 
 }  // namespace
 
+std::string_view status_word(RecipientStatus s) {
+  switch (s) {
+    case RecipientStatus::kPending: return "pending";
+    case RecipientStatus::kDeferred: return "deferred";
+    case RecipientStatus::kDelivered: return "delivered";
+    case RecipientStatus::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
 std::string format_id(MessageId id) { return fmt::format("{:016x}", id); }
 
 std::optional<MessageId> parse_id(std::string_view text) { return parse_hex16(text); }
@@ -444,6 +454,9 @@ struct Spool::Impl {
   };
   std::map<std::uint64_t, SegStat> segstat;
   bool compaction_wanted = true;  ///< something changed since the last look for mostly-dead segments
+  /// SpoolOptions::hold_compaction until resume_compaction(): no segment is made or removed
+  /// by compaction while the daemon, still root, hands the directory to its service user.
+  std::atomic<bool> compaction_held{false};
   /// Why reclaiming is failing, per step ("unlink", "journal"); cleared when the step works.
   mutable std::mutex degraded_mu;
   std::map<std::string, std::string> degraded;
@@ -1046,7 +1059,7 @@ struct Spool::Impl {
   /// data plus one segment. Each batch copies a bounded amount, so commits behind it wait
   /// little.
   Expected<void> plan_compaction(Batch& b) {
-    if (!compaction_wanted) return {};
+    if (!compaction_wanted || compaction_held.load()) return {};
     compaction_wanted = false;
     const std::uint64_t budget = std::clamp<std::uint64_t>(opt.segment_size / 2, 64u << 10, 4u << 20);
     std::uint64_t used = 0;
@@ -1488,7 +1501,7 @@ struct Spool::Impl {
       {
         std::unique_lock lock(q_mu);
         // Compaction left to do runs in batches of its own when no operation comes.
-        q_cv.wait(lock, [&] { return stopping || !ops.empty() || compaction_wanted; });
+        q_cv.wait(lock, [&] { return stopping || !ops.empty() || (compaction_wanted && !compaction_held.load()); });
         if (ops.empty() && stopping) return;  // stopping and drained
         batch.swap(ops);
       }
@@ -2078,6 +2091,14 @@ Expected<void> Spool::Impl::recover() {
 
 // ------------------------------------------------------------------ public interface
 
+void Spool::resume_compaction() {
+  {
+    std::lock_guard lock(impl_->q_mu);
+    impl_->compaction_held = false;
+  }
+  impl_->q_cv.notify_one();
+}
+
 Spool::Spool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Spool::~Spool() {
@@ -2094,6 +2115,7 @@ Expected<std::unique_ptr<Spool>> Spool::open(SpoolOptions options) {
     return fail(Error::permanent(ErrorCode::kInvalidArgument, "spool: no directory given"));
   }
   auto impl = std::make_unique<Impl>();
+  impl->compaction_held = options.hold_compaction;
   impl->opt = std::move(options);
   impl->files = std::make_unique<FileCache>(impl->opt.max_open_files, &impl->open_files);
   if (impl->opt.fault_after_bytes != 0) impl->fault_limit = impl->opt.fault_after_bytes;

@@ -43,6 +43,9 @@ struct SpoolOptions {
   /// "compaction-synced", "unlink-segment", "journal-compact"); a nonzero return is taken
   /// as the errno of that step failing. Empty = no faults.
   std::function<int(std::string_view step)> fault_hook = {};
+  /// Compaction waits for resume_compaction(): the daemon opens the spool as root and must
+  /// hand its files to the service user before new segments are made or old ones removed.
+  bool hold_compaction = false;
 };
 
 /// Where one recipient of a queued message stands. Journaled (record type 17) so that it
@@ -53,6 +56,9 @@ enum class RecipientStatus : std::uint8_t {
   kDelivered = 2,  ///< the next hop took it (final)
   kFailed = 3,     ///< permanent failure or expired; the sender was told if asked (final)
 };
+
+/// The word people see for a status ("pending", "deferred", "delivered", "failed").
+std::string_view status_word(RecipientStatus s);
 
 struct RecipientState {
   std::uint32_t index = 0;         ///< into Envelope::recipients
@@ -101,6 +107,9 @@ class Spool {
   Spool& operator=(const Spool&) = delete;
 
   const RecoveryReport& recovery_report() const;
+
+  /// Lets compaction run (see SpoolOptions::hold_compaction); a no-op when it was not held.
+  void resume_compaction();
 
   /// Allocates the id of a message about to be received. Ids are unique across restarts.
   MessageId begin_message();

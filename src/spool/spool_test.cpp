@@ -1512,7 +1512,8 @@ CompactionCrash crash_inside_compaction(const fs::path& dir, std::string_view st
   armed = true;
   // Finishing more of the messages makes the segments they share mostly dead.
   for (MessageId id : later) finish_one(id);
-  for (int i = 0; i < 300 && !taken.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Generous: under the sanitizers on a loaded machine the writer may take long to get there.
+  for (int i = 0; i < 3000 && !taken.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_TRUE(taken.load()) << "no compaction reached " << step;
   return out;
 }

@@ -73,7 +73,7 @@ class ResetCase(bridgehead.TestCase):
             self.assertIn("receiving", counters, "the spool's status has no 'receiving' counter")
             return counters["receiving"] == 0 or None
         try:
-            d.wait_for(settled, "the spool to hold no half-received message", timeout=5)
+            d.wait_for(settled, "the spool to hold no half-received message", timeout=bridgehead.IO_TIMEOUT)
         except AssertionError:
             self.fail("the spool still holds %d half-received message(s) after the transaction was reset\n%s" % (
                 d.counters("spool")["receiving"], d.log_tail()))
