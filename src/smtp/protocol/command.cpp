@@ -118,6 +118,12 @@ bool valid_domain(std::string_view d, bool utf8, bool underscore = false) {
 bool valid_address_literal(std::string_view lit) {
   if (lit.size() < 3 || lit.front() != '[' || lit.back() != ']') return false;
   const std::string inner(lit.substr(1, lit.size() - 2));
+  // Printable ASCII only, checked before inet_pton: it reads a C string, so a NUL would end
+  // the literal early ("[192.0.2.2<NUL>junk]" passed as 192.0.2.2; found by fuzz_command).
+  for (const char ch : inner) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 33 || c > 126) return false;
+  }
   std::array<unsigned char, 16> buf{};
   if (inet_pton(AF_INET, inner.c_str(), buf.data()) == 1) return true;
   const auto colon = inner.find(':');

@@ -263,6 +263,9 @@ TEST(Mailbox, Validity) {
   EXPECT_TRUE(is_valid_mailbox("user@example.com", false));
   EXPECT_TRUE(is_valid_mailbox("user@[IPv6:::1]", false));
   EXPECT_TRUE(is_valid_mailbox("\"a\\\"b\"@example.com", false));
+  // An address literal with a NUL inside once passed as the IPv4 address before the NUL.
+  EXPECT_FALSE(is_valid_mailbox(std::string_view("HELO@[192.0.2.2\0junk]", 21), false));
+  EXPECT_FALSE(is_valid_mailbox("user@[192.0.2.2 x]", false));
   EXPECT_FALSE(is_valid_mailbox("user", false));
   EXPECT_FALSE(is_valid_mailbox("user@", false));
   EXPECT_FALSE(is_valid_mailbox("user@-x.example", false));
