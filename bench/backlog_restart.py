@@ -319,12 +319,7 @@ def finish(res, args):
         print(f"bridgehead logged {log['lines']} line(s) at warn or above, e.g.:")
         for line in log["first"][:3]:
             print("    " + line[:300])
-    if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w") as f:
-            json.dump(res, f, indent=2)
-            f.write("\n")
-        print(f"results written to {args.json_out}")
+    benchlib.write_json(res, args.json_out)
     return 0 if s["complete"] else 3
 
 

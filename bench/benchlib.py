@@ -644,10 +644,16 @@ def finish(res, args, print_report):
     """Prints the report, writes the JSON (--json-out), and returns the exit status: 0, or 3
     when a side did not do every message."""
     print_report(res, args)
-    if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w") as f:
-            json.dump(res, f, indent=2)
-            f.write("\n")
-        print(f"results written to {args.json_out}")
+    write_json(res, args.json_out)
     return 0 if res["summary"]["all_complete"] else 3
+
+
+def write_json(res, path):
+    """Writes a benchmark's results as JSON to `path` (nothing when it is empty)."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+    print(f"results written to {path}")
