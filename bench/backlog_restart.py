@@ -38,7 +38,6 @@ message delivered exactly once; 1 could not run; 2 bad usage or unsuitable work 
 """
 
 import argparse
-import json
 import os
 import socket
 import sys
