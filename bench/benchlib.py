@@ -29,6 +29,10 @@ SENDER = "sender@exchange.example"
 RECIPIENT = "rcpt@notes.example"
 
 
+
+# The system user a daemon started as root drops to (scripts/install-deps creates it).
+SERVICE_USER = "bridgehead"
+
 class BenchError(Exception):
     """A side could not run; the message says why."""
 
@@ -289,9 +293,18 @@ class Bridgehead:
         delivery = self.notes_delivery or {"method": "smtp", "address": f"127.0.0.1:{dead_port}"}
         # The ingress checks recipients only (against the recipients of the destination
         # system), not the sender; a report (DSN) to the sender would go to a Maildir.
+        connector = {"hostname": "bridgehead-bench.example", "state_dir": f"{self.dir}/state", "log_level": "warn"}
+        if os.geteuid() == 0:
+            # Started as root, the daemon runs only with a service user to drop to (as in
+            # production); scripts/install-deps creates this one. It must reach the work dir.
+            connector["user"] = SERVICE_USER
+            path = os.path.abspath(self.dir)
+            while path != "/":
+                if os.stat(path).st_mode & 0o001 == 0:
+                    os.chmod(path, os.stat(path).st_mode | 0o711)
+                path = os.path.dirname(path)
         text = (f"# written by {self.written_by}\n"
-                + toml_table("[connector]", {"hostname": "bridgehead-bench.example",
-                                             "state_dir": f"{self.dir}/state", "log_level": "warn"})
+                + toml_table("[connector]", connector)
                 + "\n" + system_toml("exchange", "exchange", self.port, SENDER,
                                      {"method": "maildir", "path": f"{self.dir}/maildir/exchange"})
                 + "\n" + system_toml("notes", "domino", notes_listen, RECIPIENT, delivery)

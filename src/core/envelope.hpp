@@ -3,8 +3,10 @@
 // it owns no behaviour beyond (de)serialization.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/expected.hpp"
@@ -51,9 +53,19 @@ struct Envelope {
   bool operator==(const Envelope&) const = default;
 };
 
-/// A compact, versioned JSON form of the envelope (spool records, control socket).
+/// A compact, versioned JSON form of the envelope (quarantine records, control socket):
+/// for files people and other tools read.
 std::string serialize(const Envelope& e);
-/// Parses what serialize() wrote; fails with kCorrupt on anything else.
+/// A versioned binary form (spool commit records): a few times smaller in memory than an
+/// Envelope and decoded about a hundred times faster than the JSON form, which is what a
+/// restart with a large backlog spends its time on. Starts with a byte that no JSON text
+/// starts with, so both forms can be told apart.
+std::string encode_envelope(const Envelope& e);
+/// Parses what serialize() or encode_envelope() wrote; fails with kCorrupt on anything
+/// else (including trailing bytes and out-of-range enum values).
 Expected<Envelope> deserialize_envelope(std::string_view text);
+/// The recipient count of an encode_envelope() form without decoding the rest, or
+/// kCorrupt.
+Expected<std::size_t> encoded_recipient_count(std::string_view encoded);
 
 }  // namespace bridgehead

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include <boost/container/small_vector.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -88,25 +89,50 @@ std::string human_age(std::int64_t seconds) {
 
 }  // namespace
 
+// Recipients of one message for one destination: usually one, kept inline, since every
+// due message of a backlog has its job waiting in its destination's ready list.
+using Indices = boost::container::small_vector<std::size_t, 1>;
+
 struct Job {
   MessageId id = 0;
   std::size_t dest = kNoDestination;
-  std::vector<std::size_t> indices;
+  Indices indices;
 };
 
 struct Entry {
-  Envelope env;
+  // The envelope in its binary form, decoded when a job needs it (a delivery, a notice):
+  // a few times smaller than an Envelope, for every message of a backlog.
+  std::string envelope_bytes;
+  std::int64_t received_at = 0;  // of the envelope, read by publish() for every entry each second
+  Envelope env() const {
+    // Written by encode_envelope() in add(): cannot fail.
+    auto e = deserialize_envelope(envelope_bytes);
+    return e ? std::move(*e) : Envelope{};
+  }
   std::vector<RecipientState> states;
-  std::vector<std::size_t> dest;  // per recipient; kNoDestination when no system owns its domain
-  std::vector<bool> busy;         // part of a job that is ready, under way or being recorded
+  // Per recipient: the index of its destination (kNoDestination when no system owns its
+  // domain) and, in the top bit, whether it is part of a job that is ready, under way or
+  // being recorded. One word each, inline for up to two recipients: most messages of a
+  // backlog need no allocation for it.
+  boost::container::small_vector<std::uint32_t, 2> slots;
+  static constexpr std::uint32_t kBusyBit = 0x80000000u;
+  static constexpr std::uint32_t kNoDest = 0x7FFFFFFFu;
+  std::size_t dest(std::size_t i) const {
+    const std::uint32_t d = slots[i] & ~kBusyBit;
+    return d == kNoDest ? kNoDestination : d;
+  }
+  bool busy(std::size_t i) const { return (slots[i] & kBusyBit) != 0; }
+  void set_busy(std::size_t i, bool on) { slots[i] = on ? (slots[i] | kBusyBit) : (slots[i] & ~kBusyBit); }
   unsigned jobs = 0;              // such jobs; the entry may only go away at 0
   // Set aside (its files are durable in the quarantine directory): no new attempts; it
   // leaves the spool once the jobs under way have ended.
-  std::optional<QuarantineRecord> quarantined;
+  // Pointers, not optionals: both are rare, and an empty optional of either would take
+  // several hundred bytes in every entry of a large backlog.
+  std::unique_ptr<QuarantineRecord> quarantined;
   // Reports about final outcomes that could not be queued yet: the entry stays (and the
   // message in the spool) until they are, so that only the notice is retried, never the
   // delivery (issue 8, defect 6).
-  std::optional<dsn::Report> pending_notice;
+  std::unique_ptr<dsn::Report> pending_notice;
   bool finishing = false;
 };
 
@@ -158,14 +184,18 @@ struct QueueManager::Impl {
 
   void add(MessageId id, const Envelope& env, std::vector<RecipientState> states) {
     Entry e;
-    e.env = env;
+    e.envelope_bytes = encode_envelope(env);
+    e.received_at = env.received_at;
     if (states.size() != env.recipients.size()) {
       states.assign(env.recipients.size(), RecipientState{});
       for (std::size_t i = 0; i < states.size(); ++i) states[i].index = static_cast<std::uint32_t>(i);
     }
     e.states = std::move(states);
-    e.busy.assign(env.recipients.size(), false);
-    for (const auto& r : env.recipients) e.dest.push_back(route(env, r));
+    e.slots.reserve(env.recipients.size());
+    for (const auto& r : env.recipients) {
+      const std::size_t d = route(env, r);
+      e.slots.push_back(d == kNoDestination ? Entry::kNoDest : static_cast<std::uint32_t>(d));
+    }
     entries.insert_or_assign(id, std::move(e));
     schedule(id);
   }
@@ -176,16 +206,16 @@ struct QueueManager::Impl {
     Entry& e = it->second;
     if (e.quarantined || e.finishing) return;
     const std::int64_t now = unix_now();
-    std::map<std::size_t, std::vector<std::size_t>> due;
+    std::map<std::size_t, Indices> due;
     std::int64_t next = kNever;
     bool every_final = true;
     for (std::size_t i = 0; i < e.states.size(); ++i) {
       const RecipientState& st = e.states[i];
       if (is_final(st.status)) continue;
       every_final = false;
-      if (e.busy[i]) continue;
+      if (e.busy(i)) continue;
       if (st.status == RecipientStatus::kPending || st.next_attempt <= now) {
-        due[e.dest[i]].push_back(i);
+        due[e.dest(i)].push_back(i);
       } else {
         next = std::min(next, st.next_attempt);
       }
@@ -195,7 +225,7 @@ struct QueueManager::Impl {
       return;
     }
     for (auto& [d, indices] : due) {
-      for (std::size_t i : indices) e.busy[i] = true;
+      for (std::size_t i : indices) e.set_busy(i, true);
       ++e.jobs;
       if (d == kNoDestination) {
         net::spawn_logged(io.get_executor(), unroutable(Job{id, d, std::move(indices)}),
@@ -321,7 +351,9 @@ struct QueueManager::Impl {
     TransactionResult result;
     if (!poison) {
       try {
-        result = co_await dst.transport->deliver(e.env, job.indices, content);
+        const Envelope env = e.env();
+        result = co_await dst.transport->deliver(env, std::vector<std::size_t>(job.indices.begin(), job.indices.end()),
+                                                 content);
       } catch (const std::exception& ex) {
         poison = fmt::format("delivery failed inside the connector: {}", ex.what());
       }
@@ -350,25 +382,25 @@ struct QueueManager::Impl {
     auto it = entries.find(job.id);
     if (it == entries.end()) co_return;
     Entry& e = it->second;
-    for (std::size_t i : job.indices) e.busy[i] = false;
+    for (std::size_t i : job.indices) e.set_busy(i, false);
     --e.jobs;
     if (finishable(e)) co_await finalize(job.id);
   }
 
   net::awaitable<void> unroutable(Job job) {
     TransactionResult r;
-    const Entry& e = entries.at(job.id);
+    const Envelope env = entries.at(job.id).env();
     for (std::size_t i : job.indices) {
       r.recipients.push_back({.index = i, .outcome = Outcome::kFailed,
                               .reply = fmt::format("550 5.1.2 no connected system has the domain of <{}>",
-                                                   e.env.recipients[i].address)});
+                                                   env.recipients[i].address)});
     }
     co_await complete(std::move(job), std::move(r));
   }
 
-  dsn::RecipientReport report(const Entry& e, std::size_t i, dsn::Action action, std::string status,
+  dsn::RecipientReport report(const Envelope& env, std::size_t i, dsn::Action action, std::string status,
                               const RecipientResult& rr, const std::string& remote, std::int64_t now) const {
-    dsn::RecipientReport rep = dsn::report_for(e.env.recipients[i], action, std::move(status));
+    dsn::RecipientReport rep = dsn::report_for(env.recipients[i], action, std::move(status));
     if (!remote.empty() && remote != "maildir") rep.remote_mta = "dns; " + host_of(remote);
     if (!rr.reply.empty()) rep.diagnostic = (rr.from_server ? "smtp; " : "x-bridgehead; ") + rr.reply;
     rep.last_attempt = now;
@@ -388,15 +420,16 @@ struct QueueManager::Impl {
     Dest* dst = job.dest == kNoDestination ? nullptr : &dests[job.dest];
     const bool final_delivery = dst != nullptr && dst->transport->final_delivery();
     const std::int64_t now = unix_now();
-    const TimePoint arrival = time_point(e.env.received_at);
+    const Envelope env = e.env();
+    const TimePoint arrival = time_point(env.received_at);
     const auto& schedule_ = opt.schedule;
 
     dsn::Report rep;
     rep.reporting_mta = opt.hostname;
-    rep.envid = e.env.envid;
-    rep.arrival_date = e.env.received_at;
-    rep.original_sender = e.env.mail_from;
-    rep.ret = e.env.ret;
+    rep.envid = env.envid;
+    rep.arrival_date = env.received_at;
+    rep.original_sender = env.mail_from;
+    rep.ret = env.ret;
     std::vector<RecipientState> changed;
     std::vector<std::size_t> reported;
     bool answered = false;
@@ -408,7 +441,7 @@ struct QueueManager::Impl {
       st.reply = rr.reply;
       st.remote = result.remote;
       std::optional<dsn::RecipientReport> r;
-      const Recipient& rcpt = e.env.recipients[i];
+      const Recipient& rcpt = env.recipients[i];
       switch (rr.outcome) {
         case Outcome::kDelivered: {
           st.status = RecipientStatus::kDelivered;
@@ -416,8 +449,8 @@ struct QueueManager::Impl {
           if (dst) dst->process->add("delivered");
           // A next hop that took our NOTIFY reports success itself (RFC 3461 4.1).
           const auto action = final_delivery ? dsn::Action::kDelivered : dsn::Action::kRelayed;
-          if ((final_delivery || !result.dsn_relayed) && dsn::needs_dsn(e.env, rcpt, action)) {
-            r = report(e, i, action, status_of(rr.reply, '2'), rr, result.remote, now);
+          if ((final_delivery || !result.dsn_relayed) && dsn::needs_dsn(env, rcpt, action)) {
+            r = report(env, i, action, status_of(rr.reply, '2'), rr, result.remote, now);
           }
           break;
         }
@@ -425,8 +458,8 @@ struct QueueManager::Impl {
           st.status = RecipientStatus::kFailed;
           if (dst) dst->process->add("failed");
           if (rr.from_server) answered = true;
-          if (dsn::needs_dsn(e.env, rcpt, dsn::Action::kFailed)) {
-            r = report(e, i, dsn::Action::kFailed, status_of(rr.reply, '5'), rr, result.remote, now);
+          if (dsn::needs_dsn(env, rcpt, dsn::Action::kFailed)) {
+            r = report(env, i, dsn::Action::kFailed, status_of(rr.reply, '5'), rr, result.remote, now);
           }
           break;
         case Outcome::kDeferred:
@@ -435,17 +468,17 @@ struct QueueManager::Impl {
           if (schedule_.expired(arrival, time_point(now))) {
             st.status = RecipientStatus::kFailed;
             if (dst) dst->process->add("expired");
-            if (dsn::needs_dsn(e.env, rcpt, dsn::Action::kFailed)) {
-              r = report(e, i, dsn::Action::kFailed, "4.4.7", rr, result.remote, now);
+            if (dsn::needs_dsn(env, rcpt, dsn::Action::kFailed)) {
+              r = report(env, i, dsn::Action::kFailed, "4.4.7", rr, result.remote, now);
             }
           } else {
             st.status = RecipientStatus::kDeferred;
             st.next_attempt = to_unix(schedule_.next_attempt(arrival, st.attempts, time_point(now)));
             if (schedule_.delay_notice_due(arrival, time_point(now), st.delay_notice_sent) &&
-                dsn::needs_dsn(e.env, rcpt, dsn::Action::kDelayed)) {
+                dsn::needs_dsn(env, rcpt, dsn::Action::kDelayed)) {
               st.delay_notice_sent = true;
               // No answer at all (refused, timeout, TLS): RFC 3463 4.4.1, "no answer from host".
-              r = report(e, i, dsn::Action::kDelayed,
+              r = report(env, i, dsn::Action::kDelayed,
                          rr.from_server                         ? status_of(rr.reply, '4')
                          : result.status_without_reply.empty() ? std::string("4.4.1")
                                                                : result.status_without_reply,
@@ -455,7 +488,7 @@ struct QueueManager::Impl {
           }
           break;
       }
-      if (!r && e.env.mail_from.empty() && st.status == RecipientStatus::kFailed) {
+      if (!r && env.mail_from.empty() && st.status == RecipientStatus::kFailed) {
         spdlog::info("message {}: not reporting the failure for <{}>: the message is itself a bounce (null sender)",
                      spool::format_id(job.id), rcpt.address);
       }
@@ -475,7 +508,7 @@ struct QueueManager::Impl {
     // The DSN is made durable before the outcome is: a crash in between repeats the attempt
     // (and perhaps the DSN), never loses the report.
     if (!rep.recipients.empty()) {
-      auto stored = co_await send_dsn(job.id, e.env, rep, now);
+      auto stored = co_await send_dsn(job.id, env, rep, now);
       if (!stored) {
         spdlog::error("message {}: cannot queue the delivery status notification (retried without a new delivery "
                       "attempt): {}",
@@ -500,7 +533,7 @@ struct QueueManager::Impl {
     // `e` stays valid across the awaits: the entry is only erased when no job holds it.
     for (const RecipientState& st : changed) {
       e.states[st.index] = st;
-      e.busy[st.index] = false;
+      e.set_busy(st.index, false);
     }
     // Leaving the spool right after this job: its record would be redundant. Otherwise it
     // must be journaled, so a restart does not try a delivered recipient again.
@@ -589,7 +622,7 @@ struct QueueManager::Impl {
       for (auto& r : rep.recipients) e.pending_notice->recipients.push_back(std::move(r));
       return;  // its retry is under way already
     }
-    e.pending_notice = std::move(rep);
+    e.pending_notice = std::make_unique<dsn::Report>(std::move(rep));
     net::spawn_logged(io.get_executor(), retry_notice(id), "queue: retrying a delivery status notification");
   }
 
@@ -607,7 +640,8 @@ struct QueueManager::Impl {
       Entry& e = it->second;
       const std::size_t taken = e.pending_notice->recipients.size();
       ++recording;
-      auto stored = co_await send_dsn(id, e.env, *e.pending_notice, unix_now());
+      const Envelope env = e.env();
+      auto stored = co_await send_dsn(id, env, *e.pending_notice, unix_now());
       --recording;
       if (!stored) {
         spdlog::error("message {}: still cannot queue the delivery status notification (retrying in {}s): {}",
@@ -639,7 +673,7 @@ struct QueueManager::Impl {
       rec.id = name;
       rec.reason = reason;
       rec.quarantined_at = unix_now();
-      rec.envelope = e.env;
+      rec.envelope = e.env();
       rec.size = content.size();
       for (const auto& st : e.states) rec.status.push_back(st.status);
       // Every file is durable (and its directory entry) before the message may leave the
@@ -662,7 +696,7 @@ struct QueueManager::Impl {
                           "4.3.0");
         co_return;
       }
-      e.quarantined = std::move(rec);
+      e.quarantined = std::make_unique<QuarantineRecord>(std::move(rec));
       spdlog::error("message {}: quarantined: {}", name, reason);
       dst.process->add("quarantined");
       dst.process->report_error(
@@ -889,11 +923,11 @@ struct QueueManager::Impl {
     std::vector<Tally> t(dests.size());
     for (const auto& [id, e] : entries) {
       for (std::size_t i = 0; i < e.states.size(); ++i) {
-        if (is_final(e.states[i].status) || e.dest[i] == kNoDestination) continue;
-        Tally& x = t[e.dest[i]];
+        if (is_final(e.states[i].status) || e.dest(i) == kNoDestination) continue;
+        Tally& x = t[e.dest(i)];
         ++x.waiting;
-        x.oldest = std::min(x.oldest, e.env.received_at);
-        if (e.states[i].status == RecipientStatus::kDeferred && !e.busy[i]) {
+        x.oldest = std::min(x.oldest, e.received_at);
+        if (e.states[i].status == RecipientStatus::kDeferred && !e.busy(i)) {
           ++x.deferred;
           x.next = std::min(x.next, e.states[i].next_attempt);
         }
@@ -951,7 +985,15 @@ void QueueManager::start() {
   for (auto& d : impl_->dests) d.process->set_state(admin::ProcessState::kRunning, "starting");
   if (impl_->opt.quarantine_process) impl_->opt.quarantine_process->set_state(admin::ProcessState::kRunning, "");
   impl_->quarantine_count = impl_->store.count();
-  for (auto& m : impl_->spool.queued()) impl_->add(m.id, m.envelope, std::move(m.recipients));
+  // A page at a time: the whole backlog decoded at once would double the memory a large
+  // queue needs, just for the moment of the takeover.
+  spool::MessageId after = 0;
+  for (;;) {
+    auto page = impl_->spool.queued_after(after, 1024);
+    if (page.empty()) break;
+    after = page.back().id;
+    for (auto& m : page) impl_->add(m.id, m.envelope, std::move(m.recipients));
+  }
   publish();
 }
 
@@ -981,7 +1023,7 @@ void QueueManager::resume(const std::string& destination) {
     for (auto& [id, e] : m.entries) {
       bool touched = false;
       for (std::size_t i = 0; i < e.states.size(); ++i) {
-        if (e.dest[i] != d || e.busy[i] || e.states[i].status != RecipientStatus::kDeferred) continue;
+        if (e.dest(i) != d || e.busy(i) || e.states[i].status != RecipientStatus::kDeferred) continue;
         e.states[i].next_attempt = now;
         touched = true;
       }

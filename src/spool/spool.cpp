@@ -27,6 +27,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/durable_file.hpp"
+#include "core/text.hpp"
 #include "spool/format.hpp"
 
 namespace bridgehead::spool {
@@ -178,7 +179,11 @@ struct Range {
 };
 
 struct Queued {
-  Envelope envelope;
+  /// The envelope in its binary form (encode_envelope): one allocation of about a hundred
+  /// bytes instead of an Envelope's several hundred, since a large backlog is held here
+  /// for its whole life and decoded only when the queue manager takes it over.
+  std::string envelope;
+  std::uint32_t recipient_count = 0;  ///< of that envelope: what record() checks indices against
   std::uint64_t size = 0;
   std::vector<Extent> extents;
   Range range;
@@ -230,6 +235,13 @@ void truncate_text(std::string& s, std::size_t max) {
   s.resize(n);
 }
 
+/// An envelope as stored, for a note people read: the JSON form when it decodes, else its
+/// bytes with control characters escaped.
+std::string readable_envelope(std::string_view stored) {
+  if (auto env = deserialize_envelope(stored)) return serialize(*env);
+  return escape_control(stored);
+}
+
 /// A message being received: written to the current segment, not committed.
 struct Pending {
   Range range;
@@ -247,9 +259,9 @@ struct Op {
   enum class Kind { kAppend, kCommit, kAbort, kFinish, kRecord };
   Kind kind = Kind::kAppend;
   MessageId id = 0;
-  std::string data;  ///< content (append) or serialized envelope (commit)
+  std::string data;  ///< content (append) or encoded envelope (commit)
   std::string content;  ///< commit: the last piece of content, written with the commit record
-  Envelope envelope;
+  std::uint32_t recipient_count = 0;  ///< commit: of the envelope in `data`
   std::vector<RecipientState> states;  ///< record
   Completion<void> done;
 };
@@ -926,7 +938,7 @@ struct Spool::Impl {
                                      fmt::format("spool: message {} is not queued", format_id(op.id)));
       return {};
     }
-    const std::size_t n = it->second.envelope.recipients.size();
+    const std::size_t n = it->second.recipient_count;
     for (const RecipientState& st : op.states) {
       if (st.index >= n || static_cast<std::uint8_t>(st.status) > static_cast<std::uint8_t>(RecipientStatus::kFailed)) {
         b.result[i] = Error::permanent(
@@ -1036,7 +1048,8 @@ struct Spool::Impl {
       digest = extend_digest(digest, crc);
       bytes += kFrameHeaderSize + kChunkPrefix + piece.size();
     }
-    const std::string& env = b.copy_data.emplace_back(serialize(q.envelope));
+    // A copy: the index entry may change before the batch reaches the disk.
+    const std::string& env = b.copy_data.emplace_back(q.envelope);
     if (auto r = make_room(b, kFrameHeaderSize + kCommitPrefix + env.size()); !r) return fail(r.error());
     char pp[kCommitPrefix];
     put_u64(pp, id);
@@ -1278,9 +1291,9 @@ struct Spool::Impl {
   }
 
   void succeed_batch(Batch& b, std::vector<Op>& batch, bool synced) {
-    std::vector<std::pair<MessageId, Envelope*>> envelopes;
+    std::vector<Op*> committed;
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].kind == Op::Kind::kCommit && !b.result[i]) envelopes.emplace_back(batch[i].id, &batch[i].envelope);
+      if (batch[i].kind == Op::Kind::kCommit && !b.result[i]) committed.push_back(&batch[i]);
     }
     if (!b.copies.empty()) {
       // The copies are durable (the segment sync above covers them, and a new segment's
@@ -1290,10 +1303,13 @@ struct Spool::Impl {
     }
     {
       std::unique_lock lock(index_mu);
-      for (auto& [id, env] : envelopes) {
+      for (Op* op : committed) {
+        const MessageId id = op->id;
         auto it = inflight.find(id);
         Pending& p = it->second;
-        Queued q{std::move(*env), p.size, std::move(p.extents), p.range, p.commit_seq, p.commit_bytes, {}, false, {}};
+        // The record is on disk: its bytes are not needed by the batch any more.
+        Queued q{std::move(op->data), op->recipient_count, p.size, std::move(p.extents), p.range,
+                 p.commit_seq, p.commit_bytes, {}, false, {}};
         account(id, q, +1);
         queued.emplace(id, std::move(q));
         inflight.erase(it);
@@ -1345,7 +1361,7 @@ struct Spool::Impl {
     Queued& q = it->second;
     state_bytes -= kept_state_bytes(q.recipients);
     if (q.recipients.empty()) {
-      q.recipients.resize(q.envelope.recipients.size());
+      q.recipients.resize(q.recipient_count);
       for (std::size_t i = 0; i < q.recipients.size(); ++i) q.recipients[i].index = static_cast<std::uint32_t>(i);
     }
     for (auto& st : states) {
@@ -1876,7 +1892,11 @@ Expected<void> Spool::Impl::recover() {
         // earlier one, which is garbage once the copy is durable.
         damaged_msgs.erase(id);
         Queued q;
-        q.envelope = std::move(*env);
+        // Envelopes written before the binary form existed are kept in it from now on (a
+        // compaction copy writes that form too).
+        const std::string_view stored = payload.substr(kCommitPrefix);
+        q.envelope = stored.starts_with('{') ? encode_envelope(*env) : std::string(stored);
+        q.recipient_count = static_cast<std::uint32_t>(env->recipients.size());
         q.size = a.size;
         q.extents = std::move(a.extents);
         q.range = a.range;
@@ -1972,7 +1992,7 @@ Expected<void> Spool::Impl::recover() {
       a.range = it->second.range;
       damaged_msgs[it->first] = DamagedMsg{
           fmt::format("its id has generation {}, newer than the spool's state ({})", it->first >> 32, state_gen),
-          serialize(it->second.envelope), std::move(a)};
+          it->second.envelope, std::move(a)};
       it = queued.erase(it);
     }
     if ((max_id >> 32) > state_gen) {
@@ -1984,7 +2004,7 @@ Expected<void> Spool::Impl::recover() {
   std::vector<Range> pinned;  ///< damaged messages that could not be set aside
   for (auto& [id, d] : damaged_msgs) {
     std::string out = fmt::format("Bridgehead spool {}: message {} set aside at recovery: {}\nenvelope: {}\n\n",
-                                  opt.dir.string(), format_id(id), d.why, d.envelope);
+                                  opt.dir.string(), format_id(id), d.why, readable_envelope(d.envelope));
     for (const Extent& e : d.copy.extents) {
       auto f = files->get(e.seq, file(segment_name(e.seq)));
       std::string piece(e.length, '\0');
@@ -2038,7 +2058,7 @@ Expected<void> Spool::Impl::recover() {
   for (auto& [id, latest] : recorded) {
     auto it = queued.find(id);
     if (it == queued.end()) continue;
-    const std::size_t n = it->second.envelope.recipients.size();
+    const std::size_t n = it->second.recipient_count;
     const auto bad = std::find_if(latest.begin(), latest.end(), [&](const RecipientState& st) { return st.index >= n; });
     if (bad != latest.end()) {
       // record() refuses such an index, so this journal was written by something else;
@@ -2147,8 +2167,8 @@ void Spool::commit(MessageId id, std::string last_piece, Envelope envelope, Comp
   op.kind = Op::Kind::kCommit;
   op.id = id;
   op.content = std::move(last_piece);
-  op.data = serialize(envelope);  // on the caller's thread: the writer thread is the bottleneck
-  op.envelope = std::move(envelope);
+  op.data = encode_envelope(envelope);  // on the caller's thread: the writer thread is the bottleneck
+  op.recipient_count = static_cast<std::uint32_t>(envelope.recipients.size());
   op.done = std::move(done);
   impl_->submit(std::move(op));
 }
@@ -2183,14 +2203,20 @@ void Spool::record(MessageId id, std::vector<RecipientState> states, Completion<
   impl_->submit(std::move(op));
 }
 
-std::vector<QueuedMessage> Spool::queued() const {
+std::vector<QueuedMessage> Spool::queued() const { return queued_after(0, SIZE_MAX); }
+
+std::vector<QueuedMessage> Spool::queued_after(MessageId after, std::size_t max) const {
   std::shared_lock lock(impl_->index_mu);
   std::vector<QueuedMessage> out;
-  out.reserve(impl_->queued.size());
-  for (const auto& [id, q] : impl_->queued) {
-    QueuedMessage& m = out.emplace_back(QueuedMessage{id, q.envelope, q.size, q.recipients});
+  out.reserve(std::min(max, impl_->queued.size()));
+  for (auto it = impl_->queued.upper_bound(after); it != impl_->queued.end() && out.size() < max; ++it) {
+    const auto& [id, q] = *it;
+    // Checked when it entered the index (commit, or recovery), so this cannot fail.
+    auto env = deserialize_envelope(q.envelope);
+    if (!env) continue;
+    QueuedMessage& m = out.emplace_back(QueuedMessage{id, std::move(*env), q.size, q.recipients});
     if (m.recipients.empty()) {
-      m.recipients.resize(q.envelope.recipients.size());
+      m.recipients.resize(q.recipient_count);
       for (std::size_t i = 0; i < m.recipients.size(); ++i) m.recipients[i].index = static_cast<std::uint32_t>(i);
     }
   }

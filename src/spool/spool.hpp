@@ -144,6 +144,10 @@ class Spool {
 
   /// Messages that are committed and not finished, oldest first.
   std::vector<QueuedMessage> queued() const;
+  /// Up to `max` of those, the oldest ones with an id after `after`: how a large backlog is
+  /// taken over a page at a time instead of all of it decoded at once. Ids
+  /// are never 0, so `after` = 0 starts at the oldest.
+  std::vector<QueuedMessage> queued_after(MessageId after, std::size_t max) const;
 
   /// Streams the content of a committed message to `sink` in pieces, in order.
   Expected<void> read_content(MessageId id,

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -287,6 +288,32 @@ TEST(Spool, EnvelopeRoundTripAndOldestFirst) {
   EXPECT_TRUE(q[2].envelope.smtputf8);
   EXPECT_EQ(q[2].envelope.declared_size, 12345u);
   EXPECT_EQ(q[2].envelope.received_at, e.received_at);
+}
+
+TEST(Spool, QueuedAfterPagesThroughTheBacklogOldestFirst) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  std::vector<MessageId> ids;
+  for (int i = 0; i < 7; ++i) ids.push_back(put(*s, "body " + std::to_string(i), envelope_for(static_cast<std::uint64_t>(i))));
+  ASSERT_TRUE(finish(*s, ids[3]));
+  std::vector<MessageId> seen;
+  MessageId after = 0;
+  for (;;) {
+    auto page = s->queued_after(after, 2);
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 2u);
+    for (const auto& m : page) {
+      seen.push_back(m.id);
+      EXPECT_EQ(m.envelope, envelope_for(static_cast<std::uint64_t>(
+                                std::find(ids.begin(), ids.end(), m.id) - ids.begin())));
+      EXPECT_EQ(m.recipients.size(), m.envelope.recipients.size());
+    }
+    after = page.back().id;
+  }
+  std::vector<MessageId> expect = ids;
+  expect.erase(expect.begin() + 3);
+  EXPECT_EQ(seen, expect);
+  EXPECT_EQ(queued_ids(*s), expect);
 }
 
 TEST(Spool, UnknownIdsAndDoubleCommitAreRefused) {
@@ -1636,6 +1663,48 @@ std::string forged_records(MessageId forged) {
     forged += 1;
   }
   return out;
+}
+
+TEST(SpoolRecovery, CommitRecordsWithTheOlderJsonEnvelopeStillRecover) {
+  // Spools written before the binary envelope form hold JSON in their commit records.
+  TempDir dir;
+  const auto work = dir.path() / "spool";
+  const Envelope e = envelope_for(7);
+  MessageId id = 0;
+  {
+    auto s = open_ok(work);
+    id = put(*s, "old message\r\n", e);
+  }
+  const auto segs = files_matching(work, "seg-");
+  ASSERT_EQ(segs.size(), 1u);
+  const std::string seg = slurp(segs[0]);
+  const auto frames = frame_offsets(seg);
+  ASSERT_EQ(frames.size(), 2u);  // chunk, commit
+  const std::size_t at = frames[1];
+  std::string prefix = seg.substr(at + detail::kFrameHeaderSize, detail::kCommitPrefix);
+  const std::string json = serialize(e);
+  detail::put_u32(prefix.data() + 24, static_cast<std::uint32_t>(json.size()));
+  const auto h = detail::encode_frame_header(detail::kCommit, 0, prefix, json);
+  std::string rebuilt = seg.substr(0, at);
+  rebuilt.append(h.data(), h.size());
+  rebuilt += prefix;
+  rebuilt += json;
+  spit(segs[0], rebuilt);
+
+  auto s = open_ok(work);
+  EXPECT_EQ(s->recovery_report().damaged, 0u) << s->recovery_report().summary();
+  auto q = s->queued();
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].id, id);
+  EXPECT_EQ(q[0].envelope, e);
+  EXPECT_EQ(read_all(*s, id), "old message\r\n");
+  // Its states can still be recorded against that envelope's recipients.
+  RecipientState st;
+  st.index = static_cast<std::uint32_t>(e.recipients.size() - 1);
+  st.status = RecipientStatus::kDeferred;
+  EXPECT_TRUE(wait([&](Completion<void> done) { s->record(id, {st}, std::move(done)); }));
+  st.index = static_cast<std::uint32_t>(e.recipients.size());
+  EXPECT_FALSE(wait([&](Completion<void> done) { s->record(id, {st}, std::move(done)); }));
 }
 
 TEST(SpoolRecovery, ForgedFramesInContentAreNeverTakenForRecordsAfterATornWrite) {
