@@ -639,7 +639,33 @@ struct Spool::Impl {
 
   Expected<void> persist_generation(std::uint64_t gen) {
     const auto h = encode_file_header(kStateMagic, gen);
-    return write_atomically(kStateName, std::string_view(h.data(), h.size()));
+    const std::string_view bytes(h.data(), h.size());
+    auto written = write_atomically(kStateName, bytes);
+    if (written || written.error().code != ErrorCode::kDiskFull) return written;
+    // A full disk must not keep the spool from opening: its queued messages are what frees
+    // the space once delivered. So the header is overwritten in place, in blocks the file
+    // already has. A torn overwrite fails the header's CRC, and recovery then takes the
+    // generation from the ids on disk, as for any damaged state file.
+    const auto path = file(kStateName);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return written;  // no state file yet: the first error says it all
+    std::size_t done = 0;
+    int err = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = n < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+    ::close(fd);
+    if (err != 0) return fail(io_error(err, "cannot overwrite", path));
+    spdlog::warn("spool {}: the disk is full; the id generation was written in place in {}", opt.dir.string(),
+                 path.string());
+    return {};
   }
 
   MessageId next_id() {

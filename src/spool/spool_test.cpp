@@ -1,5 +1,6 @@
 #include "spool/spool.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -751,34 +752,95 @@ TEST(SpoolFailure, FaultOptionAtOpenAndOnSegmentRoll) {
   for (std::size_t i = 0; i < ok.size(); ++i) EXPECT_EQ(read_all(*s2, ok[i]), content_for(i, 1500));
 }
 
+struct Unmount {
+  fs::path p;
+  ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+};
+
+/// Mounts a 256 KiB tmpfs on `mnt`: "" when done, else why ("skip: ..." without the privilege).
+std::string mount_tiny_tmpfs(const fs::path& mnt) {
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") == 0) return "";
+  const int err = errno;
+  if (err == EPERM) return std::string("skip: mount(tmpfs) needs CAP_SYS_ADMIN: ") + std::strerror(err);
+  return "cannot mount a tmpfs on " + mnt.string() + ": " + std::strerror(err);
+}
+
+/// Commits 4 KiB messages until the spool refuses one (its error in `err`); their ids.
+std::vector<MessageId> fill_until_full(Spool& s, Error& err) {
+  std::vector<MessageId> ok;
+  for (int i = 0; i < 200; ++i) {
+    const MessageId id = s.begin_message();
+    auto r = append(s, id, content_for(static_cast<std::uint64_t>(i), 4096));
+    if (r) r = commit(s, id, envelope_for(static_cast<std::uint64_t>(i)));
+    if (!r) {
+      err = r.error();
+      s.abort(id);
+      break;
+    }
+    ok.push_back(id);
+  }
+  return ok;
+}
+
+TEST(SpoolFailure, OpensOnADiskWithNotAByteLeft) {
+  // A restart on a full disk: the spool must open (its messages are what frees the space
+  // once delivered) although it cannot write a new file for its id generation.
+  TempDir dir;
+  const auto mnt = dir.path() / "tiny";
+  const std::string why = mount_tiny_tmpfs(mnt);
+  if (why.starts_with("skip: ")) GTEST_SKIP() << why;
+  ASSERT_EQ(why, "");
+  Unmount unmount{mnt};
+  Error err;
+  std::vector<MessageId> ok;
+  {
+    auto s = open_ok(mnt / "spool", 64 << 10);
+    ok = fill_until_full(*s, err);
+  }
+  ASSERT_EQ(err.code, ErrorCode::kDiskFull) << err.describe();
+  ASSERT_GT(ok.size(), 10u);
+  {  // whatever the spool left free goes too
+    const int fd = ::open((mnt / "filler").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    const std::string block(4096, 'f');
+    while (::write(fd, block.data(), block.size()) > 0) {
+    }
+    while (::write(fd, block.data(), 1) > 0) {
+    }
+    ::close(fd);
+  }
+  MessageId first_after = 0;
+  {
+    SpoolOptions o;
+    o.dir = mnt / "spool";
+    o.segment_size = 64 << 10;
+    auto s = Spool::open(o);
+    ASSERT_TRUE(s) << s.error().describe();
+    EXPECT_EQ(queued_ids(**s), ok);
+    for (std::size_t i = 0; i < ok.size(); ++i) EXPECT_EQ(read_all(**s, ok[i]), content_for(i, 4096));
+    first_after = (*s)->begin_message();
+    EXPECT_GT(first_after >> 32, ok.back() >> 32) << "a new id generation for this run";
+  }
+  // The generation written in place is durable: the next run's ids are newer still.
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=4m"), 0) << std::strerror(errno);
+  auto s = open_ok(mnt / "spool", 64 << 10);
+  EXPECT_EQ(queued_ids(*s), ok);
+  EXPECT_GT(s->begin_message() >> 32, first_after >> 32);
+}
+
 TEST(SpoolFailure, RealEnospcOnATinyTmpfs) {
   TempDir dir;
   const auto mnt = dir.path() / "tiny";
-  fs::create_directories(mnt);
-  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") != 0) {
-    const int err = errno;
-    if (err == EPERM) GTEST_SKIP() << "mount(tmpfs) needs CAP_SYS_ADMIN: " << std::strerror(err);
-    FAIL() << "cannot mount a tmpfs on " << mnt << ": " << std::strerror(err);
-  }
-  struct Unmount {
-    fs::path p;
-    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } unmount{mnt};
+  const std::string why = mount_tiny_tmpfs(mnt);
+  if (why.starts_with("skip: ")) GTEST_SKIP() << why;
+  ASSERT_EQ(why, "");
+  Unmount unmount{mnt};
   std::vector<MessageId> ok;
   Error err;
   {
     auto s = open_ok(mnt / "spool", 64 << 10);
-    for (int i = 0; i < 200; ++i) {
-      const MessageId id = s->begin_message();
-      auto r = append(*s, id, content_for(static_cast<std::uint64_t>(i), 4096));
-      if (r) r = commit(*s, id, envelope_for(static_cast<std::uint64_t>(i)));
-      if (!r) {
-        err = r.error();
-        s->abort(id);
-        break;
-      }
-      ok.push_back(id);
-    }
+    ok = fill_until_full(*s, err);
     ASSERT_EQ(err.code, ErrorCode::kDiskFull) << err.describe();
     EXPECT_TRUE(err.transient());
     EXPECT_GT(ok.size(), 10u);
