@@ -301,7 +301,7 @@ class Bridgehead:
             path = os.path.abspath(self.dir)
             while path != "/":
                 if os.stat(path).st_mode & 0o001 == 0:
-                    os.chmod(path, os.stat(path).st_mode | 0o711)
+                    os.chmod(path, os.stat(path).st_mode | 0o001)
                 path = os.path.dirname(path)
         text = (f"# written by {self.written_by}\n"
                 + toml_table("[connector]", connector)

@@ -190,9 +190,13 @@ Expected<Envelope> deserialize_envelope(std::string_view text) {
       e.recipients.push_back(Recipient{r.at("a").get<std::string>(), r.at("n").get<std::uint8_t>(),
                                        r.at("o").get<std::string>()});
     }
-    e.body = static_cast<BodyType>(j.at("body").get<int>());
+    const int body = j.at("body").get<int>();
+    if (body < 0 || body > static_cast<int>(BodyType::kBinaryMime)) return corrupt("unknown body type");
+    e.body = static_cast<BodyType>(body);
     e.smtputf8 = j.at("utf8").get<bool>();
-    e.ret = static_cast<DsnRet>(j.at("ret").get<int>());
+    const int ret = j.at("ret").get<int>();
+    if (ret < 0 || ret > static_cast<int>(DsnRet::kHeaders)) return corrupt("unknown RET value");
+    e.ret = static_cast<DsnRet>(ret);
     e.envid = j.at("envid").get<std::string>();
     e.declared_size = j.at("size").get<std::uint64_t>();
     e.helo = j.at("helo").get<std::string>();

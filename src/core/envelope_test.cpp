@@ -1,6 +1,8 @@
 #include "core/envelope.hpp"
 
 #include <cstdint>
+#include <string_view>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -93,6 +95,20 @@ TEST(Envelope, BinaryFormRejectsOutOfRangeValues) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
   EXPECT_FALSE(encoded_recipient_count(serialize(e))) << "the JSON form has no binary count";
+}
+
+TEST(Envelope, JsonFormRejectsOutOfRangeValuesAsTheBinaryFormDoes) {
+  const std::string good = serialize(Envelope{});
+  ASSERT_TRUE(deserialize_envelope(good));
+  for (auto [from, to] : {std::pair{"\"body\":0", "\"body\":9"}, std::pair{"\"ret\":0", "\"ret\":-1"}}) {
+    std::string bad = good;
+    const auto at = bad.find(from);
+    ASSERT_NE(at, std::string::npos) << good;
+    bad.replace(at, std::string_view(from).size(), to);
+    auto r = deserialize_envelope(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
+  }
 }
 
 TEST(Envelope, RouteSystemIsOptionalSoOlderRecordsStillRead) {

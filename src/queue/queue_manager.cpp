@@ -105,9 +105,12 @@ struct Entry {
   std::string envelope_bytes;
   std::int64_t received_at = 0;  // of the envelope, read by publish() for every entry each second
   Envelope env() const {
-    // Written by encode_envelope() in add(): cannot fail.
+    // Written by encode_envelope() in add() from an envelope the spool accepted (it refuses
+    // one that does not decode back), so this cannot fail; a broken invariant throws, and
+    // the message goes to quarantine rather than being delivered with an empty envelope.
     auto e = deserialize_envelope(envelope_bytes);
-    return e ? std::move(*e) : Envelope{};
+    if (!e) throw std::logic_error("queued envelope does not decode: " + e.error().message);
+    return std::move(*e);
   }
   std::vector<RecipientState> states;
   // Per recipient: the index of its destination (kNoDestination when no system owns its
@@ -196,7 +199,8 @@ struct QueueManager::Impl {
       const std::size_t d = route(env, r);
       e.slots.push_back(d == kNoDestination ? Entry::kNoDest : static_cast<std::uint32_t>(d));
     }
-    entries.insert_or_assign(id, std::move(e));
+    // An id already here keeps its entry (its jobs and busy marks stay true).
+    if (!entries.try_emplace(id, std::move(e)).second) return;
     schedule(id);
   }
 

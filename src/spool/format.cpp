@@ -24,7 +24,7 @@ FileHeader decode_file_header(std::string_view magic, std::string_view bytes) {
   out.sequence = get_u64(bytes.data() + 16);
   // The version is judged before the CRC: a newer build may have changed what the CRC
   // covers, and its files must be refused, never taken for torn garbage and removed.
-  if (out.version != kFormatVersion) {
+  if (out.version < kOldestFormatVersion || out.version > kFormatVersion) {
     out.check = HeaderCheck::kUnknownVersion;
     return out;
   }

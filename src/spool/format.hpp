@@ -47,7 +47,12 @@ inline std::uint64_t get_u64(const char* p) {
 // 24  4  reserved (0)
 // 28  4  CRC32C of bytes 0..27
 inline constexpr std::size_t kFileHeaderSize = 32;
-inline constexpr std::uint32_t kFormatVersion = 1;
+/// Written by this build. 2: commit records hold the binary envelope (encode_envelope),
+/// which a version-1 reader would take for damage and set every message aside; so such a
+/// reader must refuse the spool, untouched, instead.
+inline constexpr std::uint32_t kFormatVersion = 2;
+/// The oldest version this build reads (1: JSON envelopes in commit records).
+inline constexpr std::uint32_t kOldestFormatVersion = 1;
 inline constexpr std::string_view kSegmentMagic{"BHSEGMNT", 8};
 inline constexpr std::string_view kJournalMagic{"BHJOURNL", 8};
 inline constexpr std::string_view kStateMagic{"BHSTATE\0", 8};

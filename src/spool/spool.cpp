@@ -262,6 +262,7 @@ struct Op {
   std::string data;  ///< content (append) or encoded envelope (commit)
   std::string content;  ///< commit: the last piece of content, written with the commit record
   std::uint32_t recipient_count = 0;  ///< commit: of the envelope in `data`
+  bool bad_envelope = false;          ///< commit: an envelope no reader could decode back
   std::vector<RecipientState> states;  ///< record
   Completion<void> done;
 };
@@ -902,6 +903,12 @@ struct Spool::Impl {
           fmt::format("spool: content of message {} may not have reached the disk (a sync failed)",
                       format_id(op.id)),
           "the client should send the message again");
+      return {};
+    }
+    if (op.bad_envelope) {
+      b.result[i] = Error::permanent(ErrorCode::kInvalidArgument,
+                                     fmt::format("spool: envelope of message {} has a body type or RET value out of "
+                                                 "range", format_id(op.id)));
       return {};
     }
     if (op.data.size() > kMaxPayload - kCommitPrefix) {
@@ -1654,8 +1661,8 @@ Expected<void> Spool::Impl::recover() {
     return m.map(fd, path);
   };
   auto unknown_version = [](const std::filesystem::path& path, std::uint32_t v) {
-    return corrupt(fmt::format("spool file {} has format version {}, this build reads only version {}",
-                               path.string(), v, kFormatVersion));
+    return corrupt(fmt::format("spool file {} has format version {}, this build reads versions {} to {}",
+                               path.string(), v, kOldestFormatVersion, kFormatVersion));
   };
   auto cut = [&](int fd, const std::filesystem::path& path, std::uint64_t at, std::uint64_t size) -> Expected<void> {
     // The cut must be durable before anything new is written after it, or a later crash
@@ -1921,7 +1928,7 @@ Expected<void> Spool::Impl::recover() {
         // Envelopes written before the binary form existed are kept in it from now on (a
         // compaction copy writes that form too).
         const std::string_view stored = payload.substr(kCommitPrefix);
-        q.envelope = stored.starts_with('{') ? encode_envelope(*env) : std::string(stored);
+        q.envelope = static_cast<unsigned char>(stored.front()) == 0xB5 ? std::string(stored) : encode_envelope(*env);
         q.recipient_count = static_cast<std::uint32_t>(env->recipients.size());
         q.size = a.size;
         q.extents = std::move(a.extents);
@@ -2195,6 +2202,8 @@ void Spool::commit(MessageId id, std::string last_piece, Envelope envelope, Comp
   op.content = std::move(last_piece);
   op.data = encode_envelope(envelope);  // on the caller's thread: the writer thread is the bottleneck
   op.recipient_count = static_cast<std::uint32_t>(envelope.recipients.size());
+  // Refused rather than written: what is written must decode back (recovery would set it aside).
+  op.bad_envelope = !deserialize_envelope(op.data);
   op.done = std::move(done);
   impl_->submit(std::move(op));
 }
@@ -2235,11 +2244,17 @@ std::vector<QueuedMessage> Spool::queued_after(MessageId after, std::size_t max)
   std::shared_lock lock(impl_->index_mu);
   std::vector<QueuedMessage> out;
   out.reserve(std::min(max, impl_->queued.size()));
-  for (auto it = impl_->queued.upper_bound(after); it != impl_->queued.end() && out.size() < max; ++it) {
+  auto it = after == 0 ? impl_->queued.begin() : impl_->queued.upper_bound(after);
+  for (; it != impl_->queued.end() && out.size() < max; ++it) {
     const auto& [id, q] = *it;
-    // Checked when it entered the index (commit, or recovery), so this cannot fail.
+    // Decoded when it entered the index (commit() refuses what does not decode back;
+    // recovery sets it aside), so this cannot fail; if it ever did, say so.
     auto env = deserialize_envelope(q.envelope);
-    if (!env) continue;
+    if (!env) {
+      spdlog::error("spool: message {} is queued but its envelope does not decode: {}", format_id(id),
+                    env.error().describe());
+      continue;
+    }
     QueuedMessage& m = out.emplace_back(QueuedMessage{id, std::move(*env), q.size, q.recipients});
     if (m.recipients.empty()) {
       m.recipients.resize(q.recipient_count);

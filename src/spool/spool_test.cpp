@@ -271,7 +271,7 @@ TEST(Spool, EnvelopeRoundTripAndOldestFirst) {
   TempDir dir;
   Envelope e = envelope_for(42);
   e.mail_from = "";  // null sender
-  e.helo = "h\xff\xfe";  // not UTF-8: replaced, but must not make the commit fail
+  e.helo = "h\xff\xfe";  // not UTF-8: kept exactly (the binary form has no text rules)
   e.smtputf8 = true;
   e.declared_size = 12345;
   std::vector<MessageId> ids;
@@ -315,6 +315,20 @@ TEST(Spool, QueuedAfterPagesThroughTheBacklogOldestFirst) {
   expect.erase(expect.begin() + 3);
   EXPECT_EQ(seen, expect);
   EXPECT_EQ(queued_ids(*s), expect);
+}
+
+TEST(Spool, AnEnvelopeThatWouldNotDecodeBackIsRefusedNotWritten) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  Envelope bad = envelope_for(1);
+  bad.body = static_cast<BodyType>(9);
+  const MessageId id = s->begin_message();
+  ASSERT_TRUE(append(*s, id, "content"));
+  auto r = commit(*s, id, bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("out of range"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(queued_ids(*s).empty());
 }
 
 TEST(Spool, UnknownIdsAndDoubleCommitAreRefused) {
@@ -621,7 +635,7 @@ TEST(SpoolRecovery, UnknownFormatVersionIsRefusedNamingTheFile) {
     const auto files = files_matching(dir.path(), prefix);
     ASSERT_EQ(files.size(), 1u) << prefix;
     std::string data = slurp(files[0]);
-    data[8] = 2;  // version 2
+    data[8] = 3;  // version 3, newer than this build
     spit(files[0], data);
     SpoolOptions o;
     o.dir = dir.path();
@@ -629,7 +643,7 @@ TEST(SpoolRecovery, UnknownFormatVersionIsRefusedNamingTheFile) {
     ASSERT_FALSE(s) << prefix;
     EXPECT_EQ(s.error().code, ErrorCode::kCorrupt);
     EXPECT_NE(s.error().message.find(files[0].string()), std::string::npos) << s.error().message;
-    EXPECT_NE(s.error().message.find("version 2"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("version 3"), std::string::npos) << s.error().message;
     EXPECT_TRUE(fs::exists(files[0])) << "never discarded";
   }
 }
