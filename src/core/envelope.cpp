@@ -1,6 +1,8 @@
 #include "core/envelope.hpp"
 
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -72,6 +74,30 @@ struct Reader {
     return b == 1;
   }
 };
+
+// A JSON number read as an integer of type T, refused unless it is one and fits: nlohmann's
+// get<T>() converts a float or a too-large value without a check, which is undefined
+// behaviour for a float out of T's range (found by fuzz_envelope).
+struct BadField : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename T>
+T integer(const nlohmann::json& j, const char* key) {
+  const auto& v = j.at(key);
+  if (!v.is_number_integer()) throw BadField(std::string(key) + " is not an integer");
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) throw BadField(std::string(key) + " is out of range");
+    return static_cast<T>(u);
+  }
+  const auto n = v.get<std::int64_t>();
+  if (n < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+      (n > 0 && static_cast<std::uint64_t>(n) > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))) {
+    throw BadField(std::string(key) + " is out of range");
+  }
+  return static_cast<T>(n);
+}
 
 Error corrupt_envelope(std::string why) {
   return Error::permanent(ErrorCode::kCorrupt, "envelope record: " + std::move(why));
@@ -183,30 +209,32 @@ Expected<Envelope> deserialize_envelope(std::string_view text) {
   };
   if (j.is_discarded() || !j.is_object()) return corrupt("not a JSON object");
   try {
-    if (j.at("v").get<int>() != kEnvelopeVersion) return corrupt("unknown version");
+    if (integer<int>(j, "v") != kEnvelopeVersion) return corrupt("unknown version");
     Envelope e;
     e.mail_from = j.at("from").get<std::string>();
     for (const auto& r : j.at("rcpt")) {
-      e.recipients.push_back(Recipient{r.at("a").get<std::string>(), r.at("n").get<std::uint8_t>(),
+      e.recipients.push_back(Recipient{r.at("a").get<std::string>(), integer<std::uint8_t>(r, "n"),
                                        r.at("o").get<std::string>()});
     }
-    const int body = j.at("body").get<int>();
+    const int body = integer<int>(j, "body");
     if (body < 0 || body > static_cast<int>(BodyType::kBinaryMime)) return corrupt("unknown body type");
     e.body = static_cast<BodyType>(body);
     e.smtputf8 = j.at("utf8").get<bool>();
-    const int ret = j.at("ret").get<int>();
+    const int ret = integer<int>(j, "ret");
     if (ret < 0 || ret > static_cast<int>(DsnRet::kHeaders)) return corrupt("unknown RET value");
     e.ret = static_cast<DsnRet>(ret);
     e.envid = j.at("envid").get<std::string>();
-    e.declared_size = j.at("size").get<std::uint64_t>();
+    e.declared_size = integer<std::uint64_t>(j, "size");
     e.helo = j.at("helo").get<std::string>();
     e.client_address = j.at("client").get<std::string>();
     e.ingress_system = j.at("system").get<std::string>();
     e.tls = j.at("tls").get<bool>();
-    e.received_at = j.at("at").get<std::int64_t>();
+    e.received_at = integer<std::int64_t>(j, "at");
     if (auto it = j.find("route"); it != j.end()) e.route_system = it->get<std::string>();
     return e;
   } catch (const nlohmann::json::exception& ex) {
+    return corrupt(ex.what());
+  } catch (const BadField& ex) {
     return corrupt(ex.what());
   }
 }
