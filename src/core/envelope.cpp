@@ -134,10 +134,9 @@ Expected<Envelope> decode_binary(std::string_view bytes) {
   e.route_system = r.string();
   if (!r.ok) return fail(corrupt_envelope("truncated or malformed binary envelope"));
   if (!r.in.empty()) return fail(corrupt_envelope("bytes after the end of the binary envelope"));
-  if (body > static_cast<std::uint8_t>(BodyType::kBinaryMime)) return fail(corrupt_envelope("unknown body type"));
-  if (ret > static_cast<std::uint8_t>(DsnRet::kHeaders)) return fail(corrupt_envelope("unknown RET value"));
   e.body = static_cast<BodyType>(body);
   e.ret = static_cast<DsnRet>(ret);
+  if (!has_valid_values(e)) return fail(corrupt_envelope("unknown body type or RET value"));
   return e;
 }
 }  // namespace
@@ -169,18 +168,13 @@ std::string encode_envelope(const Envelope& e) {
   return out;
 }
 
-Expected<std::size_t> encoded_recipient_count(std::string_view encoded) {
-  if (encoded.size() < 2 || static_cast<unsigned char>(encoded[0]) != kBinaryMagic ||
-      static_cast<unsigned char>(encoded[1]) != kBinaryVersion) {
-    return fail(corrupt_envelope("not a binary envelope"));
-  }
-  Reader r{encoded.substr(2)};
-  const std::uint64_t skip = r.varint();
-  if (!r.ok || skip > r.in.size()) return fail(corrupt_envelope("truncated binary envelope"));
-  r.in.remove_prefix(skip);
-  const std::uint64_t n = r.varint();
-  if (!r.ok) return fail(corrupt_envelope("truncated binary envelope"));
-  return static_cast<std::size_t>(n);
+bool is_binary_envelope(std::string_view bytes) {
+  return !bytes.empty() && static_cast<unsigned char>(bytes.front()) == kBinaryMagic;
+}
+
+bool has_valid_values(const Envelope& e) {
+  return static_cast<std::uint8_t>(e.body) <= static_cast<std::uint8_t>(BodyType::kBinaryMime) &&
+         static_cast<std::uint8_t>(e.ret) <= static_cast<std::uint8_t>(DsnRet::kHeaders);
 }
 
 std::string serialize(const Envelope& e) {
@@ -202,7 +196,7 @@ std::string serialize(const Envelope& e) {
 }
 
 Expected<Envelope> deserialize_envelope(std::string_view text) {
-  if (text.size() >= 2 && static_cast<unsigned char>(text[0]) == kBinaryMagic) return decode_binary(text);
+  if (text.size() >= 2 && is_binary_envelope(text)) return decode_binary(text);
   auto j = nlohmann::json::parse(text, nullptr, false);
   auto corrupt = [](std::string why) {
     return fail(Error::permanent(ErrorCode::kCorrupt, "envelope record: " + std::move(why)));
@@ -216,13 +210,10 @@ Expected<Envelope> deserialize_envelope(std::string_view text) {
       e.recipients.push_back(Recipient{r.at("a").get<std::string>(), integer<std::uint8_t>(r, "n"),
                                        r.at("o").get<std::string>()});
     }
-    const int body = integer<int>(j, "body");
-    if (body < 0 || body > static_cast<int>(BodyType::kBinaryMime)) return corrupt("unknown body type");
-    e.body = static_cast<BodyType>(body);
+    e.body = static_cast<BodyType>(integer<std::uint8_t>(j, "body"));
     e.smtputf8 = j.at("utf8").get<bool>();
-    const int ret = integer<int>(j, "ret");
-    if (ret < 0 || ret > static_cast<int>(DsnRet::kHeaders)) return corrupt("unknown RET value");
-    e.ret = static_cast<DsnRet>(ret);
+    e.ret = static_cast<DsnRet>(integer<std::uint8_t>(j, "ret"));
+    if (!has_valid_values(e)) return corrupt("unknown body type or RET value");
     e.envid = j.at("envid").get<std::string>();
     e.declared_size = integer<std::uint64_t>(j, "size");
     e.helo = j.at("helo").get<std::string>();

@@ -62,10 +62,12 @@ std::string serialize(const Envelope& e);
 /// starts with, so both forms can be told apart.
 std::string encode_envelope(const Envelope& e);
 /// Parses what serialize() or encode_envelope() wrote; fails with kCorrupt on anything
-/// else (including trailing bytes and out-of-range enum values).
+/// else (including trailing bytes and values has_valid_values() refuses).
 Expected<Envelope> deserialize_envelope(std::string_view text);
-/// The recipient count of an encode_envelope() form without decoding the rest, or
-/// kCorrupt.
-Expected<std::size_t> encoded_recipient_count(std::string_view encoded);
+/// Whether `bytes` are in the binary form (its first byte), not the JSON form.
+bool is_binary_envelope(std::string_view bytes);
+/// Whether the body type and RET hold values that both forms read back; an envelope
+/// without them cannot be stored (it would not decode again).
+bool has_valid_values(const Envelope& e);
 
 }  // namespace bridgehead

@@ -106,8 +106,8 @@ struct Entry {
   std::int64_t received_at = 0;  // of the envelope, read by publish() for every entry each second
   Envelope env() const {
     // Written by encode_envelope() in add() from an envelope the spool accepted (it refuses
-    // one that does not decode back), so this cannot fail; a broken invariant throws, and
-    // the message goes to quarantine rather than being delivered with an empty envelope.
+    // one that does not decode back), so this cannot fail; a broken invariant throws (and
+    // is logged by the coroutine's spawn) rather than deliver with an empty envelope.
     auto e = deserialize_envelope(envelope_bytes);
     if (!e) throw std::logic_error("queued envelope does not decode: " + e.error().message);
     return std::move(*e);

@@ -650,17 +650,7 @@ struct Spool::Impl {
     const auto path = file(kStateName);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return written;  // no state file yet: the first error says it all
-    std::size_t done = 0;
-    int err = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        err = n < 0 ? errno : EIO;
-        break;
-      }
-      done += static_cast<std::size_t>(n);
-    }
+    int err = write_all(fd, 0, {iovec{const_cast<char*>(bytes.data()), bytes.size()}});
     if (err == 0 && ::fdatasync(fd) != 0) err = errno;
     ::close(fd);
     if (err != 0) return fail(io_error(err, "cannot overwrite", path));
@@ -1928,7 +1918,7 @@ Expected<void> Spool::Impl::recover() {
         // Envelopes written before the binary form existed are kept in it from now on (a
         // compaction copy writes that form too).
         const std::string_view stored = payload.substr(kCommitPrefix);
-        q.envelope = static_cast<unsigned char>(stored.front()) == 0xB5 ? std::string(stored) : encode_envelope(*env);
+        q.envelope = is_binary_envelope(stored) ? std::string(stored) : encode_envelope(*env);
         q.recipient_count = static_cast<std::uint32_t>(env->recipients.size());
         q.size = a.size;
         q.extents = std::move(a.extents);
@@ -2203,7 +2193,7 @@ void Spool::commit(MessageId id, std::string last_piece, Envelope envelope, Comp
   op.data = encode_envelope(envelope);  // on the caller's thread: the writer thread is the bottleneck
   op.recipient_count = static_cast<std::uint32_t>(envelope.recipients.size());
   // Refused rather than written: what is written must decode back (recovery would set it aside).
-  op.bad_envelope = !deserialize_envelope(op.data);
+  op.bad_envelope = !has_valid_values(envelope);
   op.done = std::move(done);
   impl_->submit(std::move(op));
 }

@@ -766,19 +766,27 @@ TEST(SpoolFailure, FaultOptionAtOpenAndOnSegmentRoll) {
   for (std::size_t i = 0; i < ok.size(); ++i) EXPECT_EQ(read_all(*s2, ok[i]), content_for(i, 1500));
 }
 
-struct Unmount {
-  fs::path p;
-  ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+/// A real full disk: a 256 KiB tmpfs on `mnt`, unmounted after the test (skipped without
+/// the privilege to mount).
+class SpoolDiskFull : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(mnt);
+    if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") == 0) {
+      mounted = true;
+      return;
+    }
+    const int err = errno;
+    if (err == EPERM) GTEST_SKIP() << "mount(tmpfs) needs CAP_SYS_ADMIN: " << std::strerror(err);
+    FAIL() << "cannot mount a tmpfs on " << mnt << ": " << std::strerror(err);
+  }
+  void TearDown() override {
+    if (mounted) ::umount2(mnt.c_str(), MNT_DETACH);
+  }
+  TempDir dir;
+  const fs::path mnt = dir.path() / "tiny";
+  bool mounted = false;
 };
-
-/// Mounts a 256 KiB tmpfs on `mnt`: "" when done, else why ("skip: ..." without the privilege).
-std::string mount_tiny_tmpfs(const fs::path& mnt) {
-  fs::create_directories(mnt);
-  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") == 0) return "";
-  const int err = errno;
-  if (err == EPERM) return std::string("skip: mount(tmpfs) needs CAP_SYS_ADMIN: ") + std::strerror(err);
-  return "cannot mount a tmpfs on " + mnt.string() + ": " + std::strerror(err);
-}
 
 /// Commits 4 KiB messages until the spool refuses one (its error in `err`); their ids.
 std::vector<MessageId> fill_until_full(Spool& s, Error& err) {
@@ -797,15 +805,9 @@ std::vector<MessageId> fill_until_full(Spool& s, Error& err) {
   return ok;
 }
 
-TEST(SpoolFailure, OpensOnADiskWithNotAByteLeft) {
+TEST_F(SpoolDiskFull, OpensOnADiskWithNotAByteLeft) {
   // A restart on a full disk: the spool must open (its messages are what frees the space
   // once delivered) although it cannot write a new file for its id generation.
-  TempDir dir;
-  const auto mnt = dir.path() / "tiny";
-  const std::string why = mount_tiny_tmpfs(mnt);
-  if (why.starts_with("skip: ")) GTEST_SKIP() << why;
-  ASSERT_EQ(why, "");
-  Unmount unmount{mnt};
   Error err;
   std::vector<MessageId> ok;
   {
@@ -843,13 +845,7 @@ TEST(SpoolFailure, OpensOnADiskWithNotAByteLeft) {
   EXPECT_GT(s->begin_message() >> 32, first_after >> 32);
 }
 
-TEST(SpoolFailure, RealEnospcOnATinyTmpfs) {
-  TempDir dir;
-  const auto mnt = dir.path() / "tiny";
-  const std::string why = mount_tiny_tmpfs(mnt);
-  if (why.starts_with("skip: ")) GTEST_SKIP() << why;
-  ASSERT_EQ(why, "");
-  Unmount unmount{mnt};
+TEST_F(SpoolDiskFull, RealEnospcOnATinyTmpfs) {
   std::vector<MessageId> ok;
   Error err;
   {
