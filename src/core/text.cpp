@@ -2,6 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace bridgehead {
 
 namespace {
@@ -67,6 +73,43 @@ std::string escape_control(std::string_view text) {
     i += octets;
   }
   return out;
+}
+
+std::size_t find_line_break(std::string_view text) {
+  const char* p = text.data();
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  // A plain byte loop ran at about one octet per cycle and was the largest share of the
+  // receiving side's CPU on large messages; compilers do not vectorize a search loop.
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    const int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+    if (hits != 0) return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(hits)));
+  }
+#endif
+  for (; i < n; ++i) {
+    if (p[i] == '\r' || p[i] == '\n') return i;
+  }
+  return n;
+}
+
+bool has_8bit(std::string_view text) {
+  const char* p = text.data();
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 64 <= n; i += 64) {
+    const auto at = [p, i](std::size_t k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + k)); };
+    const __m128i any = _mm_or_si128(_mm_or_si128(at(0), at(16)), _mm_or_si128(at(32), at(48)));
+    if (_mm_movemask_epi8(any) != 0) return true;
+  }
+#endif
+  unsigned char any = 0;
+  for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]);
+  return (any & 0x80) != 0;
 }
 
 }  // namespace bridgehead

@@ -39,5 +39,38 @@ TEST(EscapeControl, BackslashIsEscapedSoEscapesAreUnambiguous) {
   EXPECT_NE(escape_control("\\r"), escape_control("\r"));
 }
 
+TEST(FindLineBreak, FindsTheFirstCrOrLfAtEveryPosition) {
+  // Every position around the 16-octet steps, each break kind, and text with none.
+  for (std::size_t len : {0u, 1u, 15u, 16u, 17u, 31u, 32u, 33u, 100u}) {
+    const std::string plain(len, 'x');
+    EXPECT_EQ(find_line_break(plain), len);
+    for (std::size_t at = 0; at < len; ++at) {
+      for (char brk : {'\r', '\n'}) {
+        std::string s = plain;
+        s[at] = brk;
+        if (at + 1 < len) s[len - 1] = brk == '\r' ? '\n' : '\r';  // a later break is not the first
+        EXPECT_EQ(find_line_break(s), at) << "len " << len << " at " << at;
+      }
+    }
+  }
+  // Octets above 127 and NUL are not breaks (a signed compare must not confuse them).
+  std::string high(40, '\xff');
+  high[5] = '\0';
+  high[37] = '\n';
+  EXPECT_EQ(find_line_break(high), 37u);
+}
+
+TEST(Has8Bit, FindsAnOctetAbove127AnywhereAndOnlyThen) {
+  for (std::size_t len : {0u, 1u, 63u, 64u, 65u, 128u, 200u}) {
+    const std::string ascii(len, '\x7f');
+    EXPECT_FALSE(has_8bit(ascii)) << len;
+    for (std::size_t at = 0; at < len; ++at) {
+      std::string s = ascii;
+      s[at] = '\x80';
+      EXPECT_TRUE(has_8bit(s)) << "len " << len << " at " << at;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace bridgehead

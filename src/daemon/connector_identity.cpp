@@ -150,8 +150,8 @@ net::awaitable<Expected<nlohmann::json>> ConnectorIdentity::unlock(nlohmann::jso
     explicit_bzero(text.data(), text.size());
   }
   // The key derivation takes about a second: on the pool, never on the I/O thread.
-  auto opened = co_await net::run_blocking(pool_.get_executor(),
-                                           [this, &password] { return keeper_->open(password ? &*password : nullptr); });
+  auto open = [this, &password] { return keeper_->open(password ? &*password : nullptr); };
+  auto opened = co_await net::run_blocking(pool_.get_executor(), std::move(open));
   if (opened) {
     source_error_.reset();
     source_ = "bridgehead unlock";

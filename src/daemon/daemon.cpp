@@ -150,9 +150,11 @@ int run(const config::Config& cfg) {
   admin::ProcessRegistry registry;
 
   auto spool_process = registry.add("spool");
-  // Also runs the connector ID's key derivation on unlock and the 7-bit downgrades.
-  asio::thread_pool maildir_pool(2);
-  ConnectorIdentity identity(io, maildir_pool, cfg, registry);
+  // Blocking work, off the I/O thread: Maildir writes, content reads from the spool,
+  // quarantine files, notices composed from the original, 7-bit downgrades and the
+  // connector ID's key derivation on unlock.
+  asio::thread_pool blocking_pool(2);
+  ConnectorIdentity identity(io, blocking_pool, cfg, registry);
   // First, as root (root-only files stay readable) and before any listener is bound: a
   // terminal prompt waits here, and clients meanwhile are refused rather than accepted and
   // left without a greeting.
@@ -218,7 +220,7 @@ int run(const config::Config& cfg) {
     d.concurrency = s.delivery.concurrency;
     d.process = registry.add("deliver:" + s.name);
     if (s.delivery.method == config::DeliveryMethod::kMaildir) {
-      d.transport = queue::make_maildir_transport(maildir_pool, s.delivery.path, cfg.hostname);
+      d.transport = queue::make_maildir_transport(blocking_pool, s.delivery.path, cfg.hostname);
     } else {
       queue::SmtpTarget t;
       t.host = s.delivery.endpoint.host;
@@ -234,7 +236,7 @@ int run(const config::Config& cfg) {
       t.options.command_timeout = s.delivery.timeout;
       t.options.data_timeout = 2 * s.delivery.timeout;
       t.options.downgrade_8bit = [](std::string_view m) { return convert::downgrade_to_7bit(m); };
-      t.options.blocking = maildir_pool.get_executor();
+      t.options.blocking = blocking_pool.get_executor();
       if (s.delivery.tls != config::TlsMode::kNone && identity.configured()) {
         // The ID is the client certificate whenever the next hop asks for one.
         t.options.configure_tls = identity.client_tls_hook();
@@ -259,6 +261,7 @@ int run(const config::Config& cfg) {
   qopt.hostname = cfg.hostname;
   qopt.schedule = *schedule;
   qopt.quarantine_dir = cfg.queue.quarantine_dir;
+  qopt.blocking = blocking_pool.get_executor();
   qopt.quarantine_process = registry.add("quarantine");
   if (const char* marker = std::getenv("BRIDGEHEAD_FAULT_POISON"); marker != nullptr && *marker != '\0') {
     qopt.poison_marker = marker;

@@ -12,13 +12,18 @@ namespace bridgehead::net {
 /// Runs `fn()` on `pool` (e.g. a thread_pool's executor) and resumes the awaiting coroutine
 /// on its own executor with fn's result; an exception thrown by fn is rethrown there.
 /// Whatever fn refers to must live until the co_await completes (by value is safest).
+/// Pass a named function object (`co_await run_blocking(pool, std::move(work))`), never a
+/// lambda written in the call: GCC 12 destroys a temporary in a co_await expression twice,
+/// which frees whatever the lambda owns (a captured string) twice.
 template <typename F>
-awaitable<std::invoke_result_t<F&>> run_blocking(asio::any_io_executor pool, F fn) {
-  using R = std::invoke_result_t<F&>;
-  // co_spawn dispatches its completion to the awaiting handler's associated executor,
-  // which for use_awaitable is the executor of the coroutine awaiting here.
-  co_return co_await asio::co_spawn(
-      std::move(pool), [fn = std::move(fn)]() mutable -> awaitable<R> { co_return fn(); }, asio::use_awaitable);
+awaitable<std::invoke_result_t<std::decay_t<F>&>> run_blocking(asio::any_io_executor pool, F&& fn) {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  // Not a coroutine itself, and fn is taken by reference: a by-value parameter of the
+  // call inside the caller's co_await would be such a temporary. co_spawn dispatches its
+  // completion to the awaiting handler's associated executor, which for use_awaitable is
+  // the executor of the coroutine awaiting here.
+  return asio::co_spawn(
+      std::move(pool), [fn = std::forward<F>(fn)]() mutable -> awaitable<R> { co_return fn(); }, asio::use_awaitable);
 }
 
 }  // namespace bridgehead::net

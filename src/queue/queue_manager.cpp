@@ -16,8 +16,10 @@
 #include "core/text.hpp"
 #include "convert/seven_bit.hpp"
 #include "dsn/dsn.hpp"
+#include "net/blocking.hpp"
 #include "net/completion.hpp"
 #include "queue/quarantine.hpp"
+#include "queue/spool_content.hpp"
 
 namespace bridgehead::queue {
 namespace {
@@ -164,6 +166,7 @@ struct QueueManager::Impl {
   QueueOptions opt;
   QuarantineStore store;
   std::size_t quarantine_count = 0;
+  std::set<MessageId> quarantining;  ///< being written to quarantine now
   std::set<std::string> quarantine_busy;  // ids being released or deleted
   std::vector<Dest> dests;
   std::unordered_map<MessageId, Entry> entries;
@@ -324,30 +327,50 @@ struct QueueManager::Impl {
       defer_unattempted(std::move(job), "not attempted: " + dst.hold->message, "4.3.5");  // RFC 3463: system incorrectly configured
       co_return;
     }
-    std::string content;
-    Expected<void> read{};
-    try {
-      const auto sink = [&](std::string_view piece) { content.append(piece); };
-      read = opt.read_content ? opt.read_content(job.id, sink) : spool.read_content(job.id, sink);
-    } catch (const std::exception& ex) {
-      read = fail(Error::transient_error(ErrorCode::kInternal, fmt::format("reading it failed: {}", ex.what())));
+    // The test seams need the whole content (a read to fail, a marker to look for); real
+    // deliveries stream it from the spool a window at a time.
+    std::optional<std::string> content;
+    std::unique_ptr<smtp::client::ContentSource> source;
+    SpoolContentSource* streamed = nullptr;
+    std::optional<Error> unreadable;
+    if (opt.read_content || !opt.poison_marker.empty()) {
+      auto whole = co_await read_whole_content(job.id);
+      if (whole) {
+        content = std::move(*whole);
+        source = std::make_unique<smtp::client::StringContentSource>(*content);
+      } else {
+        unreadable = std::move(whole.error());
+      }
+    } else {
+      auto opened = co_await SpoolContentSource::open(spool, job.id, opt.blocking);
+      if (opened) {
+        streamed = opened->get();
+        source = std::move(*opened);
+      } else {
+        unreadable = std::move(opened.error());
+      }
     }
-    if (!read) {
+    if (unreadable) {
       // A failed or partial read says nothing about the message: the copy in the spool may
       // well be intact (a transient EIO) and it is the only one. So it is deferred, never
       // quarantined from what was read; the retry schedule and the lifetime decide the rest.
       spdlog::error("message {}: cannot read it from the spool, deferred: {}", spool::format_id(job.id),
-                    read.error().describe());
+                    unreadable->describe());
       dst.process->add("read_errors");
-      defer_unattempted(std::move(job), "not attempted: cannot read the message from the spool: " + read.error().describe(),
+      defer_unattempted(std::move(job), "not attempted: cannot read the message from the spool: " + unreadable->describe(),
                         "4.3.0");  // RFC 3463: other or undefined mail system status
+      co_return;
+    }
+    if (e.quarantined) {
+      // Set aside by another destination's job while this one read.
+      co_await let_go(std::move(job));
       co_return;
     }
     std::optional<std::string> poison;
     // Anything that throws from here on is the connector's own failure on this (intact)
     // message, not the destination's answer: the message goes to quarantine and the worker
     // carries on.
-    if (!opt.poison_marker.empty() && content.find(opt.poison_marker) != std::string::npos) {
+    if (content && !opt.poison_marker.empty() && content->find(opt.poison_marker) != std::string::npos) {
       // The marker itself is not named: a failure notice quoting the reason would carry it
       // and be taken for poison in turn.
       poison = "conversion failed (fault injection: the message holds the poison marker of BRIDGEHEAD_FAULT_POISON)";
@@ -357,18 +380,54 @@ struct QueueManager::Impl {
       try {
         const Envelope env = e.env();
         result = co_await dst.transport->deliver(env, std::vector<std::size_t>(job.indices.begin(), job.indices.end()),
-                                                 content);
+                                                 *source);
       } catch (const std::exception& ex) {
         poison = fmt::format("delivery failed inside the connector: {}", ex.what());
       }
     }
     if (poison) {
-      co_await quarantine(std::move(job), *poison, content);
+      source.reset();
+      co_await quarantine(std::move(job), *poison, std::move(content));
       co_return;
     }
+    bool attempted = true;
+    if (streamed && streamed->read_error()) {
+      // The spool failed part-way: the client broke the connection before the end of the
+      // data, so nothing was delivered, and the destination is not to blame.
+      spdlog::error("message {}: reading it from the spool failed while it was sent, deferred: {}",
+                    spool::format_id(job.id), streamed->read_error()->describe());
+      dst.process->add("read_errors");
+      result.status_without_reply = "4.3.0";
+      attempted = false;
+    }
+    source.reset();
     // Recording the outcome (an fdatasync) runs apart, so this worker's connection can
     // carry the next message meanwhile; group commit batches the records.
-    net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(result)), "deliver:" + dst.name);
+    net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(result), attempted), "deliver:" + dst.name);
+  }
+
+  // Runs `fn` where blocking work goes (QueueOptions::blocking), or on the I/O thread when
+  // there is none. Pass a named function object (see net::run_blocking).
+  template <typename F>
+  net::awaitable<std::invoke_result_t<std::decay_t<F>&>> off_loop(F&& fn) {
+    return net::run_blocking(opt.blocking ? opt.blocking : io.get_executor(), std::forward<F>(fn));
+  }
+
+  // The whole content of message `id`, from the test seam or the spool, read off the loop.
+  net::awaitable<Expected<std::string>> read_whole_content(MessageId id) {
+    auto work = [this, id]() -> Expected<std::string> {
+      std::string content;
+      Expected<void> read{};
+      try {
+        const auto sink = [&](std::string_view piece) { content.append(piece); };
+        read = opt.read_content ? opt.read_content(id, sink) : spool.read_content(id, sink);
+      } catch (const std::exception& ex) {
+        read = fail(Error::transient_error(ErrorCode::kInternal, fmt::format("reading it failed: {}", ex.what())));
+      }
+      if (!read) return fail(read.error());
+      return content;
+    };
+    co_return co_await off_loop(std::move(work));
   }
 
   // The job's recipients are deferred without anything having been sent: `reply` says why
@@ -588,16 +647,25 @@ struct QueueManager::Impl {
   // content when the spool no longer has it (a quarantined message). Returns the notice's id.
   net::awaitable<Expected<MessageId>> send_dsn(MessageId id, const Envelope& original_env, dsn::Report rep,
                                                std::int64_t now, const std::string* original_content = nullptr) {
-    std::string original;
-    if (original_content != nullptr) {
-      original = *original_content;
-    } else if (auto read = spool.read_content(id, [&](std::string_view p) { original.append(p); }); !read) {
-      original.clear();  // the report still goes out, without the returned message
-    }
-    std::string text = dsn::compose(rep, original, now);
+    // Reading the original and composing (a MIME build of up to the size limit) are
+    // blocking work.
+    auto compose = [this, id, &rep, now, original_content]() -> std::pair<std::string, bool> {
+      std::string original;
+      if (original_content != nullptr) {
+        original = *original_content;
+      } else if (auto read = spool.read_content(id, [&](std::string_view p) { original.append(p); }); !read) {
+        original.clear();  // the report still goes out, without the returned message
+      }
+      std::string text = dsn::compose(rep, original, now);
+      const bool eight_bit = convert::has_8bit(text);
+      return {std::move(text), eight_bit};
+    };
+    // Named, not bound: GCC 12 mishandles structured bindings of a co_await's result.
+    auto composed = co_await off_loop(std::move(compose));
+    std::string text = std::move(composed.first);
     Envelope env;
     env.recipients.push_back(Recipient{original_env.mail_from, kNotifyNone, ""});
-    env.body = convert::has_8bit(text) ? BodyType::k8BitMime : BodyType::k7Bit;
+    env.body = composed.second ? BodyType::k8BitMime : BodyType::k7Bit;
     env.received_at = now;
     env.route_system = original_env.ingress_system;
     env.client_address = "bridgehead";
@@ -665,25 +733,53 @@ struct QueueManager::Impl {
     }
   }
 
-  // `content` is the intact copy read from the spool (a failed read never gets here).
-  net::awaitable<void> quarantine(Job job, std::string reason, const std::string& content) {
+  // `content` is the intact copy read from the spool, or nullopt when it streamed and is
+  // read whole again here; a read that fails defers the message (a partial copy is never
+  // what is set aside).
+  net::awaitable<void> quarantine(Job job, std::string reason, std::optional<std::string> content) {
     auto it = entries.find(job.id);
     if (it == entries.end()) co_return;
     Entry& e = it->second;
     const std::string name = spool::format_id(job.id);
     Dest& dst = dests[job.dest];
+    if (!e.quarantined && quarantining.contains(job.id)) {
+      // Another destination's job is setting it aside now; that one finalizes it.
+      co_await let_go(std::move(job));
+      co_return;
+    }
     if (!e.quarantined) {
+      quarantining.insert(job.id);
+      if (!content) {
+        auto whole = co_await read_whole_content(job.id);
+        if (!whole) {
+          quarantining.erase(job.id);
+          spdlog::error("message {}: cannot be processed ({}) and cannot be read to set it aside, deferred: {}", name,
+                        reason, whole.error().describe());
+          dst.process->add("read_errors");
+          defer_unattempted(std::move(job), fmt::format("not delivered: {}; could not read it to quarantine it: {}",
+                                                        reason, whole.error().describe()),
+                            "4.3.0");
+          co_return;
+        }
+        content = std::move(*whole);
+      }
       QuarantineRecord rec;
       rec.id = name;
       rec.reason = reason;
       rec.quarantined_at = unix_now();
       rec.envelope = e.env();
-      rec.size = content.size();
+      rec.size = content->size();
       for (const auto& st : e.states) rec.status.push_back(st.status);
       // Every file is durable (and its directory entry) before the message may leave the
-      // spool: until then the spool's copy is the only one.
-      auto kept = store.put(rec, content);
-      quarantine_count = store.count();
+      // spool: until then the spool's copy is the only one. Files and fsyncs: off the loop.
+      auto put = [this, &rec, &content]() -> std::pair<Expected<void>, std::size_t> {
+        auto r = store.put(rec, *content);
+        return {std::move(r), store.count()};
+      };
+      auto stored = co_await off_loop(std::move(put));
+      const Expected<void>& kept = stored.first;
+      quarantining.erase(job.id);
+      quarantine_count = stored.second;
       if (!kept) {
         spdlog::error("message {}: cannot be processed ({}) and cannot be set aside either, so it stays in the "
                       "spool and is tried again: {}",
@@ -727,7 +823,8 @@ struct QueueManager::Impl {
       for (std::size_t i = 0; i < q->status.size() && i < it->second.states.size(); ++i) {
         q->status[i] = it->second.states[i].status;
       }
-      finished = store.update(*q);
+      auto update = [this, &q] { return store.update(*q); };
+      finished = co_await off_loop(std::move(update));
     }
     if (finished) {
       auto start = [this, id](spool::Completion<void> done) { spool.finish(id, std::move(done)); };
@@ -752,6 +849,12 @@ struct QueueManager::Impl {
 
   // ---------------------------------------------------------------- quarantine commands
 
+  // Takes a message out of quarantine; with how many are left (both blocking).
+  std::pair<Expected<void>, std::size_t> remove_counted(const std::string& id) {
+    auto r = store.remove(id);
+    return {std::move(r), store.count()};
+  }
+
   Expected<void> claim(const std::string& id) {
     if (!quarantine_busy.insert(id).second) {
       return fail(Error::permanent(ErrorCode::kInvalidArgument,
@@ -764,7 +867,8 @@ struct QueueManager::Impl {
   // Puts a quarantined message back in the queue for the recipients that do not have it
   // yet, as a new spool message; the quarantine files go only once that one is committed.
   net::awaitable<Expected<nlohmann::json>> release(std::string id) {
-    auto rec = store.get(id);
+    auto get = [this, &id] { return store.get(id); };
+    auto rec = co_await off_loop(std::move(get));
     if (!rec) co_return fail(rec.error());
     Envelope env = rec->envelope;
     env.recipients.clear();
@@ -780,7 +884,8 @@ struct QueueManager::Impl {
           fmt::format("quarantined message {} has no recipient left to deliver to (each was delivered or failed)", id),
           fmt::format("remove it with `bridgehead quarantine delete {}`", id)));
     }
-    auto content = store.content(id);
+    auto read = [this, &id] { return store.content(id); };
+    auto content = co_await off_loop(std::move(read));
     if (!content) co_return fail(content.error());
     // Accepted again now, by the operator: the queue lifetime starts over.
     env.received_at = unix_now();
@@ -800,8 +905,10 @@ struct QueueManager::Impl {
     add(nid, env, {});
     const std::string queued_as = spool::format_id(nid);
     spdlog::info("message {}: released from quarantine, queued again as {} for {}", id, queued_as, released.dump());
-    auto removed = store.remove(id);
-    quarantine_count = store.count();
+    auto take_out = [this, &id] { return remove_counted(id); };
+    auto taken = co_await off_loop(std::move(take_out));
+    const Expected<void>& removed = taken.first;
+    quarantine_count = taken.second;
     if (!removed) {
       co_return fail(Error::permanent(
           removed.error().code,
@@ -816,7 +923,8 @@ struct QueueManager::Impl {
   // Deletes a quarantined message; its sender learns of the failure for every recipient
   // that did not get it, as NOTIFY asks (the notice is durable before the files go).
   net::awaitable<Expected<nlohmann::json>> remove_quarantined(std::string id) {
-    auto rec = store.get(id);
+    auto get = [this, &id] { return store.get(id); };
+    auto rec = co_await off_loop(std::move(get));
     if (!rec) co_return fail(rec.error());
     const std::int64_t now = unix_now();
     const Envelope& env = rec->envelope;
@@ -837,7 +945,8 @@ struct QueueManager::Impl {
     }
     nlohmann::json notice = nullptr;
     if (!rep.recipients.empty()) {
-      auto content = store.content(id);
+      auto read = [this, &id] { return store.content(id); };
+      auto content = co_await off_loop(std::move(read));
       if (!content) co_return fail(content.error());
       const auto parsed = spool::parse_id(id);
       auto sent = co_await send_dsn(parsed ? *parsed : 0, env, std::move(rep), now, &*content);
@@ -850,8 +959,10 @@ struct QueueManager::Impl {
       }
       notice = spool::format_id(*sent);
     }
-    auto removed = store.remove(id);
-    quarantine_count = store.count();
+    auto take_out = [this, &id] { return remove_counted(id); };
+    auto taken = co_await off_loop(std::move(take_out));
+    const Expected<void>& removed = taken.first;
+    quarantine_count = taken.second;
     if (!removed) {
       co_return fail(Error::permanent(removed.error().code,
                                       fmt::format("cannot delete quarantined message {}: {}", id, removed.error().message),
@@ -874,7 +985,8 @@ struct QueueManager::Impl {
   net::awaitable<Expected<nlohmann::json>> quarantine_request(nlohmann::json request) {
     const std::string action = request.value("action", "");
     if (action == "list") {
-      auto all = store.list();
+      auto read_all = [this] { return store.list(); };
+      auto all = co_await off_loop(std::move(read_all));
       if (!all) co_return fail(all.error());
       nlohmann::json list = nlohmann::json::array();
       for (const auto& r : *all) {
@@ -886,9 +998,11 @@ struct QueueManager::Impl {
     }
     const std::string id = request.value("id", "");
     if (action == "show") {
-      auto rec = store.get(id);
+      auto get = [this, &id] { return std::make_pair(store.get(id), store.content(id)); };
+      auto got = co_await off_loop(std::move(get));
+      auto& rec = got.first;
+      auto& content = got.second;
       if (!rec) co_return fail(rec.error());
-      auto content = store.content(id);
       if (!content) co_return fail(content.error());
       auto j = rec->to_json();
       j["header"] = head_of(*content);

@@ -50,12 +50,21 @@ class ScriptedTransport final : public Transport {
   std::string describe() const override { return "scripted"; }
   bool final_delivery() const override { return s_.final_delivery; }
   net::awaitable<TransactionResult> deliver(const Envelope& env, std::vector<std::size_t> indices,
-                                            std::string_view content) override {
+                                            smtp::client::ContentSource& source) override {
     ++s_.in_flight;
     s_.max_in_flight = std::max(s_.max_in_flight, s_.in_flight);
     std::vector<std::string> rcpts;
     for (auto i : indices) rcpts.push_back(env.recipients[i].address);
-    s_.calls.emplace_back(rcpts, std::string(content));
+    auto content = co_await smtp::client::read_whole(source);
+    if (!content) {
+      --s_.in_flight;
+      TransactionResult r;
+      for (auto i : indices) {
+        r.recipients.push_back({.index = i, .outcome = Outcome::kDeferred, .reply = content.error().describe()});
+      }
+      co_return r;
+    }
+    s_.calls.emplace_back(rcpts, std::move(*content));
     if (!s_.throws.empty()) {
       --s_.in_flight;
       throw std::runtime_error(s_.throws);
@@ -413,6 +422,49 @@ TEST_F(QueueTest, AContentReadThatFailsPartWayDefersAndNeverQuarantinesThePartia
   ASSERT_EQ(notes_.calls.size(), 1u);
   EXPECT_EQ(notes_.calls[0].second, "Subject: t\r\n\r\nhello\r\n");
   EXPECT_EQ(reads, 2);
+}
+
+TEST_F(QueueTest, AMessageStreamsFromTheSpoolAndADamagedChunkFoundOnTheWayDefersIt) {
+  open();
+  // Two chunks (the spool's are at most 1 MiB): the delivery has the first window before
+  // the damage in the second is found.
+  std::string content = "Subject: big\r\n\r\n";
+  while (content.size() < (3u << 19)) content += "a line of a big message, streamed a window at a time\r\n";
+  const std::string good = content;
+  const std::size_t marker_at = (5u << 18) - 40;  // 1.25 MiB: in the second chunk
+  content.replace(marker_at, 11, "DAMAGE-HERE");
+  submit(envelope("alice@exchange.example", {"carol@notes.example"}), good);
+  run_until([&] { return spool_empty(); });
+  ASSERT_EQ(notes_.calls.size(), 1u);
+  EXPECT_TRUE(notes_.calls[0].second == good) << "a message of two chunks arrives whole, in order";
+
+  const auto id = submit(envelope("alice@exchange.example", {"dave@notes.example"}), content);
+  // Flip one octet of the marker on disk: the chunk no longer matches its CRC.
+  for (const auto& f : std::filesystem::directory_iterator(dir_.path() / "spool")) {
+    if (f.path().filename().string().rfind("seg-", 0) != 0) continue;
+    std::fstream seg(f.path(), std::ios::in | std::ios::out | std::ios::binary);
+    std::stringstream all;
+    all << seg.rdbuf();
+    const auto at = all.str().find("DAMAGE-HERE");
+    if (at == std::string::npos) continue;
+    seg.seekp(static_cast<std::streamoff>(at));
+    seg.put('d');
+  }
+  run_until([&] {
+    auto queued = spool_->queued();
+    return qm_->in_flight() == 0 && queued.size() == 1 && queued[0].id == id &&
+           queued[0].recipients[0].status == spool::RecipientStatus::kDeferred;
+  });
+  EXPECT_EQ(notes_.calls.size(), 1u) << "nothing of the damaged message was delivered";
+  auto q = spool_->queued();
+  ASSERT_EQ(q.size(), 1u) << "it stays in the spool; the lifetime decides";
+  EXPECT_EQ(q[0].recipients[0].status, spool::RecipientStatus::kDeferred);
+  EXPECT_NE(q[0].recipients[0].reply.find("damaged"), std::string::npos) << q[0].recipients[0].reply;
+  EXPECT_EQ(spool_->stats().damaged, 1u);
+  auto p = registry_->snapshot();
+  auto notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
+  EXPECT_EQ(notes->counters["read_errors"], 1u);
+  EXPECT_NE(notes->state, admin::ProcessState::kDegraded) << "the destination is not to blame";
 }
 
 TEST_F(QueueTest, AQuarantinedMessageIsFinalizedWhenItsOtherDestinationsJobEnds) {

@@ -28,7 +28,7 @@ class SmtpTransport final : public Transport {
   bool final_delivery() const override { return target_.options.lmtp; }
 
   net::awaitable<TransactionResult> deliver(const Envelope& envelope, std::vector<std::size_t> indices,
-                                            std::string_view content) override {
+                                            smtp::client::ContentSource& content) override {
     std::unique_ptr<Connection> conn;
     if (!idle_.empty()) {
       conn = std::move(idle_.back());
@@ -84,9 +84,16 @@ class MaildirTransport final : public Transport {
   bool final_delivery() const override { return true; }
 
   net::awaitable<TransactionResult> deliver(const Envelope& envelope, std::vector<std::size_t> indices,
-                                            std::string_view content) override {
+                                            smtp::client::ContentSource& content) override {
+    // Each Maildir file is written whole: the content is read first (from the spool, a
+    // window at a time on the pool).
+    auto whole = co_await smtp::client::read_whole(content);
+    if (!whole) {
+      co_return all_recipients(indices, Outcome::kDeferred,
+                               "451 4.3.0 cannot read the message to deliver it: " + whole.error().describe(), "maildir");
+    }
     // The fsyncs block: they run on the pool, and this coroutine resumes on the I/O thread.
-    auto work = [this, &envelope, &indices, content]() -> TransactionResult {
+    auto work = [this, &envelope, &indices, content = std::move(*whole)]() -> TransactionResult {
       TransactionResult r;
       r.remote = "maildir";
       const std::string body = to_lf(content);

@@ -29,10 +29,11 @@ class Transport {
   /// Whether a success is final delivery (Maildir, LMTP: the DSN action is "delivered") or
   /// a hand-off to another relay (SMTP: "relayed" unless the next hop took the DSN request).
   virtual bool final_delivery() const = 0;
-  /// One attempt; never fails as a whole (trouble is a per-recipient kDeferred). Runs on
-  /// the I/O thread; may be called by several coroutines at once (up to the concurrency).
+  /// One attempt; never fails as a whole (trouble is a per-recipient kDeferred, a content
+  /// read that fails included). Runs on the I/O thread; may be called by several
+  /// coroutines at once (up to the concurrency). `content` is read once, front to back.
   virtual net::awaitable<TransactionResult> deliver(const Envelope& envelope, std::vector<std::size_t> indices,
-                                                    std::string_view content) = 0;
+                                                    smtp::client::ContentSource& content) = 0;
   /// Closes what is kept open between attempts (the destination has nothing to do).
   virtual net::awaitable<void> release() { co_return; }
 };

@@ -86,8 +86,10 @@ struct SegmentFile {
 /// segment, never closes an fd under a read in progress.
 struct OpenFile {
   int fd = -1;
-  std::atomic<std::size_t>* count = nullptr;
-  OpenFile(int f, std::atomic<std::size_t>* c) : fd(f), count(c) { ++*count; }
+  // Shared: a content reader may be destroyed after the spool (a delivery's coroutine
+  // frame torn down with the event loop at exit) and must not touch freed memory then.
+  std::shared_ptr<std::atomic<std::size_t>> count;
+  OpenFile(int f, std::shared_ptr<std::atomic<std::size_t>> c) : fd(f), count(std::move(c)) { ++*count; }
   ~OpenFile() {
     ::close(fd);
     --*count;
@@ -101,7 +103,8 @@ struct OpenFile {
 /// then the daemon could neither accept a connection nor open its spool again.
 class FileCache {
  public:
-  FileCache(std::size_t limit, std::atomic<std::size_t>* count) : limit_(std::max<std::size_t>(limit, 2)), count_(count) {}
+  FileCache(std::size_t limit, std::shared_ptr<std::atomic<std::size_t>> count)
+      : limit_(std::max<std::size_t>(limit, 2)), count_(std::move(count)) {}
   Expected<std::shared_ptr<OpenFile>> get(std::uint64_t seq, const std::filesystem::path& path) {
     std::lock_guard lock(mu_);
     if (auto it = pos_.find(seq); it != pos_.end()) {
@@ -141,7 +144,7 @@ class FileCache {
   }
   std::mutex mu_;
   std::size_t limit_;
-  std::atomic<std::size_t>* count_;
+  std::shared_ptr<std::atomic<std::size_t>> count_;
   std::list<std::pair<std::uint64_t, std::shared_ptr<OpenFile>>> lru_;
   std::unordered_map<std::uint64_t, std::list<std::pair<std::uint64_t, std::shared_ptr<OpenFile>>>::iterator> pos_;
 };
@@ -436,7 +439,7 @@ struct Spool::Impl {
   mutable std::shared_mutex index_mu;
   std::map<MessageId, Queued> queued;
   std::map<std::uint64_t, std::shared_ptr<SegmentFile>> seg_files;
-  std::atomic<std::size_t> open_files{0};
+  std::shared_ptr<std::atomic<std::size_t>> open_files = std::make_shared<std::atomic<std::size_t>>(0);
   std::unique_ptr<FileCache> files;  ///< made at open, with the configured bound
 
   std::mutex q_mu;
@@ -764,7 +767,7 @@ struct Spool::Impl {
     auto path = file(segment_name(seq));
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) return fail(io_error(errno, "cannot create spool segment", path));
-    auto handle = std::make_shared<OpenFile>(fd, &open_files);
+    auto handle = std::make_shared<OpenFile>(fd, open_files);
     auto seg = std::make_shared<SegmentFile>(SegmentFile{seq, path});
     // The new name must be durable before any commit in this file is acknowledged: a
     // synced file that no directory entry points to is lost in a crash.
@@ -2160,7 +2163,7 @@ Expected<std::unique_ptr<Spool>> Spool::open(SpoolOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->compaction_held = options.hold_compaction;
   impl->opt = std::move(options);
-  impl->files = std::make_unique<FileCache>(impl->opt.max_open_files, &impl->open_files);
+  impl->files = std::make_unique<FileCache>(impl->opt.max_open_files, impl->open_files);
   if (impl->opt.fault_after_bytes != 0) impl->fault_limit = impl->opt.fault_after_bytes;
   if (auto r = impl->recover(); !r) return fail(r.error());
   Impl* raw = impl.get();
@@ -2254,19 +2257,88 @@ std::vector<QueuedMessage> Spool::queued_after(MessageId after, std::size_t max)
   return out;
 }
 
-Expected<void> Spool::read_content(MessageId id, const std::function<void(std::string_view)>& sink) const {
+struct ContentReader::State {
   struct Part {
     std::shared_ptr<OpenFile> file;
     std::filesystem::path path;
     Extent extent;
   };
+  Spool::Impl* spool = nullptr;
+  MessageId id = 0;
   std::vector<Part> parts;
+  std::size_t next = 0;  ///< the part read next
+  std::uint64_t size = 0;
+  bool ends_with_newline = true;
+};
+
+ContentReader::ContentReader(std::unique_ptr<State> state) : s_(std::move(state)) {}
+ContentReader::ContentReader(ContentReader&&) noexcept = default;
+ContentReader& ContentReader::operator=(ContentReader&&) noexcept = default;
+ContentReader::~ContentReader() = default;
+
+std::uint64_t ContentReader::size() const { return s_->size; }
+bool ContentReader::ends_with_newline() const { return s_->ends_with_newline; }
+
+namespace {
+// Reads exactly `length` octets at `offset`; a segment that ends early is damage.
+Expected<void> pread_exact(int fd, char* to, std::size_t length, std::uint64_t offset,
+                           const std::filesystem::path& path, MessageId id) {
+  std::size_t done = 0;
+  while (done < length) {
+    const ssize_t n = ::pread(fd, to + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(io_error(errno, "cannot read spool segment", path));
+    if (n == 0) {
+      return fail(Error::permanent(ErrorCode::kCorrupt, fmt::format("spool segment {} is shorter than message {} needs",
+                                                                    path.string(), format_id(id))));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+}  // namespace
+
+Expected<void> ContentReader::read_next(std::string& out, std::size_t want) {
+  State& s = *s_;
+  std::size_t used = 0;
+  while (s.next < s.parts.size()) {
+    const auto& [file, path, e] = s.parts[s.next];
+    if (used > 0 && used + e.length > want) break;
+    // Grown, never shrunk, until the end: each call would otherwise zero-fill it again.
+    if (out.size() < used + e.length) out.resize(used + e.length);
+    if (auto r = pread_exact(file->fd, out.data() + used, e.length, e.offset, path, s.id); !r) {
+      out.clear();
+      return r;
+    }
+    // Recovery reads record headers only, so this is where content damage is found.
+    const auto index = static_cast<std::uint32_t>(s.next);
+    if (crc32c(chunk_crc_start(s.id, index, e.length), out.data() + used, e.length) != e.crc) {
+      out.clear();
+      s.spool->note_damaged_read(s.id, path);
+      return fail(Error::permanent(
+          ErrorCode::kCorrupt,
+          fmt::format("spool: content of message {} in {} is damaged (chunk {} fails its CRC)", format_id(s.id),
+                      path.string(), index),
+          "the message cannot be delivered as it was received; see docs/spool.md on damaged messages"));
+    }
+    used += e.length;
+    ++s.next;
+  }
+  out.resize(used);
+  return {};
+}
+
+Expected<ContentReader> Spool::open_content(MessageId id) const {
+  auto st = std::make_unique<ContentReader::State>();
+  st->spool = impl_.get();
+  st->id = id;
   {
     std::shared_lock lock(impl_->index_mu);
     auto it = impl_->queued.find(id);
     if (it == impl_->queued.end()) {
       return fail(Error::permanent(ErrorCode::kNotFound, fmt::format("spool: message {} is not queued", format_id(id))));
     }
+    auto& parts = st->parts;
     parts.reserve(it->second.extents.size());
     for (const Extent& e : it->second.extents) {
       auto f = impl_->seg_files.find(e.seq);
@@ -2275,46 +2347,36 @@ Expected<void> Spool::read_content(MessageId id, const std::function<void(std::s
                                      fmt::format("spool: segment {} of message {} is missing", e.seq, format_id(id))));
       }
       // Opened under the shared lock: a segment is unlinked only after the writer took the
-      // lock exclusively to forget it, so the file opened here is the right one.
+      // lock exclusively to forget it, so the file opened here is the right one. Holding
+      // the OpenFile keeps the fd open even if the segment is deleted or its descriptor
+      // closed in the cache meanwhile: the read still completes.
       auto file = parts.empty() || parts.back().extent.seq != e.seq ? impl_->files->get(e.seq, f->second->path)
                                                                     : Expected<std::shared_ptr<OpenFile>>(parts.back().file);
       if (!file) return fail(file.error());
       parts.push_back({std::move(*file), f->second->path, e});
+      st->size += e.length;
     }
   }
-  // Holding the OpenFile pointers keeps the fds open even if the segment is deleted or its
-  // descriptor closed in the cache meanwhile: the read still completes.
-  std::string buf(kReadPiece, '\0');
-  std::uint32_t index = 0;
-  for (const auto& [file, path, e] : parts) {
-    std::uint64_t done = 0;
-    std::uint32_t crc = chunk_crc_start(id, index++, e.length);
-    while (done < e.length) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kReadPiece, e.length - done));
-      const ssize_t n = ::pread(file->fd, buf.data(), want, static_cast<off_t>(e.offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail(io_error(errno, "cannot read spool segment", path));
-      if (n == 0) {
-        return fail(Error::permanent(ErrorCode::kCorrupt,
-                                     fmt::format("spool segment {} is shorter than message {} needs",
-                                                 path.string(), format_id(id))));
-      }
-      crc = crc32c(crc, buf.data(), static_cast<std::size_t>(n));
-      sink(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-      done += static_cast<std::uint64_t>(n);
-    }
-    // Recovery reads record headers only, so this is where content damage is found. What
-    // was passed to `sink` so far must be thrown away by the caller.
-    if (crc != e.crc) {
-      impl_->note_damaged_read(id, path);
-      return fail(Error::permanent(
-          ErrorCode::kCorrupt,
-          fmt::format("spool: content of message {} in {} is damaged (chunk {} fails its CRC)", format_id(id),
-                      path.string(), index - 1),
-          "the message cannot be delivered as it was received; see docs/spool.md on damaged messages"));
-    }
+  for (auto last = st->parts.rbegin(); last != st->parts.rend(); ++last) {
+    if (last->extent.length == 0) continue;
+    char c = 0;
+    const Extent& e = last->extent;
+    if (auto r = pread_exact(last->file->fd, &c, 1, e.offset + e.length - 1, last->path, id); !r) return fail(r.error());
+    st->ends_with_newline = c == '\n';
+    break;
   }
-  return {};
+  return ContentReader(std::move(st));
+}
+
+Expected<void> Spool::read_content(MessageId id, const std::function<void(std::string_view)>& sink) const {
+  auto reader = open_content(id);
+  if (!reader) return fail(reader.error());
+  std::string buf;
+  for (;;) {
+    if (auto r = reader->read_next(buf, kReadPiece); !r) return r;
+    if (buf.empty()) return {};
+    sink(buf);
+  }
 }
 
 Spool::Stats Spool::stats() const {
@@ -2330,7 +2392,7 @@ Spool::Stats Spool::stats() const {
   s.live_bytes = impl_->live_total.load();
   s.compacted = impl_->compacted.load();
   s.damaged = impl_->damaged_total.load();
-  s.open_files = impl_->open_files.load();
+  s.open_files = impl_->open_files->load();
   {
     std::lock_guard dl(impl_->degraded_mu);
     for (const auto& [step, why] : impl_->degraded) {

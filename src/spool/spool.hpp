@@ -96,6 +96,34 @@ struct RecoveryReport {
 template <typename T>
 using Completion = std::function<void(Expected<T>)>;
 
+/// Reads one message's content front to back, whole CHUNK records at a time: each is
+/// checked against its CRC before any of it is handed out, so damaged content is never
+/// passed on. Holds the segment files open, so a read under way completes even if the
+/// message is finished or copied forward meanwhile. Blocking: off the I/O thread.
+class ContentReader {
+ public:
+  ContentReader(ContentReader&&) noexcept;
+  ContentReader& operator=(ContentReader&&) noexcept;
+  ~ContentReader();
+
+  /// Octets of content in all.
+  std::uint64_t size() const;
+  /// Whether the content ends with LF (or is empty). Read from the disk without its
+  /// check: it only adjusts a SIZE= estimate (an SMTP client adds a CRLF otherwise).
+  bool ends_with_newline() const;
+  /// Replaces `out` with the next chunks in order: at least one, and more while they fit
+  /// in `want` octets (a chunk holds at most 1 MiB). `out` is left empty at the end. Fails
+  /// with kIo when a read fails (transient: the copy on disk may well be intact) or
+  /// kCorrupt when a chunk fails its CRC (counted as damage, see Stats::damaged).
+  Expected<void> read_next(std::string& out, std::size_t want);
+
+ private:
+  friend class Spool;
+  struct State;
+  explicit ContentReader(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+
 class Spool {
  public:
   /// Opens (creating if needed) the spool directory and recovers its state. Fails with
@@ -149,9 +177,14 @@ class Spool {
   /// are never 0, so `after` = 0 starts at the oldest.
   std::vector<QueuedMessage> queued_after(MessageId after, std::size_t max) const;
 
-  /// Streams the content of a committed message to `sink` in pieces, in order.
+  /// Streams the content of a committed message to `sink` in pieces, in order. Blocking.
   Expected<void> read_content(MessageId id,
                               const std::function<void(std::string_view)>& sink) const;
+
+  /// A committed message's content, to be read a few chunks at a time: how a delivery
+  /// streams it without holding it whole. Fails with kNotFound for a message that is not
+  /// queued. Blocking (it may open segment files); the spool must outlive the reader.
+  Expected<ContentReader> open_content(MessageId id) const;
 
   struct Stats {
     std::uint64_t commits = 0;       ///< messages made durable
@@ -184,6 +217,7 @@ class Spool {
   void set_fault_after_bytes(std::uint64_t bytes);
 
  private:
+  friend class ContentReader;  // reports damage it finds
   struct Impl;
   explicit Spool(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -96,7 +96,8 @@ Envelope envelope_for(std::uint64_t n) {
 std::string read_all(const Spool& s, MessageId id) {
   std::string out;
   auto r = s.read_content(id, [&](std::string_view piece) {
-    EXPECT_LE(piece.size(), 64u << 10);
+    // Whole chunks, each checked before it is handed out: a chunk is the bound.
+    EXPECT_LE(piece.size(), detail::kMaxChunkContent);
     out.append(piece);
   });
   if (!r) ADD_FAILURE() << r.error().describe();
@@ -212,6 +213,84 @@ TEST(Spool, ContentRoundTripOfManySizes) {
   EXPECT_TRUE(s->recovery_report().notes.empty()) << s->recovery_report().notes.front();
   ASSERT_EQ(s->queued().size(), expect.size());
   for (const auto& q : s->queued()) EXPECT_EQ(read_all(*s, q.id), expect.at(q.id)) << format_id(q.id);
+}
+
+TEST(Spool, ContentReaderHandsOutWholeChunksWithinTheWindow) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  const std::string content = content_for(7, 100000) + "\r\n";
+  const MessageId id = put(*s, content, envelope_for(7), 7919);  // chunks of 7919 octets
+  auto reader = s->open_content(id);
+  ASSERT_TRUE(reader) << reader.error().describe();
+  EXPECT_EQ(reader->size(), content.size());
+  EXPECT_TRUE(reader->ends_with_newline());
+  std::string got;
+  std::string window;
+  int reads = 0;
+  for (;;) {
+    auto r = reader->read_next(window, 32768);
+    ASSERT_TRUE(r) << r.error().describe();
+    if (window.empty()) break;
+    ++reads;
+    EXPECT_LE(window.size(), 32768u);
+    EXPECT_EQ(window.size() % 7919, reads * 32768u >= content.size() ? window.size() % 7919 : 0u)
+        << "only whole chunks, except the last one";
+    got += window;
+  }
+  EXPECT_EQ(got, content);
+  EXPECT_EQ(reads, static_cast<int>((content.size() + 4 * 7919 - 1) / (4 * 7919)));  // four chunks fit in 32 KiB
+  // A chunk larger than the window still comes whole; the end stays the end.
+  auto again = reader->read_next(window, 1);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(window.empty());
+  const std::string big = content_for(8, (1u << 20) + 5);
+  const MessageId big_id = put(*s, big, envelope_for(8), 1u << 20);
+  auto big_reader = s->open_content(big_id);
+  ASSERT_TRUE(big_reader);
+  EXPECT_FALSE(big_reader->ends_with_newline() && big.back() != '\n');
+  ASSERT_TRUE(big_reader->read_next(window, 1));
+  EXPECT_EQ(window, big.substr(0, 1u << 20));
+  ASSERT_TRUE(big_reader->read_next(window, 1));
+  EXPECT_EQ(window, big.substr(1u << 20));
+  EXPECT_FALSE(s->open_content(big_id + 1000)) << "a message that is not queued";
+}
+
+TEST(Spool, ContentReaderOfAnEmptyMessageAndOneWithoutFinalNewline) {
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  const MessageId empty = put(*s, "", envelope_for(1));
+  const MessageId open_line = put(*s, "Subject: x\r\n\r\nno newline", envelope_for(2));
+  auto a = s->open_content(empty);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->size(), 0u);
+  EXPECT_TRUE(a->ends_with_newline());
+  std::string window = "stale";
+  ASSERT_TRUE(a->read_next(window, 1024));
+  EXPECT_TRUE(window.empty());
+  auto b = s->open_content(open_line);
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(b->ends_with_newline());
+}
+
+TEST(Spool, ContentReaderCompletesAReadWhenTheMessageIsFinishedMeanwhile) {
+  TempDir dir;
+  auto s = open_ok(dir.path(), 4096);
+  const std::string content = content_for(3, 20000);
+  const MessageId id = put(*s, content, envelope_for(3), 5000);
+  put(*s, content_for(4, 9000), envelope_for(4));  // rolls on to newer segments
+  auto reader = s->open_content(id);
+  ASSERT_TRUE(reader);
+  std::string window;
+  ASSERT_TRUE(reader->read_next(window, 5000));
+  std::string got = window;
+  ASSERT_TRUE(finish(*s, id));
+  for (;;) {
+    auto r = reader->read_next(window, 5000);
+    ASSERT_TRUE(r) << r.error().describe();
+    if (window.empty()) break;
+    got += window;
+  }
+  EXPECT_EQ(got, content);
 }
 
 TEST(Spool, LastPieceTravelsWithTheCommit) {
@@ -533,6 +612,38 @@ TEST(SpoolRecovery, TornSegmentHeaderOfTheNewestSegmentIsRemoved) {
     EXPECT_EQ(s->recovery_report().torn_bytes, len);
     EXPECT_FALSE(fs::exists(dir.path() / "seg-00000000000000ff.bhs"));
   }
+}
+
+TEST(SpoolRecovery, ContentReaderNeverHandsOutADamagedChunk) {
+  TempDir dir;
+  const std::string content = content_for(9, 3000);
+  MessageId id = 0;
+  {
+    // Recovery checks the records of the newest segment in full; an older one's are
+    // checked when read, which is what this test is about. The first segment stays more
+    // than two-thirds live, so it is not compacted (which would copy the message forward).
+    auto s = open_ok(dir.path(), 4096);
+    id = put(*s, content, envelope_for(9), 1000);  // three chunks
+    put(*s, content_for(10, 10000), envelope_for(10), 1000);  // rolls on to a newer segment
+  }
+  auto segs = files_matching(dir.path(), "seg-");
+  ASSERT_GE(segs.size(), 2u);
+  std::string seg = slurp(segs[0]);
+  const auto frames = frame_offsets(seg);
+  ASSERT_GE(frames.size(), 3u);
+  seg[frames[1] + detail::kFrameHeaderSize + detail::kChunkPrefix + 10] ^= 0x01;  // inside chunk 1
+  spit(segs[0], seg);
+  auto s = open_ok(dir.path(), 4096);
+  auto reader = s->open_content(id);
+  ASSERT_TRUE(reader);
+  std::string window;
+  ASSERT_TRUE(reader->read_next(window, 1000));
+  EXPECT_EQ(window, content.substr(0, 1000));
+  auto r = reader->read_next(window, 1000);
+  ASSERT_FALSE(r) << "chunk 1 is damaged";
+  EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
+  EXPECT_TRUE(window.empty()) << "nothing of a damaged chunk is handed out";
+  EXPECT_EQ(s->stats().damaged, 1u);
 }
 
 TEST(SpoolRecovery, DamageIsFoundWhenReadAndIsNeverSilent) {

@@ -557,30 +557,36 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
   }
   ContentSource* body = &content;
   ContentInfo info = content.info();
-  std::string downgraded;
-  std::optional<StringContentSource> downgraded_source;
-  if (!c.caps.eight_bit_mime && info.eight_bit) {
+  std::string read;        // the whole message, when it had to be read to decide or convert
+  std::string downgraded;  // its 7-bit form
+  std::optional<StringContentSource> whole_source;
+  if (!c.caps.eight_bit_mime && info.eight_bit.value_or(true)) {
+    // Whether it is 8-bit at all (a source streaming from the spool cannot say without
+    // reading it) and the conversion both need the whole message; a source already in
+    // memory is used as it is.
+    std::string_view whole;
+    if (auto all = content.contiguous()) {
+      whole = *all;
+    } else {
+      auto got = co_await read_whole(content);
+      if (!got) {
+        settle_open(Outcome::kDeferred,
+                    fmt::format("cannot read the message to convert it to 7-bit for {}: {}", c.where,
+                                got.error().describe()),
+                    false);
+        co_return result;
+      }
+      read = std::move(*got);
+      whole = read;
+    }
     std::string why;
-    if (!c.options.downgrade_8bit) {
+    if (!has_8bit(whole)) {
+      // 7-bit after all: sent as it is, from the copy just read.
+      body = &whole_source.emplace(whole);
+      info = body->info();
+    } else if (!c.options.downgrade_8bit) {
       why = fmt::format("{} does not support 8BITMIME and no downgrade is configured", c.where);
     } else {
-      // The conversion needs the whole message; a source already in memory is used as it is.
-      std::string read;
-      std::string_view whole;
-      if (auto all = content.contiguous()) {
-        whole = *all;
-      } else {
-        auto got = co_await read_whole(content);
-        if (!got) {
-          settle_open(Outcome::kDeferred,
-                      fmt::format("cannot read the message to convert it to 7-bit for {}: {}", c.where,
-                                  got.error().describe()),
-                      false);
-          co_return result;
-        }
-        read = std::move(*got);
-        whole = read;
-      }
       // A GMime parse of up to the size limit: on the pool, never on the I/O thread.
       auto convert = [&c, whole] { return c.options.downgrade_8bit(whole); };
       // An if, not ?: around the co_await: with GCC 12 that form freed the result twice.
@@ -593,7 +599,7 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
       std::string().swap(read);
       if (seven) {
         downgraded = std::move(*seven);
-        body = &downgraded_source.emplace(downgraded);
+        body = &whole_source.emplace(downgraded);
         info = body->info();
       } else {
         why = seven.error().message;

@@ -4,6 +4,8 @@
 // by its test on a free loopback port and killed when the test ends.
 #include "smtp/client/connection.hpp"
 
+#include "core/text.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/text.hpp"
 #include "smtp/client/wire_encoding.hpp"
 
 namespace bridgehead::smtp::client {

@@ -18,7 +18,10 @@ namespace bridgehead::smtp::client {
 /// What the client must know about a message before MAIL FROM.
 struct ContentInfo {
   std::uint64_t wire_size = 0;  ///< octets before dot-stuffing, as message_size() counts them (SIZE=)
-  bool eight_bit = false;       ///< any octet above 127 (8BITMIME or a downgrade needed)
+  /// Any octet above 127 (8BITMIME or a downgrade needed); nullopt when the source cannot
+  /// tell without reading it all (the client then reads it whole only for a next hop
+  /// without 8BITMIME).
+  std::optional<bool> eight_bit;
 };
 
 /// A message's content, read front to back once per delivery attempt.

@@ -45,12 +45,6 @@ std::string notify_param(std::uint8_t flags) {
   return out;
 }
 
-bool has_8bit(std::string_view content) {
-  unsigned char any = 0;
-  for (char c : content) any |= static_cast<unsigned char>(c);
-  return (any & 0x80) != 0;
-}
-
 std::size_t message_size(std::string_view content) {
   if (content.empty() || content.back() == '\n') return content.size();
   return content.size() + 2;

@@ -19,8 +19,6 @@ std::string orcpt_param(std::string_view orcpt);
 /// NOTIFY's value from the envelope's NotifyFlags ("SUCCESS,FAILURE", "NEVER"); empty for 0.
 std::string notify_param(std::uint8_t flags);
 
-/// Whether any octet is above 127.
-bool has_8bit(std::string_view content);
 
 /// Octets the content takes on the wire before dot-stuffing: its size, plus the CRLF that
 /// append_dot_stuffed adds when the content does not end with a line break.

@@ -35,12 +35,6 @@ TEST(Notify, FlagsInRfcOrder) {
   EXPECT_EQ(notify_param(kNotifySuccess | kNotifyFailure | kNotifyDelay), "SUCCESS,FAILURE,DELAY");
 }
 
-TEST(EightBit, FindsAnyHighOctet) {
-  EXPECT_FALSE(has_8bit("plain ascii\r\n"));
-  EXPECT_TRUE(has_8bit("caf\xc3\xa9\r\n"));
-  EXPECT_TRUE(has_8bit(std::string(5000, 'a') + "\x80"));
-}
-
 TEST(DotStuffing, LeadingDotsAreDoubledAndTheTerminatorAdded) {
   EXPECT_EQ(stuffed("a\r\n.b\r\n..c\r\n.\r\nd\r\n"), "a\r\n..b\r\n...c\r\n..\r\nd\r\n.\r\n");
   EXPECT_EQ(stuffed(".first\r\n"), "..first\r\n.\r\n");

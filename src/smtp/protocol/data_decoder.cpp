@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/text.hpp"
+
 namespace bridgehead::smtp {
 
 namespace {
@@ -23,9 +25,7 @@ std::size_t DataDecoder::feed(std::string_view in, std::string& out) {
   while (i < in.size() && !done_) {
     // Fast path: ordinary bytes in the middle of a line need no per-byte state changes.
     if (scan_ == Scan::kText && !(line_start_ && mode_ == Mode::kData)) {
-      // A plain loop: string_view::find_first_of calls memchr once per byte here.
-      std::size_t end = i;
-      while (end < in.size() && in[end] != '\r' && in[end] != '\n') ++end;
+      const std::size_t end = i + find_line_break(in.substr(i));
       if (end > i) {
         text(in.substr(i, end - i), out);
         i = end;

@@ -1,6 +1,8 @@
 #include "smtp/server/listener.hpp"
 
+#include <algorithm>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -21,6 +23,9 @@ constexpr std::size_t kReadSize = 64 * 1024;
 // Content is handed to the spool in pieces of about this size, which bounds what a
 // session holds in memory however large the message is.
 constexpr std::size_t kSpoolPiece = 64 * 1024;
+// What a piece is given room for up front: a full piece plus one read, which the decoder
+// can make twice as long at most (bare LFs normalized to CRLF).
+constexpr std::size_t kPieceCapacity = kSpoolPiece + 2 * kReadSize;
 
 Reply storage_failure_reply() {
   return Reply{452, "4.3.1", "Insufficient system storage; message not accepted, try again later"};
@@ -111,13 +116,48 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
     }
     // Read into an uninitialized buffer and append what came: resizing in_ by 64 KiB
     // would zero-fill it on every read, a QUIT included.
+    const std::size_t n = co_await read_raw(timeout);
+    in_.append(read_buf_.get(), n);
+    co_return n > 0;
+  }
+
+  // One read into read_buf_: how many octets came, 0 when the connection ended, failed or
+  // timed out. Message content is decoded straight from there (content_input), so a large
+  // message is not copied into in_ first.
+  net::awaitable<std::size_t> read_raw(std::chrono::seconds timeout) {
+    if (shutdown_) co_return 0;
     if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<char[]>(kReadSize);
     arm(timeout);
     auto buf = asio::buffer(read_buf_.get(), kReadSize);
     auto [ec, n] = tls_ ? co_await tls_->async_read_some(buf, net::use_nothrow)
                         : co_await plain_.async_read_some(buf, net::use_nothrow);
-    in_.append(read_buf_.get(), n);
-    co_return !ec && n > 0;
+    co_return ec ? 0 : n;
+  }
+
+  // The next input of a message's content, at most `max` octets: what is buffered, else
+  // one fresh read (nullopt: the connection ended). `done(used)` then says how much of it
+  // was content; the rest (pipelined commands after the end of the data) is kept for the
+  // command loop.
+  net::awaitable<std::optional<std::string_view>> content_input(std::uint64_t max) {
+    if (pos_ < in_.size()) {
+      fresh_ = false;
+      co_return std::string_view(in_).substr(pos_, static_cast<std::size_t>(std::min<std::uint64_t>(max, in_.size() - pos_)));
+    }
+    in_.clear();
+    pos_ = 0;
+    fresh_ = true;
+    const std::size_t n = co_await read_raw(state_->options.data_timeout);
+    if (n == 0) co_return std::nullopt;
+    fresh_len_ = n;
+    co_return std::string_view(read_buf_.get(), static_cast<std::size_t>(std::min<std::uint64_t>(max, n)));
+  }
+  void content_used(std::size_t used) {
+    if (!fresh_) {
+      pos_ += used;
+      return;
+    }
+    in_.assign(read_buf_.get() + used, fresh_len_ - used);
+    fresh_ = false;
   }
 
   net::awaitable<bool> write(std::string_view data) {
@@ -190,6 +230,8 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   std::string in_;
   std::unique_ptr<char[]> read_buf_;
   std::size_t pos_ = 0;
+  bool fresh_ = false;         // content_input() handed out read_buf_, not in_
+  std::size_t fresh_len_ = 0;  // octets read into read_buf_ then
   std::string out_;
   bool discarding_ = false;
   bool closing_ = false;
@@ -222,6 +264,7 @@ void InboundSession::begin_content(DataDecoder::Mode mode) {
   const Envelope env = connection_envelope();
   piece_ = make_received_header(env, state_->options.session.hostname, spool::format_id(*message_),
                                 env.received_at, session_.esmtp());
+  piece_.reserve(kPieceCapacity);
 }
 
 // The message will not be committed (reset, refused, failed, client gone): the spool
@@ -263,6 +306,9 @@ net::awaitable<bool> InboundSession::spool_piece(std::string& piece) {
   };
   auto r = co_await net::await_completion<void>(std::move(start));
   piece.clear();
+  // Moved to the spool, so empty without capacity: grown by appends it would be copied
+  // about twice more on its way to the next piece.
+  piece.reserve(kPieceCapacity);
   if (!r) {
     spool_failed_ = true;
     spool_error_ = r.error();
@@ -317,14 +363,14 @@ net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>
 net::awaitable<Action> InboundSession::receive_data() {
   begin_content(DataDecoder::Mode::kData);
   for (;;) {
-    std::size_t used = decoder_->feed(std::string_view(in_).substr(pos_), piece_);
-    pos_ += used;
-    if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
-    if (decoder_->done()) break;
-    if (!co_await read_more(state_->options.data_timeout)) {
+    auto input = co_await content_input(std::numeric_limits<std::uint64_t>::max());
+    if (!input) {
       drop_content();
       co_return Action{std::nullopt, NextStep::kClose};
     }
+    content_used(decoder_->feed(*input, piece_));
+    if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
+    if (decoder_->done()) break;
   }
   co_return co_await finish_message(decoder_->verdict());
 }
@@ -340,14 +386,14 @@ net::awaitable<Action> InboundSession::receive_bdat_chunk() {
   if (!discard && !message_) begin_content(DataDecoder::Mode::kBdat);
   std::uint64_t remaining = size;
   while (remaining > 0) {
-    if (pos_ == in_.size() && !co_await read_more(state_->options.data_timeout)) {
+    auto input = co_await content_input(remaining);
+    if (!input) {
       drop_content();
       co_return Action{std::nullopt, NextStep::kClose};
     }
-    std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in_.size() - pos_));
-    if (!discard) decoder_->feed(std::string_view(in_).substr(pos_, take), piece_);
-    pos_ += take;
-    remaining -= take;
+    if (!discard) decoder_->feed(*input, piece_);
+    content_used(input->size());
+    remaining -= input->size();
     if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
   }
   if (discard) {

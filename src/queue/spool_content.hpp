@@ -1,0 +1,46 @@
+// queue: a message's content streamed from the spool to a delivery. The spool is read a
+// window of whole chunks at a time on the worker pool (a pread and a CRC check are blocking
+// work), and the client dot-stuffs each window onto the socket: a delivery holds one window
+// and one write buffer, never the whole message, however large it is.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/expected.hpp"
+#include "net/asio.hpp"
+#include "smtp/client/content_source.hpp"
+#include "spool/spool.hpp"
+
+namespace bridgehead::queue {
+
+class SpoolContentSource final : public smtp::client::ContentSource {
+ public:
+  /// Octets read per trip to the pool (one chunk more at most, a chunk being up to 1 MiB).
+  static constexpr std::size_t kWindow = 256 * 1024;
+
+  /// Opens message `id` and reads its first window, in one trip to `blocking` (empty: on
+  /// the calling thread, for tests). Fails as Spool::open_content and read_next do.
+  static net::awaitable<Expected<std::unique_ptr<SpoolContentSource>>> open(const spool::Spool& spool,
+                                                                           spool::MessageId id,
+                                                                           const net::asio::any_io_executor& blocking);
+
+  /// The size is the spool's; whether it is 8-bit is not known without reading it all.
+  smtp::client::ContentInfo info() const override;
+  net::awaitable<Expected<std::string_view>> next_piece() override;
+
+  /// The error a read failed with after the first window, if one did: the delivery was
+  /// then broken off by the client (nothing partial delivered), through no fault of the
+  /// destination's.
+  const std::optional<Error>& read_error() const { return read_error_; }
+
+ private:
+  SpoolContentSource(spool::ContentReader reader, net::asio::any_io_executor blocking);
+  spool::ContentReader reader_;
+  net::asio::any_io_executor blocking_;
+  std::string window_;
+  bool handed_ = false;  ///< window_ was handed out and must be refilled first
+  std::optional<Error> read_error_;
+};
+
+}  // namespace bridgehead::queue
