@@ -16,8 +16,10 @@ namespace bridgehead::queue {
 
 class SpoolContentSource final : public smtp::client::ContentSource {
  public:
-  /// Octets read per trip to the pool (one chunk more at most, a chunk being up to 1 MiB).
-  static constexpr std::size_t kWindow = 256 * 1024;
+  /// Octets read per trip to the pool (one chunk more at most, a chunk being up to 1 MiB;
+  /// the listener writes chunks of 64 to 192 KiB). Each trip is two thread switches, which
+  /// cost more CPU than the read itself: a message up to this size takes one trip.
+  static constexpr std::size_t kWindow = 512 * 1024;
 
   /// Opens message `id` and reads its first window, in one trip to `blocking` (empty: on
   /// the calling thread, for tests). Fails as Spool::open_content and read_next do.

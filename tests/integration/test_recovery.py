@@ -52,7 +52,7 @@ class RecoveryTest(bridgehead.TestCase):
         c.cmd("MAIL FROM:<cut@exchange.example>", 250, "2.1.0")
         c.cmd("RCPT TO:<carol@notes.example>", 250, "2.1.5")
         c.cmd("DATA", 354)
-        c.send(b"Subject: cut\r\n\r\n" + b"y" * 70 * 3000)
+        c.send(b"Subject: cut\r\n\r\n" + b"y" * 70 * 6000)  # more than one 256 KiB spool piece
         # Wait until the daemon has spooled pieces of it, then crash.
         d.wait_for(lambda: d.process("spool")["counters"].get("bytes_written", 0) > 100000, "content being spooled")
         d.kill9()

@@ -21,8 +21,8 @@ HELO = "client.exchange.example"
 # The reproduction: 25 bytes of headers in the first transaction.
 SMALL_CHUNK = b"X-Injected: plaintext\r\n\r\n"
 assert len(SMALL_CHUNK) == 25
-# More than one spool piece (64 KiB): this part is written to the spool before the reset.
-LARGE_CHUNK = (b"X-Aborted: " + b"a" * 67 + b"\r\n") * 1200
+# More than one spool piece (256 KiB): this part is written to the spool before the reset.
+LARGE_CHUNK = (b"X-Aborted: " + b"a" * 67 + b"\r\n") * 4000
 
 DAY = rb"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d \+0000"
 

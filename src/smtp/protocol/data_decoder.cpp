@@ -20,9 +20,42 @@ constexpr std::size_t kMaxHeaderName = 16;  // enough to recognise "Received" wi
 
 DataDecoder::DataDecoder(Mode mode, ContentLimits limits) : mode_(mode), limits_(limits) {}
 
+std::size_t DataDecoder::body_lines(std::string_view in) const {
+  // Ordinary body lines: CRLF-terminated, within the line limit, and the next one not
+  // starting with a dot (in DATA). Such a run needs no state change but the size, so it is
+  // emitted with one append instead of a few calls per line. A line that is not ordinary,
+  // or runs past the end of `in`, is left to the byte-wise path.
+  const std::size_t max_line = limits_.max_line_length;
+  std::size_t end = 0;
+  std::size_t length = line_length_;
+  std::size_t i = 0;
+  while (i < in.size()) {
+    const std::size_t brk = i + find_line_break(in.substr(i));
+    length += brk - i;
+    if (length + 2 > max_line || brk + 2 >= in.size()) break;
+    if (in[brk] != '\r' || in[brk + 1] != '\n') break;
+    if (mode_ == Mode::kData && in[brk + 2] == '.') break;
+    i = brk + 2;
+    end = i;
+    length = 0;
+  }
+  return end;
+}
+
 std::size_t DataDecoder::feed(std::string_view in, std::string& out) {
   std::size_t i = 0;
   while (i < in.size() && !done_) {
+    // A dot at a line start is the byte-wise path's (the end of DATA, or stuffing).
+    if (scan_ == Scan::kText && !in_headers_ && !(line_start_ && mode_ == Mode::kData && in[i] == '.')) {
+      if (const std::size_t run = body_lines(in.substr(i)); run > 0) {
+        emit(in.substr(i, run), out);
+        i += run;
+        line_length_ = 0;
+        after_bare_ = false;
+        line_start_ = true;  // after a real CRLF; body_lines saw that no dot follows
+        continue;
+      }
+    }
     // Fast path: ordinary bytes in the middle of a line need no per-byte state changes.
     if (scan_ == Scan::kText && !(line_start_ && mode_ == Mode::kData)) {
       const std::size_t end = i + find_line_break(in.substr(i));

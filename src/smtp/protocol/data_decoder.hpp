@@ -55,6 +55,7 @@ class DataDecoder {
   enum class Scan : std::uint8_t { kText, kCr, kDot, kDotCr };
   enum class HeaderScan : std::uint8_t { kLineStart, kName, kSkip };
 
+  std::size_t body_lines(std::string_view in) const;  ///< octets of ordinary whole lines at the start
   void step(char c, std::string& out);
   void text(std::string_view run, std::string& out);
   void line_end(bool proper, std::string& out);

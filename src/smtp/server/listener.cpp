@@ -21,8 +21,10 @@ using net::tcp;
 namespace {
 constexpr std::size_t kReadSize = 64 * 1024;
 // Content is handed to the spool in pieces of about this size, which bounds what a
-// session holds in memory however large the message is.
-constexpr std::size_t kSpoolPiece = 64 * 1024;
+// session holds in memory however large the message is. Each piece is a round trip to the
+// spool's writer thread (two thread switches, which cost more CPU than writing 64 KiB), so
+// pieces are not smaller than this; docs/performance.md has the figures.
+constexpr std::size_t kSpoolPiece = 256 * 1024;
 // What a piece is given room for up front: a full piece plus one read, which the decoder
 // can make twice as long at most (bare LFs normalized to CRLF).
 constexpr std::size_t kPieceCapacity = kSpoolPiece + 2 * kReadSize;
