@@ -110,7 +110,7 @@ class QueueTest : public ::testing::Test {
     auto schedule = RetrySchedule::create(retry);
     ASSERT_TRUE(schedule) << schedule.error().describe();
     QueueOptions o{.hostname = "bridgehead.test", .schedule = *schedule, .quarantine_dir = dir_.path() / "quarantine",
-                   .quarantine_process = registry_->add("quarantine"), .poison_marker = std::move(poison), .read_content = read_, .notice_failures = notice_failures_};
+                   .quarantine_process = registry_->add("quarantine"), .blocking = {}, .poison_marker = std::move(poison), .read_content = read_, .notice_failures = notice_failures_};
     std::vector<DestinationSpec> d;
     d.push_back({"exchange", {"exchange.example"}, std::make_unique<ScriptedTransport>(io_.get_executor(), exchange_),
                  concurrency, registry_->add("deliver:exchange")});

@@ -1,7 +1,8 @@
 // queue: a message's content streamed from the spool to a delivery. The spool is read a
-// window of whole chunks at a time on the worker pool (a pread and a CRC check are blocking
-// work), and the client dot-stuffs each window onto the socket: a delivery holds one window
-// and one write buffer, never the whole message, however large it is.
+// window of whole chunks at a time, from the page cache on the I/O thread when it is all
+// there (a message delivered soon after it arrived) and on the worker pool when the disk
+// must be read; the client dot-stuffs each window onto the socket. A delivery holds one
+// window and one write buffer, never the whole message, however large it is.
 #pragma once
 
 #include <memory>
@@ -21,8 +22,9 @@ class SpoolContentSource final : public smtp::client::ContentSource {
   /// cost more CPU than the read itself: a message up to this size takes one trip.
   static constexpr std::size_t kWindow = 512 * 1024;
 
-  /// Opens message `id` and reads its first window, in one trip to `blocking` (empty: on
-  /// the calling thread, for tests). Fails as Spool::open_content and read_next do.
+  /// Opens message `id` and reads its first window: on this thread from the page cache,
+  /// else on `blocking` (empty: on this thread, for tests). Fails as Spool::open_content
+  /// and read_next do.
   static net::awaitable<Expected<std::unique_ptr<SpoolContentSource>>> open(const spool::Spool& spool,
                                                                            spool::MessageId id,
                                                                            const net::asio::any_io_executor& blocking);
@@ -38,6 +40,7 @@ class SpoolContentSource final : public smtp::client::ContentSource {
 
  private:
   SpoolContentSource(spool::ContentReader reader, net::asio::any_io_executor blocking);
+  net::awaitable<Expected<void>> fill();  ///< the next window into window_
   spool::ContentReader reader_;
   net::asio::any_io_executor blocking_;
   std::string window_;

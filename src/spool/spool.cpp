@@ -105,12 +105,16 @@ class FileCache {
  public:
   FileCache(std::size_t limit, std::shared_ptr<std::atomic<std::size_t>> count)
       : limit_(std::max<std::size_t>(limit, 2)), count_(std::move(count)) {}
-  Expected<std::shared_ptr<OpenFile>> get(std::uint64_t seq, const std::filesystem::path& path) {
+  /// `open_missing` false: a file that is not open already is not opened (that may wait
+  /// for the disk) and comes back null.
+  Expected<std::shared_ptr<OpenFile>> get(std::uint64_t seq, const std::filesystem::path& path,
+                                          bool open_missing = true) {
     std::lock_guard lock(mu_);
     if (auto it = pos_.find(seq); it != pos_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
       return it->second->second;
     }
+    if (!open_missing) return std::shared_ptr<OpenFile>();
     const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) return fail(Error::from_errno(errno, fmt::format("cannot open spool segment {}", path.string())));
     auto f = std::make_shared<OpenFile>(fd, count_);
@@ -2280,13 +2284,19 @@ std::uint64_t ContentReader::size() const { return s_->size; }
 bool ContentReader::ends_with_newline() const { return s_->ends_with_newline; }
 
 namespace {
-// Reads exactly `length` octets at `offset`; a segment that ends early is damage.
-Expected<void> pread_exact(int fd, char* to, std::size_t length, std::uint64_t offset,
-                           const std::filesystem::path& path, MessageId id) {
+enum class Read { kDone, kWouldBlock };
+
+// Reads exactly `length` octets at `offset`; a segment that ends early is damage. With
+// `nowait`, only from the page cache (preadv2 RWF_NOWAIT): kWouldBlock when any of it is
+// not there, or the kernel cannot tell.
+Expected<Read> pread_exact(int fd, char* to, std::size_t length, std::uint64_t offset,
+                           const std::filesystem::path& path, MessageId id, bool nowait = false) {
   std::size_t done = 0;
   while (done < length) {
-    const ssize_t n = ::pread(fd, to + done, length - done, static_cast<off_t>(offset + done));
+    iovec iov{to + done, length - done};
+    const ssize_t n = ::preadv2(fd, &iov, 1, static_cast<off_t>(offset + done), nowait ? RWF_NOWAIT : 0);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && nowait && (errno == EAGAIN || errno == EOPNOTSUPP)) return Read::kWouldBlock;
     if (n < 0) return fail(io_error(errno, "cannot read spool segment", path));
     if (n == 0) {
       return fail(Error::permanent(ErrorCode::kCorrupt, fmt::format("spool segment {} is shorter than message {} needs",
@@ -2294,11 +2304,11 @@ Expected<void> pread_exact(int fd, char* to, std::size_t length, std::uint64_t o
     }
     done += static_cast<std::size_t>(n);
   }
-  return {};
+  return Read::kDone;
 }
 }  // namespace
 
-Expected<void> ContentReader::read_next(std::string& out, std::size_t want) {
+Expected<bool> ContentReader::read_some(std::string& out, std::size_t want, bool nowait) {
   State& s = *s_;
   std::size_t used = 0;
   while (s.next < s.parts.size()) {
@@ -2306,9 +2316,14 @@ Expected<void> ContentReader::read_next(std::string& out, std::size_t want) {
     if (used > 0 && used + e.length > want) break;
     // Grown, never shrunk, until the end: each call would otherwise zero-fill it again.
     if (out.size() < used + e.length) out.resize(used + e.length);
-    if (auto r = pread_exact(file->fd, out.data() + used, e.length, e.offset, path, s.id); !r) {
+    auto r = pread_exact(file->fd, out.data() + used, e.length, e.offset, path, s.id, nowait);
+    if (!r) {
       out.clear();
-      return r;
+      return fail(r.error());
+    }
+    if (*r == Read::kWouldBlock) {
+      if (used > 0) break;  // what was read is handed out; the rest comes next time
+      return false;
     }
     // Recovery reads record headers only, so this is where content damage is found.
     const auto index = static_cast<std::uint32_t>(s.next);
@@ -2325,10 +2340,18 @@ Expected<void> ContentReader::read_next(std::string& out, std::size_t want) {
     ++s.next;
   }
   out.resize(used);
+  return true;
+}
+
+Expected<void> ContentReader::read_next(std::string& out, std::size_t want) {
+  auto r = read_some(out, want, false);
+  if (!r) return fail(r.error());
   return {};
 }
 
-Expected<ContentReader> Spool::open_content(MessageId id) const {
+Expected<bool> ContentReader::try_read_next(std::string& out, std::size_t want) { return read_some(out, want, true); }
+
+Expected<std::optional<ContentReader>> Spool::open_content_impl(MessageId id, bool nowait) const {
   auto st = std::make_unique<ContentReader::State>();
   st->spool = impl_.get();
   st->id = id;
@@ -2350,9 +2373,11 @@ Expected<ContentReader> Spool::open_content(MessageId id) const {
       // lock exclusively to forget it, so the file opened here is the right one. Holding
       // the OpenFile keeps the fd open even if the segment is deleted or its descriptor
       // closed in the cache meanwhile: the read still completes.
-      auto file = parts.empty() || parts.back().extent.seq != e.seq ? impl_->files->get(e.seq, f->second->path)
-                                                                    : Expected<std::shared_ptr<OpenFile>>(parts.back().file);
+      auto file = parts.empty() || parts.back().extent.seq != e.seq
+                      ? impl_->files->get(e.seq, f->second->path, !nowait)
+                      : Expected<std::shared_ptr<OpenFile>>(parts.back().file);
       if (!file) return fail(file.error());
+      if (!*file) return std::optional<ContentReader>();
       parts.push_back({std::move(*file), f->second->path, e});
       st->size += e.length;
     }
@@ -2361,11 +2386,23 @@ Expected<ContentReader> Spool::open_content(MessageId id) const {
     if (last->extent.length == 0) continue;
     char c = 0;
     const Extent& e = last->extent;
-    if (auto r = pread_exact(last->file->fd, &c, 1, e.offset + e.length - 1, last->path, id); !r) return fail(r.error());
+    auto r = pread_exact(last->file->fd, &c, 1, e.offset + e.length - 1, last->path, id, nowait);
+    if (!r) return fail(r.error());
+    if (*r == Read::kWouldBlock) return std::optional<ContentReader>();
     st->ends_with_newline = c == '\n';
     break;
   }
-  return ContentReader(std::move(st));
+  return std::optional<ContentReader>(ContentReader(std::move(st)));
+}
+
+Expected<ContentReader> Spool::open_content(MessageId id) const {
+  auto r = open_content_impl(id, false);
+  if (!r) return fail(r.error());
+  return std::move(**r);
+}
+
+Expected<std::optional<ContentReader>> Spool::try_open_content(MessageId id) const {
+  return open_content_impl(id, true);
 }
 
 Expected<void> Spool::read_content(MessageId id, const std::function<void(std::string_view)>& sink) const {

@@ -116,10 +116,16 @@ class ContentReader {
   /// with kIo when a read fails (transient: the copy on disk may well be intact) or
   /// kCorrupt when a chunk fails its CRC (counted as damage, see Stats::damaged).
   Expected<void> read_next(std::string& out, std::size_t want);
+  /// The same without waiting for the disk (preadv2 RWF_NOWAIT), for a caller on an
+  /// event loop: false when the next chunk is not all in the page cache (nothing is
+  /// consumed then; read_next on a worker thread goes on from there). A chunk that was
+  /// written moments ago, the common case for a delivery, is read this way.
+  Expected<bool> try_read_next(std::string& out, std::size_t want);
 
  private:
   friend class Spool;
   struct State;
+  Expected<bool> read_some(std::string& out, std::size_t want, bool nowait);
   explicit ContentReader(std::unique_ptr<State> state);
   std::unique_ptr<State> s_;
 };
@@ -185,6 +191,10 @@ class Spool {
   /// streams it without holding it whole. Fails with kNotFound for a message that is not
   /// queued. Blocking (it may open segment files); the spool must outlive the reader.
   Expected<ContentReader> open_content(MessageId id) const;
+  /// The same without waiting for the disk: nullopt when a segment file would have to be
+  /// opened or the last octet is not in the page cache (open_content on a worker thread
+  /// then). Never blocks, so an event loop may call it.
+  Expected<std::optional<ContentReader>> try_open_content(MessageId id) const;
 
   struct Stats {
     std::uint64_t commits = 0;       ///< messages made durable
@@ -219,6 +229,7 @@ class Spool {
  private:
   friend class ContentReader;  // reports damage it finds
   struct Impl;
+  Expected<std::optional<ContentReader>> open_content_impl(MessageId id, bool nowait) const;
   explicit Spool(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -157,7 +157,8 @@ TEST(Crc32c, KnownVectorAndBothPathsAgree) {
   EXPECT_EQ(detail::crc32c(0, "123456789", 9), 0xE3069283u);
   EXPECT_EQ(detail::crc32c_portable(0, "123456789", 9), 0xE3069283u);
   EXPECT_EQ(detail::crc32c(0, "", 0), 0u);
-  for (std::size_t n : {1u, 7u, 8u, 9u, 63u, 4096u, 100001u}) {
+  // Around the three-lane stride of the hardware path (3 x 4096) as well.
+  for (std::size_t n : {1u, 7u, 8u, 9u, 63u, 4096u, 12287u, 12288u, 12289u, 24581u, 100001u, 1048576u}) {
     const auto data = content_for(n, n);
     EXPECT_EQ(detail::crc32c(0, data), detail::crc32c_portable(0, data.data(), data.size())) << n;
     // Extending in two steps equals one pass.
@@ -253,6 +254,40 @@ TEST(Spool, ContentReaderHandsOutWholeChunksWithinTheWindow) {
   ASSERT_TRUE(big_reader->read_next(window, 1));
   EXPECT_EQ(window, big.substr(1u << 20));
   EXPECT_FALSE(s->open_content(big_id + 1000)) << "a message that is not queued";
+}
+
+TEST(Spool, ContentReadsThatMustNotWaitNeverConsumeWhatTheyDoNotHandOut) {
+  // try_open_content and try_read_next read only from the page cache; whether they can
+  // (a file system without RWF_NOWAIT says no) must not change what the reader gives.
+  TempDir dir;
+  auto s = open_ok(dir.path());
+  const std::string content = content_for(11, 300000);
+  const MessageId id = put(*s, content, envelope_for(11), 20000);
+  auto tried = s->try_open_content(id);
+  ASSERT_TRUE(tried) << tried.error().describe();
+  auto reader = *tried ? std::move(**tried) : *s->open_content(id);
+  EXPECT_EQ(reader.size(), content.size());
+  std::string got;
+  std::string window;
+  int cached = 0;
+  for (int k = 0;; ++k) {
+    if (k % 2 == 0) {
+      auto r = reader.try_read_next(window, 50000);
+      ASSERT_TRUE(r) << r.error().describe();
+      if (!*r) continue;  // nothing consumed: the blocking read below goes on from here
+      ++cached;
+    } else {
+      ASSERT_TRUE(reader.read_next(window, 50000));
+    }
+    if (window.empty()) break;
+    EXPECT_LE(window.size(), 50000u);
+    got += window;
+  }
+  EXPECT_EQ(got, content);
+  std::printf("[ info ] %d of the reads came from the page cache without waiting\n", cached);
+  auto missing = s->try_open_content(id + 1000);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
 TEST(Spool, ContentReaderOfAnEmptyMessageAndOneWithoutFinalNewline) {
