@@ -379,6 +379,9 @@ int run(const config::Config& cfg) {
   identity.start(queue_manager);
   spdlog::info("bridgehead ready (control socket {})", cfg.control_socket.string());
   io.run();
+  // Work still running on the pool (a quarantine write, a content read) refers to the
+  // queue manager and the spool, which are destroyed next: it ends first.
+  blocking_pool.join();
   listeners.clear();
   spdlog::info("bridgehead stopped");
   return 0;

@@ -22,7 +22,43 @@
 #include "queue/spool_content.hpp"
 
 namespace bridgehead::queue {
+
 namespace {
+
+// Fault injection (QueueOptions::poison_marker): a delivery whose content holds the marker
+// throws from the middle of reading it, as a conversion bug would, on the streaming path
+// real deliveries take.
+class PoisonTrap final : public smtp::client::ContentSource {
+ public:
+  struct Found : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  PoisonTrap(smtp::client::ContentSource& inner, const std::string& marker) : inner_(inner), marker_(marker) {}
+  smtp::client::ContentInfo info() const override { return inner_.info(); }
+  std::optional<std::string_view> contiguous() const override {
+    auto all = inner_.contiguous();
+    check(all.value_or(std::string_view()));
+    return all;
+  }
+  net::awaitable<Expected<std::string_view>> next_piece() override {
+    auto piece = co_await inner_.next_piece();
+    if (piece) check(*piece);
+    co_return piece;
+  }
+
+ private:
+  void check(std::string_view piece) const {
+    // The marker itself is not named: a failure notice quoting the reason would carry it
+    // and be taken for poison in turn.
+    if (piece.find(marker_) != std::string_view::npos) {
+      throw Found("conversion failed (fault injection: the message holds the poison marker of BRIDGEHEAD_FAULT_POISON)");
+    }
+  }
+  smtp::client::ContentSource& inner_;
+  const std::string& marker_;
+};
+
+
 
 namespace asio = net::asio;
 using spool::MessageId;
@@ -327,13 +363,13 @@ struct QueueManager::Impl {
       defer_unattempted(std::move(job), "not attempted: " + dst.hold->message, "4.3.5");  // RFC 3463: system incorrectly configured
       co_return;
     }
-    // The test seams need the whole content (a read to fail, a marker to look for); real
-    // deliveries stream it from the spool a window at a time.
+    // The read test seam needs the whole content; real deliveries stream it from the spool
+    // a window at a time.
     std::optional<std::string> content;
     std::unique_ptr<smtp::client::ContentSource> source;
     SpoolContentSource* streamed = nullptr;
     std::optional<Error> unreadable;
-    if (opt.read_content || !opt.poison_marker.empty()) {
+    if (opt.read_content) {
       auto whole = co_await read_whole_content(job.id);
       if (whole) {
         content = std::move(*whole);
@@ -361,31 +397,31 @@ struct QueueManager::Impl {
                         "4.3.0");  // RFC 3463: other or undefined mail system status
       co_return;
     }
-    if (e.quarantined) {
-      // Set aside by another destination's job while this one read.
+    if (e.quarantined || stopping) {
+      // Set aside by another destination's job while this one read, or the connector is
+      // stopping: nothing is sent (the message stays as it was in the spool).
       co_await let_go(std::move(job));
       co_return;
     }
     std::optional<std::string> poison;
+    std::optional<PoisonTrap> trap;
+    if (!opt.poison_marker.empty()) trap.emplace(*source, opt.poison_marker);
+    smtp::client::ContentSource& body = trap ? static_cast<smtp::client::ContentSource&>(*trap) : *source;
     // Anything that throws from here on is the connector's own failure on this (intact)
     // message, not the destination's answer: the message goes to quarantine and the worker
     // carries on.
-    if (content && !opt.poison_marker.empty() && content->find(opt.poison_marker) != std::string::npos) {
-      // The marker itself is not named: a failure notice quoting the reason would carry it
-      // and be taken for poison in turn.
-      poison = "conversion failed (fault injection: the message holds the poison marker of BRIDGEHEAD_FAULT_POISON)";
-    }
     TransactionResult result;
-    if (!poison) {
-      try {
-        const Envelope env = e.env();
-        result = co_await dst.transport->deliver(env, std::vector<std::size_t>(job.indices.begin(), job.indices.end()),
-                                                 *source);
-      } catch (const std::exception& ex) {
-        poison = fmt::format("delivery failed inside the connector: {}", ex.what());
-      }
+    try {
+      const Envelope env = e.env();
+      result = co_await dst.transport->deliver(env, std::vector<std::size_t>(job.indices.begin(), job.indices.end()),
+                                               body);
+    } catch (const PoisonTrap::Found& ex) {
+      poison = ex.what();
+    } catch (const std::exception& ex) {
+      poison = fmt::format("delivery failed inside the connector: {}", ex.what());
     }
     if (poison) {
+      trap.reset();
       source.reset();
       co_await quarantine(std::move(job), *poison, std::move(content));
       co_return;
@@ -400,6 +436,7 @@ struct QueueManager::Impl {
       result.status_without_reply = "4.3.0";
       attempted = false;
     }
+    trap.reset();
     source.reset();
     // Recording the outcome (an fdatasync) runs apart, so this worker's connection can
     // carry the next message meanwhile; group commit batches the records.

@@ -42,8 +42,9 @@ struct QueueOptions {
   std::filesystem::path quarantine_dir;
   /// "quarantine": its counter "messages" is how many messages are set aside (optional).
   std::shared_ptr<admin::Process> quarantine_process;
-  /// Runs the blocking work (content reads from the spool, quarantine files, composing a
-  /// notice from the original) off the I/O thread; empty runs it inline (unit tests).
+  /// Runs the blocking work (content reads from the disk, quarantine files, composing a
+  /// notice from the original) off the I/O thread; empty: posted to the I/O thread instead
+  /// (unit tests), and a content read is made there.
   net::asio::any_io_executor blocking;
   /// Fault injection for tests only (BRIDGEHEAD_FAULT_POISON): a message whose content holds
   /// this text makes its processing throw, as a conversion bug would. Empty = off.

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -55,7 +56,14 @@ class ScriptedTransport final : public Transport {
     s_.max_in_flight = std::max(s_.max_in_flight, s_.in_flight);
     std::vector<std::string> rcpts;
     for (auto i : indices) rcpts.push_back(env.recipients[i].address);
-    auto content = co_await smtp::client::read_whole(source);
+    std::optional<Expected<std::string>> read;
+    try {
+      read = co_await smtp::client::read_whole(source);
+    } catch (...) {
+      --s_.in_flight;  // the poison trap of QueueOptions::poison_marker
+      throw;
+    }
+    auto& content = *read;
     if (!content) {
       --s_.in_flight;
       TransactionResult r;
@@ -110,7 +118,8 @@ class QueueTest : public ::testing::Test {
     auto schedule = RetrySchedule::create(retry);
     ASSERT_TRUE(schedule) << schedule.error().describe();
     QueueOptions o{.hostname = "bridgehead.test", .schedule = *schedule, .quarantine_dir = dir_.path() / "quarantine",
-                   .quarantine_process = registry_->add("quarantine"), .blocking = {}, .poison_marker = std::move(poison), .read_content = read_, .notice_failures = notice_failures_};
+                   .quarantine_process = registry_->add("quarantine"),
+                   .blocking = pool_ ? pool_->get_executor() : asio::any_io_executor(), .poison_marker = std::move(poison), .read_content = read_, .notice_failures = notice_failures_};
     std::vector<DestinationSpec> d;
     d.push_back({"exchange", {"exchange.example"}, std::make_unique<ScriptedTransport>(io_.get_executor(), exchange_),
                  concurrency, registry_->add("deliver:exchange")});
@@ -166,6 +175,9 @@ class QueueTest : public ::testing::Test {
   unsigned notice_failures_ = 0;
   std::unique_ptr<spool::Spool> spool_;
   std::unique_ptr<QueueManager> qm_;
+  // Set before open() to run the blocking work on worker threads as the daemon does.
+  // Declared last: joined first, while the queue manager its work refers to still exists.
+  std::optional<asio::thread_pool> pool_;
 };
 
 TEST_F(QueueTest, DeliveredMessageLeavesTheSpool) {
@@ -465,6 +477,25 @@ TEST_F(QueueTest, AMessageStreamsFromTheSpoolAndADamagedChunkFoundOnTheWayDefers
   auto notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
   EXPECT_EQ(notes->counters["read_errors"], 1u);
   EXPECT_NE(notes->state, admin::ProcessState::kDegraded) << "the destination is not to blame";
+}
+
+TEST_F(QueueTest, WithAWorkerPoolTheBlockingWorkRunsThereAndNothingChanges) {
+  pool_.emplace(2);
+  open(fast_retry(), 4, "X-Poison-Test");
+  std::string big = "Subject: big\r\n\r\n";
+  while (big.size() < (3u << 19)) big += "a line of a big message, read from the spool by the pool\r\n";
+  const std::string poison = "X-Poison-Test: 1\r\n\r\n" + big.substr(16);
+  submit(envelope("alice@exchange.example", {"carol@notes.example"}), big);
+  const auto bad = submit(envelope("alice@exchange.example", {"dave@notes.example"}), poison);
+  run_until([&] { return spool_empty(); });
+  ASSERT_EQ(notes_.calls.size(), 1u);
+  EXPECT_EQ(notes_.calls[0].first, std::vector<std::string>{"carol@notes.example"});
+  EXPECT_TRUE(notes_.calls[0].second == big);
+  std::ifstream eml(dir_.path() / "quarantine" / (spool::format_id(bad) + ".eml"), std::ios::binary);
+  std::stringstream e;
+  e << eml.rdbuf();
+  EXPECT_TRUE(e.str() == poison) << "the quarantined copy is the whole message, read again from the spool";
+  EXPECT_EQ(notes_.in_flight, 0);
 }
 
 TEST_F(QueueTest, AQuarantinedMessageIsFinalizedWhenItsOtherDestinationsJobEnds) {

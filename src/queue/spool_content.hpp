@@ -17,9 +17,9 @@ namespace bridgehead::queue {
 
 class SpoolContentSource final : public smtp::client::ContentSource {
  public:
-  /// Octets read per trip to the pool (one chunk more at most, a chunk being up to 1 MiB;
-  /// the listener writes chunks of 64 to 192 KiB). Each trip is two thread switches, which
-  /// cost more CPU than the read itself: a message up to this size takes one trip.
+  /// Octets read per trip to the pool, or per read from the page cache (one chunk more at
+  /// most, a chunk being up to 1 MiB; the listener writes chunks of 256 to 384 KiB). A trip
+  /// to the pool is two thread switches, which cost more CPU than the read itself.
   static constexpr std::size_t kWindow = 512 * 1024;
 
   /// Opens message `id` and reads its first window: on this thread from the page cache,

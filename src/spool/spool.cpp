@@ -2293,10 +2293,17 @@ Expected<Read> pread_exact(int fd, char* to, std::size_t length, std::uint64_t o
                            const std::filesystem::path& path, MessageId id, bool nowait = false) {
   std::size_t done = 0;
   while (done < length) {
-    iovec iov{to + done, length - done};
-    const ssize_t n = ::preadv2(fd, &iov, 1, static_cast<off_t>(offset + done), nowait ? RWF_NOWAIT : 0);
+    ssize_t n = 0;
+    if (nowait) {
+      iovec iov{to + done, length - done};
+      n = ::preadv2(fd, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
+      // Not in the page cache, or no answer the kernel can give without waiting (an end of
+      // file is left to the blocking read to report, too).
+      if ((n < 0 && (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS)) || n == 0) return Read::kWouldBlock;
+    } else {
+      n = ::pread(fd, to + done, length - done, static_cast<off_t>(offset + done));
+    }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && nowait && (errno == EAGAIN || errno == EOPNOTSUPP)) return Read::kWouldBlock;
     if (n < 0) return fail(io_error(errno, "cannot read spool segment", path));
     if (n == 0) {
       return fail(Error::permanent(ErrorCode::kCorrupt, fmt::format("spool segment {} is shorter than message {} needs",
@@ -2323,6 +2330,7 @@ Expected<bool> ContentReader::read_some(std::string& out, std::size_t want, bool
     }
     if (*r == Read::kWouldBlock) {
       if (used > 0) break;  // what was read is handed out; the rest comes next time
+      out.clear();
       return false;
     }
     // Recovery reads record headers only, so this is where content damage is found.

@@ -99,7 +99,9 @@ using Completion = std::function<void(Expected<T>)>;
 /// Reads one message's content front to back, whole CHUNK records at a time: each is
 /// checked against its CRC before any of it is handed out, so damaged content is never
 /// passed on. Holds the segment files open, so a read under way completes even if the
-/// message is finished or copied forward meanwhile. Blocking: off the I/O thread.
+/// message is finished or copied forward meanwhile. read_next blocks (a worker thread's);
+/// try_read_next does not wait for the disk (an event loop's). Reading needs the spool;
+/// destroying the reader after the spool is safe.
 class ContentReader {
  public:
   ContentReader(ContentReader&&) noexcept;
@@ -189,11 +191,12 @@ class Spool {
 
   /// A committed message's content, to be read a few chunks at a time: how a delivery
   /// streams it without holding it whole. Fails with kNotFound for a message that is not
-  /// queued. Blocking (it may open segment files); the spool must outlive the reader.
+  /// queued. Blocking (it may open segment files).
   Expected<ContentReader> open_content(MessageId id) const;
   /// The same without waiting for the disk: nullopt when a segment file would have to be
   /// opened or the last octet is not in the page cache (open_content on a worker thread
-  /// then). Never blocks, so an event loop may call it.
+  /// then). For an event loop: it waits at most for a lock that another thread holds
+  /// while it opens a segment file.
   Expected<std::optional<ContentReader>> try_open_content(MessageId id) const;
 
   struct Stats {

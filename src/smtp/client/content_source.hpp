@@ -1,7 +1,8 @@
 // smtp/client: where the client reads a message's content from while it sends it. The
 // content reaches the socket in bounded pieces (dot-stuffed on the way), so a delivery
-// holds one piece and one write buffer instead of the whole message; only a message that
-// must be downgraded to 7-bit is read whole, and converted on the worker pool.
+// holds one piece and one write buffer instead of the whole message. Only a message for a
+// next hop without 8BITMIME is read whole (to find out whether it is 8-bit at all, when the
+// source cannot say), and converted on the worker pool if it is.
 #pragma once
 
 #include <cstddef>

@@ -23,7 +23,7 @@ constexpr std::size_t kReadSize = 64 * 1024;
 // Content is handed to the spool in pieces of about this size, which bounds what a
 // session holds in memory however large the message is. Each piece is a round trip to the
 // spool's writer thread (two thread switches, which cost more CPU than writing 64 KiB), so
-// pieces are not smaller than this; docs/performance.md has the figures.
+// pieces are not smaller than this (docs/performance.md, "Streaming from the spool").
 constexpr std::size_t kSpoolPiece = 256 * 1024;
 // What a piece is given room for up front: a full piece plus one read, which the decoder
 // can make twice as long at most (bare LFs normalized to CRLF).
@@ -137,9 +137,9 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   }
 
   // The next input of a message's content, at most `max` octets: what is buffered, else
-  // one fresh read (nullopt: the connection ended). `done(used)` then says how much of it
-  // was content; the rest (pipelined commands after the end of the data) is kept for the
-  // command loop.
+  // one fresh read (nullopt: the connection ended). content_used() then says how much of
+  // it was content; the rest (pipelined commands after the end of the data) is kept for
+  // the command loop.
   net::awaitable<std::optional<std::string_view>> content_input(std::uint64_t max) {
     if (pos_ < in_.size()) {
       fresh_ = false;
@@ -266,7 +266,6 @@ void InboundSession::begin_content(DataDecoder::Mode mode) {
   const Envelope env = connection_envelope();
   piece_ = make_received_header(env, state_->options.session.hostname, spool::format_id(*message_),
                                 env.received_at, session_.esmtp());
-  piece_.reserve(kPieceCapacity);
 }
 
 // The message will not be committed (reset, refused, failed, client gone): the spool
@@ -282,7 +281,7 @@ void InboundSession::drop_content() {
 void InboundSession::forget_content() {
   message_.reset();
   decoder_.reset();
-  piece_.clear();
+  std::string().swap(piece_);  // an idle session keeps no piece-sized buffer
   spool_failed_ = false;
 }
 
@@ -309,7 +308,8 @@ net::awaitable<bool> InboundSession::spool_piece(std::string& piece) {
   auto r = co_await net::await_completion<void>(std::move(start));
   piece.clear();
   // Moved to the spool, so empty without capacity: grown by appends it would be copied
-  // about twice more on its way to the next piece.
+  // about twice more on its way to the next piece. (The first piece grows from nothing: a
+  // small message must not cost a large allocation.)
   piece.reserve(kPieceCapacity);
   if (!r) {
     spool_failed_ = true;
