@@ -216,6 +216,16 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
     if (message_ && session_.transaction() != content_transaction_) drop_content();
   }
   net::awaitable<bool> spool_piece(std::string& piece);
+  // Before `input` octets are decoded into the piece: a message that is not small gets the
+  // piece's full room at once instead of a copy at every doubling up to it; a small one
+  // never asks for that much.
+  void make_room(std::size_t input) {
+    constexpr std::size_t kSmall = 16 * 1024;
+    const std::size_t need = piece_.size() + 2 * input;  // bare LFs can double it
+    if (need > piece_.capacity() && piece_.size() + input > kSmall && piece_.capacity() < kPieceCapacity) {
+      piece_.reserve(kPieceCapacity);
+    }
+  }
   void report_storage_failure();
   Envelope connection_envelope() const;
 
@@ -370,6 +380,7 @@ net::awaitable<Action> InboundSession::receive_data() {
       drop_content();
       co_return Action{std::nullopt, NextStep::kClose};
     }
+    make_room(input->size());
     content_used(decoder_->feed(*input, piece_));
     if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
     if (decoder_->done()) break;
@@ -393,7 +404,10 @@ net::awaitable<Action> InboundSession::receive_bdat_chunk() {
       drop_content();
       co_return Action{std::nullopt, NextStep::kClose};
     }
-    if (!discard) decoder_->feed(*input, piece_);
+    if (!discard) {
+      make_room(input->size());
+      decoder_->feed(*input, piece_);
+    }
     content_used(input->size());
     remaining -= input->size();
     if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
