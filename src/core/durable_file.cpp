@@ -156,4 +156,18 @@ Expected<void> write_file_durably(const fs::path& path, std::string_view data, W
   return {};
 }
 
+std::size_t remove_interrupted_writes(const fs::path& dir) {
+  std::size_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    // ".NAME.XXXXXX.tmp": a dot, a name, six characters of mkstemps, ".tmp".
+    if (name.size() < 1 + 1 + 7 + 4 || name.front() != '.' || !name.ends_with(".tmp")) continue;
+    if (name[name.size() - 11] != '.') continue;
+    if (!entry.is_regular_file(ec)) continue;
+    if (::unlink(entry.path().c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
 }  // namespace bridgehead::durable

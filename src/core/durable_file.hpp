@@ -44,6 +44,12 @@ struct WriteOptions {
 /// exists", remedy: choose another name or remove it); other failures are errno errors.
 Expected<void> write_file_durably(const std::filesystem::path& path, std::string_view data, WriteOptions options = {});
 
+/// Removes what a write interrupted by a crash left in `dir`: temporary files of the
+/// form write_file_durably and PendingFile::create_beside use (".NAME.XXXXXX.tmp"), never
+/// renamed, so never anyone's data. Returns how many went; a missing or unreadable
+/// directory is nothing to remove. For startup, before anything writes in `dir`.
+std::size_t remove_interrupted_writes(const std::filesystem::path& dir);
+
 /// A file written in pieces and then published durably under its final name (a Maildir
 /// message streamed from the spool). Owns the descriptor and the temporary name: until
 /// publish() succeeds, destruction closes the file and removes the temporary name.

@@ -46,6 +46,31 @@ TEST(DurableFile, WritesTheExactBytesWithTheModeAndLeavesNoTemporaryFile) {
   EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"a.json"});
 }
 
+TEST(DurableFile, InterruptedWritesAreRemovedAndNothingElse) {
+  TempDir dir;
+  const auto p = dir.path();
+  // What a crash between create and rename leaves, of both helpers' naming.
+  auto pending = PendingFile::create_beside(p / "0000000100000001.eml", 0600);
+  ASSERT_TRUE(pending);
+  const auto left = pending->path();
+  std::filesystem::copy_file(left, p / ".0000000100000002.json.Ab3dEf.tmp");
+  // Not theirs: kept.
+  for (const char* keep : {"0000000100000001.eml", ".hidden", "x.tmp", ".a.tmp", ".dir.Ab3dEf.tmp"}) {
+    if (std::string(keep) == ".dir.Ab3dEf.tmp") {
+      std::filesystem::create_directory(p / keep);
+    } else {
+      std::ofstream(p / keep) << "data";
+    }
+  }
+  EXPECT_EQ(remove_interrupted_writes(p), 2u);
+  EXPECT_FALSE(std::filesystem::exists(left));
+  EXPECT_FALSE(std::filesystem::exists(p / ".0000000100000002.json.Ab3dEf.tmp"));
+  for (const char* keep : {"0000000100000001.eml", ".hidden", "x.tmp", ".a.tmp", ".dir.Ab3dEf.tmp"}) {
+    EXPECT_TRUE(std::filesystem::exists(p / keep)) << keep;
+  }
+  EXPECT_EQ(remove_interrupted_writes(p / "missing"), 0u);
+}
+
 TEST(DurableFile, ReplacesByDefaultAndKeepsWhenAsked) {
   TempDir dir;
   const auto p = dir.path() / "id.p12";

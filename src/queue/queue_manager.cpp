@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/durable_file.hpp"
 #include "core/text.hpp"
 #include "convert/seven_bit.hpp"
 #include "dsn/dsn.hpp"
@@ -1139,6 +1140,10 @@ QueueManager::~QueueManager() = default;
 void QueueManager::start() {
   for (auto& d : impl_->dests) d.process->set_state(admin::ProcessState::kRunning, "starting");
   if (impl_->opt.quarantine_process) impl_->opt.quarantine_process->set_state(admin::ProcessState::kRunning, "");
+  if (const auto swept = durable::remove_interrupted_writes(impl_->store.dir()); swept > 0) {
+    spdlog::info("quarantine {}: removed {} temporary file{} of writes a crash interrupted", impl_->store.dir().string(),
+                 swept, swept == 1 ? "" : "s");
+  }
   impl_->quarantine_count = impl_->store.count();
   // A page at a time: the whole backlog decoded at once would double the memory a large
   // queue needs, just for the moment of the takeover.

@@ -498,6 +498,16 @@ TEST_F(QueueTest, WithAWorkerPoolTheBlockingWorkRunsThereAndNothingChanges) {
   EXPECT_EQ(notes_.in_flight, 0);
 }
 
+TEST_F(QueueTest, TemporaryFilesOfAnInterruptedQuarantineWriteAreRemovedAtStart) {
+  const auto q = dir_.path() / "quarantine";
+  std::filesystem::create_directories(q);
+  std::ofstream(q / ".0000000100000009.eml.Zz9Yy8.tmp") << "half a message";
+  std::ofstream(q / "0000000100000009.txt") << "kept";
+  open();
+  EXPECT_FALSE(std::filesystem::exists(q / ".0000000100000009.eml.Zz9Yy8.tmp"));
+  EXPECT_TRUE(std::filesystem::exists(q / "0000000100000009.txt"));
+}
+
 TEST_F(QueueTest, AQuarantinedMessageIsFinalizedWhenItsOtherDestinationsJobEnds) {
   notes_.throws = "conversion failed (a bug)";
   exchange_.delay = std::chrono::milliseconds(300);  // still delivering when notes quarantines

@@ -1648,6 +1648,8 @@ Expected<void> Spool::Impl::recover() {
     }
   }
   if (ec) return fail(io_error(ec.value(), "cannot list spool directory", opt.dir));
+  // damaged/ is written with the durable-write helper: a crash can leave its temporary.
+  durable::remove_interrupted_writes(opt.dir / "damaged");
   std::sort(segs.begin(), segs.end());
   std::sort(journals.begin(), journals.end());
   report.segments = segs.size();

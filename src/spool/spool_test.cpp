@@ -681,6 +681,17 @@ TEST(SpoolRecovery, ContentReaderNeverHandsOutADamagedChunk) {
   EXPECT_EQ(s->stats().damaged, 1u);
 }
 
+TEST(SpoolRecovery, ATemporaryFileLeftInDamagedIsRemovedAtOpen) {
+  TempDir dir;
+  open_ok(dir.path()).reset();
+  fs::create_directories(dir.path() / "damaged");
+  spit(dir.path() / "damaged" / ".seg-0000000000000001.bhs.Qw3Er5.tmp", "interrupted");
+  spit(dir.path() / "damaged" / "0000000100000001.msg", "set aside earlier: kept");
+  auto s = open_ok(dir.path());
+  EXPECT_FALSE(fs::exists(dir.path() / "damaged" / ".seg-0000000000000001.bhs.Qw3Er5.tmp"));
+  EXPECT_TRUE(fs::exists(dir.path() / "damaged" / "0000000100000001.msg"));
+}
+
 TEST(SpoolRecovery, DamageIsFoundWhenReadAndIsNeverSilent) {
   TempDir dir;
   std::vector<MessageId> ids;
