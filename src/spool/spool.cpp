@@ -70,6 +70,36 @@ Error io_error(int err, std::string_view what, const std::filesystem::path& p) {
   return Error::from_errno(err, fmt::format("{} {}", what, p.string()));
 }
 
+enum class Read { kDone, kWouldBlock };
+
+// Reads exactly `length` octets at `offset`; a segment that ends early is damage. With
+// `nowait`, only from the page cache (preadv2 RWF_NOWAIT): kWouldBlock when any of it is
+// not there, or the kernel cannot tell.
+Expected<Read> pread_exact(int fd, char* to, std::size_t length, std::uint64_t offset,
+                           const std::filesystem::path& path, MessageId id, bool nowait = false) {
+  std::size_t done = 0;
+  while (done < length) {
+    ssize_t n = 0;
+    if (nowait) {
+      iovec iov{to + done, length - done};
+      n = ::preadv2(fd, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
+      // Not in the page cache, or no answer the kernel can give without waiting (an end of
+      // file is left to the blocking read to report, too).
+      if ((n < 0 && (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS)) || n == 0) return Read::kWouldBlock;
+    } else {
+      n = ::pread(fd, to + done, length - done, static_cast<off_t>(offset + done));
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(io_error(errno, "cannot read spool segment", path));
+    if (n == 0) {
+      return fail(Error::permanent(ErrorCode::kCorrupt, fmt::format("spool segment {} is shorter than message {} needs",
+                                                                    path.string(), format_id(id))));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return Read::kDone;
+}
+
 Error corrupt(std::string msg) {
   return Error::permanent(ErrorCode::kCorrupt, std::move(msg),
                           "run the Bridgehead version that wrote this spool, or move the file away "
@@ -1018,17 +1048,9 @@ struct Spool::Impl {
         return std::nullopt;
       }
       std::string& buf = b.copy_data.emplace_back(e.length, '\0');
-      std::size_t done = 0;
-      while (done < e.length) {
-        const ssize_t n = ::pread((*f)->fd, buf.data() + done, e.length - done, static_cast<off_t>(e.offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          set_degraded("compaction", fmt::format("cannot compact message {}: {}", format_id(id),
-                                                 n < 0 ? io_error(errno, "cannot read", seg->second->path).describe()
-                                                       : "segment " + seg->second->path.string() + " is short"));
-          return std::nullopt;
-        }
-        done += static_cast<std::size_t>(n);
+      if (auto r = pread_exact((*f)->fd, buf.data(), e.length, e.offset, seg->second->path, id); !r) {
+        set_degraded("compaction", fmt::format("cannot compact message {}: {}", format_id(id), r.error().describe()));
+        return std::nullopt;
       }
       if (crc32c(chunk_crc_start(id, static_cast<std::uint32_t>(i), e.length), buf) != e.crc) {
         mark_damaged(id, q, fmt::format("chunk {} in {} fails its CRC", i, seg->second->path.string()));
@@ -2285,37 +2307,6 @@ ContentReader::~ContentReader() = default;
 std::uint64_t ContentReader::size() const { return s_->size; }
 bool ContentReader::ends_with_newline() const { return s_->ends_with_newline; }
 
-namespace {
-enum class Read { kDone, kWouldBlock };
-
-// Reads exactly `length` octets at `offset`; a segment that ends early is damage. With
-// `nowait`, only from the page cache (preadv2 RWF_NOWAIT): kWouldBlock when any of it is
-// not there, or the kernel cannot tell.
-Expected<Read> pread_exact(int fd, char* to, std::size_t length, std::uint64_t offset,
-                           const std::filesystem::path& path, MessageId id, bool nowait = false) {
-  std::size_t done = 0;
-  while (done < length) {
-    ssize_t n = 0;
-    if (nowait) {
-      iovec iov{to + done, length - done};
-      n = ::preadv2(fd, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
-      // Not in the page cache, or no answer the kernel can give without waiting (an end of
-      // file is left to the blocking read to report, too).
-      if ((n < 0 && (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS)) || n == 0) return Read::kWouldBlock;
-    } else {
-      n = ::pread(fd, to + done, length - done, static_cast<off_t>(offset + done));
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(io_error(errno, "cannot read spool segment", path));
-    if (n == 0) {
-      return fail(Error::permanent(ErrorCode::kCorrupt, fmt::format("spool segment {} is shorter than message {} needs",
-                                                                    path.string(), format_id(id))));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return Read::kDone;
-}
-}  // namespace
 
 Expected<bool> ContentReader::read_some(std::string& out, std::size_t want, bool nowait) {
   State& s = *s_;

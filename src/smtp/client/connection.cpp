@@ -580,7 +580,8 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
       whole = read;
     }
     std::string why;
-    if (!has_8bit(whole)) {
+    // Here eight_bit is true or unknown; only unknown needs the scan.
+    if (!info.eight_bit.has_value() && !has_8bit(whole)) {
       // 7-bit after all: sent as it is, from the copy just read.
       body = &whole_source.emplace(whole);
       info = body->info();
