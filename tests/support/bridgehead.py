@@ -29,6 +29,7 @@ import collections
 import email
 import email.policy
 import email.utils
+import fcntl
 import json
 import os
 import random
@@ -94,25 +95,86 @@ def traversable(path):
     return path
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Ports for the tests' listeners are picked outside the kernel's ephemeral range: a port
+# taken from there (bind to port 0, then close) can be handed to any process's outgoing
+# connection before our listener binds it, and with tests running in parallel that happens
+# (Postfix failing with EADDRINUSE). Outside the range only an explicit bind takes a port,
+# and a lock file per port, held until this process exits, keeps parallel tests apart.
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "bridgehead-test-ports")
+_held_ports = {}
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _candidate_ports():
+    low, high = _ephemeral_range()
+    ranges = [r for r in ((10000, low - 1), (high + 1, 65535)) if r[1] - r[0] >= 1000]
+    ports = [p for a, b in ranges for p in range(a, b + 1)]
+    random.SystemRandom().shuffle(ports)
+    return ports
+
+
+def _bindable(port):
+    """True when nothing listens on or holds `port` on the loopback addresses."""
+    families = [(socket.AF_INET, "127.0.0.1")]
+    if socket.has_ipv6:
+        families.append((socket.AF_INET6, "::1"))
+    for family, host in families:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((host, port))
+        except OSError as e:
+            if family == socket.AF_INET6 and e.errno == 99:  # EADDRNOTAVAIL: no ::1 here
+                continue
+            return False
+    return True
+
+
+def _reserve(port):
+    os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    try:
+        os.chmod(PORT_LOCK_DIR, 0o1777)
+    except OSError:
+        pass
+    try:
+        fd = os.open(os.path.join(PORT_LOCK_DIR, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_ports[port] = fd
+    return True
 
 
 def free_ports(n):
-    """n distinct free ports: all are held open together while they are picked, so the
-    kernel cannot hand the same one out twice."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct loopback ports that no other test holds and nothing listens on; see
+    PORT_LOCK_DIR above for why they do not come from port 0."""
+    picked = []
+    for port in _candidate_ports():
+        if len(picked) == n:
+            break
+        if port in _held_ports or not _reserve(port):
+            continue
+        if _bindable(port):
+            picked.append(port)
+    if len(picked) < n:
+        raise AssertionError("only %d of %d free loopback ports outside the ephemeral range %d-%d"
+                             % ((len(picked), n) + _ephemeral_range()))
+    return picked
+
+
+def free_port():
+    return free_ports(1)[0]
 
 
 def toml_value(v):
