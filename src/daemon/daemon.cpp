@@ -1,5 +1,6 @@
 #include "daemon/daemon.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -146,6 +147,15 @@ int run(const config::Config& cfg) {
     spdlog::warn("not started as root: [connector] user {} is ignored, the daemon runs as uid {}", cfg.user,
                  ::geteuid());
   }
+  // Fixed malloc thresholds, before any thread starts. Every large message allocates and
+  // frees buffers of a few hundred KiB (the listener's pieces, the delivery windows);
+  // glibc's adaptive thresholds kept trimming the heap's top and growing it again, so those
+  // buffers came back as fresh pages: 22-36 page faults per 256 KiB message relayed, 4-5
+  // with these (docs/performance.md). Above 1 MiB (a whole message read for a 7-bit
+  // downgrade) memory still comes from mmap and goes straight back; at most 16 MiB of free
+  // heap is kept.
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 16 << 20);
   asio::io_context io(1);
   admin::ProcessRegistry registry;
 

@@ -58,7 +58,7 @@ net::awaitable<Expected<std::string_view>> SpoolContentSource::next_piece() {
     }
   }
   handed_ = true;
-  co_return std::string_view(window_);
+  co_return window_.view();
 }
 
 }  // namespace bridgehead::queue

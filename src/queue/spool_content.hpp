@@ -43,7 +43,7 @@ class SpoolContentSource final : public smtp::client::ContentSource {
   net::awaitable<Expected<void>> fill();  ///< the next window into window_
   spool::ContentReader reader_;
   net::asio::any_io_executor blocking_;
-  std::string window_;
+  ByteBuffer window_;
   bool handed_ = false;  ///< window_ was handed out and must be refilled first
   std::optional<Error> read_error_;
 };

@@ -2308,14 +2308,13 @@ std::uint64_t ContentReader::size() const { return s_->size; }
 bool ContentReader::ends_with_newline() const { return s_->ends_with_newline; }
 
 
-Expected<bool> ContentReader::read_some(std::string& out, std::size_t want, bool nowait) {
+Expected<bool> ContentReader::read_some(ByteBuffer& out, std::size_t want, bool nowait) {
   State& s = *s_;
   std::size_t used = 0;
   while (s.next < s.parts.size()) {
     const auto& [file, path, e] = s.parts[s.next];
     if (used > 0 && used + e.length > want) break;
-    // Grown, never shrunk, until the end: each call would otherwise zero-fill it again.
-    if (out.size() < used + e.length) out.resize(used + e.length);
+    out.resize_for_overwrite(used + e.length);
     auto r = pread_exact(file->fd, out.data() + used, e.length, e.offset, path, s.id, nowait);
     if (!r) {
       out.clear();
@@ -2340,17 +2339,17 @@ Expected<bool> ContentReader::read_some(std::string& out, std::size_t want, bool
     used += e.length;
     ++s.next;
   }
-  out.resize(used);
+  out.resize_for_overwrite(used);
   return true;
 }
 
-Expected<void> ContentReader::read_next(std::string& out, std::size_t want) {
+Expected<void> ContentReader::read_next(ByteBuffer& out, std::size_t want) {
   auto r = read_some(out, want, false);
   if (!r) return fail(r.error());
   return {};
 }
 
-Expected<bool> ContentReader::try_read_next(std::string& out, std::size_t want) { return read_some(out, want, true); }
+Expected<bool> ContentReader::try_read_next(ByteBuffer& out, std::size_t want) { return read_some(out, want, true); }
 
 Expected<std::optional<ContentReader>> Spool::open_content_impl(MessageId id, bool nowait) const {
   auto st = std::make_unique<ContentReader::State>();
@@ -2409,11 +2408,11 @@ Expected<std::optional<ContentReader>> Spool::try_open_content(MessageId id) con
 Expected<void> Spool::read_content(MessageId id, const std::function<void(std::string_view)>& sink) const {
   auto reader = open_content(id);
   if (!reader) return fail(reader.error());
-  std::string buf;
+  ByteBuffer buf;
   for (;;) {
     if (auto r = reader->read_next(buf, kReadPiece); !r) return r;
     if (buf.empty()) return {};
-    sink(buf);
+    sink(buf.view());
   }
 }
 

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/byte_buffer.hpp"
 #include "core/envelope.hpp"
 #include "core/expected.hpp"
 
@@ -117,17 +118,17 @@ class ContentReader {
   /// in `want` octets (a chunk holds at most 1 MiB). `out` is left empty at the end. Fails
   /// with kIo when a read fails (transient: the copy on disk may well be intact) or
   /// kCorrupt when a chunk fails its CRC (counted as damage, see Stats::damaged).
-  Expected<void> read_next(std::string& out, std::size_t want);
+  Expected<void> read_next(ByteBuffer& out, std::size_t want);
   /// The same without waiting for the disk (preadv2 RWF_NOWAIT), for a caller on an
   /// event loop: false when the next chunk is not all in the page cache (nothing is
   /// consumed then; read_next on a worker thread goes on from there). A chunk that was
   /// written moments ago, the common case for a delivery, is read this way.
-  Expected<bool> try_read_next(std::string& out, std::size_t want);
+  Expected<bool> try_read_next(ByteBuffer& out, std::size_t want);
 
  private:
   friend class Spool;
   struct State;
-  Expected<bool> read_some(std::string& out, std::size_t want, bool nowait);
+  Expected<bool> read_some(ByteBuffer& out, std::size_t want, bool nowait);
   explicit ContentReader(std::unique_ptr<State> state);
   std::unique_ptr<State> s_;
 };

@@ -226,7 +226,7 @@ TEST(Spool, ContentReaderHandsOutWholeChunksWithinTheWindow) {
   EXPECT_EQ(reader->size(), content.size());
   EXPECT_TRUE(reader->ends_with_newline());
   std::string got;
-  std::string window;
+  ByteBuffer window;
   int reads = 0;
   for (;;) {
     auto r = reader->read_next(window, 32768);
@@ -236,7 +236,7 @@ TEST(Spool, ContentReaderHandsOutWholeChunksWithinTheWindow) {
     EXPECT_LE(window.size(), 32768u);
     EXPECT_EQ(window.size() % 7919, reads * 32768u >= content.size() ? window.size() % 7919 : 0u)
         << "only whole chunks, except the last one";
-    got += window;
+    got += window.view();
   }
   EXPECT_EQ(got, content);
   EXPECT_EQ(reads, static_cast<int>((content.size() + 4 * 7919 - 1) / (4 * 7919)));  // four chunks fit in 32 KiB
@@ -250,9 +250,9 @@ TEST(Spool, ContentReaderHandsOutWholeChunksWithinTheWindow) {
   ASSERT_TRUE(big_reader);
   EXPECT_FALSE(big_reader->ends_with_newline() && big.back() != '\n');
   ASSERT_TRUE(big_reader->read_next(window, 1));
-  EXPECT_EQ(window, big.substr(0, 1u << 20));
+  EXPECT_EQ(window.view(), big.substr(0, 1u << 20));
   ASSERT_TRUE(big_reader->read_next(window, 1));
-  EXPECT_EQ(window, big.substr(1u << 20));
+  EXPECT_EQ(window.view(), big.substr(1u << 20));
   EXPECT_FALSE(s->open_content(big_id + 1000)) << "a message that is not queued";
 }
 
@@ -268,7 +268,7 @@ TEST(Spool, ContentReadsThatMustNotWaitNeverConsumeWhatTheyDoNotHandOut) {
   auto reader = *tried ? std::move(**tried) : *s->open_content(id);
   EXPECT_EQ(reader.size(), content.size());
   std::string got;
-  std::string window;
+  ByteBuffer window;
   int cached = 0;
   for (int k = 0;; ++k) {
     if (k % 2 == 0) {
@@ -281,7 +281,7 @@ TEST(Spool, ContentReadsThatMustNotWaitNeverConsumeWhatTheyDoNotHandOut) {
     }
     if (window.empty()) break;
     EXPECT_LE(window.size(), 50000u);
-    got += window;
+    got += window.view();
   }
   EXPECT_EQ(got, content);
   std::printf("[ info ] %d of the reads came from the page cache without waiting\n", cached);
@@ -299,7 +299,9 @@ TEST(Spool, ContentReaderOfAnEmptyMessageAndOneWithoutFinalNewline) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->size(), 0u);
   EXPECT_TRUE(a->ends_with_newline());
-  std::string window = "stale";
+  ByteBuffer window;
+  window.resize_for_overwrite(5);
+  std::memcpy(window.data(), "stale", 5);
   ASSERT_TRUE(a->read_next(window, 1024));
   EXPECT_TRUE(window.empty());
   auto b = s->open_content(open_line);
@@ -315,15 +317,15 @@ TEST(Spool, ContentReaderCompletesAReadWhenTheMessageIsFinishedMeanwhile) {
   put(*s, content_for(4, 9000), envelope_for(4));  // rolls on to newer segments
   auto reader = s->open_content(id);
   ASSERT_TRUE(reader);
-  std::string window;
+  ByteBuffer window;
   ASSERT_TRUE(reader->read_next(window, 5000));
-  std::string got = window;
+  std::string got(window.view());
   ASSERT_TRUE(finish(*s, id));
   for (;;) {
     auto r = reader->read_next(window, 5000);
     ASSERT_TRUE(r) << r.error().describe();
     if (window.empty()) break;
-    got += window;
+    got += window.view();
   }
   EXPECT_EQ(got, content);
 }
@@ -671,9 +673,9 @@ TEST(SpoolRecovery, ContentReaderNeverHandsOutADamagedChunk) {
   auto s = open_ok(dir.path(), 4096);
   auto reader = s->open_content(id);
   ASSERT_TRUE(reader);
-  std::string window;
+  ByteBuffer window;
   ASSERT_TRUE(reader->read_next(window, 1000));
-  EXPECT_EQ(window, content.substr(0, 1000));
+  EXPECT_EQ(window.view(), content.substr(0, 1000));
   auto r = reader->read_next(window, 1000);
   ASSERT_FALSE(r) << "chunk 1 is damaged";
   EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
