@@ -385,10 +385,16 @@ class Bridgehead:
         return {}
 
     def counters(self):
+        """Counters and gauges of the processes a benchmark reads, one dict per process."""
         st = self.status()
-        return {"spool": self.process(st, "spool").get("counters", {}),
-                "ingress": self.process(st, "ingress:exchange").get("counters", {}),
-                "deliver": self.process(st, "deliver:notes").get("counters", {}),
+
+        def metrics(name):
+            p = self.process(st, name)
+            return {**p.get("counters", {}), **p.get("gauges", {})}
+
+        return {"spool": metrics("spool"),
+                "ingress": metrics("ingress:exchange"),
+                "deliver": metrics("deliver:notes"),
                 "states": {p["name"]: p["state"] for p in st.get("processes", [])},
                 "errors": {p["name"]: p["last_error"] for p in st.get("processes", [])
                            if p.get("last_error")}}

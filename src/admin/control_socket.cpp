@@ -89,7 +89,7 @@ bool someone_listening(const std::filesystem::path& path) {
 }  // namespace
 
 ControlServer::ControlServer(asio::io_context& io, std::filesystem::path path, unsigned mode,
-                             std::shared_ptr<Process> process)
+                             std::shared_ptr<status::Process> process)
     : io_(io), path_(std::move(path)), mode_(mode), process_(std::move(process)) {}
 
 ControlServer::~ControlServer() { stop(); }
@@ -135,7 +135,7 @@ Expected<void> ControlServer::start() {
   if (::chmod(path_.c_str(), static_cast<mode_t>(mode_)) != 0) {
     return fail(Error::from_errno(errno, fmt::format("chmod control socket {}", path_.string())));
   }
-  if (process_) process_->set_state(ProcessState::kRunning, "listening on " + path_.string());
+  if (process_) process_->set_state(status::ProcessState::kRunning, "listening on " + path_.string());
   net::spawn_logged(io_.get_executor(), accept_loop(), "control socket");
   return {};
 }
@@ -169,7 +169,7 @@ net::awaitable<void> ControlServer::accept_loop() {
       ++accept_errors_;
       if (accept_errors_ == 1) spdlog::error("{}", e.describe());
       if (process_) {
-        process_->report_error(ProcessState::kDegraded, e);
+        process_->report_error(status::ProcessState::kDegraded, e);
         process_->add("accept_errors");
       }
       asio::steady_timer pause(io_, kAcceptErrorPause);

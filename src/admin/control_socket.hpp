@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "admin/process_registry.hpp"
+#include "status/process.hpp"
 #include "core/expected.hpp"
 #include "net/asio.hpp"
 
@@ -29,7 +29,7 @@ class ControlServer {
   /// `process` (optional) shows the socket in status: running, or degraded while accepting
   /// fails (EMFILE and the like), with the cause and the remedy.
   ControlServer(net::asio::io_context& io, std::filesystem::path path, unsigned mode,
-                std::shared_ptr<Process> process = nullptr);
+                std::shared_ptr<status::Process> process = nullptr);
   ~ControlServer();
   void handle(const std::string& command, Handler handler);
   void handle_async(const std::string& command, AsyncHandler handler);
@@ -51,7 +51,7 @@ class ControlServer {
   unsigned mode_;
   std::map<std::string, Handler> handlers_;
   std::map<std::string, AsyncHandler> async_handlers_;
-  std::shared_ptr<Process> process_;
+  std::shared_ptr<status::Process> process_;
   std::uint64_t accept_errors_ = 0;  // in a row; a successful accept resets it
   std::unique_ptr<net::asio::local::stream_protocol::acceptor> acceptor_;
 };

@@ -1,6 +1,6 @@
 #include <fmt/format.h>
 
-#include "admin/process_registry.hpp"
+#include "admin/status_view.hpp"
 #include "cli/commands.hpp"
 
 namespace bridgehead::cli {

@@ -15,7 +15,7 @@ using identity::IdStatus;
 using identity::SecretString;
 
 ConnectorIdentity::ConnectorIdentity(asio::io_context& io, asio::thread_pool& pool, const config::Config& cfg,
-                                     admin::ProcessRegistry& registry)
+                                     status::ProcessRegistry& registry)
     : io_(io), pool_(pool), cfg_(cfg) {
   if (cfg.identity.id_file.empty()) return;
   keeper_ = std::make_unique<identity::IdKeeper>(cfg.identity.id_file);
@@ -23,7 +23,7 @@ ConnectorIdentity::ConnectorIdentity(asio::io_context& io, asio::thread_pool& po
   process_->set_detail("file", cfg.identity.id_file.string());
 }
 
-void ConnectorIdentity::add_listener(smtp::Listener& listener, std::shared_ptr<admin::Process> process,
+void ConnectorIdentity::add_listener(smtp::Listener& listener, std::shared_ptr<status::Process> process,
                                      std::string client_ca_file) {
   if (!configured()) return;
   ingress_.push_back({&listener, std::move(process), std::move(client_ca_file)});
@@ -92,12 +92,12 @@ void ConnectorIdentity::apply() {
                                     ? "waiting for the connector ID password (the one from " + source_ + " was wrong)"
                                     : keeper_->waiting_activity();
     spdlog::error("{}", e.describe());
-    process_->report_error(admin::ProcessState::kError, e);
+    process_->report_error(status::ProcessState::kError, e);
     process_->set_activity(waiting);
     process_->set_detail("status", std::string(identity::to_string(keeper_->status())));
     for (auto& in : ingress_) {
       in.listener->set_tls(nullptr);
-      in.process->report_error(admin::ProcessState::kError, e);
+      in.process->report_error(status::ProcessState::kError, e);
       in.process->set_activity(fmt::format("accepting mail without STARTTLS: {}", waiting));
     }
     for (const auto& d : destinations_) queue_->hold(d, e, waiting);
@@ -111,7 +111,7 @@ void ConnectorIdentity::apply() {
   process_->set_detail("fingerprint_sha256", info.fingerprint_sha256);
   const std::string activity = fmt::format("connector ID {} open, certificate valid until {}", info.name, until);
   if (keeper_->expires_soon()) {
-    process_->report_error(admin::ProcessState::kDegraded,
+    process_->report_error(status::ProcessState::kDegraded,
                            Error::transient_error(ErrorCode::kCertificate,
                                                   fmt::format("the connector ID's certificate expires on {}", until),
                                                   fmt::format("re-certify it now with `bridgehead id certify {} "
@@ -119,7 +119,7 @@ void ConnectorIdentity::apply() {
                                                               cfg_.identity.id_file.string())));
     process_->set_activity(activity);
   } else {
-    process_->set_state(admin::ProcessState::kRunning, activity);
+    process_->set_state(status::ProcessState::kRunning, activity);
   }
   spdlog::info("{}", activity);
   for (auto& in : ingress_) {
@@ -129,10 +129,10 @@ void ConnectorIdentity::apply() {
     if (!ready) {
       // Mail still flows, without STARTTLS; the status says why.
       in.listener->set_tls(nullptr);
-      in.process->report_error(admin::ProcessState::kError, ready.error());
+      in.process->report_error(status::ProcessState::kError, ready.error());
       continue;
     }
-    in.process->set_state(admin::ProcessState::kRunning, "");
+    in.process->set_state(status::ProcessState::kRunning, "");
     in.listener->set_tls(std::move(ctx));
   }
   for (const auto& d : destinations_) queue_->resume(d);

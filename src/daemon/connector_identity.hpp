@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "admin/process_registry.hpp"
+#include "status/process.hpp"
 #include "config/config.hpp"
 #include "core/expected.hpp"
 #include "identity/keeper.hpp"
@@ -28,14 +28,14 @@ class ConnectorIdentity {
  public:
   /// `pool` runs the key derivation of unlocks (about a second of CPU), off the I/O thread.
   ConnectorIdentity(net::asio::io_context& io, net::asio::thread_pool& pool, const config::Config& cfg,
-                    admin::ProcessRegistry& registry);
+                    status::ProcessRegistry& registry);
 
   /// Whether an ID is configured at all; without one, nothing below does anything.
   bool configured() const { return keeper_ != nullptr; }
 
   /// A listener whose STARTTLS certificate is the ID's (its system has no tls_cert_file);
   /// `client_ca_file` non-empty: it also requires client certificates signed by those.
-  void add_listener(smtp::Listener& listener, std::shared_ptr<admin::Process> process, std::string client_ca_file);
+  void add_listener(smtp::Listener& listener, std::shared_ptr<status::Process> process, std::string client_ca_file);
   /// A delivery destination that presents the ID as its TLS client certificate.
   void add_destination(std::string name);
   /// The hook for smtp::client::ClientOptions::configure_tls: installs the current ID, if any.
@@ -57,7 +57,7 @@ class ConnectorIdentity {
  private:
   struct Ingress {
     smtp::Listener* listener;
-    std::shared_ptr<admin::Process> process;
+    std::shared_ptr<status::Process> process;
     std::string client_ca_file;
   };
   void apply();
@@ -67,7 +67,7 @@ class ConnectorIdentity {
   net::asio::thread_pool& pool_;
   const config::Config& cfg_;
   std::unique_ptr<identity::IdKeeper> keeper_;
-  std::shared_ptr<admin::Process> process_;
+  std::shared_ptr<status::Process> process_;
   std::vector<Ingress> ingress_;
   std::vector<std::string> destinations_;
   queue::QueueManager* queue_ = nullptr;

@@ -12,7 +12,8 @@
 #include <spdlog/spdlog.h>
 
 #include "admin/control_socket.hpp"
-#include "admin/process_registry.hpp"
+#include "admin/status_view.hpp"
+#include "status/process.hpp"
 #include "convert/seven_bit.hpp"
 #include "daemon/connector_identity.hpp"
 #include "daemon/privileges.hpp"
@@ -80,29 +81,29 @@ nlohmann::json queue_json(const spool::Spool& sp) {
 // commit is batching (commits per fdatasync).
 constexpr std::string_view kSpoolDegradedRemedy = "see the daemon log and docs/spool.md (Failure behaviour)";
 
-void publish_spool(const spool::Spool& sp, admin::Process& p) {
+void publish_spool(const spool::Spool& sp, status::Process& p) {
   auto st = sp.stats();
-  p.set_counter("queued", st.queued);
-  p.set_counter("segments", st.segments);
-  p.set_counter("receiving", st.receiving);  // uncommitted messages holding spool space
+  p.set_gauge("queued", st.queued);
+  p.set_gauge("segments", st.segments);
+  p.set_gauge("receiving", st.receiving);  // uncommitted messages holding spool space
   p.set_counter("commits", st.commits);
   p.set_counter("fsync_batches", st.syncs);          // every batch that synced, finishes included
   p.set_counter("commit_batches", st.commit_batches);  // batches that held commits: commits / this = batching
   p.set_counter("bytes_written", st.bytes_written);
   p.set_counter("write_errors", st.write_errors);
-  p.set_counter("disk_bytes", st.disk_bytes);
-  p.set_counter("live_bytes", st.live_bytes);
+  p.set_gauge("disk_bytes", st.disk_bytes);
+  p.set_gauge("live_bytes", st.live_bytes);
   p.set_counter("compacted", st.compacted);
   p.set_counter("damaged", st.damaged);
-  p.set_counter("open_files", st.open_files);
+  p.set_gauge("open_files", st.open_files);
   if (!st.degraded.empty()) {
     // Reported once per cause: this runs every second.
     const auto now = p.snapshot();
-    if (now.state != admin::ProcessState::kDegraded || !now.last_error || now.last_error->message != st.degraded) {
-      p.report_error(admin::ProcessState::kDegraded,
+    if (now.state != status::ProcessState::kDegraded || !now.last_error || now.last_error->message != st.degraded) {
+      p.report_error(status::ProcessState::kDegraded,
                      Error::transient_error(ErrorCode::kIo, st.degraded, std::string(kSpoolDegradedRemedy)));
     }
-  } else if (const auto now = p.snapshot(); now.state == admin::ProcessState::kDegraded && now.last_error &&
+  } else if (const auto now = p.snapshot(); now.state == status::ProcessState::kDegraded && now.last_error &&
                                             now.last_error->remedy == kSpoolDegradedRemedy) {
     // The spool cleared its cause (the retried unlink or compaction worked).
     p.recover("the spool's reclaim steps work again");
@@ -157,7 +158,7 @@ int run(const config::Config& cfg) {
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 16 << 20);
   asio::io_context io(1);
-  admin::ProcessRegistry registry;
+  status::ProcessRegistry registry;
 
   auto spool_process = registry.add("spool");
   // Blocking work, off the I/O thread: Maildir writes, content reads from the spool,
@@ -207,11 +208,11 @@ int run(const config::Config& cfg) {
   const auto& report = spool->recovery_report();
   spdlog::info("spool {}: {}", cfg.spool_dir.string(), report.summary());
   for (const auto& note : report.notes) spdlog::warn("spool recovery: {}", note);
-  spool_process->set_state(admin::ProcessState::kRunning, "");
+  spool_process->set_state(status::ProcessState::kRunning, "");
   spool_process->set_detail("recovery", report.summary());
   if (!report.notes.empty()) {
     spool_process->report_error(
-        admin::ProcessState::kDegraded,
+        status::ProcessState::kDegraded,
         Error::permanent(ErrorCode::kCorrupt, report.notes.front(),
                          "see the daemon log for every recovery note; see docs/spool.md on damaged segments"));
   }
@@ -291,7 +292,7 @@ int run(const config::Config& cfg) {
     };
     auto ep = net::make_endpoint(s.listen.host, s.listen.port);
     if (!ep) {
-      process->report_error(admin::ProcessState::kError, ep.error());
+      process->report_error(status::ProcessState::kError, ep.error());
       continue;
     }
     options.endpoint = *ep;
@@ -314,7 +315,7 @@ int run(const config::Config& cfg) {
     } else {
       spdlog::info("ingress:{} listening on {}", s.name, net::to_string(listener->local_endpoint()));
       // Mail still flows, without STARTTLS; the status says why.
-      if (tls_problem) process->report_error(admin::ProcessState::kDegraded, *tls_problem);
+      if (tls_problem) process->report_error(status::ProcessState::kDegraded, *tls_problem);
       if (s.tls_cert_file.empty()) identity.add_listener(*listener, process, s.tls_client_ca_file);
     }
     listeners.push_back(std::move(listener));
@@ -324,7 +325,7 @@ int run(const config::Config& cfg) {
   control.handle("status", [&](const nlohmann::json&) -> Expected<nlohmann::json> {
     publish_spool(*spool, *spool_process);
     queue_manager.publish();
-    return registry.to_json();
+    return admin::status_json(registry);
   });
   control.handle("queue", [&](const nlohmann::json&) -> Expected<nlohmann::json> { return queue_json(*spool); });
   control.handle_async("unlock", [&](nlohmann::json request) { return identity.unlock(std::move(request)); });

@@ -183,7 +183,7 @@ struct Dest {
   std::vector<std::string> domains;
   std::unique_ptr<Transport> transport;
   unsigned concurrency = 1;
-  std::shared_ptr<admin::Process> process;
+  std::shared_ptr<status::Process> process;
   std::deque<Job> ready;
   unsigned workers = 0;
   unsigned in_flight = 0;
@@ -674,7 +674,7 @@ struct QueueManager::Impl {
     dst.troubled = true;
     dst.last_error = why;
     dst.process->report_error(
-        admin::ProcessState::kDegraded,
+        status::ProcessState::kDegraded,
         Error::transient_error(ErrorCode::kUnavailable, fmt::format("cannot deliver to {}: {}", dst.transport->describe(), why),
                                fmt::format("mail for {} waits in the queue and is retried automatically; check that "
                                            "{} is up and reachable",
@@ -823,7 +823,7 @@ struct QueueManager::Impl {
                       "spool and is tried again: {}",
                       name, reason, kept.error().describe());
         dst.process->report_error(
-            admin::ProcessState::kDegraded,
+            status::ProcessState::kDegraded,
             Error::transient_error(kept.error().code,
                                    fmt::format("message {} cannot be processed ({}) nor quarantined: {}", name, reason,
                                                kept.error().message),
@@ -838,7 +838,7 @@ struct QueueManager::Impl {
       spdlog::error("message {}: quarantined: {}", name, reason);
       dst.process->add("quarantined");
       dst.process->report_error(
-          admin::ProcessState::kDegraded,
+          status::ProcessState::kDegraded,
           Error::permanent(ErrorCode::kInternal, fmt::format("message {} quarantined: {}", name, reason),
                            fmt::format("the rest of the queue goes on; the message and why are in {} and {}; after "
                                        "fixing the cause, `bridgehead quarantine release {}` puts it back in the queue",
@@ -1107,12 +1107,12 @@ struct QueueManager::Impl {
         activity = fmt::format("idle; delivers to {}", dst.transport->describe());
       }
       dst.process->set_activity(std::move(activity));
-      dst.process->set_counter("queued_recipients", x.waiting);
+      dst.process->set_gauge("queued_recipients", x.waiting);
       dst.process->set_detail("oldest", x.oldest == kNever ? "none" : human_age(std::max<std::int64_t>(0, now - x.oldest)));
       dst.process->set_detail("target", dst.transport->describe());
     }
     if (auto& q = opt.quarantine_process) {
-      q->set_counter("messages", quarantine_count);
+      q->set_gauge("messages", quarantine_count);
       q->set_activity(quarantine_count == 0
                           ? fmt::format("empty ({})", store.dir().string())
                           : fmt::format("{} message{} set aside in {}; see `bridgehead quarantine list`",
@@ -1138,8 +1138,8 @@ QueueManager::QueueManager(asio::io_context& io, spool::Spool& spool, QueueOptio
 QueueManager::~QueueManager() = default;
 
 void QueueManager::start() {
-  for (auto& d : impl_->dests) d.process->set_state(admin::ProcessState::kRunning, "starting");
-  if (impl_->opt.quarantine_process) impl_->opt.quarantine_process->set_state(admin::ProcessState::kRunning, "");
+  for (auto& d : impl_->dests) d.process->set_state(status::ProcessState::kRunning, "starting");
+  if (impl_->opt.quarantine_process) impl_->opt.quarantine_process->set_state(status::ProcessState::kRunning, "");
   if (const auto swept = durable::remove_interrupted_writes(impl_->store.dir()); swept > 0) {
     spdlog::info("quarantine {}: removed {} temporary file{} of writes a crash interrupted", impl_->store.dir().string(),
                  swept, swept == 1 ? "" : "s");
@@ -1164,7 +1164,7 @@ void QueueManager::hold(const std::string& destination, const Error& why, std::s
     if (d.name != destination) continue;
     d.hold = why;
     d.hold_activity = std::move(activity);
-    d.process->report_error(admin::ProcessState::kError, why);
+    d.process->report_error(status::ProcessState::kError, why);
   }
   publish();
 }

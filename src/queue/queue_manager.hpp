@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "admin/process_registry.hpp"
+#include "status/process.hpp"
 #include "core/envelope.hpp"
 #include "net/asio.hpp"
 #include "queue/retry_schedule.hpp"
@@ -33,7 +33,7 @@ struct DestinationSpec {
   std::vector<std::string> domains;    ///< lower case
   std::unique_ptr<Transport> transport;
   unsigned concurrency = 10;
-  std::shared_ptr<admin::Process> process;  ///< "deliver:<name>"
+  std::shared_ptr<status::Process> process;  ///< "deliver:<name>"
 };
 
 struct QueueOptions {
@@ -41,7 +41,7 @@ struct QueueOptions {
   RetrySchedule schedule;
   std::filesystem::path quarantine_dir;
   /// "quarantine": its counter "messages" is how many messages are set aside (optional).
-  std::shared_ptr<admin::Process> quarantine_process;
+  std::shared_ptr<status::Process> quarantine_process;
   /// Runs the blocking work (content reads from the disk, quarantine files, composing a
   /// notice from the original) off the I/O thread; empty: posted to the I/O thread instead
   /// (unit tests), and a content read is made there.

@@ -132,7 +132,7 @@ class QueueTest : public ::testing::Test {
     qm_.reset();
     spool_.reset();
     io_.restart();
-    registry_ = std::make_unique<admin::ProcessRegistry>();
+    registry_ = std::make_unique<status::ProcessRegistry>();
     open(retry);
   }
   static RetryOptions fast_retry() {
@@ -169,7 +169,7 @@ class QueueTest : public ::testing::Test {
   asio::io_context io_;
   // The daemon's listeners always keep its loop busy; here an idle queue must not stop it.
   asio::executor_work_guard<asio::io_context::executor_type> busy_ = asio::make_work_guard(io_);
-  std::unique_ptr<admin::ProcessRegistry> registry_ = std::make_unique<admin::ProcessRegistry>();
+  std::unique_ptr<status::ProcessRegistry> registry_ = std::make_unique<status::ProcessRegistry>();
   Script exchange_, notes_;
   std::function<Expected<void>(spool::MessageId, const std::function<void(std::string_view)>&)> read_;
   unsigned notice_failures_ = 0;
@@ -214,9 +214,9 @@ TEST_F(QueueTest, PermanentFailureOfOneRecipientReportsOnlyThatOne) {
   EXPECT_NE(dsn.find("Diagnostic-Code: smtp; 550 5.1.1 no such user"), std::string::npos);
   auto p = registry_->snapshot();
   auto notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
-  EXPECT_EQ(notes->counters["delivered"], 2u);
-  EXPECT_EQ(notes->counters["failed"], 1u);
-  EXPECT_EQ(notes->counters["dsn_sent"], 1u);
+  EXPECT_EQ(notes->value("delivered"), 2u);
+  EXPECT_EQ(notes->value("failed"), 1u);
+  EXPECT_EQ(notes->value("dsn_sent"), 1u);
 }
 
 TEST_F(QueueTest, TemporaryFailureIsJournaledThenRetried) {
@@ -295,7 +295,7 @@ TEST_F(QueueTest, AHeldDestinationIsNotContactedAndResumesAtOnce) {
   qm_->publish();
   auto p = registry_->snapshot();
   auto notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
-  EXPECT_EQ(notes->state, admin::ProcessState::kError);
+  EXPECT_EQ(notes->state, status::ProcessState::kError);
   EXPECT_EQ(notes->activity, "waiting for the connector ID password; 1 recipient waiting");
   ASSERT_TRUE(notes->last_error);
   EXPECT_EQ(notes->last_error->remedy, "unlock it");
@@ -308,7 +308,7 @@ TEST_F(QueueTest, AHeldDestinationIsNotContactedAndResumesAtOnce) {
   EXPECT_EQ(notes_.calls.size(), 1u);
   p = registry_->snapshot();
   notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
-  EXPECT_EQ(notes->state, admin::ProcessState::kRunning);
+  EXPECT_EQ(notes->state, status::ProcessState::kRunning);
   EXPECT_EQ(exchange_.calls.size(), 1u);
 }
 
@@ -391,11 +391,11 @@ TEST_F(QueueTest, PoisonMessageIsQuarantinedAndTheNextDelivered) {
   auto notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
   ASSERT_TRUE(notes->last_error);
   EXPECT_NE(notes->last_error->message.find(spool::format_id(bad)), std::string::npos);
-  EXPECT_EQ(notes->counters["quarantined"], 1u);
+  EXPECT_EQ(notes->value("quarantined"), 1u);
   qm_->publish();
   p = registry_->snapshot();
   auto q = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "quarantine"; });
-  EXPECT_EQ(q->counters["messages"], 1u);
+  EXPECT_EQ(q->value("messages"), 1u);
 }
 
 TEST_F(QueueTest, UnroutableDsnRecipientGoesBackToTheOriginsSystem) {
@@ -475,8 +475,8 @@ TEST_F(QueueTest, AMessageStreamsFromTheSpoolAndADamagedChunkFoundOnTheWayDefers
   EXPECT_EQ(spool_->stats().damaged, 1u);
   auto p = registry_->snapshot();
   auto notes = std::find_if(p.begin(), p.end(), [](auto& s) { return s.name == "deliver:notes"; });
-  EXPECT_EQ(notes->counters["read_errors"], 1u);
-  EXPECT_NE(notes->state, admin::ProcessState::kDegraded) << "the destination is not to blame";
+  EXPECT_EQ(notes->value("read_errors"), 1u);
+  EXPECT_NE(notes->state, status::ProcessState::kDegraded) << "the destination is not to blame";
 }
 
 TEST_F(QueueTest, WithAWorkerPoolTheBlockingWorkRunsThereAndNothingChanges) {

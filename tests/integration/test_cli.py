@@ -88,7 +88,7 @@ class CliTest(bridgehead.TestCase):
         for n in ("spool", "ingress:exchange", "ingress:notes"):
             self.assertIn(n, names)
         for p in st["processes"]:
-            for key in ("name", "state", "activity", "since", "counters", "details"):
+            for key in ("name", "state", "activity", "since", "counters", "gauges", "details"):
                 self.assertIn(key, p, p)
         ing = d.process("ingress:exchange")
         self.assertIn("127.0.0.1:%d" % d.port(), ing["activity"])

@@ -133,7 +133,7 @@ class DsnTest(bridgehead.TestCase):
         p = d.wait_for(lambda: (lambda p: p if waiting.search(p["activity"]) else None)(d.process("deliver:notes")),
                        "the waiting activity of deliver:notes", timeout=30)
         self.assertEqual(p["state"], "degraded")
-        self.assertEqual(p["counters"]["queued_recipients"], 3)
+        self.assertEqual(p["gauges"]["queued_recipients"], 3)
         self.assertEqual(p["details"]["target"], "127.0.0.1:%d" % d.ports["dead"])
         self.assertRegex(p["details"]["oldest"], r"^\d+[smhd]$")
         self.assertNotEqual(p["details"]["oldest"], "0s")

@@ -30,7 +30,7 @@ class QuarantineTest(bridgehead.TestCase):
         return {m["id"]: m for m in json.loads(out)["messages"]}
 
     def count(self, d):
-        return d.counters("quarantine")["messages"]
+        return d.gauges("quarantine")["messages"]
 
     def test_list_show_release_then_delivered(self):
         d = self.start_poisoned()
@@ -99,7 +99,7 @@ class QuarantineTest(bridgehead.TestCase):
         self.assertEqual(sorted(self.listed(d)), sorted([notified, silent]))
         st = d.status()
         [q] = [p for p in st["processes"] if p["name"] == "quarantine"]
-        self.assertEqual(q["counters"]["messages"], 2)
+        self.assertEqual(q["gauges"]["messages"], 2)
         self.assertIn("2 messages set aside", q["activity"])
 
         out, _ = self.quarantine(d, "delete", notified)

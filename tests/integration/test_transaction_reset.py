@@ -69,14 +69,14 @@ class ResetCase(bridgehead.TestCase):
     def assert_spool_forgot_everything(self, d):
         """No message is left half-received in the spool (its space would be pinned)."""
         def settled():
-            counters = d.counters("spool")
-            self.assertIn("receiving", counters, "the spool's status has no 'receiving' counter")
-            return counters["receiving"] == 0 or None
+            gauges = d.gauges("spool")
+            self.assertIn("receiving", gauges, "the spool's status has no 'receiving' gauge")
+            return gauges["receiving"] == 0 or None
         try:
             d.wait_for(settled, "the spool to hold no half-received message", timeout=bridgehead.IO_TIMEOUT)
         except AssertionError:
             self.fail("the spool still holds %d half-received message(s) after the transaction was reset\n%s" % (
-                d.counters("spool")["receiving"], d.log_tail()))
+                d.gauges("spool")["receiving"], d.log_tail()))
 
 
 class TransactionResetTest(ResetCase):

@@ -586,9 +586,16 @@ class Daemon:
         return out
 
     def counters(self, process):
-        """The counters of a process in `bridgehead status --json`, missing ones as 0."""
+        """The counters of a process in `bridgehead status --json` (what only grows: events
+        since start), missing ones as 0."""
         p = self.process(process)
         return collections.defaultdict(int, p.get("counters", {}))
+
+    def gauges(self, process):
+        """The gauges of a process (levels that go up and down: messages queued), missing
+        ones as 0."""
+        p = self.process(process)
+        return collections.defaultdict(int, p.get("gauges", {}))
 
     def maildir(self, system, address):
         """Messages delivered into `address`'s Maildir of a maildir-delivered system."""

@@ -40,19 +40,19 @@ struct Listener::State {
   ListenerOptions options;
   spool::Spool& spool;
   RecipientCheck check;
-  std::shared_ptr<admin::Process> process;
+  std::shared_ptr<status::Process> process;
   std::string listen_text;
   std::shared_ptr<SessionBudget> budget;
   std::set<std::shared_ptr<InboundSession>> sessions;
   bool stopping = false;
 
-  State(ListenerOptions o, spool::Spool& s, RecipientCheck c, std::shared_ptr<admin::Process> p)
+  State(ListenerOptions o, spool::Spool& s, RecipientCheck c, std::shared_ptr<status::Process> p)
       : options(std::move(o)), spool(s), check(std::move(c)), process(std::move(p)) {
     budget = options.budget ? options.budget : std::make_shared<SessionBudget>();
   }
 
   void update_activity() const {
-    if (process->state() != admin::ProcessState::kRunning) return;
+    if (process->state() != status::ProcessState::kRunning) return;
     process->set_activity(fmt::format("listening on {}, {} session{}", listen_text, sessions.size(),
                                       sessions.size() == 1 ? "" : "s"));
   }
@@ -296,7 +296,7 @@ void InboundSession::forget_content() {
 }
 
 void InboundSession::report_storage_failure() {
-  state_->process->report_error(admin::ProcessState::kDegraded, spool_error_);
+  state_->process->report_error(status::ProcessState::kDegraded, spool_error_);
   state_->process->add("messages_deferred_storage");
   spdlog::error("ingress:{}: cannot store message from {}: {}", state_->options.system, client_,
                 spool_error_.describe());
@@ -362,7 +362,7 @@ net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>
     } else {
       state_->process->add("messages_accepted");
       state_->process->add("bytes_accepted", decoder_->size());
-      if (state_->process->state() == admin::ProcessState::kDegraded) {
+      if (state_->process->state() == status::ProcessState::kDegraded) {
         state_->process->recover("storage works again");
         state_->update_activity();
       }
@@ -529,7 +529,7 @@ net::awaitable<void> InboundSession::run() {
 }
 
 Listener::Listener(asio::io_context& io, ListenerOptions options, spool::Spool& spool, RecipientCheck check,
-                   std::shared_ptr<admin::Process> process)
+                   std::shared_ptr<status::Process> process)
     : io_(io),
       state_(std::make_shared<State>(std::move(options), spool, std::move(check), std::move(process))),
       acceptor_(io) {}
@@ -547,11 +547,11 @@ Expected<void> Listener::start() {
     Error e = Error::transient_error(
         ErrorCode::kUnavailable, fmt::format("cannot listen on {}: {}", net::to_string(ep), ec.message()),
         "free the port or change `listen` of system \"" + state_->options.system + "\"");
-    state_->process->report_error(admin::ProcessState::kError, e);
+    state_->process->report_error(status::ProcessState::kError, e);
     return fail(e);
   }
   state_->listen_text = net::to_string(acceptor_.local_endpoint());
-  state_->process->set_state(admin::ProcessState::kRunning, "");
+  state_->process->set_state(status::ProcessState::kRunning, "");
   state_->update_activity();
   net::spawn_logged(io_.get_executor(), accept_loop(), "ingress:" + state_->options.system);
   return {};
@@ -570,7 +570,7 @@ void Listener::stop() {
   net::error_code ec;
   acceptor_.close(ec);
   for (const auto& s : state_->sessions) s->shut();
-  state_->process->set_state(admin::ProcessState::kStopped, "stopped");
+  state_->process->set_state(status::ProcessState::kStopped, "stopped");
 }
 
 tcp::endpoint Listener::local_endpoint() const {
@@ -585,7 +585,7 @@ net::awaitable<void> Listener::accept_loop() {
     if (ec) {
       if (st->stopping || ec == asio::error::operation_aborted) co_return;
       // EMFILE and friends: say so and keep going rather than stop listening.
-      st->process->report_error(admin::ProcessState::kDegraded,
+      st->process->report_error(status::ProcessState::kDegraded,
                                 Error::transient_error(ErrorCode::kIo, "accept failed: " + ec.message(),
                                                        "raise the open-files limit (ulimit -n)"));
       asio::steady_timer pause(io_, std::chrono::milliseconds(100));

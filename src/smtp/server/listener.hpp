@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "admin/process_registry.hpp"
+#include "status/process.hpp"
 #include "core/expected.hpp"
 #include "net/asio.hpp"
 #include "smtp/protocol/data_decoder.hpp"
@@ -46,7 +46,7 @@ struct ListenerOptions {
 class Listener {
  public:
   Listener(net::asio::io_context& io, ListenerOptions options, spool::Spool& spool,
-           RecipientCheck check, std::shared_ptr<admin::Process> process);
+           RecipientCheck check, std::shared_ptr<status::Process> process);
   ~Listener();
   /// Binds and starts accepting; fails (transient kUnavailable) when the port is taken.
   Expected<void> start();

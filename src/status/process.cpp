@@ -1,24 +1,15 @@
-#include "admin/process_registry.hpp"
+#include "status/process.hpp"
 
 #include <ctime>
 #include <stdexcept>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
-namespace bridgehead::admin {
+namespace bridgehead::status {
 
 namespace {
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-std::string format_time(std::int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  localtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 }  // namespace
 
 std::string_view to_string(ProcessState s) {
@@ -30,6 +21,13 @@ std::string_view to_string(ProcessState s) {
     case ProcessState::kError: return "error";
   }
   return "unknown";
+}
+
+std::string_view to_string(MetricKind k) { return k == MetricKind::kCounter ? "counter" : "gauge"; }
+
+std::uint64_t ProcessStatus::value(const std::string& metric) const {
+  auto it = metrics.find(metric);
+  return it == metrics.end() ? 0 : it->second.value;
 }
 
 Process::Process(std::string name) : name_(std::move(name)) {
@@ -59,7 +57,7 @@ void Process::report_error(ProcessState state, const Error& error) {
     status_.since = now();
   }
   status_.last_error = LastError{error.message, error.remedy, now()};
-  status_.counters["errors"] += 1;
+  metric("errors", MetricKind::kCounter).value += 1;
 }
 
 void Process::recover(std::string activity) {
@@ -71,14 +69,28 @@ void Process::recover(std::string activity) {
   status_.activity = std::move(activity);
 }
 
-void Process::add(const std::string& counter, std::uint64_t n) {
-  std::lock_guard lock(mu_);
-  status_.counters[counter] += n;
+Metric& Process::metric(const std::string& name, MetricKind kind) {
+  auto [it, added] = status_.metrics.try_emplace(name, Metric{kind, 0});
+  if (!added && it->second.kind != kind) {
+    throw std::logic_error(fmt::format("process {}: metric {} is a {}, not a {}", name_, name,
+                                       to_string(it->second.kind), to_string(kind)));
+  }
+  return it->second;
 }
 
-void Process::set_counter(const std::string& counter, std::uint64_t value) {
+void Process::add(const std::string& counter, std::uint64_t n) {
   std::lock_guard lock(mu_);
-  status_.counters[counter] = value;
+  metric(counter, MetricKind::kCounter).value += n;
+}
+
+void Process::set_counter(const std::string& counter, std::uint64_t total) {
+  std::lock_guard lock(mu_);
+  metric(counter, MetricKind::kCounter).value = total;
+}
+
+void Process::set_gauge(const std::string& gauge, std::uint64_t value) {
+  std::lock_guard lock(mu_);
+  metric(gauge, MetricKind::kGauge).value = value;
 }
 
 void Process::set_detail(const std::string& key, std::string value) {
@@ -113,46 +125,4 @@ std::vector<ProcessStatus> ProcessRegistry::snapshot() const {
   return out;
 }
 
-nlohmann::json ProcessRegistry::to_json() const {
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& s : snapshot()) {
-    nlohmann::json j = {{"name", s.name},         {"state", to_string(s.state)},
-                        {"activity", s.activity}, {"since", s.since},
-                        {"counters", s.counters}, {"details", s.details}};
-    if (s.last_error) {
-      j["last_error"] = {{"message", s.last_error->message},
-                         {"remedy", s.last_error->remedy},
-                         {"at", s.last_error->at}};
-    }
-    list.push_back(std::move(j));
-  }
-  return {{"processes", std::move(list)}};
-}
-
-std::string format_status_table(const nlohmann::json& status) {
-  std::string out = fmt::format("{:<22} {:<9} {:<19} {}\n", "PROCESS", "STATE", "SINCE", "ACTIVITY");
-  for (const auto& p : status.at("processes")) {
-    out += fmt::format("{:<22} {:<9} {:<19} {}\n", p.at("name").get<std::string>(),
-                       p.at("state").get<std::string>(), format_time(p.at("since").get<std::int64_t>()),
-                       p.at("activity").get<std::string>());
-    if (p.contains("last_error")) {
-      const auto& e = p.at("last_error");
-      out += fmt::format("{:<22} last error {}: {}\n", "", format_time(e.at("at").get<std::int64_t>()),
-                         e.at("message").get<std::string>());
-      if (!e.at("remedy").get<std::string>().empty()) {
-        out += fmt::format("{:<22} remedy: {}\n", "", e.at("remedy").get<std::string>());
-      }
-    }
-    for (const auto& [k, v] : p.at("details").items()) {
-      out += fmt::format("{:<22} {}: {}\n", "", k, v.get<std::string>());
-    }
-    std::string counters;
-    for (const auto& [k, v] : p.at("counters").items()) {
-      counters += fmt::format("{}{}={}", counters.empty() ? "" : " ", k, v.get<std::uint64_t>());
-    }
-    if (!counters.empty()) out += fmt::format("{:<22} {}\n", "", counters);
-  }
-  return out;
-}
-
-}  // namespace bridgehead::admin
+}  // namespace bridgehead::status
