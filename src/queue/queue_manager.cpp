@@ -20,6 +20,7 @@
 #include "net/blocking.hpp"
 #include "net/completion.hpp"
 #include "queue/quarantine.hpp"
+#include "queue/schedule.hpp"
 #include "queue/spool_content.hpp"
 
 namespace bridgehead::queue {
@@ -73,10 +74,6 @@ constexpr std::chrono::seconds kIdleClose{2};
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-TimePoint time_point(std::int64_t unix) { return TimePoint(std::chrono::seconds(unix)); }
-std::int64_t to_unix(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
 
 bool is_final(RecipientStatus s) { return s == RecipientStatus::kDelivered || s == RecipientStatus::kFailed; }
 
@@ -85,17 +82,6 @@ std::string lower_domain(std::string_view address) {
   std::string d(at == std::string_view::npos ? std::string_view() : address.substr(at + 1));
   for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return d;
-}
-
-// The RFC 3463 code in a reply ("550 5.1.1 ..." -> "5.1.1"), or class.0.0 when there is none.
-std::string status_of(std::string_view reply, char klass) {
-  if (reply.size() >= 9 && reply[3] == ' ' && reply[4] == klass && reply[5] == '.') {
-    std::size_t end = reply.find(' ', 4);
-    std::string_view code = reply.substr(4, end == std::string_view::npos ? std::string_view::npos : end - 4);
-    const bool ok = std::all_of(code.begin(), code.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; });
-    if (ok && std::count(code.begin(), code.end(), '.') == 2) return std::string(code);
-  }
-  return fmt::format("{}.0.0", klass);
 }
 
 // "127.0.0.1:2526" -> "127.0.0.1", "[::1]:25" -> "::1": Remote-MTA names a host, not a port.
@@ -492,9 +478,12 @@ struct QueueManager::Impl {
     TransactionResult r;
     const Envelope env = entries.at(job.id).env();
     for (std::size_t i : job.indices) {
-      r.recipients.push_back({.index = i, .outcome = Outcome::kFailed,
+      r.recipients.push_back({.index = i,
+                              .outcome = Outcome::kFailed,
                               .reply = fmt::format("550 5.1.2 no connected system has the domain of <{}>",
-                                                   env.recipients[i].address)});
+                                                   env.recipients[i].address),
+                              .code = 550,
+                              .enhanced = "5.1.2"});
     }
     co_await complete(std::move(job), std::move(r));
   }
@@ -522,8 +511,6 @@ struct QueueManager::Impl {
     const bool final_delivery = dst != nullptr && dst->transport->final_delivery();
     const std::int64_t now = unix_now();
     const Envelope env = e.env();
-    const TimePoint arrival = time_point(env.received_at);
-    const auto& schedule_ = opt.schedule;
 
     dsn::Report rep;
     rep.reporting_mta = opt.hostname;
@@ -536,60 +523,27 @@ struct QueueManager::Impl {
     bool answered = false;
     for (const RecipientResult& rr : result.recipients) {
       const std::size_t i = rr.index;
-      RecipientState st = e.states[i];
-      st.attempts += 1;
-      st.last_attempt = now;
-      st.reply = rr.reply;
-      st.remote = result.remote;
-      std::optional<dsn::RecipientReport> r;
+      const AttemptResult one{.recipient = rr,
+                              .final_delivery = final_delivery,
+                              .dsn_relayed = result.dsn_relayed,
+                              .status_without_reply = result.status_without_reply,
+                              .remote = result.remote};
+      Decision d = decide(env, e.states[i], one, opt.schedule, now);
+      RecipientState& st = d.state;
       const Recipient& rcpt = env.recipients[i];
-      switch (rr.outcome) {
-        case Outcome::kDelivered: {
-          st.status = RecipientStatus::kDelivered;
-          answered = true;
-          if (dst) dst->process->add("delivered");
-          // A next hop that took our NOTIFY reports success itself (RFC 3461 4.1).
-          const auto action = final_delivery ? dsn::Action::kDelivered : dsn::Action::kRelayed;
-          if ((final_delivery || !result.dsn_relayed) && dsn::needs_dsn(env, rcpt, action)) {
-            r = report(env, i, action, status_of(rr.reply, '2'), rr, result.remote, now);
-          }
-          break;
+      if (rr.outcome == Outcome::kDelivered || rr.from_server) answered = true;
+      if (dst) {
+        switch (d.verdict) {
+          case Verdict::kDelivered: dst->process->add("delivered"); break;
+          case Verdict::kFailed: dst->process->add("failed"); break;
+          case Verdict::kDeferred: dst->process->add("deferred"); break;
+          case Verdict::kExpired:
+            dst->process->add("deferred");
+            dst->process->add("expired");
+            break;
         }
-        case Outcome::kFailed:
-          st.status = RecipientStatus::kFailed;
-          if (dst) dst->process->add("failed");
-          if (rr.from_server) answered = true;
-          if (dsn::needs_dsn(env, rcpt, dsn::Action::kFailed)) {
-            r = report(env, i, dsn::Action::kFailed, status_of(rr.reply, '5'), rr, result.remote, now);
-          }
-          break;
-        case Outcome::kDeferred:
-          if (dst) dst->process->add("deferred");
-          if (rr.from_server) answered = true;
-          if (schedule_.expired(arrival, time_point(now))) {
-            st.status = RecipientStatus::kFailed;
-            if (dst) dst->process->add("expired");
-            if (dsn::needs_dsn(env, rcpt, dsn::Action::kFailed)) {
-              r = report(env, i, dsn::Action::kFailed, "4.4.7", rr, result.remote, now);
-            }
-          } else {
-            st.status = RecipientStatus::kDeferred;
-            st.next_attempt = to_unix(schedule_.next_attempt(arrival, st.attempts, time_point(now)));
-            if (schedule_.delay_notice_due(arrival, time_point(now), st.delay_notice_sent) &&
-                dsn::needs_dsn(env, rcpt, dsn::Action::kDelayed)) {
-              st.delay_notice_sent = true;
-              // No answer at all (refused, timeout, TLS): RFC 3463 4.4.1, "no answer from host".
-              r = report(env, i, dsn::Action::kDelayed,
-                         rr.from_server                         ? status_of(rr.reply, '4')
-                         : result.status_without_reply.empty() ? std::string("4.4.1")
-                                                               : result.status_without_reply,
-                         rr, result.remote, now);
-              r->will_retry_until = to_unix(arrival + schedule_.options().lifetime);
-            }
-          }
-          break;
       }
-      if (!r && env.mail_from.empty() && st.status == RecipientStatus::kFailed) {
+      if (!d.notice && env.mail_from.empty() && st.status == RecipientStatus::kFailed) {
         spdlog::info("message {}: not reporting the failure for <{}>: the message is itself a bounce (null sender)",
                      spool::format_id(job.id), rcpt.address);
       }
@@ -598,8 +552,10 @@ struct QueueManager::Impl {
                    : st.status == RecipientStatus::kFailed  ? "failed"
                                                             : "deferred",
                    dst ? dst->transport->describe() : std::string("(no route)"), escape_control(st.reply));
-      if (r) {
-        rep.recipients.push_back(std::move(*r));
+      if (d.notice) {
+        dsn::RecipientReport r = report(env, i, d.notice->action, std::move(d.notice->status), rr, result.remote, now);
+        r.will_retry_until = d.notice->will_retry_until.value_or(0);
+        rep.recipients.push_back(std::move(r));
         reported.push_back(changed.size());
       }
       changed.push_back(std::move(st));

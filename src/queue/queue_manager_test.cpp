@@ -37,13 +37,16 @@ struct Script {
   std::string throws;
 };
 
-RecipientResult ok() { return {.index = 0, .outcome = Outcome::kDelivered, .reply = "250 2.0.0 ok", .from_server = true}; }
-RecipientResult temp(std::string reply = "451 4.3.0 try later") {
-  return {.index = 0, .outcome = Outcome::kDeferred, .reply = std::move(reply), .from_server = true};
+// The server's one-line reply "451 4.3.0 try later" as the client reports it.
+RecipientResult server_said(Outcome outcome, const std::string& line) {
+  smtp::client::ServerReply reply;
+  reply.code = std::stoi(line.substr(0, 3));
+  reply.lines = {line.size() > 4 ? line.substr(4) : std::string()};
+  return RecipientResult::from_reply(0, outcome, reply);
 }
-RecipientResult perm(std::string reply = "550 5.1.1 no such user") {
-  return {.index = 0, .outcome = Outcome::kFailed, .reply = std::move(reply), .from_server = true};
-}
+RecipientResult ok() { return server_said(Outcome::kDelivered, "250 2.0.0 ok"); }
+RecipientResult temp(const std::string& reply = "451 4.3.0 try later") { return server_said(Outcome::kDeferred, reply); }
+RecipientResult perm(const std::string& reply = "550 5.1.1 no such user") { return server_said(Outcome::kFailed, reply); }
 
 class ScriptedTransport final : public Transport {
  public:

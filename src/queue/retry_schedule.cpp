@@ -23,6 +23,9 @@ Error config_error(std::string msg) {
 
 }  // namespace
 
+TimePoint from_unix(std::int64_t unix_seconds) { return TimePoint(std::chrono::seconds(unix_seconds)); }
+std::int64_t to_unix(TimePoint t) { return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count(); }
+
 RetrySchedule::RetrySchedule() = default;
 
 Expected<RetrySchedule> RetrySchedule::create(RetryOptions options) {

@@ -20,6 +20,10 @@ using bridgehead::kMaxDuration;
 using bridgehead::parse_delay_list;
 using bridgehead::parse_duration;
 
+/// Unix seconds, as the spool stores them, and back.
+TimePoint from_unix(std::int64_t unix_seconds);
+std::int64_t to_unix(TimePoint t);
+
 struct RetryOptions {
   std::vector<Seconds> delays = {std::chrono::minutes(1),  std::chrono::minutes(5), std::chrono::minutes(15),
                                  std::chrono::minutes(30), std::chrono::hours(1),   std::chrono::hours(2),

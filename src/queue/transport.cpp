@@ -10,11 +10,17 @@ namespace {
 namespace asio = net::asio;
 using smtp::client::Connection;
 
-TransactionResult all_recipients(const std::vector<std::size_t>& indices, Outcome outcome, const std::string& why,
-                                 std::string remote) {
+// Our own answer for every recipient: `code` and `enhanced` what it stands for, 0 and ""
+// when `why` is only a description (a connection refused).
+TransactionResult all_recipients(const std::vector<std::size_t>& indices, Outcome outcome, int code,
+                                 std::string_view enhanced, const std::string& why, std::string remote) {
   TransactionResult r;
   r.remote = std::move(remote);
-  for (std::size_t i : indices) r.recipients.push_back({.index = i, .outcome = outcome, .reply = why});
+  const std::string reply = code == 0 ? why : fmt::format("{} {} {}", code, enhanced, why);
+  for (std::size_t i : indices) {
+    r.recipients.push_back(
+        {.index = i, .outcome = outcome, .reply = reply, .code = code, .enhanced = std::string(enhanced)});
+  }
   return r;
 }
 
@@ -38,7 +44,7 @@ class SmtpTransport final : public Transport {
       if (!opened) {
         // A 5xx greeting is the destination's own permanent answer; everything else
         // (refused, timeout, TLS) may pass.
-        co_return all_recipients(indices, opened.error().transient() ? Outcome::kDeferred : Outcome::kFailed,
+        co_return all_recipients(indices, opened.error().transient() ? Outcome::kDeferred : Outcome::kFailed, 0, "",
                                  opened.error().describe(), fmt::format("{}:{}", target_.host, target_.port));
       }
       conn = std::move(*opened);
@@ -89,8 +95,8 @@ class MaildirTransport final : public Transport {
     // window at a time on the pool).
     auto whole = co_await smtp::client::read_whole(content);
     if (!whole) {
-      co_return all_recipients(indices, Outcome::kDeferred,
-                               "451 4.3.0 cannot read the message to deliver it: " + whole.error().describe(), "maildir");
+      co_return all_recipients(indices, Outcome::kDeferred, 451, "4.3.0",
+                               "cannot read the message to deliver it: " + whole.error().describe(), "maildir");
     }
     // The fsyncs block: they run on the pool, and this coroutine resumes on the I/O thread.
     auto work = [this, &envelope, &indices, content = std::move(*whole)]() -> TransactionResult {
@@ -103,14 +109,21 @@ class MaildirTransport final : public Transport {
             fmt::format("Return-Path: <{}>\nDelivered-To: {}\n", envelope.mail_from, rcpt);
         auto delivered = writer_.deliver(rcpt, prepend, body);
         if (delivered) {
-          r.recipients.push_back({.index = i, .outcome = Outcome::kDelivered,
-                                  .reply = "250 2.0.0 delivered to " + delivered->string()});
+          r.recipients.push_back({.index = i,
+                                  .outcome = Outcome::kDelivered,
+                                  .reply = "250 2.0.0 delivered to " + delivered->string(),
+                                  .code = 250,
+                                  .enhanced = "2.0.0"});
         } else {
           const Error& e = delivered.error();
+          const int code = e.transient() ? 451 : 550;
+          const char* enhanced = e.transient() ? "4.3.0" : "5.1.3";
           r.recipients.push_back({.index = i,
                                   .outcome = e.transient() ? Outcome::kDeferred : Outcome::kFailed,
-                                  .reply = fmt::format("{} {} {}", e.transient() ? "451 4.3.0" : "550 5.1.3",
-                                                       "cannot deliver to the Maildir:", e.describe())});
+                                  .reply = fmt::format("{} {} cannot deliver to the Maildir: {}", code, enhanced,
+                                                       e.describe()),
+                                  .code = code,
+                                  .enhanced = enhanced});
         }
       }
       return r;

@@ -94,7 +94,7 @@ std::string describe(const error_code& ec) {
 struct Trouble {
   ErrorCode code = ErrorCode::kUnavailable;
   std::string message;      // our description
-  std::string server_line;  // the 421 reply, when that is what ended it
+  std::optional<ServerReply> server_reply;  // the 421 reply, when that is what ended it
 };
 
 template <typename T>
@@ -200,9 +200,9 @@ struct Connection::Impl {
           // RFC 5321 3.8: the server is closing the session; whatever it says is final for
           // this connection but not for the message.
           usable = false;
-          std::string line = reply.one_line();
           co_return tl::unexpected(Trouble{
-              ErrorCode::kUnavailable, fmt::format("{} closed the session after {}: {}", remote, stage, line), line});
+              ErrorCode::kUnavailable, fmt::format("{} closed the session after {}: {}", remote, stage, reply.one_line()),
+              reply});
         }
         co_return reply;
       }
@@ -456,9 +456,10 @@ awaitable<Expected<std::unique_ptr<Connection>>> Connection::open(asio::any_io_e
   if (!greeting) {
     impl->close_socket();
     const Trouble& t = greeting.error();
-    if (!t.server_line.empty()) {
+    if (t.server_reply) {
       co_return fail(Error::transient_error(ErrorCode::kUnavailable,
-                                            fmt::format("{} refused the session: {}", impl->where, t.server_line),
+                                            fmt::format("{} refused the session: {}", impl->where,
+                                                        t.server_reply->one_line()),
                                             "the next hop is busy or shutting down; the queue retries"));
     }
     co_return fail(open_error(t));
@@ -515,25 +516,36 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
   }
   std::vector<bool> settled(indices.size(), false);
 
-  auto settle = [&](std::size_t k, Outcome outcome, std::string reply, bool from_server) {
-    auto& r = result.recipients[k];
-    r.outcome = outcome;
-    r.reply = std::move(reply);
-    r.from_server = from_server;
+  auto settle = [&](std::size_t k, Outcome outcome, const ServerReply& reply) {
+    result.recipients[k] = RecipientResult::from_reply(result.recipients[k].index, outcome, reply);
     settled[k] = true;
   };
-  auto settle_open = [&](Outcome outcome, const std::string& reply, bool from_server) {
+  auto settle_open = [&](Outcome outcome, const ServerReply& reply) {
     for (std::size_t k = 0; k < settled.size(); ++k) {
-      if (!settled[k]) settle(k, outcome, reply, from_server);
+      if (!settled[k]) settle(k, outcome, reply);
+    }
+  };
+  // Our own answer for every recipient still open: `code` and `enhanced` are what it
+  // stands for (0 and "" when it is only a description, such as a read that failed).
+  auto settle_open_own = [&](Outcome outcome, int code, std::string_view enhanced, const std::string& text) {
+    for (std::size_t k = 0; k < settled.size(); ++k) {
+      if (settled[k]) continue;
+      auto& r = result.recipients[k];
+      r.outcome = outcome;
+      r.reply = code == 0 ? text : fmt::format("{} {} {}", code, enhanced, text);
+      r.from_server = false;
+      r.code = code;
+      r.enhanced = std::string(enhanced);
+      settled[k] = true;
     }
   };
   auto trouble = [&](const Trouble& t) {
     // Every recipient without a final answer may be tried again; this connection is done.
     c.usable = false;
-    if (!t.server_line.empty()) {
-      settle_open(Outcome::kDeferred, t.server_line, true);
+    if (t.server_reply) {
+      settle_open(Outcome::kDeferred, *t.server_reply);
     } else {
-      settle_open(Outcome::kDeferred, t.message, false);
+      settle_open_own(Outcome::kDeferred, 0, "", t.message);
     }
     result.reusable = false;
     return std::move(result);
@@ -550,9 +562,8 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
 
   // Refusals decided here, before anything is sent, leave the session as it was.
   if (envelope.smtputf8 && !c.caps.smtputf8) {
-    settle_open(Outcome::kFailed,
-                fmt::format("550 5.6.7 {} does not support SMTPUTF8, which this message needs (RFC 6531)", c.where),
-                false);
+    settle_open_own(Outcome::kFailed, 550, "5.6.7",
+                    fmt::format("{} does not support SMTPUTF8, which this message needs (RFC 6531)", c.where));
     co_return result;
   }
   ContentSource* body = &content;
@@ -570,10 +581,9 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
     } else {
       auto got = co_await read_whole(content);
       if (!got) {
-        settle_open(Outcome::kDeferred,
-                    fmt::format("cannot read the message to convert it to 7-bit for {}: {}", c.where,
-                                got.error().describe()),
-                    false);
+        settle_open_own(Outcome::kDeferred, 0, "",
+                        fmt::format("cannot read the message to convert it to 7-bit for {}: {}", c.where,
+                                    got.error().describe()));
         co_return result;
       }
       read = std::move(*got);
@@ -607,14 +617,14 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
       }
     }
     if (!why.empty()) {
-      settle_open(Outcome::kFailed, "554 5.6.3 conversion to 7-bit not possible: " + why, false);
+      settle_open_own(Outcome::kFailed, 554, "5.6.3", "conversion to 7-bit not possible: " + why);
       co_return result;
     }
   }
   const std::uint64_t size = info.wire_size;
   if (c.caps.size != 0 && size > c.caps.size) {
-    settle_open(Outcome::kFailed,
-                fmt::format("552 5.3.4 message size {} exceeds the limit {} of {}", size, c.caps.size, c.where), false);
+    settle_open_own(Outcome::kFailed, 552, "5.3.4",
+                    fmt::format("message size {} exceeds the limit {} of {}", size, c.caps.size, c.where));
     co_return result;
   }
 
@@ -712,7 +722,7 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
                                     {}});
         }
         mail_failed = true;
-        settle_open(outcome_of(code), reply->one_line(), true);
+        settle_open(outcome_of(code), *reply);
         break;
       case Kind::kRcpt: {
         const std::size_t pos = rcpt_no++;
@@ -724,7 +734,7 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
                                     fmt::format("unexpected reply from {} to RCPT: {}", c.remote, reply->one_line()),
                                     {}});
         } else {
-          settle(pos, outcome_of(code), reply->one_line(), true);
+          settle(pos, outcome_of(code), *reply);
         }
         break;
       }
@@ -746,7 +756,7 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
                                     fmt::format("unexpected reply from {} to DATA: {}", c.remote, reply->one_line()),
                                     {}});
         } else {
-          for (std::size_t pos : accepted) settle(pos, outcome_of(code), reply->one_line(), true);
+          for (std::size_t pos : accepted) settle(pos, outcome_of(code), *reply);
         }
         break;
     }
@@ -782,7 +792,7 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
     for (std::size_t pos : accepted) {
       auto reply = co_await c.read_reply("end of DATA", c.options.data_timeout);
       if (!reply) co_return trouble(reply.error());
-      settle(pos, outcome_of(reply->code), reply->one_line(), true);
+      settle(pos, outcome_of(reply->code), *reply);
     }
   } else {
     auto reply = co_await c.read_reply("end of DATA", c.options.data_timeout);
@@ -792,12 +802,20 @@ awaitable<TransactionResult> Connection::send(const Envelope& envelope, std::vec
                                 fmt::format("unexpected reply from {} to end of DATA: {}", c.remote, reply->one_line()),
                                 {}});
     }
-    const std::string line = reply->one_line();
-    for (std::size_t pos : accepted) settle(pos, outcome_of(reply->code), line, true);
+    for (std::size_t pos : accepted) settle(pos, outcome_of(reply->code), *reply);
   }
   // A big message must not pin its size in the reused buffer of an idle connection.
   if (out.capacity() > 1024 * 1024) std::string().swap(out);
   co_return result;
+}
+
+RecipientResult RecipientResult::from_reply(std::size_t index, Outcome outcome, const ServerReply& reply) {
+  return {.index = index,
+          .outcome = outcome,
+          .reply = reply.one_line(),
+          .from_server = true,
+          .code = reply.code,
+          .enhanced = reply.enhanced()};
 }
 
 awaitable<void> Connection::close() {

@@ -17,6 +17,7 @@
 #include "core/expected.hpp"
 #include "net/asio.hpp"
 #include "smtp/client/content_source.hpp"
+#include "smtp/client/reply_reader.hpp"
 
 namespace bridgehead::smtp::client {
 
@@ -78,6 +79,14 @@ struct RecipientResult {
   /// by 127.0.0.1:25", "timed out waiting for the reply to DATA").
   std::string reply;
   bool from_server = false;  ///< reply is the server's own answer (goes into Diagnostic-Code)
+  /// The reply's code and RFC 3463 enhanced code, typed so nobody parses them back out of
+  /// `reply`: 250 and "2.0.0"; for our own description the code we stand for (451 "4.3.0"
+  /// for a Maildir write that failed); 0 and "" when there is none (connection refused).
+  int code = 0;
+  std::string enhanced{};
+
+  /// The outcome a server's reply gave recipient `index`.
+  static RecipientResult from_reply(std::size_t index, Outcome outcome, const ServerReply& reply);
 };
 
 struct TransactionResult {

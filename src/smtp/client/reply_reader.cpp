@@ -36,6 +36,11 @@ bool iequals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+std::string ServerReply::enhanced() const {
+  if (lines.empty() || !is_enhanced_code(first_word(lines.front()))) return {};
+  return std::string(first_word(lines.front()));
+}
+
 std::string ServerReply::one_line() const {
   std::string out = std::to_string(code);
   std::string_view enhanced;

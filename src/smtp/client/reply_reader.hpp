@@ -21,6 +21,9 @@ struct ServerReply {
   /// (an enhanced status code repeated on continuation lines is given once), with control
   /// characters and invalid UTF-8 escaped (escape_control): safe for logs and reports.
   std::string one_line() const;
+  /// The RFC 3463 enhanced status code the first line starts with ("5.1.1"), empty when
+  /// it has none.
+  std::string enhanced() const;
 };
 
 /// Buffers the server's bytes and hands out complete replies in order.
