@@ -487,6 +487,7 @@ Config Loader::build() {
   if (!global("admin.control_socket")) cfg.control_socket = cfg.state_dir / "control.sock";
   if (!global("spool.dir")) cfg.spool_dir = cfg.state_dir / "spool";
   if (!global("queue.quarantine_dir")) cfg.queue.quarantine_dir = cfg.state_dir / "quarantine";
+  if (!global("tracking.file")) cfg.tracking_file = cfg.state_dir / "tracking.jsonl";
   for (const SystemSource& sys : systems_) {
     SystemConfig sc;
     for (const auto& [key, v] : sys.values) detail::find_setting(key)->apply(cfg, &sc, v);

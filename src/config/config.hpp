@@ -85,6 +85,7 @@ struct Config {
   std::string group;                        ///< [connector] group; empty: the user's primary group
   std::string log_level = "info";
   std::filesystem::path control_socket;     ///< [admin] control_socket (default state_dir/control.sock)
+  std::filesystem::path tracking_file;      ///< [tracking] file (default state_dir/tracking.jsonl)
   unsigned control_socket_mode = 0600;
   std::filesystem::path spool_dir;          ///< [spool] dir (default state_dir/spool)
   std::uint64_t spool_segment_size = 64ull << 20;

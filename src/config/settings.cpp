@@ -287,6 +287,15 @@ const Setting kSettings[] = {
      .apply = [](Config& c, SystemConfig*, const Value& v) {
        c.queue.delay_notice_after = v.text == "never" ? std::chrono::seconds(0) : duration_of(v);
      }},
+    {.key = "tracking.file",
+     .type = Type::kPath,
+     .default_note = "`<state_dir>/tracking.jsonl`",
+     .doc = "The message tracking log: one JSON line per event in a message's life (received, "
+            "refused, queued, each recipient deferred, delivered or failed, notice sent, "
+            "quarantined). At 64 MiB it moves to the same name with `.1` added, replacing the one "
+            "before. Mail flows even when it cannot be written; `bridgehead status` then says why.",
+     .example = R"("/var/log/bridgehead/tracking.jsonl")",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.tracking_file = v.text; }},
     {.key = "queue.quarantine_dir",
      .type = Type::kPath,
      .default_note = "`<state_dir>/quarantine`",
@@ -451,6 +460,7 @@ const Section kSections[] = {
      "oversized messages and abusive sessions."},
     {"queue", "[queue]",
      "Retries, lifetime and delay notices of queued mail, and where poison messages go."},
+    {"tracking", "[tracking]", "What happened to each message, for the administrator who is asked."},
     {"system[]", "[[system]]",
      "One table per connected mail system, at least two. The listener receives mail *from* "
      "the system; the delivery target takes mail *to* it. These tables have no defaults."},

@@ -13,6 +13,8 @@
 
 #include "admin/control_socket.hpp"
 #include "admin/status_view.hpp"
+#include "events/message_event.hpp"
+#include "events/tracking_log.hpp"
 #include "status/process.hpp"
 #include "convert/seven_bit.hpp"
 #include "daemon/connector_identity.hpp"
@@ -218,6 +220,12 @@ int run(const config::Config& cfg) {
   }
   publish_spool(*spool, *spool_process);
 
+  // What happens to each message, published by the listeners and the queue; the tracking
+  // log is one subscriber, the queue's counters and log lines others.
+  events::EventBus event_bus;
+  events::TrackingLog tracking({.file = cfg.tracking_file}, registry.add("tracking"));
+  event_bus.subscribe([&tracking](const events::MessageEvent& e) { tracking.add(e); });
+
   std::vector<smtp::SystemRecipients> systems;
   for (const auto& s : cfg.systems) systems.push_back({s.name, s.domains, s.recipients});
   smtp::StaticRecipientPolicy policy(systems);
@@ -274,6 +282,7 @@ int run(const config::Config& cfg) {
   qopt.quarantine_dir = cfg.queue.quarantine_dir;
   qopt.blocking = blocking_pool.get_executor();
   qopt.quarantine_process = registry.add("quarantine");
+  qopt.events = &event_bus;
   if (const char* marker = std::getenv("BRIDGEHEAD_FAULT_POISON"); marker != nullptr && *marker != '\0') {
     qopt.poison_marker = marker;
     spdlog::warn("fault injection on: messages containing \"{}\" are treated as poison", marker);
@@ -287,6 +296,7 @@ int run(const config::Config& cfg) {
     process->set_detail("recovery", report.summary());
     auto options = listener_options(cfg, s);
     options.budget = budget;
+    options.events = &event_bus;
     options.on_queued = [&queue_manager](spool::MessageId id, const Envelope& env, std::uint64_t) {
       queue_manager.enqueue(id, env);
     };
@@ -339,6 +349,8 @@ int run(const config::Config& cfg) {
   if (*account) {
     if (auto dropped = become_service_user(cfg, **account, control); !dropped) return refuse(dropped.error());
   }
+  // As the service user: the file and the ones rotation creates are its own.
+  if (auto started = tracking.start(); !started) spdlog::error("{}", started.error().describe());
 
   asio::steady_timer refresh(io);
   std::function<void()> tick = [&] {

@@ -182,7 +182,9 @@ struct Dest {
 
 struct QueueManager::Impl {
   Impl(asio::io_context& io_, spool::Spool& spool_, QueueOptions opt_)
-      : io(io_), spool(spool_), opt(std::move(opt_)), store(opt.quarantine_dir), timer(io_) {}
+      : io(io_), spool(spool_), opt(std::move(opt_)), store(opt.quarantine_dir), timer(io_) {
+    bus = opt.events != nullptr ? opt.events : &own_bus;
+  }
 
   asio::io_context& io;
   spool::Spool& spool;
@@ -198,6 +200,77 @@ struct QueueManager::Impl {
   std::int64_t timer_at = kNever;
   bool stopping = false;
   unsigned recording = 0;  // outcome records (and DSNs) being made durable
+  events::EventBus own_bus;
+  events::EventBus* bus = nullptr;
+
+  Dest* dest_named(const std::string& name) {
+    for (auto& d : dests) {
+      if (d.name == name) return &d;
+    }
+    return nullptr;
+  }
+
+  void publish_event(events::EventKind kind, MessageId id, const Envelope& env, const Dest* dst,
+                     std::string recipient = {}, std::string reply = {}, std::string detail = {},
+                     bool expired = false) const {
+    events::MessageEvent ev;
+    ev.kind = kind;
+    ev.at_ms = events::now_ms();
+    ev.queue_id = spool::format_id(id);
+    ev.system = dst ? dst->name : std::string();
+    ev.sender = env.mail_from;
+    ev.recipient = std::move(recipient);
+    ev.next_hop = dst ? dst->transport->describe() : std::string();
+    ev.reply = std::move(reply);
+    ev.detail = std::move(detail);
+    ev.expired = expired;
+    bus->publish(ev);
+  }
+
+  void publish_queued(MessageId id, const Envelope& env) const {
+    events::MessageEvent ev;
+    ev.kind = events::EventKind::kQueued;
+    ev.at_ms = events::now_ms();
+    ev.queue_id = spool::format_id(id);
+    ev.system = env.ingress_system;
+    ev.sender = env.mail_from;
+    bus->publish(ev);
+  }
+
+  // The queue's own subscribers: each destination's counters and the outcome log lines.
+  void subscribe() {
+    bus->subscribe([this](const events::MessageEvent& ev) {
+      Dest* d = dest_named(ev.system);
+      if (d == nullptr) return;
+      switch (ev.kind) {
+        case events::EventKind::kDelivered: d->process->add("delivered"); break;
+        case events::EventKind::kDeferred: d->process->add("deferred"); break;
+        case events::EventKind::kFailed:
+          if (ev.expired) {
+            // Counted with the deferrals it ends (the next hop said "later", time ran out).
+            d->process->add("deferred");
+            d->process->add("expired");
+          } else {
+            d->process->add("failed");
+          }
+          break;
+        case events::EventKind::kNoticeSent: d->process->add("dsn_sent"); break;
+        case events::EventKind::kQuarantined: d->process->add("quarantined"); break;
+        case events::EventKind::kReceived:
+        case events::EventKind::kRefused:
+        case events::EventKind::kQueued: break;
+      }
+    });
+    bus->subscribe([](const events::MessageEvent& ev) {
+      const char* what = ev.kind == events::EventKind::kDelivered  ? "delivered"
+                         : ev.kind == events::EventKind::kFailed   ? "failed"
+                         : ev.kind == events::EventKind::kDeferred ? "deferred"
+                                                                   : nullptr;
+      if (what == nullptr) return;
+      spdlog::info("message {}: <{}> {} via {}: {}", ev.queue_id, ev.recipient, what,
+                   ev.next_hop.empty() ? std::string("(no route)") : ev.next_hop, escape_control(ev.reply));
+    });
+  }
 
   std::size_t route(const Envelope& env, const Recipient& r) const {
     const std::string domain = lower_domain(r.address);
@@ -532,26 +605,14 @@ struct QueueManager::Impl {
       RecipientState& st = d.state;
       const Recipient& rcpt = env.recipients[i];
       if (rr.outcome == Outcome::kDelivered || rr.from_server) answered = true;
-      if (dst) {
-        switch (d.verdict) {
-          case Verdict::kDelivered: dst->process->add("delivered"); break;
-          case Verdict::kFailed: dst->process->add("failed"); break;
-          case Verdict::kDeferred: dst->process->add("deferred"); break;
-          case Verdict::kExpired:
-            dst->process->add("deferred");
-            dst->process->add("expired");
-            break;
-        }
-      }
+      const events::EventKind kind = d.verdict == Verdict::kDelivered ? events::EventKind::kDelivered
+                                     : d.verdict == Verdict::kDeferred  ? events::EventKind::kDeferred
+                                                                        : events::EventKind::kFailed;
+      publish_event(kind, job.id, env, dst, rcpt.address, st.reply, {}, d.verdict == Verdict::kExpired);
       if (!d.notice && env.mail_from.empty() && st.status == RecipientStatus::kFailed) {
         spdlog::info("message {}: not reporting the failure for <{}>: the message is itself a bounce (null sender)",
                      spool::format_id(job.id), rcpt.address);
       }
-      spdlog::info("message {}: <{}> {} via {}: {}", spool::format_id(job.id), rcpt.address,
-                   st.status == RecipientStatus::kDelivered ? "delivered"
-                   : st.status == RecipientStatus::kFailed  ? "failed"
-                                                            : "deferred",
-                   dst ? dst->transport->describe() : std::string("(no route)"), escape_control(st.reply));
       if (d.notice) {
         dsn::RecipientReport r = report(env, i, d.notice->action, std::move(d.notice->status), rr, result.remote, now);
         r.will_retry_until = d.notice->will_retry_until.value_or(0);
@@ -583,8 +644,8 @@ struct QueueManager::Impl {
           }
         }
         if (!later.recipients.empty()) notice_later(job.id, e, std::move(later));
-      } else if (dst) {
-        dst->process->add("dsn_sent");
+      } else {
+        publish_event(events::EventKind::kNoticeSent, job.id, env, dst, {}, {}, spool::format_id(*stored));
       }
     }
     // `e` stays valid across the awaits: the entry is only erased when no job holds it.
@@ -679,6 +740,7 @@ struct QueueManager::Impl {
     spdlog::info("message {}: queued delivery status notification {} to <{}>", spool::format_id(id),
                  spool::format_id(nid), original_env.mail_from);
     add(nid, env, {});
+    publish_queued(nid, env);
     co_return nid;
   }
 
@@ -792,7 +854,7 @@ struct QueueManager::Impl {
       }
       e.quarantined = std::make_unique<QuarantineRecord>(std::move(rec));
       spdlog::error("message {}: quarantined: {}", name, reason);
-      dst.process->add("quarantined");
+      publish_event(events::EventKind::kQuarantined, job.id, e.quarantined->envelope, &dst, {}, {}, reason);
       dst.process->report_error(
           status::ProcessState::kDegraded,
           Error::permanent(ErrorCode::kInternal, fmt::format("message {} quarantined: {}", name, reason),
@@ -897,6 +959,7 @@ struct QueueManager::Impl {
                            "it stays in quarantine; run the release again once the spool can be written"});
     }
     add(nid, env, {});
+    publish_queued(nid, env);
     const std::string queued_as = spool::format_id(nid);
     spdlog::info("message {}: released from quarantine, queued again as {} for {}", id, queued_as, released.dump());
     auto take_out = [this, &id] { return remove_counted(id); };
@@ -1089,6 +1152,7 @@ QueueManager::QueueManager(asio::io_context& io, spool::Spool& spool, QueueOptio
     dst.process = std::move(d.process);
     impl_->dests.push_back(std::move(dst));
   }
+  impl_->subscribe();
 }
 
 QueueManager::~QueueManager() = default;
@@ -1113,7 +1177,10 @@ void QueueManager::start() {
   publish();
 }
 
-void QueueManager::enqueue(spool::MessageId id, const Envelope& envelope) { impl_->add(id, envelope, {}); }
+void QueueManager::enqueue(spool::MessageId id, const Envelope& envelope) {
+  impl_->add(id, envelope, {});
+  impl_->publish_queued(id, envelope);
+}
 
 void QueueManager::hold(const std::string& destination, const Error& why, std::string activity) {
   for (auto& d : impl_->dests) {

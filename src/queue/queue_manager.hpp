@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "events/message_event.hpp"
 #include "status/process.hpp"
 #include "core/envelope.hpp"
 #include "net/asio.hpp"
@@ -55,6 +56,11 @@ struct QueueOptions {
   /// Fault injection for tests only: this many delivery status notifications fail to queue
   /// (as on a full disk) before notices queue again.
   unsigned notice_failures = 0;
+  /// Where the queue publishes what happens to each message (queued, each recipient's
+  /// outcome, notices, quarantine); its own counters and log lines subscribe to it. Must
+  /// outlive the queue manager; subscriptions are made before start(). Null: a bus of its
+  /// own, with only those subscribers.
+  events::EventBus* events = nullptr;
 };
 
 class QueueManager {

@@ -227,6 +227,7 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
     }
   }
   void report_storage_failure();
+  void publish(events::EventKind kind, spool::MessageId id, const std::optional<Reply>& reply) const;
   Envelope connection_envelope() const;
 
   tcp::socket plain_;
@@ -259,6 +260,23 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   bool spool_failed_ = false;
   Error spool_error_;
 };
+
+void InboundSession::publish(events::EventKind kind, spool::MessageId id, const std::optional<Reply>& reply) const {
+  if (state_->options.events == nullptr) return;
+  const Envelope env = session_.envelope();
+  events::MessageEvent ev;
+  ev.kind = kind;
+  ev.at_ms = events::now_ms();
+  ev.queue_id = spool::format_id(id);
+  ev.system = state_->options.system;
+  ev.sender = env.mail_from;
+  ev.client = client_;
+  if (reply) {
+    ev.reply = fmt::format("{} {} {}", reply->code, reply->enhanced, reply->text);
+    std::replace(ev.reply.begin(), ev.reply.end(), '\n', ' ');
+  }
+  state_->options.events->publish(ev);
+}
 
 Envelope InboundSession::connection_envelope() const {
   Envelope env = session_.envelope();
@@ -335,6 +353,7 @@ net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>
   if (verdict) {
     drop_content();
     state_->process->add("messages_refused");
+    publish(events::EventKind::kRefused, id, *verdict);
   } else {
     if (!spool_failed_) {
       Envelope env = connection_envelope();
@@ -350,6 +369,8 @@ net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>
       auto r = co_await net::await_completion<void>(std::move(start));
       if (r) {
         stored = spool::format_id(id);
+        // Received before queued: the queue publishes its own event as it takes the message.
+        publish(events::EventKind::kReceived, id, std::nullopt);
         if (announce) state_->options.on_queued(id, *announce, decoder_->size());
       } else {
         spool_failed_ = true;
@@ -359,6 +380,7 @@ net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>
     if (spool_failed_) {
       report_storage_failure();
       drop_content();
+      publish(events::EventKind::kRefused, id, storage_failure_reply());
     } else {
       state_->process->add("messages_accepted");
       state_->process->add("bytes_accepted", decoder_->size());
@@ -413,6 +435,7 @@ net::awaitable<Action> InboundSession::receive_bdat_chunk() {
     if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
   }
   if (discard) {
+    if (last && message_) publish(events::EventKind::kRefused, *message_, storage_failure_reply());
     co_return last ? session_.on_message_end(std::nullopt, tl::unexpected(storage_failure_reply()))
                    : session_.on_bdat_chunk(size, std::nullopt);
   }

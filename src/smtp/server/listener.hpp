@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "events/message_event.hpp"
 #include "status/process.hpp"
 #include "core/expected.hpp"
 #include "net/asio.hpp"
@@ -41,6 +42,8 @@ struct ListenerOptions {
   /// Runs on the I/O thread once a message is durable (before its 250 goes out): how the
   /// queue manager learns of new mail without polling the spool.
   std::function<void(spool::MessageId, const Envelope&, std::uint64_t size)> on_queued;
+  /// Where each message's end is published: received (the 250) or refused. Null: nowhere.
+  const events::EventBus* events = nullptr;
 };
 
 class Listener {
