@@ -100,7 +100,7 @@ void add_check(CLI::App& app, int& exit_code) {
     if (!loaded.config) {
       for (const auto& p : loaded.problems) fmt::print("{}\n", p.describe());
       fmt::print("{}: {} problem{}\n", *file, loaded.problems.size(), loaded.problems.size() == 1 ? "" : "s");
-      exit_code = 1;
+      exit_code = kFailure;
       return;
     }
     const auto& c = *loaded.config;
@@ -108,7 +108,7 @@ void add_check(CLI::App& app, int& exit_code) {
     if (!account) {
       fmt::print("{}\n", account.error().describe());
       fmt::print("{}: 1 problem\n", *file);
-      exit_code = 1;
+      exit_code = kFailure;
       return;
     }
     fmt::print("{}: OK\n", *file);
@@ -121,8 +121,8 @@ void add_check(CLI::App& app, int& exit_code) {
                  : !c.identity.id_file.empty() ? ", STARTTLS with the connector ID"
                                                     : "");
     }
-    exit_code = check_account(c, *account) ? 0 : 1;
-    if (!c.identity.id_file.empty() && !check_identity(c)) exit_code = 1;
+    exit_code = check_account(c, *account) ? kOk : kFailure;
+    if (!c.identity.id_file.empty() && !check_identity(c)) exit_code = kFailure;
   });
 }
 

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/exit_codes.hpp"
 #include "core/error.hpp"
 #include "core/expected.hpp"
 #include "identity/password.hpp"
@@ -24,8 +25,8 @@ std::string default_config_path();
 std::filesystem::path resolve_control_socket(const std::string& config_file, const std::string& socket);
 
 /// Sends `command` to the running daemon (socket from --socket or the config). On failure
-/// prints why (as JSON when `json`), sets exit_code (3: not running, 2: other) and returns
-/// nullopt.
+/// prints why (as JSON when `json`), sets exit_code (kNotRunning or kRequestFailed) and
+/// returns nullopt.
 std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const std::string& socket,
                                          const std::string& command, bool json, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -34,14 +35,9 @@ std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file,
                                          const nlohmann::json& request, bool json, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-/// Exit codes of the commands that open a connector ID (`id ...`, `unlock`).
-inline constexpr int kIdExitFailure = 1;
-inline constexpr int kIdExitWrongPassword = 4;
-inline constexpr int kIdExitCertificate = 5;
-inline constexpr int kIdExitUnreadable = 6;
-inline constexpr int kIdExitNoPassword = 7;
-/// Their --help epilogue.
-extern const char* const kIdExitCodes;
+/// The --help epilogue of the commands that open a connector ID (`id ...`, `unlock`): their
+/// exit codes.
+std::string id_exit_codes_help();
 /// Prints `e` on stderr and gives the exit code for it; `password_failed` when getting the
 /// password was what failed.
 int report_id_error(const Error& e, bool password_failed = false);

@@ -8,33 +8,35 @@
 
 namespace bridgehead::cli {
 
-const char* const kIdExitCodes =
-    "Exit codes: 0 OK; 1 bad NAME or option value, output file exists, or another failure; 4 wrong password; "
-    "5 certificate expired, not yet valid, or chain broken; 6 ID file missing, unreadable, not PKCS#12, or damaged; "
-    "7 a password was needed and none could be had (no password file option "
-    "and no terminal, or the password file is unusable, e.g. readable by others). Usage errors exit with 100 or "
-    "more.\n"
-    "A password is never given on the command line: use a file (mode 0600) or the terminal prompt.\n";
+std::string id_exit_codes_help() {
+  return fmt::format(
+      "Exit codes: {} OK; {} bad NAME or option value, output file exists, or another failure; {} wrong password; "
+      "{} certificate expired, not yet valid, or chain broken; {} ID file missing, unreadable, not PKCS#12, or "
+      "damaged; {} a password was needed and none could be had (no password file option and no terminal, or the "
+      "password file is unusable, e.g. readable by others). Usage errors exit with {} or more.\n"
+      "A password is never given on the command line: use a file (mode 0600) or the terminal prompt.\n",
+      kOk, kFailure, kWrongPassword, kCertificate, kIdUnreadable, kNoPassword, kFirstUsageError);
+}
 
 int report_id_error(const Error& e, bool password_failed) {
   fmt::print(stderr, "bridgehead: {}\n", e.describe());
-  if (password_failed) return kIdExitNoPassword;
+  if (password_failed) return kNoPassword;
   switch (e.code) {
     case ErrorCode::kWrongPassword:
-      return kIdExitWrongPassword;
+      return kWrongPassword;
     case ErrorCode::kCertificate:
-      return kIdExitCertificate;
+      return kCertificate;
     case ErrorCode::kParse:
     case ErrorCode::kCorrupt:
     case ErrorCode::kNotFound:
     case ErrorCode::kIo:
     case ErrorCode::kPermission:
     case ErrorCode::kLimit:
-      return kIdExitUnreadable;
+      return kIdUnreadable;
     case ErrorCode::kUnavailable:
-      return kIdExitNoPassword;
+      return kNoPassword;
     default:
-      return kIdExitFailure;
+      return kFailure;
   }
 }
 
@@ -74,7 +76,7 @@ std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file,
                                          std::chrono::milliseconds timeout) {
   auto path = resolve_control_socket(config_file, socket);
   if (path.empty()) {
-    exit_code = 2;
+    exit_code = kRequestFailed;
     return std::nullopt;
   }
   auto r = admin::control_request(path, request, timeout);
@@ -85,10 +87,10 @@ std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file,
     } else {
       fmt::print(stderr, "bridgehead: {}\n", r.error().describe());
     }
-    exit_code = r.error().code == ErrorCode::kUnavailable ? 3 : 2;
+    exit_code = r.error().code == ErrorCode::kUnavailable ? kNotRunning : kRequestFailed;
     return std::nullopt;
   }
-  exit_code = 0;
+  exit_code = kOk;
   return std::move(*r);
 }
 

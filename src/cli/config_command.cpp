@@ -18,7 +18,7 @@ void add_config(CLI::App& app, int& exit_code) {
     if (*defaults) fmt::print("{}", config::defaults_toml());
     if (*markdown) fmt::print("{}", config::reference_markdown());
     if (*example) fmt::print("{}", config::example_toml());
-    exit_code = 0;
+    exit_code = kOk;
   });
 }
 

@@ -15,8 +15,6 @@ namespace {
 namespace identity = bridgehead::identity;
 using identity::SecretString;
 
-constexpr int kExitOk = 0;
-
 /// The password of an existing ID: from `file` when given, else asked on the terminal.
 /// Remembers whether getting it failed and the password it gave (to save the file again).
 class PasswordInput {
@@ -142,7 +140,7 @@ int run_create(const CreateArgs& a) {
   if (auto ok = id->save(a.out, *password ? &**password : nullptr, save); !ok) return report_id_error(ok.error());
   fmt::print("created {} ({}):\n", a.out, *password ? "password-protected" : "no password");
   print_info(id->info());
-  return kExitOk;
+  return kOk;
 }
 
 struct ShowArgs {
@@ -181,9 +179,9 @@ int run_show(const ShowArgs& a) {
                "bridgehead: the certificates in {} are encrypted as well; give --password-file FILE or run on a "
                "terminal to see them\n",
                a.file);
-    return kIdExitNoPassword;
+    return kNoPassword;
   }
-  return kExitOk;
+  return kOk;
 }
 
 struct PasswdArgs {
@@ -203,7 +201,7 @@ int run_passwd(const PasswdArgs& a) {
   fmt::print(
       "{}: {}\n", a.file,
       has ? (had ? "password changed" : "password set") : (had ? "password removed" : "still without a password"));
-  return kExitOk;
+  return kOk;
 }
 
 struct CertifyArgs {
@@ -236,7 +234,7 @@ int run_certify(const CertifyArgs& a) {
   if (auto ok = renewed->save(a.file, pw.used ? &*pw.used : nullptr); !ok) return report_id_error(ok.error());
   fmt::print("re-certified {}:\n", a.file);
   print_info(renewed->info());
-  return kExitOk;
+  return kOk;
 }
 
 struct VerifyArgs {
@@ -251,7 +249,7 @@ int run_verify(const VerifyArgs& a) {
   const auto info = id->info();
   fmt::print("{}: OK: {}, certifiers: {}, valid until {}\n", a.file, info.name, issuers_text(info),
              identity::format_time(info.not_after));
-  return kExitOk;
+  return kOk;
 }
 
 }  // namespace
@@ -261,7 +259,7 @@ void add_id(CLI::App& app, int& exit_code) {
                                 "Create and manage the connector ID (a PKCS#12 file: key, certificate, "
                                 "certifier chain)");
   id->require_subcommand(1);
-  id->footer(kIdExitCodes);  // subcommands added below inherit it
+  id->footer(id_exit_codes_help());  // subcommands added below inherit it
 
   {
     auto a = std::make_shared<CreateArgs>();

@@ -2,11 +2,14 @@
 
 #include "cli/commands.hpp"
 
+// The help texts promise usage errors from kFirstUsageError up, and CLI11 chooses those codes.
+static_assert(static_cast<int>(CLI::ExitCodes::IncorrectConstruction) == bridgehead::cli::kFirstUsageError);
+
 int main(int argc, char** argv) {
   CLI::App app{"Bridgehead: mail and directory coexistence connector"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "bridgehead 0.1.0");
-  int exit_code = 0;
+  int exit_code = bridgehead::cli::kOk;
   bridgehead::cli::add_run(app, exit_code);
   bridgehead::cli::add_check(app, exit_code);
   bridgehead::cli::add_status(app, exit_code);

@@ -10,9 +10,12 @@ namespace bridgehead::cli {
 
 namespace {
 
-constexpr const char* kQuarantineExitCodes =
-    "Exit codes: 0 OK; 2 the daemon refused or failed the request (the message names the id and what to do), or "
-    "the config cannot be read; 3 the daemon is not running. Usage errors exit with 100 or more.\n";
+std::string quarantine_exit_codes_help() {
+  return fmt::format(
+      "Exit codes: {} OK; {} the daemon refused or failed the request (the message names the id and what to do), "
+      "or the config cannot be read; {} the daemon is not running. Usage errors exit with {} or more.\n",
+      kOk, kRequestFailed, kNotRunning, kFirstUsageError);
+}
 
 std::string local_time(std::int64_t unix) {
   const std::time_t t = unix;
@@ -50,7 +53,7 @@ CLI::App* add_action(CLI::App* parent, const std::string& name, const std::strin
   cmd->add_option("--socket", args->socket, "control socket (instead of reading it from the config)");
   cmd->add_flag("--json", args->json, "print JSON");
   if (takes_id) cmd->add_option("ID", args->id, "the message id, as `bridgehead quarantine list` shows it")->required();
-  cmd->footer(kQuarantineExitCodes);
+  cmd->footer(quarantine_exit_codes_help());
   return cmd;
 }
 
@@ -59,7 +62,7 @@ CLI::App* add_action(CLI::App* parent, const std::string& name, const std::strin
 void add_quarantine(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("quarantine", "Messages the running daemon set aside because it could not process them");
   cmd->require_subcommand(1);
-  cmd->footer(kQuarantineExitCodes);
+  cmd->footer(quarantine_exit_codes_help());
 
   auto list = std::make_shared<Args>();
   add_action(cmd, "list", "List the quarantined messages and why each was set aside", false, list)

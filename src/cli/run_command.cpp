@@ -19,14 +19,16 @@ void add_run(CLI::App& app, int& exit_code) {
     if (!loaded.config) {
       fmt::print(stderr, "bridgehead: not starting, the configuration has problems:\n");
       for (const auto& p : loaded.problems) fmt::print(stderr, "{}\n", p.describe());
-      exit_code = 1;
+      exit_code = kFailure;
       return;
     }
     if (!wiping) {
       fmt::print(stderr, "bridgehead: warning: OpenSSL allocated memory before `run` could make it wipe what it "
                          "frees; a freed copy of the connector ID password may stay in memory\n");
     }
-    exit_code = daemon::run(*loaded.config);
+    auto ran = daemon::run(*loaded.config);
+    if (!ran) fmt::print(stderr, "bridgehead: not starting: {}\n", ran.error().describe());
+    exit_code = ran ? kOk : kFailure;
   });
 }
 

@@ -9,9 +9,6 @@
 namespace bridgehead::cli {
 namespace {
 
-constexpr int kExitNotRunning = 3;
-constexpr int kExitTooSoon = 8;
-
 struct UnlockArgs {
   std::string config = default_config_path();
   std::string password_file;
@@ -22,13 +19,13 @@ int run_unlock(const UnlockArgs& a) {
   if (!loaded.config) {
     fmt::print(stderr, "bridgehead: the config {} has problems:\n", a.config);
     for (const auto& p : loaded.problems) fmt::print(stderr, "{}\n", p.describe());
-    return 2;
+    return kRequestFailed;
   }
   const auto& cfg = *loaded.config;
   if (cfg.identity.id_file.empty()) {
     fmt::print(stderr, "bridgehead: {} configures no connector ID ([identity] id_file), so there is nothing to unlock\n",
                a.config);
-    return kIdExitFailure;
+    return kFailure;
   }
   const auto& file = cfg.identity.id_file;
   // Ask for a password only when the file has one; an unprotected ID is just read again
@@ -52,17 +49,17 @@ int run_unlock(const UnlockArgs& a) {
   if (!r) {
     if (r.error().code == ErrorCode::kUnavailable && r.error().message.find("not running") != std::string::npos) {
       fmt::print(stderr, "bridgehead: {}\n", r.error().describe());
-      return kExitNotRunning;
+      return kNotRunning;
     }
     if (r.error().code == ErrorCode::kLimit) {
       fmt::print(stderr, "bridgehead: {}\n", r.error().describe());
-      return kExitTooSoon;
+      return kTooManyWrongPasswords;
     }
     return report_id_error(r.error());
   }
   fmt::print("connector ID {} ({}) is open; its certificate is valid until {}. Held mail is being delivered.\n",
              r->value("name", std::string()), r->value("file", std::string()), r->value("not_after", std::string()));
-  return 0;
+  return kOk;
 }
 
 }  // namespace
@@ -73,9 +70,10 @@ void add_unlock(CLI::App& app, int& exit_code) {
       "unlock", "Give the running daemon the connector ID's password (asked without echo), or make it read the ID again");
   cmd->add_option("-c,--config", args->config, "configuration file of the running daemon");
   cmd->add_option("--password-file", args->password_file, "a file holding the password (mode 0600)");
-  cmd->footer(std::string(kIdExitCodes) +
-              "Also: 3 the daemon is not running; 8 too many wrong passwords in a row, the daemon accepts the next "
-              "try after a pause it names.\n");
+  cmd->footer(id_exit_codes_help() +
+              fmt::format("Also: {} the daemon is not running; {} too many wrong passwords in a row, the daemon "
+                          "accepts the next try after a pause it names.\n",
+                          kNotRunning, kTooManyWrongPasswords));
   cmd->callback([args, &exit_code] { exit_code = run_unlock(*args); });
 }
 

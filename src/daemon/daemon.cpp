@@ -131,15 +131,15 @@ Expected<void> become_service_user(const config::Config& cfg, const ServiceAccou
   return {};
 }
 
-int refuse(const Error& e) {
+// A start-up failure goes to the log here; what a person sees on the terminal is the CLI's.
+tl::unexpected<Error> refuse(Error e) {
   spdlog::critical("{}", e.describe());
-  fmt::print(stderr, "bridgehead: not starting: {}\n", e.describe());
-  return 1;
+  return fail(std::move(e));
 }
 
 }  // namespace
 
-int run(const config::Config& cfg) {
+Expected<void> run(const config::Config& cfg) {
   // Logs go to stderr: stdout stays free for what a person asked for.
   spdlog::set_default_logger(spdlog::stderr_color_mt("bridgehead"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
@@ -202,9 +202,9 @@ int run(const config::Config& cfg) {
   }
   auto opened = spool::Spool::open(std::move(spool_options));
   if (!opened) {
-    spdlog::critical("cannot open the spool: {}", opened.error().describe());
-    fmt::print(stderr, "bridgehead: cannot open the spool: {}\n", opened.error().describe());
-    return 1;
+    auto e = std::move(opened.error());
+    e.message = "cannot open the spool: " + e.message;
+    return refuse(std::move(e));
   }
   std::unique_ptr<spool::Spool> spool = std::move(*opened);
   const auto& report = spool->recovery_report();
@@ -272,10 +272,7 @@ int run(const config::Config& cfg) {
   retry.jitter = 0.1;  // spreads retries of a burst deferred together
   retry.seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   auto schedule = queue::RetrySchedule::create(retry);
-  if (!schedule) {
-    fmt::print(stderr, "bridgehead: {}\n", schedule.error().describe());
-    return 1;
-  }
+  if (!schedule) return refuse(schedule.error());
   queue::QueueOptions qopt;
   qopt.hostname = cfg.hostname;
   qopt.schedule = *schedule;
@@ -341,11 +338,7 @@ int run(const config::Config& cfg) {
   control.handle_async("unlock", [&](nlohmann::json request) { return identity.unlock(std::move(request)); });
   control.handle_async("quarantine",
                        [&](nlohmann::json request) { return queue_manager.quarantine_request(std::move(request)); });
-  if (auto started = control.start(); !started) {
-    spdlog::critical("{}", started.error().describe());
-    fmt::print(stderr, "bridgehead: {}\n", started.error().describe());
-    return 1;
-  }
+  if (auto started = control.start(); !started) return refuse(started.error());
   if (*account) {
     if (auto dropped = become_service_user(cfg, **account, control); !dropped) return refuse(dropped.error());
   }
@@ -407,7 +400,7 @@ int run(const config::Config& cfg) {
   blocking_pool.join();
   listeners.clear();
   spdlog::info("bridgehead stopped");
-  return 0;
+  return {};
 }
 
 }  // namespace bridgehead::daemon

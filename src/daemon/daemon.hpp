@@ -4,11 +4,13 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "core/expected.hpp"
 
 namespace bridgehead::daemon {
 
-/// Runs the connector in the foreground; returns the process exit code. Start-up
-/// failures (spool unusable, control socket taken) are printed with their remedy.
-int run(const config::Config& config);
+/// Runs the connector in the foreground until SIGINT or SIGTERM. Fails when it cannot start
+/// (root without a user to become, spool unusable, control socket taken): the error, with
+/// its remedy, is logged and returned for the caller to tell whoever started it.
+Expected<void> run(const config::Config& config);
 
 }  // namespace bridgehead::daemon

@@ -1,6 +1,6 @@
 """The CLI around the daemon: `check` on good and broken configs (file:line:column, exit
-non-zero), `status` and `queue` with no daemon (exit 3, "not running"), status JSON shape,
-the control socket's mode, SIGTERM stops the daemon cleanly."""
+non-zero), `status` and `queue` with no daemon (EXIT.kNotRunning, "not running"), status JSON
+shape, the control socket's mode, SIGTERM stops the daemon cleanly."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import subprocess
 import unittest
 
 import bridgehead
+from bridgehead import EXIT
 
 
 class CliTest(bridgehead.TestCase):
@@ -26,7 +27,7 @@ class CliTest(bridgehead.TestCase):
     def test_check_good_config(self):
         d = self.config()
         rc, out, err = self.run_cli("check", "-c", d.config_path)
-        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(rc, EXIT.kOk, out + err)
 
     def test_check_broken_config_points_at_line_and_column(self):
         d = self.config()
@@ -39,14 +40,14 @@ class CliTest(bridgehead.TestCase):
             f.write("\n".join(lines))
         rc, out, err = self.run_cli("check", "-c", d.config_path)
         text = out + err
-        self.assertNotEqual(rc, 0, text)
+        self.assertNotEqual(rc, EXIT.kOk, text)
         self.assertRegex(text, r"%s:%d:\d+: .*max_recipients" % (re.escape(d.config_path), smtp_line + 2))
         self.assertRegex(text, r"%s:%d:1: .*max_recipents" % (re.escape(d.config_path), smtp_line + 3))
         # TOML syntax error
         with open(d.config_path, "w") as f:
             f.write("[connector]\nhostname = \"x\n")
         rc, out, err = self.run_cli("check", "-c", d.config_path)
-        self.assertNotEqual(rc, 0)
+        self.assertNotEqual(rc, EXIT.kOk)
         self.assertRegex(out + err, r"%s:2:\d+: " % re.escape(d.config_path))
 
     def test_check_semantic_errors(self):
@@ -59,22 +60,22 @@ class CliTest(bridgehead.TestCase):
         with open(d.config_path, "w") as f:
             f.write(text)
         rc, out, err = self.run_cli("check", "-c", d.config_path)
-        self.assertNotEqual(rc, 0)
+        self.assertNotEqual(rc, EXIT.kOk)
         self.assertIn("exchange.example", out + err)
         self.assertRegex(out + err, r":\d+:\d+: .*command_timeout_seconds")
 
     def test_status_and_queue_without_daemon(self):
         d = self.config()
         rc, out, err = self.run_cli("status", "-c", d.config_path, "--json")
-        self.assertEqual(rc, 3, out + err)
+        self.assertEqual(rc, EXIT.kNotRunning, out + err)
         st = json.loads(out)
         self.assertIs(st["running"], False)
         self.assertTrue(st.get("remedy"), st)
         rc, out, err = self.run_cli("status", "-c", d.config_path)
-        self.assertEqual(rc, 3)
+        self.assertEqual(rc, EXIT.kNotRunning)
         self.assertRegex(out + err, r"(?i)not running")
         rc, out, err = self.run_cli("queue", "-c", d.config_path, "--json")
-        self.assertNotEqual(rc, 0)
+        self.assertNotEqual(rc, EXIT.kOk)
 
     def test_running_daemon_status_socket_and_stop(self):
         d = self.start_daemon()
@@ -93,11 +94,11 @@ class CliTest(bridgehead.TestCase):
         ing = d.process("ingress:exchange")
         self.assertIn("127.0.0.1:%d" % d.port(), ing["activity"])
         rc, out, err = self.run_cli("status", "-c", d.config_path)
-        self.assertEqual(rc, 0)
+        self.assertEqual(rc, EXIT.kOk)
         self.assertIn("ingress:exchange", out)
         d.stop()
         rc, out, err = self.run_cli("status", "-c", d.config_path, "--json")
-        self.assertEqual(rc, 3, out + err)
+        self.assertEqual(rc, EXIT.kNotRunning, out + err)
 
     def test_control_socket_mode_from_config(self):
         d = self.start_daemon(extra='\n[admin]\ncontrol_socket_mode = "0660"\n')

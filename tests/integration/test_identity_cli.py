@@ -1,8 +1,8 @@
 """`bridgehead id ...`: create (IDs and certifiers), show, passwd, certify, verify, driven as a
 person would: passwords from files (mode 0600) or typed at a terminal (a pty here), never on
-the command line. Checks the exit codes (0 ok, 1 bad arguments, 4 wrong password, 5
-certificate, 6 unreadable file, 7 no password to be had), the messages, the 0600 mode, and
-that `openssl pkcs12` opens what Bridgehead writes.
+the command line. Checks the exit codes (EXIT.kOk, kFailure for bad arguments, kWrongPassword,
+kCertificate, kIdUnreadable, kNoPassword when no password is to be had), the messages, the
+0600 mode, and that `openssl pkcs12` opens what Bridgehead writes.
 
 Every command runs in a new session (no controlling terminal) unless a test gives it a pty,
 so a missing password option can never hang on a prompt."""
@@ -18,8 +18,7 @@ import time
 import unittest
 
 import bridgehead
-
-EXIT_OK, EXIT_FAILURE, EXIT_WRONG_PASSWORD, EXIT_CERTIFICATE, EXIT_UNREADABLE, EXIT_NO_PASSWORD = 0, 1, 4, 5, 6, 7
+from bridgehead import EXIT
 
 
 class IdentityCliTest(bridgehead.TestCase):
@@ -45,7 +44,7 @@ class IdentityCliTest(bridgehead.TestCase):
 
     def ok(self, *args):
         rc, out, err = self.id(*args)
-        self.assertEqual(rc, EXIT_OK, "bridgehead id %s: %s%s" % (" ".join(args), out, err))
+        self.assertEqual(rc, EXIT.kOk, "bridgehead id %s: %s%s" % (" ".join(args), out, err))
         return out
 
     def show(self, f, *extra):
@@ -71,7 +70,7 @@ class IdentityCliTest(bridgehead.TestCase):
         # /Sales/Acme is not /Acme: that name needs a /Sales/Acme certifier.
         rc, out, err = self.id("create", "Exchange Connector/Sales/Acme", "--out", self.path("x.id"),
                                "--certifier", acme, "--certifier-password-file", cpw, "--password-file", ipw)
-        self.assertEqual(rc, EXIT_FAILURE, out + err)
+        self.assertEqual(rc, EXIT.kFailure, out + err)
         self.assertIn("not directly under the certifier '/Acme'", err)
         self.assertFalse(os.path.exists(self.path("x.id")))
 
@@ -105,10 +104,10 @@ class IdentityCliTest(bridgehead.TestCase):
         out = self.ok("verify", f, "--password-file", ipw)
         self.assertIn("OK", out)
         rc, out, err = self.id("verify", f, "--password-file", cpw)
-        self.assertEqual(rc, EXIT_WRONG_PASSWORD, out + err)
+        self.assertEqual(rc, EXIT.kWrongPassword, out + err)
         self.assertIn("wrong password", err)
         rc, out, err = self.id("verify", f)
-        self.assertEqual(rc, EXIT_NO_PASSWORD, out + err)
+        self.assertEqual(rc, EXIT.kNoPassword, out + err)
         self.assertIn("no terminal", err)
         self.assertIn("--password-file", err)
         # openssl reads it, and it is protected the modern way.
@@ -122,7 +121,7 @@ class IdentityCliTest(bridgehead.TestCase):
     def test_no_password_option_without_terminal_fails_clearly(self):
         f = self.path("connector.id")
         rc, out, err = self.id("create", "Exchange Connector/Acme", "--out", f)
-        self.assertEqual(rc, EXIT_NO_PASSWORD, out + err)
+        self.assertEqual(rc, EXIT.kNoPassword, out + err)
         self.assertIn("no terminal", err)
         self.assertIn("--password-file", err)
         self.assertIn("--no-password", err)
@@ -131,7 +130,7 @@ class IdentityCliTest(bridgehead.TestCase):
         pw = self.pw_file("id.pw", "x")
         rc, out, err = self.id("create", "Exchange Connector/Acme", "--out", f, "--password-file", pw,
                                "--no-password")
-        self.assertGreaterEqual(rc, 100, out + err)
+        self.assertGreaterEqual(rc, EXIT.kFirstUsageError, out + err)
         self.assertFalse(os.path.exists(f))
 
     def test_id_without_password(self):
@@ -153,7 +152,7 @@ class IdentityCliTest(bridgehead.TestCase):
         pw = self.pw_file("loose.pw", "secret", mode=0o644)
         f = self.path("connector.id")
         rc, out, err = self.id("create", "Exchange Connector/Acme", "--out", f, "--password-file", pw)
-        self.assertEqual(rc, EXIT_NO_PASSWORD, out + err)
+        self.assertEqual(rc, EXIT.kNoPassword, out + err)
         self.assertIn(pw, err)
         self.assertIn("mode 0644", err)
         self.assertIn("chmod 600 " + pw, err)
@@ -170,10 +169,10 @@ class IdentityCliTest(bridgehead.TestCase):
         self.assertIn("password changed",
                       self.ok("passwd", f, "--password-file", first, "--new-password-file", second))
         rc, out, err = self.id("verify", f, "--password-file", first)
-        self.assertEqual(rc, EXIT_WRONG_PASSWORD, out + err)
+        self.assertEqual(rc, EXIT.kWrongPassword, out + err)
         self.ok("verify", f, "--password-file", second)
         rc, out, err = self.id("passwd", f, "--password-file", second)
-        self.assertEqual(rc, EXIT_NO_PASSWORD, out + err)  # no new password and no terminal
+        self.assertEqual(rc, EXIT.kNoPassword, out + err)  # no new password and no terminal
         self.assertIn("password removed", self.ok("passwd", f, "--password-file", second, "--no-password"))
         info = self.show(f)
         self.assertIs(info["password_protected"], False)
@@ -205,17 +204,17 @@ class IdentityCliTest(bridgehead.TestCase):
         untouched = self.show(f)
         rc, out, err = self.id("certify", f, "--certifier", acme, "--certifier-password-file", ipw,
                                "--password-file", ipw)
-        self.assertEqual(rc, EXIT_WRONG_PASSWORD, out + err)
+        self.assertEqual(rc, EXIT.kWrongPassword, out + err)
         self.assertEqual(self.show(f), untouched)
 
-    def test_unreadable_files_exit_6(self):
+    def test_unreadable_files_exit_with_kIdUnreadable(self):
         rc, out, err = self.id("show", self.path("missing.id"))
-        self.assertEqual(rc, EXIT_UNREADABLE, out + err)
+        self.assertEqual(rc, EXIT.kIdUnreadable, out + err)
         self.assertIn("does not exist", err)
         with open(self.path("text.id"), "w") as f:
             f.write("not an ID\n")
         rc, out, err = self.id("verify", self.path("text.id"))
-        self.assertEqual(rc, EXIT_UNREADABLE, out + err)
+        self.assertEqual(rc, EXIT.kIdUnreadable, out + err)
         self.assertIn("not a PKCS#12 file", err)
         good = self.path("good.id")
         self.ok("create", "Exchange Connector/Acme", "--out", good, "--no-password")
@@ -225,10 +224,10 @@ class IdentityCliTest(bridgehead.TestCase):
             f.write(data[: len(data) // 2])
         for cmd in ("show", "verify"):
             rc, out, err = self.id(cmd, self.path("cut.id"))
-            self.assertEqual(rc, EXIT_UNREADABLE, out + err)
+            self.assertEqual(rc, EXIT.kIdUnreadable, out + err)
             self.assertIn("truncated", err)
 
-    def test_certificate_problems_exit_5(self):
+    def test_certificate_problems_exit_with_kCertificate(self):
         def openssl(*args):
             r = subprocess.run([self.openssl] + list(args), capture_output=True, timeout=60, cwd=self.workdir)
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -239,7 +238,7 @@ class IdentityCliTest(bridgehead.TestCase):
         openssl("x509", "-req", "-in", "old.csr", "-signkey", "old.key", "-days", "-1", "-out", "old.pem")
         openssl("pkcs12", "-export", "-inkey", "old.key", "-in", "old.pem", "-out", "old.id", "-passout", "file:pw")
         rc, out, err = self.id("verify", self.path("old.id"), "--password-file", pw)
-        self.assertEqual(rc, EXIT_CERTIFICATE, out + err)
+        self.assertEqual(rc, EXIT.kCertificate, out + err)
         self.assertRegex(err, r"expired on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
         # Chain broken: certified by a CA that is not in the file.
         openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
@@ -252,7 +251,7 @@ class IdentityCliTest(bridgehead.TestCase):
         openssl("pkcs12", "-export", "-inkey", "leaf.key", "-in", "leaf.pem", "-out", "lone.id", "-passout",
                 "file:pw")
         rc, out, err = self.id("verify", self.path("lone.id"), "--password-file", pw)
-        self.assertEqual(rc, EXIT_CERTIFICATE, out + err)
+        self.assertEqual(rc, EXIT.kCertificate, out + err)
         self.assertIn("broken", err)
         # With the CA in the file it verifies; `show` cannot read openssl's encrypted certificates
         # without the password and says so.
@@ -260,30 +259,30 @@ class IdentityCliTest(bridgehead.TestCase):
                 "full.id", "-passout", "file:pw")
         self.assertIn("OK", self.ok("verify", self.path("full.id"), "--password-file", pw))
         rc, out, err = self.id("show", self.path("full.id"))
-        self.assertEqual(rc, EXIT_NO_PASSWORD, out + err)
+        self.assertEqual(rc, EXIT.kNoPassword, out + err)
         self.assertRegex(out, r"password:\s+protected")
         self.assertIn("encrypted", err)
         self.assertEqual(self.show(self.path("full.id"), "--password-file", pw)["issuers"], ["/Acme"])
 
-    def test_bad_arguments_exit_1(self):
+    def test_bad_arguments_exit_with_kFailure(self):
         pw = self.pw_file("pw", "secret")
         rc, out, err = self.id("create", "Exchange Connector//Acme", "--out", self.path("a.id"), "--password-file", pw)
-        self.assertEqual(rc, EXIT_FAILURE, out + err)
+        self.assertEqual(rc, EXIT.kFailure, out + err)
         self.assertIn("part 2 is empty", err)
         rc, out, err = self.id("create", "/Acme", "--out", self.path("a.id"), "--password-file", pw)
-        self.assertEqual(rc, EXIT_FAILURE, out + err)
+        self.assertEqual(rc, EXIT.kFailure, out + err)
         self.assertIn("no common name", err)
         rc, out, err = self.id("create", "X/Acme", "--out", self.path("a.id"), "--password-file", pw, "--key", "dsa")
-        self.assertEqual(rc, EXIT_FAILURE, out + err)
+        self.assertEqual(rc, EXIT.kFailure, out + err)
         self.ok("create", "X/Acme", "--out", self.path("a.id"), "--password-file", pw)
         rc, out, err = self.id("create", "Y/Acme", "--out", self.path("a.id"), "--password-file", pw)
-        self.assertEqual(rc, EXIT_FAILURE, out + err)
+        self.assertEqual(rc, EXIT.kFailure, out + err)
         self.assertIn("already exists", err)
         self.assertEqual(self.show(self.path("a.id"))["name"], "X/Acme")
         rc, out, err = self.id("--help")
-        self.assertEqual(rc, 0)
+        self.assertEqual(rc, EXIT.kOk)
         self.assertIn("Exit codes", out)
-        self.assertIn("4 wrong password", out)
+        self.assertIn("%d wrong password" % EXIT.kWrongPassword, out)
 
     # ---- at a terminal ----
 
@@ -336,20 +335,20 @@ class IdentityCliTest(bridgehead.TestCase):
         f = self.path("connector.id")
         rc, shown = self.on_terminal(["create", "Exchange Connector/Acme", "--out", f],
                                      ["typed secret", "typed secret"])
-        self.assertEqual(rc, EXIT_OK, shown)
+        self.assertEqual(rc, EXIT.kOk, shown)
         self.assertIn("New password for", shown)
         self.assertIn("Repeat the new password", shown)
         self.assertNotIn("typed secret", shown)  # no echo
         self.assertIs(self.show(f)["password_protected"], True)
         rc, shown = self.on_terminal(["verify", f], ["typed secret"])
-        self.assertEqual(rc, EXIT_OK, shown)
+        self.assertEqual(rc, EXIT.kOk, shown)
         self.assertIn("OK", shown)
         rc, shown = self.on_terminal(["verify", f], ["not it"])
-        self.assertEqual(rc, EXIT_WRONG_PASSWORD, shown)
+        self.assertEqual(rc, EXIT.kWrongPassword, shown)
         # Two different entries: nothing is written.
         g = self.path("other.id")
         rc, shown = self.on_terminal(["create", "Other/Acme", "--out", g], ["one", "two"])
-        self.assertEqual(rc, EXIT_NO_PASSWORD, shown)
+        self.assertEqual(rc, EXIT.kNoPassword, shown)
         self.assertIn("differ", shown)
         self.assertFalse(os.path.exists(g))
 

@@ -26,6 +26,7 @@ import unittest
 
 import bridgehead
 import postfix
+from bridgehead import EXIT
 
 PASSWORD = "correct horse battery staple"
 POSTCAT = "/usr/sbin/postcat"
@@ -77,7 +78,7 @@ class IdentityDaemonTest(bridgehead.TestCase):
     def id_cli(self, *args):
         r = subprocess.run([self.bin, "id", *args], capture_output=True, text=True, timeout=120,
                            stdin=subprocess.DEVNULL, start_new_session=True)
-        self.assertEqual(r.returncode, 0, "bridgehead id %s: %s %s" % (" ".join(args), r.stdout, r.stderr))
+        self.assertEqual(r.returncode, EXIT.kOk, "bridgehead id %s: %s %s" % (" ".join(args), r.stdout, r.stderr))
 
     def pkcs12_to_pem(self, src, dst, keys, certs=True):
         args = [self.openssl, "pkcs12", "-in", self.path(src), "-passin", "pass:", "-out", self.path(dst)]
@@ -199,7 +200,7 @@ class IdentityDaemonTest(bridgehead.TestCase):
 
         # A wrong password: refused plainly, nothing changes.
         r = self.unlock(d, self.wrong_pw_file)
-        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, EXIT.kWrongPassword, r.stdout + r.stderr)
         self.assertIn("wrong password for the connector ID %s" % self.path("connector.id"), r.stderr)
         self.assert_process(d, "deliver:notes", "error", "the last one given was wrong")
         self.assertEqual(pf.queue(), [])
@@ -207,7 +208,7 @@ class IdentityDaemonTest(bridgehead.TestCase):
         # The right one: delivered with the ID as client certificate, no restart.
         starts = d.starts
         r = self.unlock(d, self.pw_file)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, EXIT.kOk, r.stdout + r.stderr)
         self.assertIn("Exchange Connector/Acme", r.stdout)
         self.assert_delivered_with_client_certificate(d, pf, "while locked")
         self.assertEqual(d.starts, starts)
@@ -239,7 +240,7 @@ class IdentityDaemonTest(bridgehead.TestCase):
         self.assert_delivered_with_client_certificate(d, pf, "password file")
         d.stop()
         r = subprocess.run([self.bin, "check", "-c", d.config_path], capture_output=True, text=True, timeout=120)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, EXIT.kOk, r.stdout + r.stderr)
         self.assertIn("password source: id_password_file %s" % self.pw_file, r.stdout)
         self.assertIn("it opens", r.stdout)
 
@@ -364,7 +365,7 @@ class IdentityDaemonTest(bridgehead.TestCase):
         qid, _ = d.send("ann@exchange.example", ["carol@notes.example"], "queued meanwhile")
         self.assertIn(qid, d.queued_by_id())
         r = subprocess.run([self.bin, "check", "-c", d.config_path], capture_output=True, text=True, timeout=120)
-        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, EXIT.kFailure, r.stdout + r.stderr)
         self.assertIn("chmod 600", r.stdout)
         d.stop()
 

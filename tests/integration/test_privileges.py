@@ -27,6 +27,7 @@ import time
 import unittest
 
 import bridgehead
+from bridgehead import EXIT
 
 
 def proc_ids(pid):
@@ -114,7 +115,7 @@ class PrivilegesTest(bridgehead.TestCase):
         args += ["--password-file", password_file] if password_file else ["--no-password"]
         r = subprocess.run(args, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                            start_new_session=True)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, EXIT.kOk, r.stdout + r.stderr)
         st = os.stat(self.path("connector.id"))
         self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600), "the ID must be root-only for the test")
         return self.path("connector.id")
@@ -151,7 +152,7 @@ class PrivilegesTest(bridgehead.TestCase):
             r = subprocess.run([self.bridgehead_bin, command, "-c", d.config_path], capture_output=True, text=True,
                                timeout=60, stdin=subprocess.DEVNULL)
             out = r.stdout + r.stderr
-            self.assertEqual(r.returncode, 1, "%s: %s" % (command, out))
+            self.assertEqual(r.returncode, EXIT.kFailure, "%s: %s" % (command, out))
             self.assertIn("started as root without [connector] user", out, command)
             self.assertIn('user = "bridgehead"', out, command)
         self.assertFalse(os.path.exists(os.path.join(d.state_dir, "control.sock")), "run must not have started")
@@ -166,7 +167,7 @@ class PrivilegesTest(bridgehead.TestCase):
             r = subprocess.run([self.bridgehead_bin, command, "-c", d.config_path], capture_output=True, text=True,
                                timeout=60, stdin=subprocess.DEVNULL)
             out = r.stdout + r.stderr
-            self.assertEqual(r.returncode, 1, "%s: %s" % (command, out))
+            self.assertEqual(r.returncode, EXIT.kFailure, "%s: %s" % (command, out))
             self.assertIn(expected, out, command)
             self.assertIn("chown -R bridgehead:bridgehead %s" % shared, out, command)
 
@@ -179,7 +180,7 @@ class PrivilegesTest(bridgehead.TestCase):
         self.assertEqual(proc_ids(d.proc.pid)["Uid"][1], self.account[0])
         r = subprocess.run([self.bridgehead_bin, "check", "-c", d.config_path], capture_output=True, text=True,
                            timeout=120)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, EXIT.kOk, r.stdout + r.stderr)
         self.assertIn("it opens", r.stdout)
         # What the admin must know before re-certifying: the running daemon cannot read it.
         self.assertIn("the daemon's user bridgehead cannot read identity.id_file %s" % id_file, r.stdout)
@@ -194,7 +195,7 @@ class PrivilegesTest(bridgehead.TestCase):
         r = subprocess.run([self.bridgehead_bin, "unlock", "-c", d.config_path, "--password-file", pw],
                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                            start_new_session=True)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + d.log_tail())
+        self.assertEqual(r.returncode, EXIT.kOk, r.stdout + r.stderr + d.log_tail())
         p = self.identity(d)
         self.assertEqual(p["state"], "running", p)
         self.assertIn("copy read at start", d.log())
@@ -223,7 +224,7 @@ class PrivilegesTest(bridgehead.TestCase):
         r = subprocess.run([self.bridgehead_bin, "unlock", "-c", d.config_path, "--password-file", pw],
                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                            start_new_session=True)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, EXIT.kOk, r.stdout + r.stderr)
         self.assertEqual(self.identity(d)["state"], "running")
         # As sent (JSON), and as OpenSSL's PKCS#12 code sees it (UTF-16BE, the BMPString).
         needles = [self.core.encode(), self.core.encode("utf-16-be")]

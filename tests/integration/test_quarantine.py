@@ -9,6 +9,7 @@ import time
 import unittest
 
 import bridgehead
+from bridgehead import EXIT
 
 SENDER = "ann@exchange.example"
 MARKER = "X-POISON-5d1e2b"
@@ -19,7 +20,7 @@ class QuarantineTest(bridgehead.TestCase):
         return self.start_daemon(delivery={"notes": "maildir", "exchange": "maildir"},
                                  queue={"retry_delays": "1s"}, env={"BRIDGEHEAD_FAULT_POISON": MARKER})
 
-    def quarantine(self, d, *args, rc=0):
+    def quarantine(self, d, *args, rc=EXIT.kOk):
         r = d.cli("quarantine", *args, check=False)
         self.assertEqual(r.returncode, rc, "bridgehead quarantine %s: %r %r\n%s" % (
             " ".join(args), r.stdout, r.stderr, d.log_tail()))
@@ -58,10 +59,10 @@ class QuarantineTest(bridgehead.TestCase):
 
         # Every error names the id and what to do; exit codes as status/queue have them.
         missing = "00000000deadbeef"
-        _, err = self.quarantine(d, "show", missing, rc=2)
+        _, err = self.quarantine(d, "show", missing, rc=EXIT.kRequestFailed)
         self.assertIn(missing, err)
         self.assertIn("bridgehead quarantine list", err)
-        _, err = self.quarantine(d, "release", "../../etc/passwd", rc=2)
+        _, err = self.quarantine(d, "release", "../../etc/passwd", rc=EXIT.kRequestFailed)
         self.assertIn("not a message id", err)
 
         # The cause is fixed (no more fault injection): released, it is delivered.
@@ -80,12 +81,12 @@ class QuarantineTest(bridgehead.TestCase):
         self.assertEqual(self.count(d), 0)
         qdir = os.path.join(d.state_dir, "quarantine")
         self.assertEqual([f for f in os.listdir(qdir) if not f.startswith(".")], [])
-        _, err = self.quarantine(d, "release", bad, rc=2)
+        _, err = self.quarantine(d, "release", bad, rc=EXIT.kRequestFailed)
         self.assertIn(bad, err)
         self.assertIn("is not in quarantine", err)
         d.stop()
         # Like status and queue: 3 when the daemon is not running.
-        _, err = self.quarantine(d, "list", rc=3)
+        _, err = self.quarantine(d, "list", rc=EXIT.kNotRunning)
         self.assertIn("not running", err)
 
     def test_delete_sends_a_failure_notice_unless_notify_never(self):

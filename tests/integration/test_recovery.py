@@ -8,6 +8,7 @@ import subprocess
 import unittest
 
 import bridgehead
+from bridgehead import EXIT
 
 
 class RecoveryTest(bridgehead.TestCase):
@@ -82,7 +83,7 @@ class RecoveryTest(bridgehead.TestCase):
         other._spawn()
         self.addCleanup(other.cleanup)
         rc = other.proc.wait(60)
-        self.assertNotEqual(rc, 0, other.log())
+        self.assertNotEqual(rc, EXIT.kOk, other.log())
         self.assertRegex(other.log(), r"(?i)spool")
         # The first daemon is unharmed.
         self.assertEqual(sorted(d.queued_by_id()), sorted(ids))

@@ -8,6 +8,7 @@ import subprocess
 import unittest
 
 import bridgehead
+from bridgehead import EXIT
 
 SENDER = "ann@exchange.example"
 RCPT = "carol@notes.example"
@@ -104,7 +105,7 @@ class TlsVerifyNameTest(bridgehead.TestCase):
         d.write_config()
         r = subprocess.run([self.bridgehead_bin, "check", "-c", d.config_path], capture_output=True, text=True,
                            timeout=60)
-        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotEqual(r.returncode, EXIT.kOk, r.stdout + r.stderr)
         self.assertIn("tls_verify_name", r.stdout + r.stderr)
         self.assertIn("127.0.0.1", r.stdout + r.stderr)
 

@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import unittest
 
 # The ASan build is 2-3x slower: every wait is generous, and polling ends it early.
@@ -52,6 +53,26 @@ IO_TIMEOUT = 30.0
 EXCHANGE_RECIPIENTS = ["alice@exchange.example", "bob@exchange.example", "erin@exchange.example"]
 NOTES_RECIPIENTS = ["carol@notes.example", "dave@notes.example", "frank@notes.example",
                     "gina@notes.example", "hugo@notes.example", "ivan@notes.example"]
+
+EXIT_CODES_HEADER = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src",
+                                                 "cli", "exit_codes.hpp"))
+
+
+def read_exit_codes(path=EXIT_CODES_HEADER):
+    """The CLI's exit codes under their C++ names (EXIT.kNotRunning), read from the header the
+    CLI is built with, so that no test spells out a number the code might change."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise RuntimeError("cannot read the CLI's exit codes from %s: %s" % (path, e)) from e
+    codes = dict(re.findall(r"^inline constexpr int (k\w+) = (\d+);", text, re.M))
+    if not codes:
+        raise RuntimeError("%s declares no exit code (lines like `inline constexpr int kOk = 0;`)" % path)
+    return types.SimpleNamespace(**{name: int(value) for name, value in codes.items()})
+
+
+EXIT = read_exit_codes()
 
 # Debian packages of the peers: a missing peer is a failure naming its package.
 PACKAGES = {
@@ -456,7 +477,7 @@ class Daemon:
             if self.proc.poll() is not None:
                 return "the daemon exited with code %d" % self.proc.returncode
             st, rc = self.status(check=False)
-            if rc == 0 and st.get("running"):
+            if rc == EXIT.kOk and st.get("running"):
                 procs = {p["name"]: p for p in st.get("processes", [])}
                 ing = [procs.get("ingress:exchange"), procs.get("ingress:notes")]
                 if all(p and p["state"] == "running" for p in ing):
@@ -490,11 +511,11 @@ class Daemon:
         self._reap(signal.SIGKILL)
 
     def stop(self):
-        """SIGTERM; asserts a clean exit (code 0) and no sanitizer report in the log."""
+        """SIGTERM; asserts a clean exit (EXIT.kOk) and no sanitizer report in the log."""
         rc = self._reap(signal.SIGTERM)
         if rc is None:
             return
-        self.test.assertEqual(rc, 0, "bridgehead exited with %s on SIGTERM\n%s" % (rc, self.log_tail()))
+        self.test.assertEqual(rc, EXIT.kOk, "bridgehead exited with %s on SIGTERM\n%s" % (rc, self.log_tail()))
         self.assert_log_clean()
 
     def restart(self, kill=True):
@@ -530,7 +551,7 @@ class Daemon:
     def cli(self, *args, check=True, timeout=IO_TIMEOUT):
         r = subprocess.run([self.bin] + list(args) + ["-c", self.config_path], capture_output=True,
                            timeout=timeout)
-        if check and r.returncode != 0:
+        if check and r.returncode != EXIT.kOk:
             self.test.fail("bridgehead %s exited %d: %s %s\n%s" % (
                 " ".join(args), r.returncode, r.stdout.decode(errors="replace"),
                 r.stderr.decode(errors="replace"), self.log_tail()))
@@ -543,7 +564,7 @@ class Daemon:
         except ValueError:
             st = {}
         if check:
-            self.test.assertEqual(r.returncode, 0, "status failed: %r %r\n%s" % (r.stdout, r.stderr, self.log_tail()))
+            self.test.assertEqual(r.returncode, EXIT.kOk, "status failed: %r %r\n%s" % (r.stdout, r.stderr, self.log_tail()))
             return st
         return st, r.returncode
 
