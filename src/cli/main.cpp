@@ -8,7 +8,7 @@ static_assert(static_cast<int>(CLI::ExitCodes::IncorrectConstruction) == bridgeh
 int main(int argc, char** argv) {
   CLI::App app{"Bridgehead: mail and directory coexistence connector"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "bridgehead 0.1.0");
+  app.set_version_flag("--version", "bridgehead " BRIDGEHEAD_VERSION);
   int exit_code = bridgehead::cli::kOk;
   bridgehead::cli::add_run(app, exit_code);
   bridgehead::cli::add_check(app, exit_code);

@@ -1,6 +1,7 @@
 """The CLI around the daemon: `check` on good and broken configs (file:line:column, exit
 non-zero), `status` and `queue` with no daemon (EXIT.kNotRunning, "not running"), status JSON
-shape, the control socket's mode, SIGTERM stops the daemon cleanly."""
+shape, the control socket's mode, SIGTERM stops the daemon cleanly, `--version` prints the
+CMake project version."""
 
 import json
 import os
@@ -63,6 +64,15 @@ class CliTest(bridgehead.TestCase):
         self.assertNotEqual(rc, EXIT.kOk)
         self.assertIn("exchange.example", out + err)
         self.assertRegex(out + err, r":\d+:\d+: .*command_timeout_seconds")
+
+    def test_version_is_the_cmake_project_version(self):
+        expected = os.environ.get("BRIDGEHEAD_PROJECT_VERSION")
+        if not expected:
+            self.fail("BRIDGEHEAD_PROJECT_VERSION is not set; run the test through ctest, which sets it to "
+                      "project(VERSION) of CMakeLists.txt")
+        rc, out, err = self.run_cli("--version")
+        self.assertEqual(rc, EXIT.kOk, out + err)
+        self.assertEqual(out, "bridgehead %s\n" % expected)
 
     def test_status_and_queue_without_daemon(self):
         d = self.config()
