@@ -19,7 +19,7 @@ demo: deps
 	cmake --build --preset release -j$(JOBS) --target bridgehead
 	bash examples/demo/run-demo build/release/src/cli/bridgehead
 
-# Both presets (dev and ASan+UBSan), every label: unit, integration, fuzz.
+# Both presets (dev and ASan+UBSan), every label: unit, integration, lint, fuzz.
 test: deps test-dev test-asan test-fuzz
 
 test-dev:
