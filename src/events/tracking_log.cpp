@@ -51,15 +51,13 @@ Expected<void> TrackingLog::start() {
 }
 
 void TrackingLog::add(const MessageEvent& e) {
-  std::string line = to_json_line(e);
-  line += '\n';
   {
     std::lock_guard lock(mu_);
     if (!started_ || pending_.size() >= options_.max_pending) {
       if (process_) process_->add("dropped");
       return;
     }
-    pending_.push_back(std::move(line));
+    pending_.push_back(e);
     ++queued_;
   }
   cv_.notify_one();
@@ -97,16 +95,17 @@ void TrackingLog::loop() {
   for (;;) {
     cv_.wait(lock, [&] { return quit_ || !pending_.empty(); });
     if (pending_.empty() && quit_) return;
-    std::deque<std::string> batch;
+    std::deque<MessageEvent> batch;
     batch.swap(pending_);
     lock.unlock();
     std::string text;
-    for (const auto& l : batch) text += l;
-    const int before = errno;
+    for (const auto& ev : batch) {
+      text += to_json_line(ev);
+      text += '\n';
+    }
     // A file that could not be reopened after a rotation is tried again with each batch.
     const bool ok = (fd_ >= 0 || open_file()) && write_lines(text);
     const int e = errno;
-    errno = before;
     if (!ok) {
       if (process_) process_->add("dropped", batch.size());
       if (!failing_ && process_) {

@@ -54,7 +54,7 @@ class TrackingLog {
   std::shared_ptr<status::Process> process_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> pending_;
+  std::deque<MessageEvent> pending_;  ///< made into JSON on the writer thread, not the stage's
   std::uint64_t queued_ = 0;   ///< lines ever queued
   std::uint64_t written_ = 0;  ///< lines taken by the writer (written or failed)
   bool quit_ = false;
