@@ -16,6 +16,7 @@
 #include "events/message_event.hpp"
 #include "events/tracking_log.hpp"
 #include "status/process.hpp"
+#include "cleanup/cleanup.hpp"
 #include "convert/seven_bit.hpp"
 #include "daemon/connector_identity.hpp"
 #include "daemon/privileges.hpp"
@@ -41,7 +42,6 @@ smtp::ListenerOptions listener_options(const config::Config& c, const config::Sy
   o.session.max_errors = c.smtp.max_errors;
   o.content.max_line_length = c.smtp.max_line_length;
   o.content.max_message_size = c.smtp.max_message_size;
-  o.content.max_received_headers = c.smtp.max_received_headers;
   o.content.bare_linefeed = c.smtp.bare_linefeed == config::BareLinefeed::kReject
                                 ? smtp::BareLinefeedPolicy::kReject
                                 : smtp::BareLinefeedPolicy::kNormalize;
@@ -163,7 +163,7 @@ Expected<void> run(const config::Config& cfg) {
   status::ProcessRegistry registry;
 
   auto spool_process = registry.add("spool");
-  // Blocking work, off the I/O thread: Maildir writes, content reads from the spool,
+  // Blocking work, off the I/O thread: each message's cleanup, Maildir writes, content reads from the spool,
   // quarantine files, notices composed from the original, 7-bit downgrades and the
   // connector ID's key derivation on unlock.
   asio::thread_pool blocking_pool(2);
@@ -293,6 +293,11 @@ Expected<void> run(const config::Config& cfg) {
     process->set_detail("recovery", report.summary());
     auto options = listener_options(cfg, s);
     options.budget = budget;
+    // This direction's cleanup: mail arriving from this system. Address rewriting and
+    // content conversion will be its steps.
+    options.cleanup = std::make_shared<const cleanup::Cleanup>(
+        cleanup::Options{.hostname = cfg.hostname, .max_received_headers = cfg.smtp.max_received_headers, .steps = {}});
+    options.blocking = blocking_pool.get_executor();
     options.events = &event_bus;
     options.on_queued = [&queue_manager](spool::MessageId id, const Envelope& env, std::uint64_t) {
       queue_manager.enqueue(id, env);

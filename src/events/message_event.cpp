@@ -43,6 +43,7 @@ std::string to_json_line(const MessageEvent& e) {
   put("reply", e.reply);
   put("detail", e.detail);
   if (e.expired) j["expired"] = true;
+  if (e.kind == EventKind::kReceived) j["size"] = e.size;
   // What came from outside (a reply, an address) may be invalid UTF-8: replaced, never thrown.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -37,6 +37,7 @@ struct MessageEvent {
   std::string reply;          ///< our answer (received, refused) or the next hop's / our reason
   std::string detail;         ///< notice sent: the notice's queue id; quarantined: why
   bool expired = false;       ///< failed: the queue lifetime ran out (not the next hop's answer)
+  std::uint64_t size = 0;     ///< received: octets of content as the client sent it (our trace header not counted)
 };
 
 /// Milliseconds since the epoch, for MessageEvent::at_ms.

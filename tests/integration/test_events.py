@@ -40,6 +40,10 @@ class EventsTest(bridgehead.TestCase):
         received, queued, delivered = events[0], events[1], events[2]
         self.assertEqual((received["system"], received["sender"]), ("exchange", SENDER))
         self.assertIn("127.0.0.1", received["client"])
+        # The ingress counters read the same events.
+        ingress = d.counters("ingress:exchange")
+        self.assertGreater(received["size"], 0)
+        self.assertEqual((ingress["messages_accepted"], ingress["bytes_accepted"]), (1, received["size"]), ingress)
         self.assertEqual(queued["sender"], SENDER)
         self.assertEqual(delivered["system"], "notes")
         self.assertIn("Maildir", delivered["next_hop"])
@@ -105,6 +109,8 @@ class EventsTest(bridgehead.TestCase):
         self.assertEqual(refused["event"], "refused")
         self.assertEqual(refused["sender"], SENDER)
         self.assertTrue(refused["reply"].startswith("552 5.3.4"), refused)
+        self.assertNotIn("size", refused)
+        self.assertEqual(d.counters("ingress:exchange").get("messages_refused"), 1)
 
 
 if __name__ == "__main__":

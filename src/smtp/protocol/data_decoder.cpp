@@ -6,17 +6,6 @@
 
 namespace bridgehead::smtp {
 
-namespace {
-bool is_received(std::string_view name) {
-  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-  constexpr std::string_view kReceived = "received";
-  if (name.size() != kReceived.size()) return false;
-  return std::equal(name.begin(), name.end(), kReceived.begin(), [](char a, char b) {
-    return (a >= 'A' && a <= 'Z' ? static_cast<char>(a + 32) : a) == b;
-  });
-}
-constexpr std::size_t kMaxHeaderName = 16;  // enough to recognise "Received" with stray blanks
-}  // namespace
 
 DataDecoder::DataDecoder(Mode mode, ContentLimits limits) : mode_(mode), limits_(limits) {}
 
@@ -46,7 +35,7 @@ std::size_t DataDecoder::feed(std::string_view in, std::string& out) {
   std::size_t i = 0;
   while (i < in.size() && !done_) {
     // A dot at a line start is the byte-wise path's (the end of DATA, or stuffing).
-    if (scan_ == Scan::kText && !in_headers_ && !(line_start_ && mode_ == Mode::kData && in[i] == '.')) {
+    if (scan_ == Scan::kText && !(line_start_ && mode_ == Mode::kData && in[i] == '.')) {
       if (const std::size_t run = body_lines(in.substr(i)); run > 0) {
         emit(in.substr(i, run), out);
         i += run;
@@ -120,60 +109,26 @@ void DataDecoder::text(std::string_view run, std::string& out) {
   line_start_ = false;
   after_bare_ = false;
   // The first limit crossed, byte by byte, wins however the stream was split into runs;
-  // on the same byte the line check comes first, then the header, then the size.
-  const auto over_received = scan_header(run);
+  // on the same byte the line check comes first, then the size.
   if (!verdict_) {
-    std::size_t first = run.size();
-    std::optional<Reply> reply;
     const auto max_line = limits_.max_line_length;
-    const auto line_room = max_line > line_length_ + 2 ? max_line - 2 - line_length_ : 0;
-    if (line_room < first) {
-      first = line_room;
-      reply = Reply{
-          500, "5.5.2",
-          "Line too long: the limit is " + std::to_string(max_line) + " octets including CRLF"};
+    const std::uint64_t line_room = max_line > line_length_ + 2 ? max_line - 2 - line_length_ : 0;
+    const std::uint64_t size_room = limits_.max_message_size > size_ ? limits_.max_message_size - size_ : 0;
+    if (size_room < run.size() && size_room < line_room) {
+      set_verdict(too_big(), {limits_.max_message_size, ContentPosition::Check::kSize});
+    } else if (line_room < run.size()) {
+      set_verdict(Reply{500, "5.5.2",
+                        "Line too long: the limit is " + std::to_string(max_line) + " octets including CRLF"},
+                  {size_ + line_room, ContentPosition::Check::kLine});
     }
-    if (over_received < first) {
-      first = over_received;
-      reply = Reply{554, "5.4.6", "Too many Received headers: mail loop detected"};
-    }
-    const auto size_room = limits_.max_message_size > size_ ? limits_.max_message_size - size_ : 0;
-    if (size_room < first) reply = too_big();
-    if (reply) set_verdict(std::move(*reply));
   }
   line_length_ += run.size();
   emit(run, out);
 }
 
-std::size_t DataDecoder::scan_header(std::string_view run) {
-  if (!in_headers_) return std::string_view::npos;
-  for (std::size_t i = 0; i < run.size(); ++i) {
-    const char c = run[i];
-    if (header_scan_ == HeaderScan::kSkip) break;
-    if (header_scan_ == HeaderScan::kLineStart) {
-      header_name_.clear();
-      header_scan_ = HeaderScan::kName;
-      if (c == ' ' || c == '\t') {  // a continuation line is not a new field
-        header_scan_ = HeaderScan::kSkip;
-        break;
-      }
-    }
-    if (c == ':') {
-      header_scan_ = HeaderScan::kSkip;
-      if (is_received(header_name_) && ++received_ > limits_.max_received_headers) return i;
-      break;
-    }
-    header_name_ += c;
-    if (header_name_.size() > kMaxHeaderName) header_scan_ = HeaderScan::kSkip;
-  }
-  return std::string_view::npos;
-}
-
 void DataDecoder::line_end(bool proper, std::string& out) {
   emit("\r\n", out);
   line_length_ = 0;
-  if (header_scan_ == HeaderScan::kLineStart) in_headers_ = false;  // the empty line
-  header_scan_ = HeaderScan::kLineStart;
   // A CRLF straight after a bare CR/LF ("\r\r\n.\r\n", "\n\r\n.\r\n") is not a line start
   // either: a peer that splits lines on bare CR or LF would not see the dot where we do.
   line_start_ = proper && !after_bare_;
@@ -184,7 +139,8 @@ void DataDecoder::bare_line_end(std::string& out) {
   if (limits_.bare_linefeed == BareLinefeedPolicy::kReject) {
     set_verdict(Reply{550, "5.6.0",
                       "Message content rejected: bare <LF> or <CR> received; lines must end "
-                      "in <CR><LF> (see https://www.postfix.org/smtp-smuggling.html)"});
+                      "in <CR><LF> (see https://www.postfix.org/smtp-smuggling.html)"},
+                {size_, ContentPosition::Check::kLine});
   }
   // Normalized to CRLF in the output either way, but never a line start (see step()).
   line_end(false, out);
@@ -198,7 +154,7 @@ void DataDecoder::emit(std::string_view bytes, std::string& out) {
     out.append(bytes);
     return;
   }
-  set_verdict(too_big());
+  set_verdict(too_big(), {limits_.max_message_size, ContentPosition::Check::kSize});
   if (before < limits_.max_message_size) {
     out.append(bytes.substr(0, static_cast<std::size_t>(limits_.max_message_size - before)));
   }
@@ -217,8 +173,10 @@ Reply DataDecoder::too_big() const {
       "Message size exceeds the limit of " + std::to_string(limits_.max_message_size) + " octets"};
 }
 
-void DataDecoder::set_verdict(Reply r) {
-  if (!verdict_) verdict_ = std::move(r);
+void DataDecoder::set_verdict(Reply r, ContentPosition at) {
+  if (verdict_) return;
+  verdict_ = std::move(r);
+  verdict_at_ = at;
 }
 
 }  // namespace bridgehead::smtp

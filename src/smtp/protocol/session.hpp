@@ -130,14 +130,3 @@ class Session {
 
 }  // namespace bridgehead::smtp
 
-namespace bridgehead::smtp {
-
-/// The Received: trace header (RFC 5321 4.4) we prepend to accepted content, CRLF-ended
-/// and folded under 998 octets. The client is named by its HELO and, in parentheses, its
-/// address as an RFC 5321 address literal taken from envelope.client_address ("ip:port").
-/// `with` is the RFC 3848 protocol type derived from the envelope: SMTP, ESMTP, ESMTPS,
-/// UTF8SMTP, UTF8SMTPS.
-std::string make_received_header(const Envelope& envelope, std::string_view our_hostname,
-                                 std::string_view queue_id, std::int64_t unix_time, bool esmtp);
-
-}  // namespace bridgehead::smtp

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "net/blocking.hpp"
 #include "net/completion.hpp"
 #include "net/endpoint.hpp"
 
@@ -45,10 +46,25 @@ struct Listener::State {
   std::shared_ptr<SessionBudget> budget;
   std::set<std::shared_ptr<InboundSession>> sessions;
   bool stopping = false;
+  events::EventBus own_events;  // when the daemon gives none
 
   State(ListenerOptions o, spool::Spool& s, RecipientCheck c, std::shared_ptr<status::Process> p)
       : options(std::move(o)), spool(s), check(std::move(c)), process(std::move(p)) {
     budget = options.budget ? options.budget : std::make_shared<SessionBudget>();
+    if (!options.events) options.events = &own_events;
+    // The counters are the events' first reader for this system.
+    options.events->subscribe([system = options.system, process = process](const events::MessageEvent& e) {
+      if (e.system != system) return;
+      if (e.kind == events::EventKind::kReceived) {
+        process->add("messages_accepted");
+        process->add("bytes_accepted", e.size);
+      } else if (e.kind == events::EventKind::kRefused) {
+        process->add("messages_refused");
+      }
+    });
+    if (!options.cleanup) {
+      options.cleanup = std::make_shared<const cleanup::Cleanup>(cleanup::Options{.hostname = options.session.hostname, .steps = {}});
+    }
   }
 
   void update_activity() const {
@@ -208,7 +224,12 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
 
   net::awaitable<Action> receive_data();
   net::awaitable<Action> receive_bdat_chunk();
-  net::awaitable<Action> finish_message(const std::optional<Reply>& verdict);
+  net::awaitable<Action> finish_message();
+  bool header_section_ready();
+  net::awaitable<void> run_cleanup();
+  std::optional<Reply> content_verdict() const {
+    return cleanup::first_problem(decoder_->verdict(), decoder_->verdict_at(), refusal_);
+  }
   void begin_content(DataDecoder::Mode mode);
   void drop_content();
   void forget_content();
@@ -259,18 +280,23 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   std::string piece_;
   bool spool_failed_ = false;
   Error spool_error_;
+  // Until cleanup has run, piece_ holds the header section, and nothing is spooled: cleanup
+  // may rewrite it, and puts the trace header in front.
+  bool headers_pending_ = false;
+  std::size_t header_scanned_ = 0;  // octets of piece_ already searched for the section's end
+  Envelope envelope_;               // as cleanup left it: what is committed
+  std::optional<cleanup::Refusal> refusal_;
 };
 
 void InboundSession::publish(events::EventKind kind, spool::MessageId id, const std::optional<Reply>& reply) const {
-  if (state_->options.events == nullptr) return;
-  const Envelope env = session_.envelope();
   events::MessageEvent ev;
   ev.kind = kind;
   ev.at_ms = events::now_ms();
   ev.queue_id = spool::format_id(id);
   ev.system = state_->options.system;
-  ev.sender = env.mail_from;
+  ev.sender = session_.envelope().mail_from;
   ev.client = client_;
+  if (kind == events::EventKind::kReceived && decoder_) ev.size = decoder_->size();
   if (reply) {
     ev.reply = fmt::format("{} {} {}", reply->code, reply->enhanced, reply->text);
     std::replace(ev.reply.begin(), ev.reply.end(), '\n', ' ');
@@ -291,9 +317,43 @@ void InboundSession::begin_content(DataDecoder::Mode mode) {
   message_ = state_->spool.begin_message();
   content_transaction_ = session_.transaction();
   decoder_.emplace(mode, state_->options.content);
-  const Envelope env = connection_envelope();
-  piece_ = make_received_header(env, state_->options.session.hostname, spool::format_id(*message_),
-                                env.received_at, session_.esmtp());
+  headers_pending_ = true;
+  header_scanned_ = 0;
+}
+
+// Whether cleanup can run now: the header section has ended, or the piece is full without
+// an end in sight (the rest of an overlong header section streams on as if it were body,
+// as beyond Postfix's header_size_limit).
+bool InboundSession::header_section_ready() {
+  const bool ended = cleanup::header_section_end(piece_, header_scanned_).has_value();
+  header_scanned_ = piece_.size();
+  return ended || piece_.size() >= kSpoolPiece;
+}
+
+// Once per message: cleanup on the worker pool with the header section, which it hands
+// back with the trace header on top (or refuses the message: its reply is given at the end
+// of the content, unless the decoder found an earlier problem).
+net::awaitable<void> InboundSession::run_cleanup() {
+  headers_pending_ = false;
+  const std::size_t cut = cleanup::header_section_end(piece_).value_or(piece_.size());
+  cleanup::Message m{.envelope = connection_envelope(),
+                     .headers = piece_.substr(0, cut),
+                     .queue_id = spool::format_id(*message_),
+                     .esmtp = session_.esmtp()};
+  using Result = tl::expected<cleanup::Message, cleanup::Refusal>;
+  auto work = [c = state_->options.cleanup, m = std::move(m)]() mutable -> Result {
+    const auto now = m.envelope.received_at;
+    if (auto r = c->run(m, now); !r) return tl::unexpected(std::move(r.error()));
+    return std::move(m);
+  };
+  auto pool = state_->options.blocking ? state_->options.blocking : plain_.get_executor();
+  Result r = co_await net::run_blocking(pool, std::move(work));
+  if (!r) {
+    refusal_ = std::move(r.error());
+    co_return;
+  }
+  piece_.replace(0, cut, r->headers);
+  envelope_ = std::move(r->envelope);
 }
 
 // The message will not be committed (reset, refused, failed, client gone): the spool
@@ -309,6 +369,8 @@ void InboundSession::drop_content() {
 void InboundSession::forget_content() {
   message_.reset();
   decoder_.reset();
+  headers_pending_ = false;
+  refusal_.reset();
   std::string().swap(piece_);  // an idle session keeps no piece-sized buffer
   spool_failed_ = false;
 }
@@ -323,7 +385,8 @@ void InboundSession::report_storage_failure() {
 // Hands a full piece to the spool and waits until it is written, so a fast client cannot
 // make us buffer more than one piece; nothing is fsynced until the commit.
 net::awaitable<bool> InboundSession::spool_piece(std::string& piece) {
-  if (piece.empty() || spool_failed_) {
+  // A message cleanup refused is not stored: it is dropped at its end.
+  if (piece.empty() || spool_failed_ || refusal_) {
     piece.clear();
     co_return !spool_failed_;
   }
@@ -346,17 +409,19 @@ net::awaitable<bool> InboundSession::spool_piece(std::string& piece) {
   co_return !spool_failed_;
 }
 
-net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>& verdict) {
+net::awaitable<Action> InboundSession::finish_message() {
+  if (headers_pending_) co_await run_cleanup();  // the whole message came in one piece
+  const std::optional<Reply> verdict = content_verdict();
   tl::expected<std::string, Reply> stored = tl::unexpected(storage_failure_reply());
   auto id = *message_;
   std::string piece = std::move(piece_);
   if (verdict) {
     drop_content();
-    state_->process->add("messages_refused");
     publish(events::EventKind::kRefused, id, *verdict);
   } else {
     if (!spool_failed_) {
-      Envelope env = connection_envelope();
+      Envelope env = std::move(envelope_);
+      env.received_at = static_cast<std::int64_t>(std::time(nullptr));
       auto& sp = state_->spool;
       std::optional<Envelope> announce;
       if (state_->options.on_queued) announce = env;
@@ -382,8 +447,6 @@ net::awaitable<Action> InboundSession::finish_message(const std::optional<Reply>
       drop_content();
       publish(events::EventKind::kRefused, id, storage_failure_reply());
     } else {
-      state_->process->add("messages_accepted");
-      state_->process->add("bytes_accepted", decoder_->size());
       if (state_->process->state() == status::ProcessState::kDegraded) {
         state_->process->recover("storage works again");
         state_->update_activity();
@@ -404,10 +467,17 @@ net::awaitable<Action> InboundSession::receive_data() {
     }
     make_room(input->size());
     content_used(decoder_->feed(*input, piece_));
+    if (headers_pending_) {
+      // At the end of the content finish_message runs it, so a small message makes one
+      // trip to the pool, not two.
+      if (decoder_->done()) break;
+      if (!header_section_ready()) continue;
+      co_await run_cleanup();
+    }
     if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
     if (decoder_->done()) break;
   }
-  co_return co_await finish_message(decoder_->verdict());
+  co_return co_await finish_message();
 }
 
 net::awaitable<Action> InboundSession::receive_bdat_chunk() {
@@ -432,7 +502,8 @@ net::awaitable<Action> InboundSession::receive_bdat_chunk() {
     }
     content_used(input->size());
     remaining -= input->size();
-    if (piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
+    if (headers_pending_ && !(last && remaining == 0) && header_section_ready()) co_await run_cleanup();
+    if (!headers_pending_ && piece_.size() >= kSpoolPiece) co_await spool_piece(piece_);
   }
   if (discard) {
     if (last && message_) publish(events::EventKind::kRefused, *message_, storage_failure_reply());
@@ -441,15 +512,17 @@ net::awaitable<Action> InboundSession::receive_bdat_chunk() {
   }
   if (last) {
     decoder_->finish(piece_);
-    co_return co_await finish_message(decoder_->verdict());
+    co_return co_await finish_message();
   }
   // A piece the spool could not write fails the transaction now (RFC 3030 4.2: a chunk may
   // be answered with an error), rather than after the client sent all the rest for nothing.
-  std::optional<Reply> verdict = decoder_->verdict();
+  std::optional<Reply> verdict = content_verdict();
   if (!verdict && spool_failed_) {
     verdict = storage_failure_reply();
     report_storage_failure();
   }
+  // A message refused at a chunk is as refused as one refused at its end.
+  if (verdict && message_) publish(events::EventKind::kRefused, *message_, verdict);
   Action a = session_.on_bdat_chunk(size, verdict);
   // A refused chunk ended the transaction: drop what was spooled so far.
   drop_content_of_ended_transaction();

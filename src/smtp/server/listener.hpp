@@ -1,7 +1,8 @@
 // The SMTP ingress listener of one system: accepts connections, runs one inbound session
-// coroutine per client (smtp::Session decides the replies), streams message content to
-// the spool and answers 250 only after the spool has made it durable. Owns sockets, TLS,
-// timeouts and connection limits; not the protocol rules, not the storage format.
+// coroutine per client (smtp::Session decides the replies), hands each message's header
+// section to the cleanup stage (on the worker pool), streams the content to the spool and
+// answers 250 only after the spool has made it durable. Owns sockets, TLS, timeouts and
+// connection limits; not the protocol rules, not what cleanup does, not the storage format.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "cleanup/cleanup.hpp"
 #include "events/message_event.hpp"
 #include "status/process.hpp"
 #include "core/expected.hpp"
@@ -39,11 +41,18 @@ struct ListenerOptions {
   std::chrono::seconds data_timeout{300};
   std::shared_ptr<net::asio::ssl::context> tls;  ///< null: STARTTLS not offered
   std::shared_ptr<SessionBudget> budget;         ///< shared by all listeners; null: this one's own
+  /// This system's direction of the cleanup stage: every message goes through it before
+  /// its 250. Null: a listener of its own with the defaults and no steps.
+  std::shared_ptr<const cleanup::Cleanup> cleanup;
+  /// Where cleanup runs: the worker pool, never the I/O thread. Null: the I/O thread (tests).
+  net::asio::any_io_executor blocking;
   /// Runs on the I/O thread once a message is durable (before its 250 goes out): how the
   /// queue manager learns of new mail without polling the spool.
   std::function<void(spool::MessageId, const Envelope&, std::uint64_t size)> on_queued;
-  /// Where each message's end is published: received (the 250) or refused. Null: nowhere.
-  const events::EventBus* events = nullptr;
+  /// Where each message's end is published: received (the 250) or refused. The listener's
+  /// counters (messages_accepted, bytes_accepted, messages_refused) are a subscriber of it,
+  /// for this system's events. Null: a bus of the listener's own, with only those counters.
+  events::EventBus* events = nullptr;
 };
 
 class Listener {
