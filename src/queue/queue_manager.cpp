@@ -210,15 +210,21 @@ struct QueueManager::Impl {
     return nullptr;
   }
 
-  void publish_event(events::EventKind kind, MessageId id, const Envelope& env, const Dest* dst,
-                     std::string recipient = {}, std::string reply = {}, std::string detail = {},
-                     bool expired = false) const {
+  // What every event of a message names.
+  static events::MessageEvent message_event(events::EventKind kind, MessageId id, const Envelope& env) {
     events::MessageEvent ev;
     ev.kind = kind;
     ev.at_ms = events::now_ms();
     ev.queue_id = spool::format_id(id);
-    ev.system = dst ? dst->name : std::string();
     ev.sender = env.mail_from;
+    return ev;
+  }
+
+  void publish_event(events::EventKind kind, MessageId id, const Envelope& env, const Dest* dst,
+                     std::string recipient = {}, std::string reply = {}, std::string detail = {},
+                     bool expired = false) const {
+    events::MessageEvent ev = message_event(kind, id, env);
+    ev.system = dst ? dst->name : std::string();
     ev.recipient = std::move(recipient);
     ev.next_hop = dst ? dst->transport->describe() : std::string();
     ev.reply = std::move(reply);
@@ -227,13 +233,10 @@ struct QueueManager::Impl {
     bus->publish(ev);
   }
 
+  // Queued names the system the message came from; the others, where it goes.
   void publish_queued(MessageId id, const Envelope& env) const {
-    events::MessageEvent ev;
-    ev.kind = events::EventKind::kQueued;
-    ev.at_ms = events::now_ms();
-    ev.queue_id = spool::format_id(id);
+    events::MessageEvent ev = message_event(events::EventKind::kQueued, id, env);
     ev.system = env.ingress_system;
-    ev.sender = env.mail_from;
     bus->publish(ev);
   }
 
