@@ -24,16 +24,25 @@ std::string default_config_path();
 /// Prints the config's problems and returns empty when it cannot be loaded.
 std::filesystem::path resolve_control_socket(const std::string& config_file, const std::string& socket);
 
-/// Sends `command` to the running daemon (socket from --socket or the config). On failure
-/// prints why (as JSON when `json`), sets exit_code (kNotRunning or kRequestFailed) and
+/// What every command that talks to the running daemon takes: the config that names its
+/// control socket (or the socket itself) and whether to print JSON.
+struct DaemonArgs {
+  std::string file = default_config_path();
+  std::string socket;
+  bool json = false;
+};
+/// Adds -c/--config, --socket and --json to `cmd`, bound to `args` (which must outlive it).
+void add_daemon_options(CLI::App* cmd, DaemonArgs& args);
+
+/// Sends `request` ({"command": ..., and its arguments}) to the running daemon. On failure
+/// prints why (as JSON with --json), sets exit_code (kNotRunning or kRequestFailed) and
 /// returns nullopt.
-std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const std::string& socket,
-                                         const std::string& command, bool json, int& exit_code,
+std::optional<nlohmann::json> ask_daemon(const DaemonArgs& args, const nlohmann::json& request, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
-/// The same with a whole request object ({"command": ..., and its arguments}).
-std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file, const std::string& socket,
-                                         const nlohmann::json& request, bool json, int& exit_code,
-                                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
+/// The same for a command that only shows the answer: with --json it is printed here and
+/// nullopt returned too, so the caller only formats it for people.
+std::optional<nlohmann::json> ask_daemon_to_show(const DaemonArgs& args, const nlohmann::json& request, int& exit_code,
+                                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 /// The --help epilogue of the commands that open a connector ID (`id ...`, `unlock`): their
 /// exit codes.

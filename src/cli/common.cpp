@@ -65,16 +65,26 @@ std::filesystem::path resolve_control_socket(const std::string& config_file, con
   return loaded.config->control_socket;
 }
 
-std::optional<nlohmann::json> ask_daemon(const std::string& config_file, const std::string& socket,
-                                         const std::string& command, bool json, int& exit_code,
-                                         std::chrono::milliseconds timeout) {
-  return ask_daemon_request(config_file, socket, nlohmann::json{{"command", command}}, json, exit_code, timeout);
+void add_daemon_options(CLI::App* cmd, DaemonArgs& args) {
+  cmd->add_option("-c,--config", args.file, "configuration file of the running daemon");
+  cmd->add_option("--socket", args.socket, "control socket (instead of reading it from the config)");
+  cmd->add_flag("--json", args.json, "print JSON");
 }
 
-std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file, const std::string& socket,
-                                         const nlohmann::json& request, bool json, int& exit_code,
+std::optional<nlohmann::json> ask_daemon_to_show(const DaemonArgs& args, const nlohmann::json& request, int& exit_code,
+                                                 std::chrono::milliseconds timeout) {
+  auto r = ask_daemon(args, request, exit_code, timeout);
+  if (r && args.json) {
+    fmt::print("{}\n", r->dump(2));
+    return std::nullopt;
+  }
+  return r;
+}
+
+std::optional<nlohmann::json> ask_daemon(const DaemonArgs& args, const nlohmann::json& request, int& exit_code,
                                          std::chrono::milliseconds timeout) {
-  auto path = resolve_control_socket(config_file, socket);
+  const bool json = args.json;
+  auto path = resolve_control_socket(args.file, args.socket);
   if (path.empty()) {
     exit_code = kRequestFailed;
     return std::nullopt;
@@ -82,8 +92,9 @@ std::optional<nlohmann::json> ask_daemon_request(const std::string& config_file,
   auto r = admin::control_request(path, request, timeout);
   if (!r) {
     if (json) {
-      fmt::print("{}\n", nlohmann::json{{"running", false}, {"error", r.error().message}, {"remedy", r.error().remedy}}
-                             .dump(2));
+      fmt::print(
+          "{}\n",
+          nlohmann::json{{"running", false}, {"error", r.error().message}, {"remedy", r.error().remedy}}.dump(2));
     } else {
       fmt::print(stderr, "bridgehead: {}\n", r.error().describe());
     }

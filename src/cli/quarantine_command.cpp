@@ -39,19 +39,14 @@ void print_record(const nlohmann::json& m) {
   print_recipients(m);
 }
 
-struct Args {
-  std::string file = default_config_path();
-  std::string socket;
+struct Args : DaemonArgs {
   std::string id;
-  bool json = false;
 };
 
 CLI::App* add_action(CLI::App* parent, const std::string& name, const std::string& help, bool takes_id,
                      std::shared_ptr<Args> args) {
   auto* cmd = parent->add_subcommand(name, help);
-  cmd->add_option("-c,--config", args->file, "configuration file of the running daemon");
-  cmd->add_option("--socket", args->socket, "control socket (instead of reading it from the config)");
-  cmd->add_flag("--json", args->json, "print JSON");
+  add_daemon_options(cmd, *args);
   if (takes_id) cmd->add_option("ID", args->id, "the message id, as `bridgehead quarantine list` shows it")->required();
   cmd->footer(quarantine_exit_codes_help());
   return cmd;
@@ -60,43 +55,36 @@ CLI::App* add_action(CLI::App* parent, const std::string& name, const std::strin
 }  // namespace
 
 void add_quarantine(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("quarantine", "Messages the running daemon set aside because it could not process them");
+  auto* cmd =
+      app.add_subcommand("quarantine", "Messages the running daemon set aside because it could not process them");
   cmd->require_subcommand(1);
   cmd->footer(quarantine_exit_codes_help());
 
   auto list = std::make_shared<Args>();
   add_action(cmd, "list", "List the quarantined messages and why each was set aside", false, list)
       ->callback([list, &exit_code] {
-        auto r = ask_daemon_request(list->file, list->socket, {{"command", "quarantine"}, {"action", "list"}}, list->json,
-                            exit_code, std::chrono::seconds(60));
+        auto r = ask_daemon_to_show(*list, {{"command", "quarantine"}, {"action", "list"}}, exit_code,
+                                    std::chrono::seconds(60));
         if (!r) return;
-        if (list->json) {
-          fmt::print("{}\n", r->dump(2));
-          return;
-        }
         const auto& msgs = (*r)["messages"];
         fmt::print("{:<17} {:<19} {:>9} {}\n", "ID", "QUARANTINED", "SIZE", "SENDER / REASON");
         for (const auto& m : msgs) {
           const std::string from = m.value("from", "");
-          fmt::print("{:<17} {:<19} {:>9} {}\n", m.value("id", ""), local_time(m.value("quarantined_at", std::int64_t{0})),
-                     m.value("size", std::uint64_t{0}), from.empty() ? "<>" : from);
+          fmt::print("{:<17} {:<19} {:>9} {}\n", m.value("id", ""),
+                     local_time(m.value("quarantined_at", std::int64_t{0})), m.value("size", std::uint64_t{0}),
+                     from.empty() ? "<>" : from);
           fmt::print("    reason: {}\n", m.value("reason", ""));
           print_recipients(m);
         }
-        fmt::print("{} message{} in quarantine ({})\n", msgs.size(), msgs.size() == 1 ? "" : "s",
-                   r->value("dir", ""));
+        fmt::print("{} message{} in quarantine ({})\n", msgs.size(), msgs.size() == 1 ? "" : "s", r->value("dir", ""));
       });
 
   auto show = std::make_shared<Args>();
   add_action(cmd, "show", "Show one quarantined message: why, its envelope and its header", true, show)
       ->callback([show, &exit_code] {
-        auto r = ask_daemon_request(show->file, show->socket, {{"command", "quarantine"}, {"action", "show"}, {"id", show->id}},
-                            show->json, exit_code, std::chrono::seconds(60));
+        auto r = ask_daemon_to_show(*show, {{"command", "quarantine"}, {"action", "show"}, {"id", show->id}}, exit_code,
+                                    std::chrono::seconds(60));
         if (!r) return;
-        if (show->json) {
-          fmt::print("{}\n", r->dump(2));
-          return;
-        }
         print_record(*r);
         fmt::print("file: {}\n\n{}", r->value("eml", ""), r->value("header", ""));
       });
@@ -107,14 +95,9 @@ void add_quarantine(CLI::App& app, int& exit_code) {
              "cause first, or it is quarantined again",
              true, release)
       ->callback([release, &exit_code] {
-        auto r = ask_daemon_request(release->file, release->socket,
-                            {{"command", "quarantine"}, {"action", "release"}, {"id", release->id}}, release->json,
-                            exit_code, std::chrono::seconds(60));
+        auto r = ask_daemon_to_show(*release, {{"command", "quarantine"}, {"action", "release"}, {"id", release->id}},
+                                    exit_code, std::chrono::seconds(60));
         if (!r) return;
-        if (release->json) {
-          fmt::print("{}\n", r->dump(2));
-          return;
-        }
         std::string to;
         for (const auto& a : (*r)["recipients"]) to += (to.empty() ? "<" : ", <") + a.get<std::string>() + ">";
         fmt::print("message {} released: queued again as {} for {}\n", r->value("released", ""),
@@ -127,14 +110,9 @@ void add_quarantine(CLI::App& app, int& exit_code) {
              "unless NOTIFY said otherwise",
              true, remove)
       ->callback([remove, &exit_code] {
-        auto r = ask_daemon_request(remove->file, remove->socket,
-                            {{"command", "quarantine"}, {"action", "delete"}, {"id", remove->id}}, remove->json,
-                            exit_code, std::chrono::seconds(60));
+        auto r = ask_daemon_to_show(*remove, {{"command", "quarantine"}, {"action", "delete"}, {"id", remove->id}},
+                                    exit_code, std::chrono::seconds(60));
         if (!r) return;
-        if (remove->json) {
-          fmt::print("{}\n", r->dump(2));
-          return;
-        }
         const auto& notice = (*r)["notice"];
         fmt::print("message {} deleted; {}\n", r->value("deleted", ""),
                    notice.is_null() ? std::string("no failure notice (the sender did not ask for one)")

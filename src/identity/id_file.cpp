@@ -1,9 +1,7 @@
 #include "identity/id_file.hpp"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -18,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "core/durable_file.hpp"
+#include "core/read_file.hpp"
 #include "identity/ossl.hpp"
 #include "identity/pkcs12_codec.hpp"
 
@@ -157,31 +156,11 @@ std::size_t pick_leaf(const std::vector<ossl::Cert>& certs) {
 
 Expected<std::string> read_id_file(const std::filesystem::path& path) {
   const std::string what = fmt::format("connector ID {}", path.string());
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) {
-      return fail(Error::permanent(ErrorCode::kNotFound, fmt::format("{} does not exist", what),
-                                   "check the path, or create an ID with `bridgehead id create`"));
-    }
-    return fail(Error::from_errno(err, fmt::format("cannot open {}", what)));
-  }
-  std::string out;
-  char buf[8192];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return fail(Error::from_errno(err, fmt::format("cannot read {}", what)));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > kMaxIdFile) break;  // decode() refuses it with a clear message
-  }
-  ::close(fd);
-  return out;
+  // Read a little past the limit: decode() refuses an oversized file with a clear message.
+  return read_whole_file(path, what,
+                         Error::permanent(ErrorCode::kNotFound, fmt::format("{} does not exist", what),
+                                          "check the path, or create an ID with `bridgehead id create`"),
+                         kMaxIdFile);
 }
 
 namespace {

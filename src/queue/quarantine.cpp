@@ -1,8 +1,5 @@
 #include "queue/quarantine.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
@@ -10,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/durable_file.hpp"
+#include "core/read_file.hpp"
 
 namespace bridgehead::queue {
 
@@ -25,26 +23,7 @@ Error not_found(std::string_view id) {
 }
 
 Expected<std::string> read_file(const fs::path& p, std::string_view id) {
-  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return fail(not_found(id));
-    return fail(Error::from_errno(errno, fmt::format("cannot open {} of quarantined message {}", p.string(), id)));
-  }
-  std::string out;
-  char buf[65536];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return fail(Error::from_errno(err, fmt::format("cannot read {} of quarantined message {}", p.string(), id)));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  return read_whole_file(p, fmt::format("{} of quarantined message {}", p.string(), id), not_found(id));
 }
 
 }  // namespace

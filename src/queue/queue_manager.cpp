@@ -233,6 +233,17 @@ struct QueueManager::Impl {
     bus->publish(ev);
   }
 
+  // A report about `env` with no recipients yet: the per-message fields of RFC 3464 2.2.
+  dsn::Report report_about(const Envelope& env) const {
+    dsn::Report rep;
+    rep.reporting_mta = opt.hostname;
+    rep.envid = env.envid;
+    rep.arrival_date = env.received_at;
+    rep.original_sender = env.mail_from;
+    rep.ret = env.ret;
+    return rep;
+  }
+
   // Queued names the system the message came from; the others, where it goes.
   void publish_queued(MessageId id, const Envelope& env) const {
     events::MessageEvent ev = message_event(events::EventKind::kQueued, id, env);
@@ -588,12 +599,7 @@ struct QueueManager::Impl {
     const std::int64_t now = unix_now();
     const Envelope env = e.env();
 
-    dsn::Report rep;
-    rep.reporting_mta = opt.hostname;
-    rep.envid = env.envid;
-    rep.arrival_date = env.received_at;
-    rep.original_sender = env.mail_from;
-    rep.ret = env.ret;
+    dsn::Report rep = report_about(env);
     std::vector<RecipientState> changed;
     std::vector<std::size_t> reported;
     bool answered = false;
@@ -988,12 +994,7 @@ struct QueueManager::Impl {
     if (!rec) co_return fail(rec.error());
     const std::int64_t now = unix_now();
     const Envelope& env = rec->envelope;
-    dsn::Report rep;
-    rep.reporting_mta = opt.hostname;
-    rep.envid = env.envid;
-    rep.arrival_date = env.received_at;
-    rep.original_sender = env.mail_from;
-    rep.ret = env.ret;
+    dsn::Report rep = report_about(env);
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
       if (is_final(rec->status[i]) || !dsn::needs_dsn(env, env.recipients[i], dsn::Action::kFailed)) continue;
       // RFC 3463 5.3.0: the receiving mail system itself could not process the message.

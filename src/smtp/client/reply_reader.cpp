@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <iterator>
+#include <utility>
 
 #include "core/text.hpp"
 #include "smtp/client/connection.hpp"
@@ -108,20 +110,17 @@ void parse_capabilities(const ServerReply& ehlo, Capabilities& caps) {
   for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
     std::string_view line = ehlo.lines[i];
     const std::string_view keyword = first_word(line);
-    if (iequals(keyword, "PIPELINING")) {
-      caps.pipelining = true;
-    } else if (iequals(keyword, "8BITMIME")) {
-      caps.eight_bit_mime = true;
-    } else if (iequals(keyword, "SMTPUTF8")) {
-      caps.smtputf8 = true;
-    } else if (iequals(keyword, "DSN")) {
-      caps.dsn = true;
-    } else if (iequals(keyword, "STARTTLS")) {
-      caps.starttls = true;
-    } else if (iequals(keyword, "ENHANCEDSTATUSCODES")) {
-      caps.enhanced_status_codes = true;
-    } else if (iequals(keyword, "CHUNKING")) {
-      caps.chunking = true;
+    // The extensions that are only announced, with no argument we use.
+    static constexpr std::pair<std::string_view, bool Capabilities::*> kFlags[] = {
+        {"PIPELINING", &Capabilities::pipelining}, {"8BITMIME", &Capabilities::eight_bit_mime},
+        {"SMTPUTF8", &Capabilities::smtputf8},     {"DSN", &Capabilities::dsn},
+        {"STARTTLS", &Capabilities::starttls},     {"ENHANCEDSTATUSCODES", &Capabilities::enhanced_status_codes},
+        {"CHUNKING", &Capabilities::chunking},
+    };
+    const auto flag =
+        std::find_if(std::begin(kFlags), std::end(kFlags), [&](const auto& f) { return iequals(keyword, f.first); });
+    if (flag != std::end(kFlags)) {
+      caps.*(flag->second) = true;
     } else if (iequals(keyword, "SIZE")) {
       // "SIZE" alone or "SIZE 0" means no announced limit (RFC 1870 4).
       std::string_view arg = line.substr(keyword.size());
