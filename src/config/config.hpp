@@ -12,12 +12,13 @@
 #include <string_view>
 #include <vector>
 
+#include "smtp/client/tls_policy.hpp"
+#include "smtp/server/server_settings.hpp"
+
 namespace bridgehead::config {
 
 enum class SystemKind { kExchange, kDomino, kSmtp };
-enum class BareLinefeed { kReject, kNormalize };
 enum class DeliveryMethod { kSmtp, kLmtp, kMaildir };
-enum class TlsMode { kNone, kOpportunistic, kRequired };
 
 struct Endpoint {
   std::string host;        ///< literal IP (IPv4 or IPv6 without brackets) or a name
@@ -29,9 +30,9 @@ struct DeliveryTarget {
   Endpoint endpoint;       ///< smtp, lmtp
   std::string path;        ///< maildir root (one Maildir per recipient below it)
   unsigned concurrency = 10;  ///< parallel connections (or Maildir writers) to this system
-  TlsMode tls = TlsMode::kOpportunistic;  ///< smtp, lmtp: STARTTLS policy
-  std::string tls_ca_file;    ///< PEM CAs that verify the server with TlsMode::kRequired
-  /// The name the server's certificate must carry with TlsMode::kRequired; empty: the host
+  smtp::client::TlsPolicy tls = smtp::client::TlsPolicy::kOpportunistic;  ///< smtp, lmtp: STARTTLS policy
+  std::string tls_ca_file;    ///< PEM CAs that verify the server with smtp::client::TlsPolicy::kRequired
+  /// The name the server's certificate must carry with smtp::client::TlsPolicy::kRequired; empty: the host
   /// of `endpoint` (which check() then requires to be a name, not an IP address).
   std::string tls_verify_name;
   std::chrono::seconds timeout{300};  ///< connect and per-reply timeout (data: twice this)
@@ -49,20 +50,6 @@ struct SystemConfig {
   std::string tls_client_ca_file;
   std::vector<std::string> recipients;    ///< static recipient list (lower case) until dirsync
   DeliveryTarget delivery;                ///< where mail TO this system goes
-};
-
-struct SmtpLimits {
-  std::uint64_t max_message_size = 50ull << 20;
-  unsigned max_recipients = 1000;
-  unsigned max_line_length = 1000;
-  unsigned max_received_headers = 50;
-  unsigned max_sessions = 500;
-  unsigned max_sessions_per_client = 50;
-  unsigned max_junk_commands = 100;
-  unsigned max_errors = 20;
-  unsigned command_timeout_seconds = 300;   ///< RFC 5321 4.5.3.2.7
-  unsigned data_timeout_seconds = 300;
-  BareLinefeed bare_linefeed = BareLinefeed::kReject;
 };
 
 struct QueueSettings {
@@ -90,7 +77,7 @@ struct Config {
   std::filesystem::path spool_dir;          ///< [spool] dir (default state_dir/spool)
   std::uint64_t spool_segment_size = 64ull << 20;
   IdentitySettings identity;
-  SmtpLimits smtp;
+  smtp::ServerSettings smtp;  ///< [smtp]: the listeners' limits, defaults in the listener's header
   QueueSettings queue;
   std::vector<SystemConfig> systems;
 };

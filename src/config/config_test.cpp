@@ -136,7 +136,7 @@ path = "./maildir/./notes"
   EXPECT_EQ(c.control_socket_mode, 0600u);
   EXPECT_EQ(c.spool_segment_size, 64ull << 20);
   EXPECT_EQ(c.smtp.max_recipients, 200u);
-  EXPECT_EQ(c.smtp.bare_linefeed, BareLinefeed::kNormalize);
+  EXPECT_EQ(c.smtp.bare_linefeed, smtp::BareLinefeedPolicy::kNormalize);
   EXPECT_EQ(c.smtp.max_message_size, 50ull << 20);
   EXPECT_EQ(c.smtp.command_timeout_seconds, 300u);
 
@@ -168,7 +168,7 @@ TEST(ConfigLoad, TableDefaultsAgreeWithTheHeaderDefaults) {
   LoadResult r = load_text(kSystems);
   ASSERT_TRUE(r.config) << all_problems(r);
   const Config& c = *r.config;
-  const SmtpLimits d;
+  const smtp::ServerSettings d;
   EXPECT_EQ(c.smtp.max_message_size, d.max_message_size);
   EXPECT_EQ(c.smtp.max_recipients, d.max_recipients);
   EXPECT_EQ(c.smtp.max_line_length, d.max_line_length);
@@ -775,7 +775,7 @@ TEST(ConfigQueue, DefaultsAndDurations) {
   EXPECT_EQ(c.queue.delay_notice_after, std::chrono::hours(4));
   EXPECT_EQ(c.queue.quarantine_dir, fs::path("/var/lib/bridgehead/quarantine"));
   EXPECT_EQ(c.systems[0].delivery.concurrency, 10u);
-  EXPECT_EQ(c.systems[0].delivery.tls, TlsMode::kOpportunistic);
+  EXPECT_EQ(c.systems[0].delivery.tls, smtp::client::TlsPolicy::kOpportunistic);
   EXPECT_EQ(c.systems[0].delivery.timeout, std::chrono::minutes(5));
 
   LoadResult set = load_text(with_systems(
@@ -801,7 +801,7 @@ TEST(ConfigSystems, DeliveryTlsConcurrencyAndTimeout) {
               "tls_verify_name = \"MX.Exchange.Example\"\n");
   LoadResult r = load_text(text);
   ASSERT_TRUE(r.config) << all_problems(r);
-  EXPECT_EQ(r.config->systems[0].delivery.tls, TlsMode::kRequired);
+  EXPECT_EQ(r.config->systems[0].delivery.tls, smtp::client::TlsPolicy::kRequired);
   EXPECT_EQ(r.config->systems[0].delivery.tls_verify_name, "mx.exchange.example");
   EXPECT_EQ(r.config->systems[0].delivery.concurrency, 3u);
   EXPECT_EQ(r.config->systems[0].delivery.timeout, std::chrono::seconds(10));

@@ -256,7 +256,8 @@ const Setting kSettings[] = {
             "message or `normalize` the line ending to CRLF.",
      .example = R"("reject")",
      .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.bare_linefeed = v.text == "normalize" ? BareLinefeed::kNormalize : BareLinefeed::kReject;
+       c.smtp.bare_linefeed =
+           v.text == "normalize" ? smtp::BareLinefeedPolicy::kNormalize : smtp::BareLinefeedPolicy::kReject;
      }},
 
     {.key = "queue.retry_delays",
@@ -413,9 +414,10 @@ const Setting kSettings[] = {
             "the host of address or tls_verify_name).",
      .example = R"("required")",
      .apply = [](Config&, SystemConfig* s, const Value& v) {
-       s->delivery.tls = v.text == "none"       ? TlsMode::kNone
-                         : v.text == "required" ? TlsMode::kRequired
-                                                : TlsMode::kOpportunistic;
+       using smtp::client::TlsPolicy;
+       s->delivery.tls = v.text == "none"       ? TlsPolicy::kNone
+                         : v.text == "required" ? TlsPolicy::kRequired
+                                                : TlsPolicy::kOpportunistic;
      }},
     {.key = "system[].delivery.tls_ca_file",
      .type = Type::kPath,

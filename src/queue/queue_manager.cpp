@@ -1243,6 +1243,32 @@ std::size_t QueueManager::in_flight() const {
 
 void QueueManager::publish() { impl_->publish(); }
 
+nlohmann::json QueueManager::listing() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& m : impl_->spool.queued()) {
+    nlohmann::json rcpts = nlohmann::json::array();
+    nlohmann::json states = nlohmann::json::array();
+    for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+      rcpts.push_back(m.envelope.recipients[i].address);
+      const auto& st = m.recipients.at(i);
+      nlohmann::json j = {{"address", m.envelope.recipients[i].address},
+                          {"status", spool::status_word(st.status)},
+                          {"attempts", st.attempts}};
+      if (st.next_attempt != 0 && st.status == spool::RecipientStatus::kDeferred) j["next_attempt"] = st.next_attempt;
+      if (!st.reply.empty()) j["reply"] = st.reply;
+      states.push_back(std::move(j));
+    }
+    list.push_back({{"id", spool::format_id(m.id)},
+                    {"state", std::move(states)},
+                    {"from", m.envelope.mail_from},
+                    {"recipients", std::move(rcpts)},
+                    {"size", m.size},
+                    {"system", m.envelope.ingress_system},
+                    {"received_at", m.envelope.received_at}});
+  }
+  return {{"messages", std::move(list)}};
+}
+
 net::awaitable<Expected<nlohmann::json>> QueueManager::quarantine_request(nlohmann::json request) {
   return impl_->quarantine_request(std::move(request));
 }

@@ -98,6 +98,9 @@ class QueueManager {
   /// queues the failure notice NOTIFY asks for, then removes the files. Errors name the id
   /// and the remedy (kNotFound for an id not in quarantine).
   net::awaitable<Expected<nlohmann::json>> quarantine_request(nlohmann::json request);
+  /// What `bridgehead queue` shows: every queued message with its envelope and each
+  /// recipient's state (status word, attempts, next attempt while deferred, last reply).
+  nlohmann::json listing() const;
 
  private:
   struct Impl;

@@ -18,17 +18,12 @@
 #include "net/asio.hpp"
 #include "smtp/client/content_source.hpp"
 #include "smtp/client/reply_reader.hpp"
+#include "smtp/client/tls_policy.hpp"
 
 namespace bridgehead::smtp::client {
 
 namespace asio = net::asio;
 using net::awaitable;
-
-enum class TlsPolicy {
-  kNone,           ///< never STARTTLS
-  kOpportunistic,  ///< STARTTLS when offered, no certificate check; plaintext otherwise
-  kRequired,       ///< STARTTLS must be offered; the certificate must verify (ca_file) and name the peer
-};
 
 struct ClientOptions {
   bool lmtp = false;

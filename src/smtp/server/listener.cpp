@@ -737,4 +737,23 @@ net::awaitable<void> Listener::accept_loop() {
   }
 }
 
+ListenerOptions listener_options(const ServerSettings& s, std::string system, std::string hostname) {
+  ListenerOptions o;
+  o.system = std::move(system);
+  o.session.hostname = std::move(hostname);
+  o.session.max_message_size = s.max_message_size;
+  o.session.max_recipients = s.max_recipients;
+  o.session.max_junk_commands = s.max_junk_commands;
+  o.session.max_errors = s.max_errors;
+  o.content.max_line_length = s.max_line_length;
+  o.content.max_message_size = s.max_message_size;
+  o.content.bare_linefeed = s.bare_linefeed;
+  o.max_line_length = s.max_line_length;
+  o.max_sessions = s.max_sessions;
+  o.max_sessions_per_client = s.max_sessions_per_client;
+  o.command_timeout = std::chrono::seconds(s.command_timeout_seconds);
+  o.data_timeout = std::chrono::seconds(s.data_timeout_seconds);
+  return o;
+}
+
 }  // namespace bridgehead::smtp

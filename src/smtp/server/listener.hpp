@@ -18,6 +18,7 @@
 #include "net/asio.hpp"
 #include "smtp/protocol/data_decoder.hpp"
 #include "smtp/protocol/session.hpp"
+#include "smtp/server/server_settings.hpp"
 #include "spool/spool.hpp"
 
 namespace bridgehead::smtp {
@@ -54,6 +55,10 @@ struct ListenerOptions {
   /// for this system's events. Null: a bus of the listener's own, with only those counters.
   events::EventBus* events = nullptr;
 };
+
+/// A listener for `system`'s mail with the [smtp] settings; the rest (endpoint, TLS,
+/// cleanup, callbacks) is the caller's to fill in.
+ListenerOptions listener_options(const ServerSettings& settings, std::string system, std::string hostname);
 
 class Listener {
  public:
