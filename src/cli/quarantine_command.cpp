@@ -1,6 +1,7 @@
 // `bridgehead quarantine list | show ID | release ID | delete ID`: the messages the running
 // daemon set aside because it could not process them, and what to do with each.
 #include <ctime>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -43,13 +44,20 @@ struct Args : DaemonArgs {
   std::string id;
 };
 
-CLI::App* add_action(CLI::App* parent, const std::string& name, const std::string& help, bool takes_id,
-                     std::shared_ptr<Args> args) {
+// One subcommand: asks the daemon for {"command": "quarantine", "action": NAME, "id": ID}
+// and hands a successful answer to `print` (with --json the answer is printed as it is).
+void add_action(CLI::App* parent, const std::string& name, const std::string& help, bool takes_id, int& exit_code,
+                std::function<void(const nlohmann::json&)> print) {
+  auto args = std::make_shared<Args>();
   auto* cmd = parent->add_subcommand(name, help);
   add_daemon_options(cmd, *args);
   if (takes_id) cmd->add_option("ID", args->id, "the message id, as `bridgehead quarantine list` shows it")->required();
   cmd->footer(quarantine_exit_codes_help());
-  return cmd;
+  cmd->callback([args, name, takes_id, print = std::move(print), &exit_code] {
+    nlohmann::json request = {{"command", "quarantine"}, {"action", name}};
+    if (takes_id) request["id"] = args->id;
+    if (auto r = ask_daemon_to_show(*args, request, exit_code, std::chrono::seconds(60))) print(*r);
+  });
 }
 
 }  // namespace
@@ -60,64 +68,45 @@ void add_quarantine(CLI::App& app, int& exit_code) {
   cmd->require_subcommand(1);
   cmd->footer(quarantine_exit_codes_help());
 
-  auto list = std::make_shared<Args>();
-  add_action(cmd, "list", "List the quarantined messages and why each was set aside", false, list)
-      ->callback([list, &exit_code] {
-        auto r = ask_daemon_to_show(*list, {{"command", "quarantine"}, {"action", "list"}}, exit_code,
-                                    std::chrono::seconds(60));
-        if (!r) return;
-        const auto& msgs = (*r)["messages"];
-        fmt::print("{:<17} {:<19} {:>9} {}\n", "ID", "QUARANTINED", "SIZE", "SENDER / REASON");
-        for (const auto& m : msgs) {
-          const std::string from = m.value("from", "");
-          fmt::print("{:<17} {:<19} {:>9} {}\n", m.value("id", ""),
-                     local_time(m.value("quarantined_at", std::int64_t{0})), m.value("size", std::uint64_t{0}),
-                     from.empty() ? "<>" : from);
-          fmt::print("    reason: {}\n", m.value("reason", ""));
-          print_recipients(m);
-        }
-        fmt::print("{} message{} in quarantine ({})\n", msgs.size(), msgs.size() == 1 ? "" : "s", r->value("dir", ""));
-      });
-
-  auto show = std::make_shared<Args>();
-  add_action(cmd, "show", "Show one quarantined message: why, its envelope and its header", true, show)
-      ->callback([show, &exit_code] {
-        auto r = ask_daemon_to_show(*show, {{"command", "quarantine"}, {"action", "show"}, {"id", show->id}}, exit_code,
-                                    std::chrono::seconds(60));
-        if (!r) return;
-        print_record(*r);
-        fmt::print("file: {}\n\n{}", r->value("eml", ""), r->value("header", ""));
-      });
-
-  auto release = std::make_shared<Args>();
+  add_action(cmd, "list", "List the quarantined messages and why each was set aside", false, exit_code,
+             [](const nlohmann::json& r) {
+               const auto msgs = r.value("messages", nlohmann::json::array());
+               fmt::print("{:<17} {:<19} {:>9} {}\n", "ID", "QUARANTINED", "SIZE", "SENDER / REASON");
+               for (const auto& m : msgs) {
+                 const std::string from = m.value("from", "");
+                 fmt::print("{:<17} {:<19} {:>9} {}\n", m.value("id", ""),
+                            local_time(m.value("quarantined_at", std::int64_t{0})), m.value("size", std::uint64_t{0}),
+                            from.empty() ? "<>" : from);
+                 fmt::print("    reason: {}\n", m.value("reason", ""));
+                 print_recipients(m);
+               }
+               fmt::print("{} message{} in quarantine ({})\n", msgs.size(), msgs.size() == 1 ? "" : "s",
+                          r.value("dir", ""));
+             });
+  add_action(cmd, "show", "Show one quarantined message: why, its envelope and its header", true, exit_code,
+             [](const nlohmann::json& r) {
+               print_record(r);
+               fmt::print("file: {}\n\n{}", r.value("eml", ""), r.value("header", ""));
+             });
   add_action(cmd, "release",
              "Put a quarantined message back in the queue (for the recipients that do not have it yet); fix the "
              "cause first, or it is quarantined again",
-             true, release)
-      ->callback([release, &exit_code] {
-        auto r = ask_daemon_to_show(*release, {{"command", "quarantine"}, {"action", "release"}, {"id", release->id}},
-                                    exit_code, std::chrono::seconds(60));
-        if (!r) return;
-        std::string to;
-        for (const auto& a : (*r)["recipients"]) to += (to.empty() ? "<" : ", <") + a.get<std::string>() + ">";
-        fmt::print("message {} released: queued again as {} for {}\n", r->value("released", ""),
-                   r->value("queued_as", ""), to);
-      });
-
-  auto remove = std::make_shared<Args>();
+             true, exit_code, [](const nlohmann::json& r) {
+               std::string to;
+               for (const auto& a : r.value("recipients", nlohmann::json::array()))
+                 to += (to.empty() ? "<" : ", <") + a.get<std::string>() + ">";
+               fmt::print("message {} released: queued again as {} for {}\n", r.value("released", ""),
+                          r.value("queued_as", ""), to);
+             });
   add_action(cmd, "delete",
              "Delete a quarantined message; its sender gets a failure notice for the recipients that did not get it, "
              "unless NOTIFY said otherwise",
-             true, remove)
-      ->callback([remove, &exit_code] {
-        auto r = ask_daemon_to_show(*remove, {{"command", "quarantine"}, {"action", "delete"}, {"id", remove->id}},
-                                    exit_code, std::chrono::seconds(60));
-        if (!r) return;
-        const auto& notice = (*r)["notice"];
-        fmt::print("message {} deleted; {}\n", r->value("deleted", ""),
-                   notice.is_null() ? std::string("no failure notice (the sender did not ask for one)")
-                                    : "failure notice queued as " + notice.get<std::string>());
-      });
+             true, exit_code, [](const nlohmann::json& r) {
+               const auto notice = r.value("notice", nlohmann::json());
+               fmt::print("message {} deleted; {}\n", r.value("deleted", ""),
+                          notice.is_null() ? std::string("no failure notice (the sender did not ask for one)")
+                                           : "failure notice queued as " + notice.get<std::string>());
+             });
 }
 
 }  // namespace bridgehead::cli

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 
 #include <fmt/format.h>
@@ -81,33 +82,17 @@ std::size_t utf8_length(std::string_view s) {
   return n;
 }
 
-std::string_view kind_label(Kind k) {
-  switch (k) {
-    case Kind::kCn:
-      return "common name";
-    case Kind::kOu:
-      return "organizational unit";
-    case Kind::kO:
-      return "organization";
-    case Kind::kC:
-      return "country";
-  }
-  return "part";
-}
+// In the order of Kind: the key a name writes, and what an error calls the part.
+struct KindNames {
+  std::string_view key;
+  std::string_view label;
+};
+constexpr KindNames kKindNames[] = {
+    {"CN", "common name"}, {"OU", "organizational unit"}, {"O", "organization"}, {"C", "country"}};
+static_assert(std::size(kKindNames) == static_cast<std::size_t>(Kind::kC) + 1);
 
-std::string_view kind_key(Kind k) {
-  switch (k) {
-    case Kind::kCn:
-      return "CN";
-    case Kind::kOu:
-      return "OU";
-    case Kind::kO:
-      return "O";
-    case Kind::kC:
-      return "C";
-  }
-  return "?";
-}
+std::string_view kind_label(Kind k) { return kKindNames[static_cast<std::size_t>(k)].label; }
+std::string_view kind_key(Kind k) { return kKindNames[static_cast<std::size_t>(k)].key; }
 
 Expected<void> check_part(std::string_view text, Kind kind, std::string_view value) {
   const auto label = kind_label(kind);
