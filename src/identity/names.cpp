@@ -82,13 +82,17 @@ std::size_t utf8_length(std::string_view s) {
   return n;
 }
 
-// In the order of Kind: the key a name writes, and what an error calls the part.
+// In the order of Kind: the key a name writes, what an error calls the part, and the
+// X.509 attribute that carries it.
 struct KindNames {
   std::string_view key;
   std::string_view label;
+  int nid;
 };
-constexpr KindNames kKindNames[] = {
-    {"CN", "common name"}, {"OU", "organizational unit"}, {"O", "organization"}, {"C", "country"}};
+constexpr KindNames kKindNames[] = {{"CN", "common name", NID_commonName},
+                                    {"OU", "organizational unit", NID_organizationalUnitName},
+                                    {"O", "organization", NID_organizationName},
+                                    {"C", "country", NID_countryName}};
 static_assert(std::size(kKindNames) == static_cast<std::size_t>(Kind::kC) + 1);
 
 std::string_view kind_label(Kind k) { return kKindNames[static_cast<std::size_t>(k)].label; }
@@ -399,26 +403,14 @@ Expected<NotesName> from_x509_name(const X509_NAME* name) {
     }
     last_set = X509_NAME_ENTRY_set(e);
     const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
-    Kind kind;
-    switch (nid) {
-      case NID_commonName:
-        kind = Kind::kCn;
-        break;
-      case NID_organizationalUnitName:
-        kind = Kind::kOu;
-        break;
-      case NID_organizationName:
-        kind = Kind::kO;
-        break;
-      case NID_countryName:
-        kind = Kind::kC;
-        break;
-      default: {
-        char oid[80];
-        OBJ_obj2txt(oid, sizeof oid, X509_NAME_ENTRY_get_object(e), 0);
-        return fail(bad(text, fmt::format("the attribute '{}' is not part of a Notes name (CN, OU, O, C)", oid)));
-      }
+    const auto* known = std::find_if(std::begin(kKindNames), std::end(kKindNames),
+                                     [nid](const KindNames& k) { return k.nid == nid; });
+    if (known == std::end(kKindNames)) {
+      char oid[80];
+      OBJ_obj2txt(oid, sizeof oid, X509_NAME_ENTRY_get_object(e), 0);
+      return fail(bad(text, fmt::format("the attribute '{}' is not part of a Notes name (CN, OU, O, C)", oid)));
     }
+    const auto kind = static_cast<Kind>(known - std::begin(kKindNames));
     unsigned char* utf8 = nullptr;
     const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
     if (len < 0) return fail(bad(text, fmt::format("the {} value cannot be read as text", kind_key(kind))));
