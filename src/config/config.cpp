@@ -443,7 +443,7 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
 std::optional<Value> Loader::read_default(const Setting& s) {
   // Defaults go through the same reader as the file, so the table cannot hold a default
   // that the file could not.
-  const toml::table t = toml::parse(fmt::format("v = {}", s.default_value), std::string_view("<default>"));
+  const toml::table t = toml::parse(fmt::format("v = {}", s.default_literal()), std::string_view("<default>"));
   std::optional<Value> v = read(s, *t.get("v"), nullptr);
   if (v) {
     v->from_file = false;
@@ -455,7 +455,7 @@ std::optional<Value> Loader::read_default(const Setting& s) {
 void Loader::fill_defaults() {
   for (const Setting& s : detail::settings()) {
     if (s.in_system()) continue;
-    if (!global_seen_.contains(s.key) && !s.default_value.empty())
+    if (!global_seen_.contains(s.key) && !s.default_literal().empty())
       if (std::optional<Value> v = read_default(s)) global_[std::string(s.key)] = std::move(*v);
   }
   for (SystemSource& sys : systems_) {
@@ -472,7 +472,7 @@ void Loader::fill_defaults() {
         problem(sys.pos, fmt::format("{} has no {}; add {} = {} ({})", sys.label,
                                      s.key.substr(std::string_view("system[].").size()), s.name(),
                                      s.example, as_phrase(s.doc)));
-      } else if (!s.default_value.empty()) {
+      } else if (!s.default_literal().empty()) {
         if (std::optional<Value> v = read_default(s)) sys.values[std::string(s.key)] = std::move(*v);
       }
     }

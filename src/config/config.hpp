@@ -12,8 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "queue/retry_schedule.hpp"
 #include "smtp/client/tls_policy.hpp"
 #include "smtp/server/server_settings.hpp"
+#include "spool/spool.hpp"
 
 namespace bridgehead::config {
 
@@ -53,9 +55,8 @@ struct SystemConfig {
 };
 
 struct QueueSettings {
-  std::vector<std::chrono::seconds> retry_delays;  ///< back-off after each failed attempt
-  std::chrono::seconds lifetime{5 * 86400};        ///< then the message fails with a DSN
-  std::chrono::seconds delay_notice_after{4 * 3600};  ///< 0 = never send a delay DSN
+  /// retry_delays, lifetime, delay_notice_after (0 = never); their defaults are the queue's.
+  queue::RetryOptions retry;
   std::filesystem::path quarantine_dir;  ///< poison messages go here (default state_dir/quarantine)
 };
 
@@ -75,9 +76,9 @@ struct Config {
   std::filesystem::path tracking_file;      ///< [tracking] file (default state_dir/tracking.jsonl)
   unsigned control_socket_mode = 0600;
   std::filesystem::path spool_dir;          ///< [spool] dir (default state_dir/spool)
-  std::uint64_t spool_segment_size = 64ull << 20;
+  std::uint64_t spool_segment_size = spool::SpoolOptions{}.segment_size;
   IdentitySettings identity;
-  smtp::ServerSettings smtp;  ///< [smtp]: the listeners' limits, defaults in the listener's header
+  smtp::ServerSettings smtp;  ///< [smtp]: the listeners' limits, with the defaults of the parts that enforce them
   QueueSettings queue;
   std::vector<SystemConfig> systems;
 };

@@ -204,14 +204,14 @@ TEST(SettingsTable, EveryEntryAppearsInDefaultsAndReference) {
   for (const detail::Setting& s : detail::settings()) {
     const std::string line = fmt::format("{} = ", s.name());
     EXPECT_NE(defaults.find(line), std::string::npos) << s.key << " is missing from defaults_toml()";
-    if (!s.default_value.empty() && !s.in_system()) {
-      EXPECT_NE(defaults.find(fmt::format("\n{} = {}\n", s.name(), s.default_value)), std::string::npos)
+    if (!s.default_literal().empty() && !s.in_system()) {
+      EXPECT_NE(defaults.find(fmt::format("\n{} = {}\n", s.name(), s.default_literal())), std::string::npos)
           << s.key << " does not show its default in defaults_toml()";
     }
     EXPECT_NE(reference.find(fmt::format("| `{}` |", s.name())), std::string::npos)
         << s.key << " is missing from reference_markdown()";
     EXPECT_FALSE(s.doc.empty()) << s.key;
-    EXPECT_TRUE(s.default_value.empty() != s.default_note.empty())
+    EXPECT_TRUE(s.default_literal().empty() != s.default_note.empty())
         << s.key << " needs exactly one of a default value and a default note";
     ASSERT_NE(detail::find_section(s.section()), nullptr) << s.key << " is in an undeclared section";
   }
@@ -768,11 +768,11 @@ TEST(ConfigQueue, DefaultsAndDurations) {
   LoadResult d = load_text(with_systems(""));
   ASSERT_TRUE(d.config) << all_problems(d);
   const Config& c = *d.config;
-  ASSERT_EQ(c.queue.retry_delays.size(), 7u);
-  EXPECT_EQ(c.queue.retry_delays.front(), std::chrono::minutes(1));
-  EXPECT_EQ(c.queue.retry_delays.back(), std::chrono::hours(4));
-  EXPECT_EQ(c.queue.lifetime, std::chrono::days(5));
-  EXPECT_EQ(c.queue.delay_notice_after, std::chrono::hours(4));
+  ASSERT_EQ(c.queue.retry.delays.size(), 7u);
+  EXPECT_EQ(c.queue.retry.delays.front(), std::chrono::minutes(1));
+  EXPECT_EQ(c.queue.retry.delays.back(), std::chrono::hours(4));
+  EXPECT_EQ(c.queue.retry.lifetime, std::chrono::days(5));
+  EXPECT_EQ(c.queue.retry.delay_notice_after, std::chrono::hours(4));
   EXPECT_EQ(c.queue.quarantine_dir, fs::path("/var/lib/bridgehead/quarantine"));
   EXPECT_EQ(c.systems[0].delivery.concurrency, 10u);
   EXPECT_EQ(c.systems[0].delivery.tls, smtp::client::TlsPolicy::kOpportunistic);
@@ -781,9 +781,9 @@ TEST(ConfigQueue, DefaultsAndDurations) {
   LoadResult set = load_text(with_systems(
       "[queue]\nretry_delays = \"2s, 3s\"\nlifetime = \"30s\"\ndelay_notice_after = \"never\"\n"));
   ASSERT_TRUE(set.config) << all_problems(set);
-  EXPECT_EQ(set.config->queue.retry_delays, (std::vector<std::chrono::seconds>{std::chrono::seconds(2), std::chrono::seconds(3)}));
-  EXPECT_EQ(set.config->queue.lifetime, std::chrono::seconds(30));
-  EXPECT_EQ(set.config->queue.delay_notice_after, std::chrono::seconds(0));
+  EXPECT_EQ(set.config->queue.retry.delays, (std::vector<std::chrono::seconds>{std::chrono::seconds(2), std::chrono::seconds(3)}));
+  EXPECT_EQ(set.config->queue.retry.lifetime, std::chrono::seconds(30));
+  EXPECT_EQ(set.config->queue.retry.delay_notice_after, std::chrono::seconds(0));
 }
 
 TEST(ConfigQueue, BadDurationsNameTheItemAndTheUnits) {

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <iterator>
 #include <limits>
+#include <type_traits>
 
 #include "core/duration.hpp"
 
@@ -19,7 +21,7 @@ constexpr std::uint64_t kMiB = kKiB * 1024;
 constexpr std::uint64_t kGiB = kMiB * 1024;
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
-constexpr std::string_view kBareLinefeed[] = {"reject", "normalize"};
+constexpr std::string_view kBareLinefeed[] = {"reject", "normalize"};  // in the order of smtp::BareLinefeedPolicy
 constexpr std::string_view kKinds[] = {"exchange", "domino", "smtp"};
 constexpr std::string_view kMethods[] = {"smtp", "lmtp", "maildir"};
 constexpr std::string_view kTlsModes[] = {"none", "opportunistic", "required"};
@@ -53,6 +55,31 @@ std::string check_account_name(std::string_view name) {
 }
 
 unsigned as_unsigned(const Value& v) { return static_cast<unsigned>(v.number); }
+
+// Rows of [smtp]: the value goes to smtp::ServerSettings, whose member initializers are
+// the defaults (default_from reads them back for the defaults file and the reference).
+template <auto Member>
+void set_smtp(Config& c, SystemConfig*, const Value& v) {
+  c.smtp.*Member = static_cast<std::remove_cvref_t<decltype(c.smtp.*Member)>>(v.number);
+}
+template <auto Member>
+std::string smtp_integer(const Config& c) {
+  return std::to_string(c.smtp.*Member);
+}
+template <auto Member>
+std::string smtp_size(const Config& c) {
+  return fmt::format("\"{}\"", format_size(c.smtp.*Member));
+}
+// An enum setting whose `allowed` list names the enumerators in their declared order.
+template <auto Member, const auto& Allowed>
+void set_smtp_enum(Config& c, SystemConfig*, const Value& v) {
+  const auto at = std::find(std::begin(Allowed), std::end(Allowed), v.text) - std::begin(Allowed);
+  c.smtp.*Member = static_cast<std::remove_cvref_t<decltype(c.smtp.*Member)>>(at);
+}
+template <auto Member, const auto& Allowed>
+std::string smtp_enum(const Config& c) {
+  return fmt::format("\"{}\"", Allowed[static_cast<std::size_t>(c.smtp.*Member)]);
+}
 
 // GCC before 14 warns about members a designated initializer leaves out even when they have
 // default member initializers; leaving the irrelevant ones out is what keeps the table readable.
@@ -140,7 +167,7 @@ const Setting kSettings[] = {
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.spool_dir = v.text; }},
     {.key = "spool.segment_size",
      .type = Type::kSize,
-     .default_value = R"("64MiB")",
+     .default_from = [](const Config& c) { return fmt::format("\"{}\"", format_size(c.spool_segment_size)); },
      .min = kMiB,
      .max = 4 * kGiB,
      .doc = "The size past which the spool starts a new segment file.",
@@ -149,144 +176,131 @@ const Setting kSettings[] = {
 
     {.key = "smtp.max_message_size",
      .type = Type::kSize,
-     .default_value = R"("50MiB")",
+     .default_from = smtp_size<&smtp::ServerSettings::max_message_size>,
      // RFC 5321 4.5.3.1.7: a server must accept messages of at least 64K octets.
      .min = 64 * kKiB,
      .max = 4 * kGiB,
      .doc = "The size of the largest message accepted (advertised with the EHLO SIZE keyword).",
      .example = R"("50MiB")",
-     .apply = [](Config& c, SystemConfig*, const Value& v) { c.smtp.max_message_size = v.number; }},
+     .apply = set_smtp<&smtp::ServerSettings::max_message_size>},
     {.key = "smtp.max_recipients",
      .type = Type::kInteger,
-     .default_value = "1000",
+     .default_from = smtp_integer<&smtp::ServerSettings::max_recipients>,
      .min = 1,
      .max = 100000,
      .doc = "The largest number of recipients one message may have.",
      .example = "1000",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.max_recipients = as_unsigned(v);
-     }},
+     .apply = set_smtp<&smtp::ServerSettings::max_recipients>},
     {.key = "smtp.max_line_length",
      .type = Type::kInteger,
-     .default_value = "1000",
+     .default_from = smtp_integer<&smtp::ServerSettings::max_line_length>,
      // RFC 5321 4.5.3.1.6: text lines of 1000 octets including CRLF must be accepted.
      .min = 1000,
      .max = 65536,
      .doc = "The longest command or message line accepted, in bytes including CRLF.",
      .example = "1000",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.max_line_length = as_unsigned(v);
-     }},
+     .apply = set_smtp<&smtp::ServerSettings::max_line_length>},
     {.key = "smtp.max_received_headers",
      .type = Type::kInteger,
-     .default_value = "50",
+     .default_from = smtp_integer<&smtp::ServerSettings::max_received_headers>,
      .min = 10,
      .max = 1000,
      .doc = "The number of Received headers past which a message is rejected as a mail loop.",
      .example = "50",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.max_received_headers = as_unsigned(v);
-     }},
+     .apply = set_smtp<&smtp::ServerSettings::max_received_headers>},
     {.key = "smtp.max_sessions",
      .type = Type::kInteger,
-     .default_value = "500",
+     .default_from = smtp_integer<&smtp::ServerSettings::max_sessions>,
      .min = 1,
      .max = 100000,
      .doc = "The largest number of concurrent SMTP sessions over all listeners.",
      .example = "500",
-     .apply = [](Config& c, SystemConfig*, const Value& v) { c.smtp.max_sessions = as_unsigned(v); }},
+     .apply = set_smtp<&smtp::ServerSettings::max_sessions>},
     {.key = "smtp.max_sessions_per_client",
      .type = Type::kInteger,
-     .default_value = "50",
+     .default_from = smtp_integer<&smtp::ServerSettings::max_sessions_per_client>,
      .min = 1,
      .max = 100000,
      .doc = "The largest number of concurrent SMTP sessions from one client IP address "
             "(at most max_sessions).",
      .example = "50",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.max_sessions_per_client = as_unsigned(v);
-     }},
+     .apply = set_smtp<&smtp::ServerSettings::max_sessions_per_client>},
     {.key = "smtp.max_junk_commands",
      .type = Type::kInteger,
-     .default_value = "100",
+     .default_from = smtp_integer<&smtp::ServerSettings::max_junk_commands>,
      .min = 1,
      .max = 100000,
      .doc = "The number of commands that do not move a message forward (NOOP, RSET, VRFY, ...) "
             "after which a session is closed.",
      .example = "100",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.max_junk_commands = as_unsigned(v);
-     }},
+     .apply = set_smtp<&smtp::ServerSettings::max_junk_commands>},
     {.key = "smtp.max_errors",
      .type = Type::kInteger,
-     .default_value = "20",
+     .default_from = smtp_integer<&smtp::ServerSettings::max_errors>,
      .min = 1,
      .max = 10000,
      .doc = "The number of error replies in one session after which it is closed.",
      .example = "20",
-     .apply = [](Config& c, SystemConfig*, const Value& v) { c.smtp.max_errors = as_unsigned(v); }},
+     .apply = set_smtp<&smtp::ServerSettings::max_errors>},
     {.key = "smtp.command_timeout_seconds",
      .type = Type::kInteger,
-     .default_value = "300",
+     .default_from = smtp_integer<&smtp::ServerSettings::command_timeout_seconds>,
      // RFC 5321 4.5.3.2.7 asks servers to wait at least 5 minutes; below 10 s even a
      // healthy client on a slow link would be cut off.
      .min = 10,
      .max = 3600,
      .doc = "The number of seconds to wait for the next command before closing the session.",
      .example = "300",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.command_timeout_seconds = as_unsigned(v);
-     }},
+     .apply = set_smtp<&smtp::ServerSettings::command_timeout_seconds>},
     {.key = "smtp.data_timeout_seconds",
      .type = Type::kInteger,
-     .default_value = "300",
+     .default_from = smtp_integer<&smtp::ServerSettings::data_timeout_seconds>,
      .min = 10,
      .max = 3600,
      .doc = "The number of seconds to wait for the next block of message data before closing "
             "the session.",
      .example = "300",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.data_timeout_seconds = as_unsigned(v);
-     }},
+     .apply = set_smtp<&smtp::ServerSettings::data_timeout_seconds>},
     {.key = "smtp.bare_linefeed",
      .type = Type::kEnum,
-     .default_value = R"("reject")",
+     .default_from = smtp_enum<&smtp::ServerSettings::bare_linefeed, kBareLinefeed>,
      .allowed = kBareLinefeed,
      .doc = "What to do with a line of message data that ends in LF without CR: `reject` the "
             "message or `normalize` the line ending to CRLF.",
      .example = R"("reject")",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.smtp.bare_linefeed =
-           v.text == "normalize" ? smtp::BareLinefeedPolicy::kNormalize : smtp::BareLinefeedPolicy::kReject;
-     }},
+     .apply = set_smtp_enum<&smtp::ServerSettings::bare_linefeed, kBareLinefeed>},
 
     {.key = "queue.retry_delays",
      .type = Type::kString,
-     .default_value = R"("1m,5m,15m,30m,1h,2h,4h")",
+     .default_from = [](const Config& c) { return fmt::format("\"{}\"", format_delay_list(c.queue.retry.delays)); },
      .doc = "The waits between delivery attempts of a deferred recipient, in order; the last "
             "one repeats until the lifetime ends. Units s, m, h, d.",
      .example = R"("1m,5m,15m,30m,1h,2h,4h")",
      .check = check_delay_list_text,
      .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.queue.retry_delays = parse_delay_list(v.text).value_or(std::vector<std::chrono::seconds>{});
+       c.queue.retry.delays = parse_delay_list(v.text).value_or(std::vector<std::chrono::seconds>{});
      }},
     {.key = "queue.lifetime",
      .type = Type::kString,
-     .default_value = R"("5d")",
+     .default_from = [](const Config& c) { return fmt::format("\"{}\"", format_duration(c.queue.retry.lifetime)); },
      .doc = "How long a message may stay queued; a recipient still not delivered after this "
             "fails and its sender gets a failure notice.",
      .example = R"("5d")",
      .check = check_duration_text,
-     .apply = [](Config& c, SystemConfig*, const Value& v) { c.queue.lifetime = duration_of(v); }},
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.queue.retry.lifetime = duration_of(v); }},
     {.key = "queue.delay_notice_after",
      .type = Type::kString,
-     .default_value = R"("4h")",
+     .default_from =
+         [](const Config& c) {
+           const auto d = c.queue.retry.delay_notice_after;
+           return fmt::format("\"{}\"", d.count() == 0 ? std::string("never") : format_duration(d));
+         },
      .doc = "When a sender gets one \"still trying\" notice for a deferred recipient (if they "
             "did not refuse it with NOTIFY); `never` turns the notice off.",
      .example = R"("4h")",
      .check = check_notice_text,
      .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.queue.delay_notice_after = v.text == "never" ? std::chrono::seconds(0) : duration_of(v);
+       c.queue.retry.delay_notice_after = v.text == "never" ? std::chrono::seconds(0) : duration_of(v);
      }},
     {.key = "tracking.file",
      .type = Type::kPath,
@@ -521,6 +535,10 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
+
+std::string Setting::default_literal() const {
+  return default_from != nullptr ? default_from(Config{}) : std::string(default_value);
+}
 
 std::string_view Setting::section() const { return key.substr(0, key.rfind('.')); }
 std::string_view Setting::name() const { return key.substr(key.rfind('.') + 1); }
@@ -786,10 +804,10 @@ std::string defaults_toml() {
       out += "\n";
       if (system) {
         out += fmt::format("# {} = {}\n", s.name(), s.example);
-      } else if (s.default_value.empty()) {
+      } else if (const std::string def = s.default_literal(); def.empty()) {
         out += fmt::format("# {} = {}\n", s.name(), s.example);
       } else {
-        out += fmt::format("{} = {}\n", s.name(), s.default_value);
+        out += fmt::format("{} = {}\n", s.name(), def);
       }
     }
   }
@@ -827,8 +845,8 @@ which prints every problem, each with its line and column and how to fix it.
     out += "| Key | Type | Default | Description |\n|---|---|---|---|\n";
     for (const Setting& s : detail::settings()) {
       if (s.section() != sec.path) continue;
-      std::string def = s.default_value.empty() ? std::string(s.default_note)
-                                                : fmt::format("`{}`", s.default_value);
+      const std::string literal = s.default_literal();
+      std::string def = literal.empty() ? std::string(s.default_note) : fmt::format("`{}`", literal);
       out += fmt::format("| `{}` | {} | {} | {} |\n", s.name(), detail::type_description(s), def,
                          s.doc);
     }

@@ -45,6 +45,10 @@ struct Setting {
   std::string_view key;            ///< "smtp.max_recipients", "system[].delivery.method"
   Type type = Type::kString;
   std::string_view default_value;  ///< a TOML literal; empty when there is no constant default
+  /// For a setting whose default is its component's own (the member initializer of the
+  /// component's settings struct): reads it, as a TOML literal, from a default Config.
+  /// default_value is empty then, so the default is written in one place.
+  std::string (*default_from)(const Config&) = nullptr;
   std::string_view default_note;   ///< the reference's default column when default_value is empty
   std::uint64_t min = 0;
   std::uint64_t max = 0;
@@ -58,6 +62,8 @@ struct Setting {
   /// Stores a checked value; `system` is null for settings outside [[system]].
   void (*apply)(Config&, SystemConfig* system, const Value&) = nullptr;
 
+  /// default_value, or what default_from reads; "" when there is no constant default.
+  std::string default_literal() const;
   std::string_view section() const;  ///< "smtp", "system[]", "system[].delivery"
   std::string_view name() const;     ///< "max_recipients"
   bool in_system() const { return key.starts_with("system[]."); }

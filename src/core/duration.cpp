@@ -80,4 +80,21 @@ Expected<std::vector<Seconds>> parse_delay_list(std::string_view text) {
   return out;
 }
 
+std::string format_duration(Seconds d) {
+  const auto n = d.count();
+  if (n != 0 && n % 86400 == 0) return std::to_string(n / 86400) + "d";
+  if (n != 0 && n % 3600 == 0) return std::to_string(n / 3600) + "h";
+  if (n != 0 && n % 60 == 0) return std::to_string(n / 60) + "m";
+  return std::to_string(n) + "s";
+}
+
+std::string format_delay_list(const std::vector<Seconds>& delays) {
+  std::string out;
+  for (const auto d : delays) {
+    if (!out.empty()) out += ',';
+    out += format_duration(d);
+  }
+  return out;
+}
+
 }  // namespace bridgehead

@@ -1,8 +1,10 @@
 // Durations as an administrator writes them in the config ("90s", "5m", "4h", "5d") and
-// lists of them ("1m,5m,15m"). Pure parsing; shared by config (checking) and queue (using).
+// lists of them ("1m,5m,15m"). Pure parsing and formatting; shared by config (checking, and
+// showing a component's default) and queue (using).
 #pragma once
 
 #include <chrono>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,5 +24,11 @@ Expected<Seconds> parse_duration(std::string_view text);
 /// Parses a comma-separated delay list such as "1m,5m,15m,30m,1h,2h,4h" (spaces around items are
 /// allowed); fails (permanent kParse) on an empty list or item, naming the bad item and its position.
 Expected<std::vector<Seconds>> parse_delay_list(std::string_view text);
+
+/// The form the parsers read back: the largest unit that divides it ("5d", "4h", "90s");
+/// "0s" for zero.
+std::string format_duration(Seconds d);
+/// "1m,5m,15m": format_duration of each, comma-separated.
+std::string format_delay_list(const std::vector<Seconds>& delays);
 
 }  // namespace bridgehead

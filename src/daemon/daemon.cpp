@@ -119,10 +119,7 @@ queue::DestinationSpec destination(const config::Config& cfg, const config::Syst
 }
 
 Expected<queue::RetrySchedule> retry_schedule(const config::QueueSettings& q) {
-  queue::RetryOptions retry;
-  retry.delays = q.retry_delays;
-  retry.lifetime = q.lifetime;
-  retry.delay_notice_after = q.delay_notice_after;
+  queue::RetryOptions retry = q.retry;
   retry.jitter = 0.1;  // spreads retries of a burst deferred together
   retry.seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   return queue::RetrySchedule::create(retry);

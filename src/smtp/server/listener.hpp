@@ -35,11 +35,11 @@ struct ListenerOptions {
   net::tcp::endpoint endpoint;
   SessionOptions session;                   ///< hostname, limits; starttls_available is derived from `tls`
   ContentLimits content;
-  std::size_t max_line_length = 1000;       ///< command lines, including CRLF
-  unsigned max_sessions = 500;
-  unsigned max_sessions_per_client = 50;
-  std::chrono::seconds command_timeout{300};
-  std::chrono::seconds data_timeout{300};
+  std::size_t max_line_length = ServerSettings{}.max_line_length;  ///< command lines, including CRLF
+  unsigned max_sessions = ServerSettings{}.max_sessions;
+  unsigned max_sessions_per_client = ServerSettings{}.max_sessions_per_client;
+  std::chrono::seconds command_timeout{ServerSettings{}.command_timeout_seconds};
+  std::chrono::seconds data_timeout{ServerSettings{}.data_timeout_seconds};
   std::shared_ptr<net::asio::ssl::context> tls;  ///< null: STARTTLS not offered
   std::shared_ptr<SessionBudget> budget;         ///< shared by all listeners; null: this one's own
   /// This system's direction of the cleanup stage: every message goes through it before
