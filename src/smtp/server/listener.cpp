@@ -196,6 +196,15 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
 
   bool complete_line_buffered() const { return in_.find('\n', pos_) != std::string::npos; }
 
+  // After DATA's content or a BDAT chunk: its reply, then, unless the session ends, the
+  // replies so far go out when no further command is already waiting (RFC 2920).
+  net::awaitable<bool> after_content(Action end) {
+    if (end.reply) queue_reply(*end.reply);
+    if (end.next == NextStep::kClose) co_return false;
+    if (!complete_line_buffered()) co_return co_await flush();
+    co_return true;
+  }
+
   void queue_reply(const Reply& r) {
     if (r.code >= 400) state_->process->add("replies_refused");
     out_ += r.render();
@@ -553,21 +562,13 @@ net::awaitable<void> InboundSession::run() {
         // RFC 2920: replies to a pipelined group go out together, when input runs dry.
         if (!complete_line_buffered()) open = co_await flush();
         break;
-      case NextStep::kReadData: {
+      case NextStep::kReadData:
         if (!(open = co_await flush())) break;
-        Action end = co_await receive_data();
-        if (end.reply) queue_reply(*end.reply);
-        if (end.next == NextStep::kClose) open = false;
-        if (open && !complete_line_buffered()) open = co_await flush();
+        open = co_await after_content(co_await receive_data());
         break;
-      }
-      case NextStep::kReadBdatChunk: {
-        Action end = co_await receive_bdat_chunk();
-        if (end.reply) queue_reply(*end.reply);
-        if (end.next == NextStep::kClose) open = false;
-        if (open && !complete_line_buffered()) open = co_await flush();
+      case NextStep::kReadBdatChunk:
+        open = co_await after_content(co_await receive_bdat_chunk());
         break;
-      }
       case NextStep::kStartTls: {
         if (!(open = co_await flush())) break;
         // CVE-2011-0411: anything the client pipelined after STARTTLS arrived in plaintext
