@@ -293,12 +293,7 @@ const RecoveryReport& Spool::recovery_report() const { return impl_->report; }
 MessageId Spool::begin_message() { return impl_->next_id(); }
 
 void Spool::append(MessageId id, std::string data, Completion<void> done) {
-  Op op;
-  op.kind = Op::Kind::kAppend;
-  op.id = id;
-  op.data = std::move(data);
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kAppend, .id = id, .data = std::move(data), .done = std::move(done)});
 }
 
 void Spool::commit(MessageId id, Envelope envelope, Completion<void> done) {
@@ -306,31 +301,21 @@ void Spool::commit(MessageId id, Envelope envelope, Completion<void> done) {
 }
 
 void Spool::commit(MessageId id, std::string last_piece, Envelope envelope, Completion<void> done) {
-  Op op;
-  op.kind = Op::Kind::kCommit;
-  op.id = id;
-  op.content = std::move(last_piece);
-  op.data = encode_envelope(envelope);  // on the caller's thread: the writer thread is the bottleneck
-  op.recipient_count = static_cast<std::uint32_t>(envelope.recipients.size());
-  // Refused rather than written: what is written must decode back (recovery would set it aside).
-  op.bad_envelope = !has_valid_values(envelope);
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kCommit,
+                 .id = id,
+                 .data = encode_envelope(envelope),  // on the caller's thread: the writer thread is the bottleneck
+                 .content = std::move(last_piece),
+                 .recipient_count = static_cast<std::uint32_t>(envelope.recipients.size()),
+                 // Refused rather than written: what is written must decode back (recovery
+                 // would set it aside).
+                 .bad_envelope = !has_valid_values(envelope),
+                 .done = std::move(done)});
 }
 
-void Spool::abort(MessageId id) {
-  Op op;
-  op.kind = Op::Kind::kAbort;
-  op.id = id;
-  impl_->submit(std::move(op));
-}
+void Spool::abort(MessageId id) { impl_->submit({.kind = Op::Kind::kAbort, .id = id}); }
 
 void Spool::finish(MessageId id, Completion<void> done) {
-  Op op;
-  op.kind = Op::Kind::kFinish;
-  op.id = id;
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kFinish, .id = id, .done = std::move(done)});
 }
 
 void Spool::record(MessageId id, std::vector<RecipientState> states, Completion<void> done) {
@@ -340,12 +325,7 @@ void Spool::record(MessageId id, std::vector<RecipientState> states, Completion<
     truncate_text(st.reply, kMaxStateReply);
     truncate_text(st.remote, kMaxStateRemote);
   }
-  Op op;
-  op.kind = Op::Kind::kRecord;
-  op.id = id;
-  op.states = std::move(states);
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kRecord, .id = id, .states = std::move(states), .done = std::move(done)});
 }
 
 std::vector<QueuedMessage> Spool::queued() const { return queued_after(0, SIZE_MAX); }

@@ -159,12 +159,13 @@ struct Op {
   enum class Kind { kAppend, kCommit, kAbort, kFinish, kRecord };
   Kind kind = Kind::kAppend;
   MessageId id = 0;
-  std::string data;  ///< content (append) or encoded envelope (commit)
-  std::string content;  ///< commit: the last piece of content, written with the commit record
+  // Each with a default, so that an operation names only the fields it uses.
+  std::string data = {};  ///< content (append) or encoded envelope (commit)
+  std::string content = {};  ///< commit: the last piece of content, written with the commit record
   std::uint32_t recipient_count = 0;  ///< commit: of the envelope in `data`
   bool bad_envelope = false;          ///< commit: an envelope no reader could decode back
-  std::vector<RecipientState> states;  ///< record
-  Completion<void> done;
+  std::vector<RecipientState> states = {};  ///< record
+  Completion<void> done = {};
 };
 
 /// Runs one fdatasync on its own thread, so the writer can sync a segment and the journal
