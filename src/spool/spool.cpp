@@ -200,10 +200,14 @@ void Spool::Impl::note_damaged_read(MessageId id, const std::filesystem::path& p
 Expected<void> Spool::Impl::fsync_dir() { return durable::sync_directory(dir_fd, opt.dir); }
 
 Expected<void> Spool::Impl::write_atomically(std::string_view name, std::string_view content) {
+  // The name refers either to the old file or to the complete new one, never to a partial
+  // file; the temporary name ends in ".tmp", which recovery removes as an interrupted write.
   return durable::write_file_durably(file(name), content, {.mode = 0640});
 }
 
 Expected<std::filesystem::path> Spool::Impl::write_damaged(const std::string& name, std::string_view content) {
+  // Durable (and, when damaged/ is new, its entry in the spool directory too) before the
+  // caller lets go of the segments the content came from.
   const auto dir = opt.dir / "damaged";
   if (::mkdir(dir.c_str(), 0750) == 0) {
     if (auto r = fsync_dir(); !r) return fail(r.error());

@@ -286,13 +286,11 @@ struct Spool::Impl {
   /// A read found damaged content: counted and said once per message (any thread).
   void note_damaged_read(MessageId id, const std::filesystem::path& path);
   Expected<void> fsync_dir();
-  /// Writes `content` as `name` so that the name refers either to the old file or to the
-  /// complete new one, never to a partial file; the temporary name ends in ".tmp", which
-  /// recovery removes as an interrupted write.
+  /// Writes `content` as `name` in the spool directory, durably: never a partial file
+  /// under that name.
   Expected<void> write_atomically(std::string_view name, std::string_view content);
-  /// Sets `content` aside as damaged/<name> for a person to salvage, durably (and, when
-  /// damaged/ is new, its entry in the spool directory too) before the caller lets go of
-  /// the segments it came from. Returns the file's path.
+  /// Sets `content` aside, durably, as damaged/<name> for a person to salvage. Returns the
+  /// file's path.
   Expected<std::filesystem::path> write_damaged(const std::string& name, std::string_view content);
   Expected<void> persist_generation(std::uint64_t gen);
   MessageId next_id();
