@@ -1,44 +1,43 @@
-#include "spool/spool.hpp"
+// The public Spool: each call becomes an operation for the writer thread; readers see the
+// index under a shared lock. Also the ids, and the files written whole (state, damaged/).
+
+#include "spool/spool_impl.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <climits>
-#include <condition_variable>
-#include <deque>
-#include <list>
-#include <map>
+#include <cstdint>
 #include <mutex>
-#include <set>
 #include <shared_mutex>
 #include <stdexcept>
 #include <thread>
-#include <unordered_map>
-#include <unordered_set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/durable_file.hpp"
-#include "core/text.hpp"
-#include "spool/format.hpp"
 
 namespace bridgehead::spool {
-
-using namespace detail;
 
 namespace {
 
 constexpr std::size_t kReadPiece = 64u << 10;
-constexpr std::uint64_t kCounterMask = 0xFFFFFFFFull;
-constexpr std::string_view kStateName = "state";
+
+/// Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
+void truncate_text(std::string& s, std::size_t max) {
+  if (s.size() <= max) return;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+}
+
+}  // namespace
+
+namespace detail {
 
 std::string segment_name(std::uint64_t seq) { return fmt::format("seg-{:016x}.bhs", seq); }
 std::string journal_name(std::uint64_t seq) { return fmt::format("journal-{:016x}.bhj", seq); }
@@ -56,27 +55,12 @@ std::optional<std::uint64_t> parse_hex16(std::string_view s) {
   return v;
 }
 
-/// Matches "<prefix><16 hex><suffix>" and returns the number.
-std::optional<std::uint64_t> parse_file_name(std::string_view name, std::string_view prefix,
-                                             std::string_view suffix) {
-  if (name.size() != prefix.size() + 16 + suffix.size() || name.substr(0, prefix.size()) != prefix ||
-      name.substr(name.size() - suffix.size()) != suffix) {
-    return std::nullopt;
-  }
-  return parse_hex16(name.substr(prefix.size(), 16));
-}
-
 Error io_error(int err, std::string_view what, const std::filesystem::path& p) {
   return Error::from_errno(err, fmt::format("{} {}", what, p.string()));
 }
 
-enum class Read { kDone, kWouldBlock };
-
-// Reads exactly `length` octets at `offset`; a segment that ends early is damage. With
-// `nowait`, only from the page cache (preadv2 RWF_NOWAIT): kWouldBlock when any of it is
-// not there, or the kernel cannot tell.
 Expected<Read> pread_exact(int fd, char* to, std::size_t length, std::uint64_t offset,
-                           const std::filesystem::path& path, MessageId id, bool nowait = false) {
+                           const std::filesystem::path& path, MessageId id, bool nowait) {
   std::size_t done = 0;
   while (done < length) {
     ssize_t n = 0;
@@ -100,103 +84,51 @@ Expected<Read> pread_exact(int fd, char* to, std::size_t length, std::uint64_t o
   return Read::kDone;
 }
 
-Error corrupt(std::string msg) {
-  return Error::permanent(ErrorCode::kCorrupt, std::move(msg),
-                          "run the Bridgehead version that wrote this spool, or move the file away "
-                          "after saving a copy; nothing in it was discarded");
+FileCache::FileCache(std::size_t limit, std::shared_ptr<std::atomic<std::size_t>> count)
+    : limit_(std::max<std::size_t>(limit, 2)), count_(std::move(count)) {}
+
+Expected<std::shared_ptr<OpenFile>> FileCache::get(std::uint64_t seq, const std::filesystem::path& path,
+                                                   bool open_missing) {
+  std::lock_guard lock(mu_);
+  if (auto it = pos_.find(seq); it != pos_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+  }
+  if (!open_missing) return std::shared_ptr<OpenFile>();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return fail(Error::from_errno(errno, fmt::format("cannot open spool segment {}", path.string())));
+  auto f = std::make_shared<OpenFile>(fd, count_);
+  insert_locked(seq, f);
+  return f;
 }
 
-/// A segment file's name; its descriptor is opened on demand (FileCache).
-struct SegmentFile {
-  std::uint64_t seq = 0;
-  std::filesystem::path path;
-};
+void FileCache::insert(std::uint64_t seq, std::shared_ptr<OpenFile> f) {
+  std::lock_guard lock(mu_);
+  drop_locked(seq);
+  insert_locked(seq, std::move(f));
+}
 
-/// An open descriptor, shared with readers so that closing it in the cache, or deleting the
-/// segment, never closes an fd under a read in progress.
-struct OpenFile {
-  int fd = -1;
-  // Shared: a content reader may be destroyed after the spool (a delivery's coroutine
-  // frame torn down with the event loop at exit) and must not touch freed memory then.
-  std::shared_ptr<std::atomic<std::size_t>> count;
-  OpenFile(int f, std::shared_ptr<std::atomic<std::size_t>> c) : fd(f), count(std::move(c)) { ++*count; }
-  ~OpenFile() {
-    ::close(fd);
-    --*count;
-  }
-  OpenFile(const OpenFile&) = delete;
-  OpenFile& operator=(const OpenFile&) = delete;
-};
+void FileCache::drop(std::uint64_t seq) {
+  std::lock_guard lock(mu_);
+  drop_locked(seq);
+}
 
-/// The segment descriptors kept open, least recently used closed first. One descriptor
-/// per retained segment would let a thousand segments exhaust the process's limit, and
-/// then the daemon could neither accept a connection nor open its spool again.
-class FileCache {
- public:
-  FileCache(std::size_t limit, std::shared_ptr<std::atomic<std::size_t>> count)
-      : limit_(std::max<std::size_t>(limit, 2)), count_(std::move(count)) {}
-  /// `open_missing` false: a file that is not open already is not opened (that may wait
-  /// for the disk) and comes back null.
-  Expected<std::shared_ptr<OpenFile>> get(std::uint64_t seq, const std::filesystem::path& path,
-                                          bool open_missing = true) {
-    std::lock_guard lock(mu_);
-    if (auto it = pos_.find(seq); it != pos_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return it->second->second;
-    }
-    if (!open_missing) return std::shared_ptr<OpenFile>();
-    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return fail(Error::from_errno(errno, fmt::format("cannot open spool segment {}", path.string())));
-    auto f = std::make_shared<OpenFile>(fd, count_);
-    insert_locked(seq, f);
-    return f;
+void FileCache::insert_locked(std::uint64_t seq, std::shared_ptr<OpenFile> f) {
+  lru_.emplace_front(seq, std::move(f));
+  pos_[seq] = lru_.begin();
+  while (lru_.size() > limit_) {
+    pos_.erase(lru_.back().first);
+    lru_.pop_back();
   }
-  void insert(std::uint64_t seq, std::shared_ptr<OpenFile> f) {
-    std::lock_guard lock(mu_);
-    drop_locked(seq);
-    insert_locked(seq, std::move(f));
-  }
-  void drop(std::uint64_t seq) {
-    std::lock_guard lock(mu_);
-    drop_locked(seq);
-  }
+}
 
- private:
-  void insert_locked(std::uint64_t seq, std::shared_ptr<OpenFile> f) {
-    lru_.emplace_front(seq, std::move(f));
-    pos_[seq] = lru_.begin();
-    while (lru_.size() > limit_) {
-      pos_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
+void FileCache::drop_locked(std::uint64_t seq) {
+  if (auto it = pos_.find(seq); it != pos_.end()) {
+    lru_.erase(it->second);
+    pos_.erase(it);
   }
-  void drop_locked(std::uint64_t seq) {
-    if (auto it = pos_.find(seq); it != pos_.end()) {
-      lru_.erase(it->second);
-      pos_.erase(it);
-    }
-  }
-  std::mutex mu_;
-  std::size_t limit_;
-  std::shared_ptr<std::atomic<std::size_t>> count_;
-  std::list<std::pair<std::uint64_t, std::shared_ptr<OpenFile>>> lru_;
-  std::unordered_map<std::uint64_t, std::list<std::pair<std::uint64_t, std::shared_ptr<OpenFile>>>::iterator> pos_;
-};
+}
 
-struct Extent {
-  std::uint64_t seq = 0;
-  std::uint64_t offset = 0;  ///< of the content within the segment file
-  std::uint32_t length = 0;
-  /// The CHUNK record's frame CRC: recovery reads only record headers, so the content is
-  /// checked against it when it is read (delivery, compaction) instead.
-  std::uint32_t crc = 0;
-};
-
-/// Bytes of the CHUNK record that holds an extent.
-std::uint64_t chunk_record_bytes(const Extent& e) { return kFrameHeaderSize + kChunkPrefix + e.length; }
-
-/// The frame CRC of CHUNK `index` of message `id` over `content` (what encode_frame_header
-/// computes), built piece by piece so content can be checked while it streams.
 std::uint32_t chunk_crc_start(MessageId id, std::uint32_t index, std::uint32_t length) {
   char fields[8];
   fields[0] = static_cast<char>(kChunk);
@@ -209,175 +141,7 @@ std::uint32_t chunk_crc_start(MessageId id, std::uint32_t index, std::uint32_t l
   return crc32c(crc32c(0, fields, 8), prefix, kChunkPrefix);
 }
 
-/// Segments [first, last] that hold records of one message (0 = none yet).
-struct Range {
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
-};
-
-struct Queued {
-  /// The envelope in its binary form (encode_envelope): one allocation of about a hundred
-  /// bytes instead of an Envelope's several hundred, since a large backlog is held here
-  /// for its whole life and decoded only when the queue manager takes it over.
-  std::string envelope;
-  std::uint32_t recipient_count = 0;  ///< of that envelope: what record() checks indices against
-  std::uint64_t size = 0;
-  std::vector<Extent> extents;
-  Range range;
-  std::uint64_t commit_seq = 0;    ///< segment of its COMMIT record
-  std::uint32_t commit_bytes = 0;  ///< size of that record
-  /// Segments that may still hold an older copy (before compaction moved it): its
-  /// FINISHED record must outlive them.
-  std::vector<Range> stale;
-  bool damaged = false;  ///< its content failed its check; never copied, kept for the queue manager
-  /// Empty while nothing but kPending is known (most messages: no allocation); once a state
-  /// is recorded, one entry per envelope recipient, in order.
-  std::vector<RecipientState> recipients;
-};
-
-bool is_default_state(const RecipientState& st, std::size_t i) {
-  RecipientState fresh;
-  fresh.index = static_cast<std::uint32_t>(i);
-  return st == fresh;
-}
-
-/// The states of `recipients` that a compacted journal must keep (those that differ from
-/// a fresh kPending); empty when there are none.
-std::vector<RecipientState> states_to_keep(const std::vector<RecipientState>& recipients) {
-  std::vector<RecipientState> out;
-  for (std::size_t i = 0; i < recipients.size(); ++i) {
-    if (!is_default_state(recipients[i], i)) out.push_back(recipients[i]);
-  }
-  return out;
-}
-
-/// Journal bytes a compacted journal spends on one message's states (0: none to keep).
-std::uint64_t kept_state_bytes(const std::vector<RecipientState>& recipients) {
-  std::size_t payload = kStatePrefix;
-  bool any = false;
-  for (std::size_t i = 0; i < recipients.size(); ++i) {
-    if (is_default_state(recipients[i], i)) continue;
-    any = true;
-    payload += kStateEntryFixed + std::min(recipients[i].reply.size(), kMaxStateReply) +
-               std::min(recipients[i].remote.size(), kMaxStateRemote);
-  }
-  return any ? kFrameHeaderSize + payload : 0;
-}
-
-/// Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
-void truncate_text(std::string& s, std::size_t max) {
-  if (s.size() <= max) return;
-  std::size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  s.resize(n);
-}
-
-/// An envelope as stored, for a note people read: the JSON form when it decodes, else its
-/// bytes with control characters escaped.
-std::string readable_envelope(std::string_view stored) {
-  if (auto env = deserialize_envelope(stored)) return serialize(*env);
-  return escape_control(stored);
-}
-
-/// A message being received: written to the current segment, not committed.
-struct Pending {
-  Range range;
-  std::uint64_t commit_seq = 0;
-  std::uint32_t commit_bytes = 0;
-  std::uint32_t chunks = 0;
-  std::uint64_t size = 0;
-  std::uint32_t digest = 0;
-  std::vector<Extent> extents;
-  bool committing = false;  ///< its COMMIT is in the batch being written
-  bool poisoned = false;    ///< an fdatasync failed after its data was written: cannot be acked
-};
-
-struct Op {
-  enum class Kind { kAppend, kCommit, kAbort, kFinish, kRecord };
-  Kind kind = Kind::kAppend;
-  MessageId id = 0;
-  std::string data;  ///< content (append) or encoded envelope (commit)
-  std::string content;  ///< commit: the last piece of content, written with the commit record
-  std::uint32_t recipient_count = 0;  ///< commit: of the envelope in `data`
-  bool bad_envelope = false;          ///< commit: an envelope no reader could decode back
-  std::vector<RecipientState> states;  ///< record
-  Completion<void> done;
-};
-
-/// Reads a whole file through mmap (recovery only).
-class MappedFile {
- public:
-  MappedFile() = default;
-  ~MappedFile() {
-    if (addr_ != nullptr) ::munmap(addr_, size_);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  Expected<void> map(int fd, const std::filesystem::path& path) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) return fail(io_error(errno, "cannot stat", path));
-    size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ == 0) return {};
-    void* a = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (a == MAP_FAILED) return fail(io_error(errno, "cannot map", path));
-    addr_ = a;
-    return {};
-  }
-  std::string_view view() const {
-    return addr_ == nullptr ? std::string_view{} : std::string_view(static_cast<const char*>(addr_), size_);
-  }
-
- private:
-  void* addr_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-bool record_at(std::string_view data, std::size_t pos, FrameHeader& h) {
-  if (data.size() - pos < kFrameHeaderSize) return false;
-  auto hdr = decode_frame_header(data.substr(pos, kFrameHeaderSize));
-  if (!hdr || data.size() - pos - kFrameHeaderSize < hdr->length) return false;
-  if (!frame_crc_ok(data.substr(pos, kFrameHeaderSize), *hdr,
-                    data.substr(pos + kFrameHeaderSize, hdr->length))) {
-    return false;
-  }
-  h = *hdr;
-  return true;
-}
-
-struct ScanOutcome {
-  std::uint64_t end = 0;  ///< where valid data ends
-  bool damaged = false;   ///< a record at `end` does not check out; nothing after it was read
-  bool more = false;      ///< ...and a valid-looking frame follows somewhere after it
-};
-
-/// Walks the records of a journal from `start` up to the first one that does not check
-/// out. Nothing after it is read as records: a RECIPIENT_STATE carries a remote server's
-/// reply text, which could hold a well-formed FINISHED frame, and taking that for a record
-/// would drop a message nobody delivered.
-template <typename OnRecord>
-Expected<ScanOutcome> scan_records(std::string_view data, std::size_t start, OnRecord&& on_record) {
-  ScanOutcome out;
-  std::size_t pos = start;
-  while (pos < data.size()) {
-    FrameHeader h;
-    if (!record_at(data, pos, h)) {
-      out.damaged = true;
-      out.end = pos;
-      for (std::size_t next = data.find(kRecordMagic, pos + 1); next != std::string_view::npos && !out.more;
-           next = data.find(kRecordMagic, next + 1)) {
-        out.more = record_at(data, next, h);
-      }
-      return out;
-    }
-    auto r = on_record(h, data.substr(pos + kFrameHeaderSize, h.length), static_cast<std::uint64_t>(pos + kFrameHeaderSize));
-    if (!r) return fail(r.error());
-    pos += kFrameHeaderSize + h.length;
-  }
-  out.end = data.size();
-  return out;
-}
-
-}  // namespace
+}  // namespace detail
 
 std::string_view status_word(RecipientStatus s) {
   switch (s) {
@@ -403,1764 +167,93 @@ std::string RecoveryReport::summary() const {
   return s;
 }
 
-// Runs one fdatasync on its own thread, so the writer can sync a segment and the journal
-// at the same time: on one file system the two flushes mostly share a device flush, and a
-// batch with both commits and finishes costs about one sync instead of two in a row.
-class BackgroundSync {
- public:
-  ~BackgroundSync() {
-    {
-      std::lock_guard lock(mu_);
-      quit_ = true;
+Spool::Impl::~Impl() {
+  if (journal_fd >= 0) ::close(journal_fd);
+  if (dir_fd >= 0) ::close(dir_fd);  // also drops the flock
+}
+
+void Spool::Impl::set_degraded(const std::string& step, const std::string& why) {
+  std::lock_guard lock(degraded_mu);
+  auto it = degraded.find(step);
+  if (why.empty()) {
+    if (it != degraded.end()) {
+      spdlog::info("spool: {} works again", step);
+      degraded.erase(it);
     }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    return;
   }
-  void start(int fd) {
-    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
-    std::lock_guard lock(mu_);
-    fd_ = fd;
-    pending_ = true;
-    done_ = false;
-    cv_.notify_all();
-  }
-  /// The errno of the fdatasync started last, 0 on success.
-  int wait() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return done_; });
-    return err_;
-  }
+  if (it == degraded.end() || it->second != why) spdlog::error("spool: {}", why);
+  degraded[step] = why;
+}
 
- private:
-  void loop() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return quit_ || pending_; });
-      if (quit_) return;
-      const int fd = fd_;
-      pending_ = false;
-      lock.unlock();
-      const int err = ::fdatasync(fd) == 0 ? 0 : errno;
-      lock.lock();
-      err_ = err;
-      done_ = true;
-      cv_.notify_all();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::thread thread_;
-  int fd_ = -1;
-  int err_ = 0;
-  bool pending_ = false;
-  bool done_ = false;
-  bool quit_ = false;
-};
-
-struct Spool::Impl {
-  SpoolOptions opt;
-  RecoveryReport report;
-  int dir_fd = -1;
-
-  // Ids: high 32 bits the boot generation, low 32 bits a counter.
-  std::mutex id_mu;
-  std::uint64_t generation = 0;
-  std::uint64_t counter = 0;
-  std::atomic<MessageId> last_id{0};
-
-  // What readers see. Only the writer thread changes it, in short critical sections after
-  // a batch is durable, never around I/O.
-  mutable std::shared_mutex index_mu;
-  std::map<MessageId, Queued> queued;
-  std::map<std::uint64_t, std::shared_ptr<SegmentFile>> seg_files;
-  std::shared_ptr<std::atomic<std::size_t>> open_files = std::make_shared<std::atomic<std::size_t>>(0);
-  std::unique_ptr<FileCache> files;  ///< made at open, with the configured bound
-
-  std::mutex q_mu;
-  std::condition_variable q_cv;
-  std::vector<Op> ops;
-  bool stopping = false;
-  std::thread writer;
-  BackgroundSync journal_sync;  ///< writer thread only
-
-  // Writer thread only.
-  std::unordered_map<MessageId, Pending> inflight;
-  std::map<std::uint64_t, std::uint64_t> refs;  ///< segment -> messages (pending or queued) in it
-  /// Finished messages whose records are still on disk: every range that held a copy.
-  std::unordered_map<MessageId, std::vector<Range>> finished_keep;
-  /// Sum of kept_state_bytes over `queued`: what a compacted journal spends on states.
-  std::uint64_t state_bytes = 0;
-  /// Segments written since their last fdatasync, with their descriptors: held open so
-  /// the sync is on the descriptor the writes went through and sees their errors.
-  std::map<std::uint64_t, std::shared_ptr<OpenFile>> dirty;
-  std::shared_ptr<SegmentFile> cur;  ///< null: the next write starts a fresh segment
-  std::shared_ptr<OpenFile> cur_file;
-  /// Per segment: its size, the bytes of queued messages' records in it, and the queued
-  /// messages whose range covers it (those compaction must move to free it).
-  struct SegStat {
-    std::uint64_t size = 0;
-    std::uint64_t live = 0;
-    std::set<MessageId> members;
-  };
-  std::map<std::uint64_t, SegStat> segstat;
-  bool compaction_wanted = true;  ///< something changed since the last look for mostly-dead segments
-  /// SpoolOptions::hold_compaction until resume_compaction(): no segment is made or removed
-  /// by compaction while the daemon, still root, hands the directory to its service user.
-  std::atomic<bool> compaction_held{false};
-  /// Why reclaiming is failing, per step ("unlink", "journal"); cleared when the step works.
-  mutable std::mutex degraded_mu;
-  std::map<std::string, std::string> degraded;
-  std::unordered_set<MessageId> damaged_reads;  ///< under degraded_mu
-  std::uint64_t cur_size = 0;
-  std::uint64_t next_seg = 1;
-  int journal_fd = -1;
-  std::uint64_t journal_seq = 0;
-  std::uint64_t journal_size = 0;
-  bool journal_broken = false;  ///< its tail could not be cut back after a failure: start anew
-
-  std::atomic<std::uint64_t> bytes_written{0};
-  std::atomic<std::uint64_t> fault_limit{0};  ///< absolute bytes_written at which writes fail
-  std::atomic<std::uint64_t> commits{0}, syncs{0}, commit_batches{0}, finishes{0}, write_errors{0};
-  std::atomic<std::size_t> receiving{0};  ///< inflight.size() after the last batch, for stats()
-  std::atomic<std::uint64_t> disk_total{0}, live_total{0}, compacted{0}, damaged_total{0};
-
-  ~Impl() {
-    if (journal_fd >= 0) ::close(journal_fd);
-    if (dir_fd >= 0) ::close(dir_fd);  // also drops the flock
-  }
-
-  std::filesystem::path file(std::string_view name) const { return opt.dir / std::string(name); }
-
-  /// The test seam's verdict on `step`: 0, or the errno it is to fail with.
-  int fault(std::string_view step) const { return opt.fault_hook ? opt.fault_hook(step) : 0; }
-
-  /// Puts the spool in degraded with `why` for `step` (logged once per new cause), or,
-  /// with an empty `why`, clears that step.
-  void set_degraded(const std::string& step, const std::string& why) {
+void Spool::Impl::note_damaged_read(MessageId id, const std::filesystem::path& path) {
+  {
     std::lock_guard lock(degraded_mu);
-    auto it = degraded.find(step);
-    if (why.empty()) {
-      if (it != degraded.end()) {
-        spdlog::info("spool: {} works again", step);
-        degraded.erase(it);
-      }
-      return;
-    }
-    if (it == degraded.end() || it->second != why) spdlog::error("spool: {}", why);
-    degraded[step] = why;
+    if (!damaged_reads.insert(id).second) return;
   }
-
-  /// A read found damaged content: counted and said once per message (any thread).
-  void note_damaged_read(MessageId id, const std::filesystem::path& path) {
-    {
-      std::lock_guard lock(degraded_mu);
-      if (!damaged_reads.insert(id).second) return;
-    }
-    ++damaged_total;
-    set_degraded("damage", fmt::format("message {} is damaged on disk (a chunk in {} fails its CRC); it cannot be "
-                                       "delivered as it was received; see docs/spool.md on damaged messages",
-                                       format_id(id), path.string()));
-  }
-
-  // ---------------------------------------------------------------- live-data accounting
-
-  /// Adds (+1) or removes (-1) a queued message's records from the per-segment counts.
-  void account(MessageId id, const Queued& q, int sign) {
-    auto add = [&](std::uint64_t seq, std::uint64_t bytes) {
-      auto it = segstat.find(seq);
-      if (it == segstat.end()) return;
-      it->second.live = sign > 0 ? it->second.live + bytes : it->second.live - std::min(it->second.live, bytes);
-    };
-    for (const Extent& e : q.extents) add(e.seq, chunk_record_bytes(e));
-    add(q.commit_seq, q.commit_bytes);
-    for (std::uint64_t s = q.range.first; s != 0 && s <= q.range.last; ++s) {
-      auto it = segstat.find(s);
-      if (it == segstat.end()) continue;
-      if (sign > 0) {
-        it->second.members.insert(id);
-      } else {
-        it->second.members.erase(id);
-      }
-    }
-  }
-
-  /// Publishes the totals stats() shows (writer thread, after each batch).
-  void publish_totals() {
-    std::uint64_t disk = 0;
-    std::uint64_t live = 0;
-    for (const auto& [seq, st] : segstat) {
-      disk += st.size;
-      live += st.live;
-    }
-    disk_total = disk;
-    live_total = live;
-  }
-
-  // ---------------------------------------------------------------- low-level writes
-
-  /// pwritev of everything in `iov` at `offset`; honours the fault seam. Returns 0 or errno.
-  int write_all(int fd, std::uint64_t offset, std::vector<iovec> iov) {
-    std::uint64_t total = 0;
-    for (const auto& v : iov) total += v.iov_len;
-    int fault = 0;
-    if (const std::uint64_t limit = fault_limit.load(); limit != 0) {
-      const std::uint64_t done = bytes_written.load();
-      const std::uint64_t allowed = limit > done ? limit - done : 0;
-      if (allowed < total) {
-        // Emulates a disk that fills in the middle of the write: the allowed prefix lands,
-        // then ENOSPC, so the truncate-back path is exercised exactly as in real life.
-        std::uint64_t keep = allowed;
-        std::size_t n = 0;
-        for (; n < iov.size() && keep > 0; ++n) {
-          if (iov[n].iov_len > keep) iov[n].iov_len = static_cast<std::size_t>(keep);
-          keep -= iov[n].iov_len;
-        }
-        iov.resize(n);
-        fault = ENOSPC;
-      }
-    }
-    std::size_t i = 0;
-    while (i < iov.size()) {
-      if (iov[i].iov_len == 0) {
-        ++i;
-        continue;
-      }
-      const int cnt = static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX));
-      const ssize_t w = ::pwritev(fd, iov.data() + i, cnt, static_cast<off_t>(offset));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return errno;
-      }
-      if (w == 0) return ENOSPC;
-      auto left = static_cast<std::uint64_t>(w);
-      offset += left;
-      bytes_written += left;
-      while (left > 0) {
-        if (iov[i].iov_len <= left) {
-          left -= iov[i].iov_len;
-          ++i;
-        } else {
-          iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
-          iov[i].iov_len -= static_cast<std::size_t>(left);
-          left = 0;
-        }
-      }
-    }
-    return fault;
-  }
-
-  Expected<void> fsync_dir() { return durable::sync_directory(dir_fd, opt.dir); }
-
-  /// Writes `content` as `name` so that the name refers either to the old file or to the
-  /// complete new one, never to a partial file; the temporary name ends in ".tmp", which
-  /// recovery removes as an interrupted write.
-  Expected<void> write_atomically(std::string_view name, std::string_view content) {
-    return durable::write_file_durably(file(name), content, {.mode = 0640});
-  }
-
-  /// Sets `content` aside as damaged/<name> for a person to salvage, durably (and, when
-  /// damaged/ is new, its entry in the spool directory too) before the caller lets go of
-  /// the segments it came from. Returns the file's path.
-  Expected<std::filesystem::path> write_damaged(const std::string& name, std::string_view content) {
-    const auto dir = opt.dir / "damaged";
-    if (::mkdir(dir.c_str(), 0750) == 0) {
-      if (auto r = fsync_dir(); !r) return fail(r.error());
-    } else if (errno != EEXIST) {
-      return fail(io_error(errno, "cannot create", dir));
-    }
-    const auto path = dir / name;
-    if (auto r = durable::write_file_durably(path, content, {.mode = 0640}); !r) return fail(r.error());
-    return path;
-  }
-
-  // ---------------------------------------------------------------- ids
-
-  Expected<void> persist_generation(std::uint64_t gen) {
-    const auto h = encode_file_header(kStateMagic, gen);
-    const std::string_view bytes(h.data(), h.size());
-    auto written = write_atomically(kStateName, bytes);
-    if (written || written.error().code != ErrorCode::kDiskFull) return written;
-    // A full disk must not keep the spool from opening: its queued messages are what frees
-    // the space once delivered. So the header is overwritten in place, in blocks the file
-    // already has. A torn overwrite fails the header's CRC, and recovery then takes the
-    // generation from the ids on disk, as for any damaged state file.
-    const auto path = file(kStateName);
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return written;  // no state file yet: the first error says it all
-    int err = write_all(fd, 0, {iovec{const_cast<char*>(bytes.data()), bytes.size()}});
-    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
-    ::close(fd);
-    if (err != 0) return fail(io_error(err, "cannot overwrite", path));
-    spdlog::warn("spool {}: the disk is full; the id generation was written in place in {}", opt.dir.string(),
-                 path.string());
-    return {};
-  }
-
-  MessageId next_id() {
-    std::lock_guard lock(id_mu);
-    if (counter == kCounterMask) {
-      // Four billion messages in one run: move to a new generation, persisted first so no
-      // later run can hand out the same ids.
-      if (auto r = persist_generation(generation + 1); !r) {
-        throw std::runtime_error("spool: cannot persist a new id generation: " + r.error().describe());
-      }
-      ++generation;
-      counter = 0;
-    }
-    const MessageId id = (generation << 32) | ++counter;
-    last_id.store(id);
-    return id;
-  }
-
-  // ---------------------------------------------------------------- segment references
-
-  void ref_range(std::uint64_t from, std::uint64_t to, int delta) {
-    for (std::uint64_t s = from; s != 0 && s <= to; ++s) {
-      auto it = refs.find(s);
-      if (it != refs.end()) it->second = static_cast<std::uint64_t>(static_cast<std::int64_t>(it->second) + delta);
-    }
-  }
-
-  /// A message now has a record in segment `seq`: it pins every segment of its range.
-  void touch(Range& r, std::uint64_t seq) {
-    if (r.first == 0) {
-      r.first = r.last = seq;
-      ref_range(seq, seq, +1);
-    } else if (seq > r.last) {
-      ref_range(r.last + 1, seq, +1);
-      r.last = seq;
-    }
-  }
-
-  // ---------------------------------------------------------------- the writer's batch
-
-  struct Undo {
-    MessageId id = 0;
-    bool existed = false;
-    Pending before;  ///< extents left empty; see extents_size
-    std::size_t extents_size = 0;
-  };
-
-  struct Batch {
-    std::vector<std::optional<Error>> result;  ///< per op: its own error (unknown id, ...)
-    std::deque<std::array<char, kFrameHeaderSize + kCommitPrefix>> bufs;  ///< stable addresses
-    std::deque<std::string> records;  ///< encoded RECIPIENT_STATE records, stable addresses
-    std::vector<iovec> seg_iov;
-    std::uint64_t seg_iov_offset = 0;
-    std::vector<iovec> journal_iov;
-    std::shared_ptr<SegmentFile> cur_at_start;
-    std::shared_ptr<OpenFile> cur_file_at_start;
-    std::uint64_t seg_good = 0;
-    std::uint64_t journal_good = 0;
-    std::vector<std::uint64_t> created;
-    std::unordered_map<MessageId, Undo> undo;
-    std::vector<MessageId> commits;
-    std::unordered_set<MessageId> committing;
-    std::vector<MessageId> finishing;
-    std::unordered_set<MessageId> finishing_set;
-    std::vector<std::size_t> recording;  ///< indexes of the record ops that write a record
-    std::vector<MessageId> aborts;
-    /// Compaction: copies of queued messages written in this batch, applied once synced.
-    struct Copy {
-      MessageId id = 0;
-      std::vector<Extent> extents;
-      Range range;
-      std::uint64_t commit_seq = 0;
-      std::uint32_t commit_bytes = 0;
-    };
-    std::vector<Copy> copies;
-    std::deque<std::string> copy_data;  ///< content read back and envelopes, stable addresses
-    bool sync_failed = false;
-    bool rolled = false;
-  };
-
-  Expected<void> flush_segment(Batch& b) {
-    if (b.seg_iov.empty()) return {};
-    const int err = write_all(cur_file->fd, b.seg_iov_offset, std::move(b.seg_iov));
-    b.seg_iov.clear();
-    b.seg_iov_offset = cur_size;
-    if (err != 0) return fail(io_error(err, "cannot write spool segment", cur->path));
-    return {};
-  }
-
-  Expected<void> open_new_segment(Batch& b) {
-    if (cur) {
-      if (auto r = flush_segment(b); !r) return r;
-      // A segment is synced before the next one is created, so only the newest segment can
-      // ever end in a torn tail; recovery relies on that to tell a torn tail from damage.
-      if (dirty.count(cur->seq) != 0) {
-        if (::fdatasync(cur_file->fd) != 0) {
-          b.sync_failed = true;
-          return fail(io_error(errno, "cannot sync spool segment", cur->path));
-        }
-        dirty.erase(cur->seq);
-      }
-      b.rolled = true;
-    }
-    const std::uint64_t seq = next_seg++;
-    auto path = file(segment_name(seq));
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0) return fail(io_error(errno, "cannot create spool segment", path));
-    auto handle = std::make_shared<OpenFile>(fd, open_files);
-    auto seg = std::make_shared<SegmentFile>(SegmentFile{seq, path});
-    // The new name must be durable before any commit in this file is acknowledged: a
-    // synced file that no directory entry points to is lost in a crash.
-    if (auto r = fsync_dir(); !r) {
-      ::unlink(path.c_str());
-      return r;
-    }
-    files->insert(seq, handle);
-    {
-      std::unique_lock lock(index_mu);
-      seg_files[seq] = seg;
-    }
-    refs[seq] = 0;
-    segstat[seq].size = kFileHeaderSize;
-    dirty[seq] = handle;
-    b.created.push_back(seq);
-    cur = std::move(seg);
-    cur_file = std::move(handle);
-    cur_size = 0;
-    b.seg_iov_offset = 0;
-    auto& buf = b.bufs.emplace_back();
-    const auto h = encode_file_header(kSegmentMagic, seq);
-    std::copy(h.begin(), h.end(), buf.begin());
-    b.seg_iov.push_back({buf.data(), kFileHeaderSize});
-    cur_size = kFileHeaderSize;
-    return {};
-  }
-
-  Expected<void> make_room(Batch& b, std::uint64_t bytes) {
-    if (!cur) return open_new_segment(b);
-    if (cur_size > kFileHeaderSize && cur_size + bytes > opt.segment_size) return open_new_segment(b);
-    return {};
-  }
-
-  /// Queues one record for the current segment; returns the file offset of its payload.
-  std::uint64_t add_record(Batch& b, std::uint8_t type, std::string_view prefix, std::string_view body,
-                           std::uint32_t* crc_out) {
-    auto& buf = b.bufs.emplace_back();
-    const auto h = encode_frame_header(type, 0, prefix, body);
-    std::copy(h.begin(), h.end(), buf.begin());
-    std::copy(prefix.begin(), prefix.end(), buf.begin() + kFrameHeaderSize);
-    if (crc_out != nullptr) *crc_out = get_u32(h.data() + 12);
-    b.seg_iov.push_back({buf.data(), kFrameHeaderSize + prefix.size()});
-    if (!body.empty()) b.seg_iov.push_back({const_cast<char*>(body.data()), body.size()});
-    const std::uint64_t payload_at = cur_size + kFrameHeaderSize;
-    cur_size += kFrameHeaderSize + prefix.size() + body.size();
-    segstat[cur->seq].size = cur_size;
-    dirty[cur->seq] = cur_file;
-    return payload_at;
-  }
-
-  std::optional<Error> check_id(MessageId id) const {
-    if ((id >> 32) != generation || id == 0 || id > last_id.load()) {
-      return Error::permanent(ErrorCode::kInvalidArgument,
-                              fmt::format("spool: message {} was not begun in this run", format_id(id)));
-    }
-    if (queued.count(id) != 0) {
-      return Error::permanent(ErrorCode::kInvalidArgument,
-                              fmt::format("spool: message {} is already committed", format_id(id)));
-    }
-    return std::nullopt;
-  }
-
-  Pending& pending_for(Batch& b, MessageId id) {
-    auto [it, inserted] = inflight.try_emplace(id);
-    if (b.undo.count(id) == 0) {
-      Undo u;
-      u.id = id;
-      u.existed = !inserted;
-      u.before = it->second;
-      u.before.extents.clear();
-      u.extents_size = it->second.extents.size();
-      b.undo.emplace(id, std::move(u));
-    }
-    return it->second;
-  }
-
-  Expected<void> plan_append(Batch& b, std::size_t i, Op& op) {
-    if (auto e = check_id(op.id)) {
-      b.result[i] = std::move(e);
-      return {};
-    }
-    if (b.committing.count(op.id) != 0) {
-      b.result[i] = Error::permanent(ErrorCode::kInvalidArgument,
-                                     fmt::format("spool: append to message {} after its commit", format_id(op.id)));
-      return {};
-    }
-    return plan_chunks(b, op.id, op.data);
-  }
-
-  /// Plans the CHUNK records of `content` (which must outlive the batch: it is written
-  /// straight from there by pwritev).
-  Expected<void> plan_chunks(Batch& b, MessageId id, std::string_view data) {
-    while (!data.empty()) {
-      const std::string_view piece = data.substr(0, kMaxChunkContent);
-      data.remove_prefix(piece.size());
-      if (auto r = make_room(b, kFrameHeaderSize + kChunkPrefix + piece.size()); !r) return r;
-      Pending& p = pending_for(b, id);
-      char prefix[kChunkPrefix];
-      put_u64(prefix, id);
-      put_u32(prefix + 8, p.chunks);
-      std::uint32_t crc = 0;
-      const std::uint64_t at = add_record(b, kChunk, std::string_view(prefix, kChunkPrefix), piece, &crc);
-      touch(p.range, cur->seq);
-      p.extents.push_back({cur->seq, at + kChunkPrefix, static_cast<std::uint32_t>(piece.size()), crc});
-      p.digest = extend_digest(p.digest, crc);
-      p.size += piece.size();
-      ++p.chunks;
-    }
-    return {};
-  }
-
-  Expected<void> plan_commit(Batch& b, std::size_t i, Op& op) {
-    if (auto e = check_id(op.id)) {
-      b.result[i] = std::move(e);
-      return {};
-    }
-    if (b.committing.count(op.id) != 0) {
-      b.result[i] = Error::permanent(ErrorCode::kInvalidArgument,
-                                     fmt::format("spool: message {} committed twice", format_id(op.id)));
-      return {};
-    }
-    if (auto it = inflight.find(op.id); it != inflight.end() && it->second.poisoned) {
-      b.result[i] = Error::transient_error(
-          ErrorCode::kIo,
-          fmt::format("spool: content of message {} may not have reached the disk (a sync failed)",
-                      format_id(op.id)),
-          "the client should send the message again");
-      return {};
-    }
-    if (op.bad_envelope) {
-      b.result[i] = Error::permanent(ErrorCode::kInvalidArgument,
-                                     fmt::format("spool: envelope of message {} has a body type or RET value out of "
-                                                 "range", format_id(op.id)));
-      return {};
-    }
-    if (op.data.size() > kMaxPayload - kCommitPrefix) {
-      b.result[i] = Error::permanent(ErrorCode::kLimit, fmt::format("spool: envelope of message {} is too large",
-                                                                   format_id(op.id)));
-      return {};
-    }
-    // The last piece of content travels with the commit, so the two are planned into the
-    // same batch: they reach the disk, or fail, together.
-    if (!op.content.empty()) {
-      if (auto r = plan_chunks(b, op.id, op.content); !r) return r;
-    }
-    if (auto r = make_room(b, kFrameHeaderSize + kCommitPrefix + op.data.size()); !r) return r;
-    Pending& p = pending_for(b, op.id);
-    char prefix[kCommitPrefix];
-    put_u64(prefix, op.id);
-    put_u64(prefix + 8, p.size);
-    put_u32(prefix + 16, p.chunks);
-    put_u32(prefix + 20, p.digest);
-    put_u32(prefix + 24, static_cast<std::uint32_t>(op.data.size()));
-    add_record(b, kCommit, std::string_view(prefix, kCommitPrefix), op.data, nullptr);
-    touch(p.range, cur->seq);
-    p.commit_seq = cur->seq;
-    p.commit_bytes = static_cast<std::uint32_t>(kFrameHeaderSize + kCommitPrefix + op.data.size());
-    p.committing = true;
-    b.committing.insert(op.id);
-    b.commits.push_back(op.id);
-    return {};
-  }
-
-  Expected<void> plan_finish(Batch& b, std::size_t i, Op& op) {
-    const bool known = queued.count(op.id) != 0 || b.committing.count(op.id) != 0;
-    if (!known || b.finishing_set.count(op.id) != 0) {
-      b.result[i] = Error::permanent(ErrorCode::kNotFound,
-                                     fmt::format("spool: message {} is not queued", format_id(op.id)));
-      return {};
-    }
-    if (journal_fd < 0 || journal_broken) {
-      if (auto r = start_new_journal(); !r) return r;
-      b.journal_good = journal_size;
-    }
-    auto& buf = b.bufs.emplace_back();
-    char payload[8];
-    put_u64(payload, op.id);
-    const auto h = encode_frame_header(kFinished, 0, std::string_view(payload, 8), {});
-    std::copy(h.begin(), h.end(), buf.begin());
-    std::copy(payload, payload + 8, buf.begin() + kFrameHeaderSize);
-    b.journal_iov.push_back({buf.data(), kFrameHeaderSize + 8});
-    b.finishing.push_back(op.id);
-    b.finishing_set.insert(op.id);
-    return {};
-  }
-
-  Expected<void> plan_record(Batch& b, std::size_t i, Op& op) {
-    // Only a message whose commit was acknowledged: a state refers to its envelope's
-    // recipients, and the queue manager learns of a message from that acknowledgement.
-    auto it = queued.find(op.id);
-    if (it == queued.end() || b.finishing_set.count(op.id) != 0) {
-      b.result[i] = Error::permanent(ErrorCode::kNotFound,
-                                     fmt::format("spool: message {} is not queued", format_id(op.id)));
-      return {};
-    }
-    const std::size_t n = it->second.recipient_count;
-    for (const RecipientState& st : op.states) {
-      if (st.index >= n || static_cast<std::uint8_t>(st.status) > static_cast<std::uint8_t>(RecipientStatus::kFailed)) {
-        b.result[i] = Error::permanent(
-            ErrorCode::kInvalidArgument,
-            fmt::format("spool: recipient {} with status {} is not valid for message {}, which has {} recipients",
-                        st.index, static_cast<int>(st.status), format_id(op.id), n));
-        return {};
-      }
-    }
-    if (op.states.empty()) return {};
-    if (recipient_states_payload_size(op.states) > kMaxPayload) {
-      b.result[i] = Error::permanent(ErrorCode::kLimit, fmt::format("spool: recipient states of message {} are too large",
-                                                                   format_id(op.id)));
-      return {};
-    }
-    if (journal_fd < 0 || journal_broken) {
-      if (auto r = start_new_journal(); !r) return r;
-      b.journal_good = journal_size;
-    }
-    const std::string payload = encode_recipient_states(op.id, op.states);
-    // Skippable: a reader that predates per-recipient state just retries those recipients
-    // (at-least-once), so an older build may still open this spool.
-    const auto h = encode_frame_header(kRecipientState, kFlagSkippable, payload, {});
-    auto& rec = b.records.emplace_back();
-    rec.reserve(h.size() + payload.size());
-    rec.append(h.data(), h.size());
-    rec.append(payload);
-    b.journal_iov.push_back({rec.data(), rec.size()});
-    b.recording.push_back(i);
-    return {};
-  }
-
-  // ---------------------------------------------------------------- segment compaction
-
-  /// Reads the content of queued message `id` back from its segments and checks every
-  /// chunk against its CRC. nullopt (and the message marked damaged, or the error noted)
-  /// when it cannot be read intact: such a message is never copied.
-  std::optional<std::vector<std::string_view>> read_back(Batch& b, MessageId id, Queued& q) {
-    std::vector<std::string_view> pieces;
-    for (std::size_t i = 0; i < q.extents.size(); ++i) {
-      const Extent& e = q.extents[i];
-      auto seg = seg_files.find(e.seq);
-      if (seg == seg_files.end()) return std::nullopt;
-      auto f = files->get(e.seq, seg->second->path);
-      if (!f) {
-        set_degraded("compaction", fmt::format("cannot compact message {}: {}", format_id(id), f.error().describe()));
-        return std::nullopt;
-      }
-      std::string& buf = b.copy_data.emplace_back(e.length, '\0');
-      if (auto r = pread_exact((*f)->fd, buf.data(), e.length, e.offset, seg->second->path, id); !r) {
-        set_degraded("compaction", fmt::format("cannot compact message {}: {}", format_id(id), r.error().describe()));
-        return std::nullopt;
-      }
-      if (crc32c(chunk_crc_start(id, static_cast<std::uint32_t>(i), e.length), buf) != e.crc) {
-        mark_damaged(id, q, fmt::format("chunk {} in {} fails its CRC", i, seg->second->path.string()));
-        return std::nullopt;
-      }
-      pieces.push_back(buf);
-    }
-    return pieces;
-  }
-
-  /// A queued message whose content fails its check: said once, loudly; it stays queued so
-  /// the queue manager (whose read fails the same way) decides, and frees it on finish.
-  void mark_damaged(MessageId id, Queued& q, const std::string& why) {
-    if (q.damaged) return;
-    q.damaged = true;
-    {
-      std::lock_guard lock(degraded_mu);
-      if (!damaged_reads.insert(id).second) return;
-    }
-    ++damaged_total;
-    set_degraded("damage", fmt::format("message {} is damaged on disk ({}); it cannot be delivered as it was "
-                                       "received; see docs/spool.md on damaged messages",
-                                       format_id(id), why));
-  }
-
-  /// Copies a queued message forward into the current segment: the same CHUNK records (same
-  /// id, indexes and CRCs, so the COMMIT's digest is unchanged) and a new COMMIT. Recovery
-  /// takes the last copy whose COMMIT checks out; the journal's states and FINISHED record
-  /// are by id, so they apply to either copy.
-  Expected<std::uint64_t> plan_copy(Batch& b, MessageId id, Queued& q) {
-    auto pieces = read_back(b, id, q);
-    if (!pieces) return 0;
-    Batch::Copy c;
-    c.id = id;
-    std::uint64_t bytes = 0;
-    std::uint32_t digest = 0;
-    for (std::size_t i = 0; i < pieces->size(); ++i) {
-      const std::string_view piece = (*pieces)[i];
-      if (auto r = make_room(b, kFrameHeaderSize + kChunkPrefix + piece.size()); !r) return fail(r.error());
-      char prefix[kChunkPrefix];
-      put_u64(prefix, id);
-      put_u32(prefix + 8, static_cast<std::uint32_t>(i));
-      std::uint32_t crc = 0;
-      const std::uint64_t at = add_record(b, kChunk, std::string_view(prefix, kChunkPrefix), piece, &crc);
-      touch(c.range, cur->seq);
-      c.extents.push_back({cur->seq, at + kChunkPrefix, static_cast<std::uint32_t>(piece.size()), crc});
-      digest = extend_digest(digest, crc);
-      bytes += kFrameHeaderSize + kChunkPrefix + piece.size();
-    }
-    // A copy: the index entry may change before the batch reaches the disk.
-    const std::string& env = b.copy_data.emplace_back(q.envelope);
-    if (auto r = make_room(b, kFrameHeaderSize + kCommitPrefix + env.size()); !r) return fail(r.error());
-    char pp[kCommitPrefix];
-    put_u64(pp, id);
-    put_u64(pp + 8, q.size);
-    put_u32(pp + 16, static_cast<std::uint32_t>(q.extents.size()));
-    put_u32(pp + 20, digest);
-    put_u32(pp + 24, static_cast<std::uint32_t>(env.size()));
-    add_record(b, kCommit, std::string_view(pp, kCommitPrefix), env, nullptr);
-    touch(c.range, cur->seq);
-    c.commit_seq = cur->seq;
-    c.commit_bytes = static_cast<std::uint32_t>(kFrameHeaderSize + kCommitPrefix + env.size());
-    b.copies.push_back(std::move(c));
-    return bytes + kFrameHeaderSize + kCommitPrefix + env.size();
-  }
-
-  /// Compaction, in the writer's batches: a sealed segment in which less than two thirds of
-  /// the bytes belong to queued messages has those messages copied forward, so that it (and
-  /// the space of everything finished in it) can go. Every segment left is then at least
-  /// two-thirds live, except the current one: segment files take at most 1.5 x the live
-  /// data plus one segment. Each batch copies a bounded amount, so commits behind it wait
-  /// little.
-  Expected<void> plan_compaction(Batch& b) {
-    if (!compaction_wanted || compaction_held.load()) return {};
-    compaction_wanted = false;
-    const std::uint64_t budget = std::clamp<std::uint64_t>(opt.segment_size / 2, 64u << 10, 4u << 20);
-    std::uint64_t used = 0;
-    bool started = false;
-    std::unordered_set<MessageId> planned;
-    for (auto& [seq, st] : segstat) {
-      if ((cur && seq == cur->seq) || st.members.empty() || st.live * 3 >= st.size * 2) continue;
-      if (std::find(b.created.begin(), b.created.end(), seq) != b.created.end()) continue;
-      const std::vector<MessageId> ids(st.members.begin(), st.members.end());
-      for (MessageId id : ids) {
-        auto it = queued.find(id);
-        if (it == queued.end() || it->second.damaged || b.finishing_set.count(id) != 0 || planned.count(id) != 0) continue;
-        if (used >= budget) {
-          compaction_wanted = true;  // the rest in the next batch
-          return {};
-        }
-        if (!started) {
-          started = true;
-          (void)fault("compaction-start");
-        }
-        planned.insert(id);
-        auto copied = plan_copy(b, id, it->second);
-        if (!copied) return fail(copied.error());
-        used += *copied;
-      }
-    }
-    return {};
-  }
-
-  /// Appends the records a compacted journal keeps for the current state to `content`.
-  void append_kept_records(std::string& content) const {
-    std::vector<MessageId> ids;
-    ids.reserve(finished_keep.size());
-    for (const auto& [id, range] : finished_keep) ids.push_back(id);
-    std::sort(ids.begin(), ids.end());
-    for (MessageId id : ids) {
-      char payload[8];
-      put_u64(payload, id);
-      const auto fh = encode_frame_header(kFinished, 0, std::string_view(payload, 8), {});
-      content.append(fh.data(), fh.size());
-      content.append(payload, 8);
-    }
-    for (const auto& [id, q] : queued) {
-      if (q.recipients.empty()) continue;
-      const auto keep = states_to_keep(q.recipients);
-      if (keep.empty()) continue;
-      const std::string payload = encode_recipient_states(id, keep);
-      const auto fh = encode_frame_header(kRecipientState, kFlagSkippable, payload, {});
-      content.append(fh.data(), fh.size());
-      content.append(payload);
-    }
-  }
-
-  std::uint64_t compacted_journal_size() const {
-    return kFileHeaderSize + finished_keep.size() * (kFrameHeaderSize + 8) + state_bytes;
-  }
-
-  /// Writes a fresh journal holding the FINISHED records still needed and the current
-  /// recipient states of queued messages, then retires the old one(s).
-  Expected<void> start_new_journal() {
-    const std::uint64_t seq = journal_seq + 1;
-    if (const int e = fault("journal-compact"); e != 0) {
-      return fail(io_error(e, "cannot write", file(journal_name(seq))));
-    }
-    std::string content;
-    content.reserve(compacted_journal_size());
-    const auto h = encode_file_header(kJournalMagic, seq);
-    content.append(h.data(), h.size());
-    // The states are the in-memory ones, which only ever reflect synced records: a record
-    // that is written but not yet synced is in no batch at this point (this runs between
-    // batches, or while planning before any journal record of the batch is queued).
-    append_kept_records(content);
-    // tmp + fdatasync + rename + directory fsync: the new journal is complete before its
-    // name exists, so a crash leaves the old journal, the new one, or both; recovery takes
-    // the union of all journals, and every record it holds is true, so both is harmless.
-    if (auto r = write_atomically(journal_name(seq), content); !r) return r;
-    const auto path = file(journal_name(seq));
-    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return fail(io_error(errno, "cannot open", path));
-    if (journal_fd >= 0) {
-      ::close(journal_fd);
-      // Harmless if it stays (recovery takes the union), but it is space that is never
-      // given back, so a person must hear of it.
-      const auto old = file(journal_name(journal_seq));
-      if (::unlink(old.c_str()) != 0) {
-        set_degraded("journal-unlink", io_error(errno, "cannot remove old spool journal", old).describe());
-      } else {
-        set_degraded("journal-unlink", "");
-      }
-    }
-    journal_fd = fd;
-    journal_seq = seq;
-    journal_size = content.size();
-    journal_broken = false;
-    return {};
-  }
-
-  void run_batch(std::vector<Op>& batch) {
-    Batch b;
-    b.result.resize(batch.size());
-    b.cur_at_start = cur;
-    b.cur_file_at_start = cur_file;
-    b.seg_good = cur_size;
-    b.seg_iov_offset = cur_size;
-    b.journal_good = journal_size;
-
-    std::optional<Error> err;
-    for (std::size_t i = 0; i < batch.size() && !err; ++i) {
-      Op& op = batch[i];
-      Expected<void> r;
-      switch (op.kind) {
-        case Op::Kind::kAppend: r = plan_append(b, i, op); break;
-        case Op::Kind::kCommit: r = plan_commit(b, i, op); break;
-        case Op::Kind::kFinish: r = plan_finish(b, i, op); break;
-        case Op::Kind::kRecord: r = plan_record(b, i, op); break;
-        case Op::Kind::kAbort: b.aborts.push_back(op.id); break;
-      }
-      if (!r) err = r.error();
-    }
-    if (!err) {
-      if (auto r = plan_compaction(b); !r) err = r.error();
-    }
-    if (!err) {
-      if (auto r = flush_segment(b); !r) err = r.error();
-    }
-    if (!err && !b.copies.empty()) {
-      if (const int e = fault("compaction-written"); e != 0) err = io_error(e, "cannot write spool segment", cur->path);
-    }
-    if (!err && !b.journal_iov.empty()) {
-      std::uint64_t n = 0;
-      for (const auto& v : b.journal_iov) n += v.iov_len;
-      if (int e = write_all(journal_fd, journal_size, std::move(b.journal_iov)); e != 0) {
-        err = io_error(e, "cannot write spool journal", file(journal_name(journal_seq)));
-      } else {
-        journal_size += n;
-      }
-    }
-    if (!err) {
-      publish_receiving(b);  // before the appends' completions: stats() agrees with them
-      // Appends only promise "written": they do not wait for anyone's fdatasync.
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (batch[i].kind == Op::Kind::kAppend && batch[i].done) {
-          batch[i].done(b.result[i] ? Expected<void>(fail(*b.result[i])) : Expected<void>());
-          batch[i].done = nullptr;
-        }
-      }
-    }
-    bool synced = false;
-    const bool journaled = !b.finishing.empty() || !b.recording.empty();
-    // FINISHED must be durable before its completion: the queue manager deletes its own
-    // delivery state on success, and a FINISHED lost in a crash means a duplicate delivery
-    // (at-least-once), never a loss. RECIPIENT_STATE likewise: once record() reports
-    // success the queue manager treats a delivered recipient as done. The journal syncs
-    // alongside the segments: recovery ignores a FINISHED whose COMMIT is missing, and a
-    // message is only ever finished in a later batch than the one that committed it.
-    const bool journal_syncing = !err && journaled;
-    if (journal_syncing) journal_sync.start(journal_fd);
-    if (!err && (!b.commits.empty() || !b.copies.empty())) {
-      // THE fdatasync that the 250 replies wait for: it covers every CHUNK and COMMIT of
-      // every message committed in this batch, because (1) all of them were written above,
-      // (2) earlier chunks of these messages live in segments that are either this one or
-      // were fdatasync'ed when the next segment was created, and (3) a new segment's
-      // directory entry was fsync'ed when it was created. Syncing every dirty segment,
-      // not only the current one, also covers a segment sealed after a failed batch.
-      for (auto it = dirty.begin(); it != dirty.end() && !err;) {
-        if (::fdatasync(it->second->fd) != 0) {
-          b.sync_failed = true;
-          err = io_error(errno, "cannot sync spool segment", file(segment_name(it->first)));
-          break;
-        }
-        it = dirty.erase(it);
-      }
-      synced = true;
-    }
-    if (journal_syncing) {
-      // Always waited for, even after a segment failure: the fd must outlive the sync.
-      if (const int e = journal_sync.wait(); e != 0) {
-        b.sync_failed = true;
-        if (!err) err = io_error(e, "cannot sync spool journal", file(journal_name(journal_seq)));
-      }
-      synced = true;
-    }
-
-    if (err) {
-      fail_batch(b, batch, *err);
-    } else {
-      succeed_batch(b, batch, synced);
-    }
-    if (!err && journaled) maybe_compact();
-    publish_totals();
-  }
-
-  /// Aborts take effect whatever happened to the batch; then space is reclaimed, before
-  /// the completions run so a finished message's space is free when finish() reports it.
-  void apply_aborts_and_reclaim(Batch& b, bool failed) {
-    for (MessageId id : b.aborts) {
-      if (auto it = inflight.find(id); it != inflight.end()) {
-        ref_range(it->second.range.first, it->second.range.last, -1);
-        inflight.erase(it);
-      }
-    }
-    if (!b.aborts.empty() || !b.finishing.empty() || !b.copies.empty() || b.rolled || failed) {
-      delete_unused_segments();
-    }
-    if (!b.finishing.empty() || b.rolled) compaction_wanted = true;
-    publish_receiving(b);
-  }
-
-  /// stats().receiving: messages in flight, not counting those this batch aborts.
-  void publish_receiving(const Batch& b) {
-    std::set<MessageId> aborted;
-    for (MessageId id : b.aborts) {
-      if (inflight.count(id) != 0) aborted.insert(id);
-    }
-    receiving.store(inflight.size() - aborted.size());
-  }
-
-  void succeed_batch(Batch& b, std::vector<Op>& batch, bool synced) {
-    std::vector<Op*> committed;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].kind == Op::Kind::kCommit && !b.result[i]) committed.push_back(&batch[i]);
-    }
-    if (!b.copies.empty()) {
-      // The copies are durable (the segment sync above covers them, and a new segment's
-      // name was made durable when it was created): only from here may the old copies'
-      // segments go. A crash before this point leaves both copies; recovery takes the last.
-      (void)fault("compaction-synced");
-    }
-    {
-      std::unique_lock lock(index_mu);
-      for (Op* op : committed) {
-        const MessageId id = op->id;
-        auto it = inflight.find(id);
-        Pending& p = it->second;
-        // The record is on disk: its bytes are not needed by the batch any more.
-        Queued q{std::move(op->data), op->recipient_count, p.size, std::move(p.extents), p.range,
-                 p.commit_seq, p.commit_bytes, {}, false, {}};
-        account(id, q, +1);
-        queued.emplace(id, std::move(q));
-        inflight.erase(it);
-      }
-      for (auto& c : b.copies) {
-        Queued& q = queued.at(c.id);
-        account(c.id, q, -1);
-        ref_range(q.range.first, q.range.last, -1);
-        // The old copy stays on disk until its segments go; its FINISHED must outlive it.
-        std::erase_if(q.stale, [&](const Range& r) { return !any_on_disk(r); });
-        q.stale.push_back(q.range);
-        q.extents = std::move(c.extents);
-        q.range = c.range;
-        q.commit_seq = c.commit_seq;
-        q.commit_bytes = c.commit_bytes;
-        account(c.id, q, +1);
-      }
-      compacted += b.copies.size();
-      // States before finishes: a record planned before a finish of the same message in
-      // this batch found it queued; the finish then drops the state with the message.
-      for (std::size_t i : b.recording) apply_states(batch[i].id, std::move(batch[i].states));
-      for (MessageId id : b.finishing) {
-        auto it = queued.find(id);
-        state_bytes -= kept_state_bytes(it->second.recipients);
-        auto& keep = finished_keep[id];
-        keep = std::move(it->second.stale);
-        keep.push_back(it->second.range);
-        account(id, it->second, -1);
-        ref_range(it->second.range.first, it->second.range.last, -1);
-        queued.erase(it);
-      }
-    }
-    commits += b.commits.size();
-    finishes += b.finishing.size();
-    if (synced) ++syncs;
-    if (!b.commits.empty()) ++commit_batches;
-    apply_aborts_and_reclaim(b, false);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (!batch[i].done) continue;
-      batch[i].done(b.result[i] ? Expected<void>(fail(*b.result[i])) : Expected<void>());
-    }
-  }
-
-  /// Replaces the states of some recipients of a queued message (in order: a later state
-  /// of the same index wins). Caller holds index_mu exclusively, or is recovery.
-  void apply_states(MessageId id, std::vector<RecipientState> states) {
-    auto it = queued.find(id);
-    if (it == queued.end()) return;
-    Queued& q = it->second;
-    state_bytes -= kept_state_bytes(q.recipients);
-    if (q.recipients.empty()) {
-      q.recipients.resize(q.recipient_count);
-      for (std::size_t i = 0; i < q.recipients.size(); ++i) q.recipients[i].index = static_cast<std::uint32_t>(i);
-    }
-    for (auto& st : states) {
-      if (st.index < q.recipients.size()) q.recipients[st.index] = std::move(st);
-    }
-    const std::uint64_t kept = kept_state_bytes(q.recipients);
-    // Back to all-pending (a state reset): no need to hold the vector.
-    if (kept == 0) {
-      q.recipients.clear();
-      q.recipients.shrink_to_fit();
-    }
-    state_bytes += kept;
-  }
-
-  void fail_batch(Batch& b, std::vector<Op>& batch, const Error& err) {
-    ++write_errors;
-    // Copies that did not become durable are forgotten; the messages stay where they were.
-    for (const auto& c : b.copies) ref_range(c.range.first, c.range.last, -1);
-    if (!b.copies.empty()) compaction_wanted = true;
-    for (auto& [id, u] : b.undo) {
-      auto it = inflight.find(id);
-      Pending& p = it->second;
-      if (!u.existed) {
-        ref_range(p.range.first, p.range.last, -1);
-        inflight.erase(it);
-        continue;
-      }
-      if (p.range.last > u.before.range.last) ref_range(u.before.range.last + 1, p.range.last, -1);
-      p.extents.resize(u.extents_size);
-      std::vector<Extent> keep = std::move(p.extents);
-      p = u.before;
-      p.extents = std::move(keep);
-    }
-    // Cut the files back to where this batch began, so the failed records can never be
-    // read back, and later records follow good ones (recovery then sees no damage).
-    for (auto it = b.created.rbegin(); it != b.created.rend(); ++it) {
-      const auto path = file(segment_name(*it));
-      ::unlink(path.c_str());
-      std::unique_lock lock(index_mu);
-      seg_files.erase(*it);
-      refs.erase(*it);
-      dirty.erase(*it);
-      segstat.erase(*it);
-      files->drop(*it);
-    }
-    if (!b.created.empty()) {
-      // Make the unlink durable before a later segment with a higher number is created: a
-      // resurrected empty segment would otherwise look like the torn newest one.
-      (void)fsync_dir();
-    }
-    cur = b.cur_at_start;
-    cur_file = b.cur_file_at_start;
-    cur_size = b.seg_good;
-    if (cur) {
-      // After a failed fdatasync the kernel may have dropped dirty pages it could not
-      // write: nothing written but unsynced in this file can be trusted, so the messages
-      // being received are poisoned (their commit fails, the client resends) and writing
-      // resumes in a fresh file. A failed write (ENOSPC) leaves earlier data intact, so
-      // the file is cut back and reused. Either way the cut is tried, so that a sealed
-      // segment ends where its last good batch did: recovery reads only record headers in
-      // sealed segments and stops at the first one that does not check out.
-      const bool cut = ::ftruncate(cur_file->fd, static_cast<off_t>(b.seg_good)) == 0;
-      if (auto st = segstat.find(cur->seq); st != segstat.end() && cut) st->second.size = b.seg_good;
-      if (b.sync_failed || !cut) {
-        cur.reset();
-        cur_file.reset();
-      }
-    }
-    if (b.sync_failed) {
-      for (auto& [id, p] : inflight) p.poisoned = true;
-      dirty.clear();
-      cur.reset();
-      cur_file.reset();
-    }
-    if (journal_fd >= 0 && journal_size != b.journal_good) {
-      journal_size = b.journal_good;
-      if (::ftruncate(journal_fd, static_cast<off_t>(journal_size)) != 0) journal_broken = true;
-    }
-    if (b.sync_failed) journal_broken = true;
-    apply_aborts_and_reclaim(b, true);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (!batch[i].done) continue;
-      batch[i].done(b.result[i] ? Expected<void>(fail(*b.result[i])) : Expected<void>(fail(err)));
-    }
-  }
-
-  /// Whether any segment of `r` still exists.
-  bool any_on_disk(const Range& r) const {
-    for (std::uint64_t s = r.first; s != 0 && s <= r.last; ++s) {
-      if (refs.count(s) != 0) return true;
-    }
-    return false;
-  }
-
-  void delete_unused_segments() {
-    std::vector<std::uint64_t> gone;
-    for (const auto& [seq, n] : refs) {
-      if (n == 0 && (!cur || cur->seq != seq)) gone.push_back(seq);
-    }
-    if (gone.empty()) return;
-    std::optional<Error> failed;
-    for (std::uint64_t seq : gone) {
-      const auto path = file(segment_name(seq));
-      int e = fault("unlink-segment");
-      if (e == 0 && ::unlink(path.c_str()) != 0 && errno != ENOENT) e = errno;
-      if (e != 0) {
-        // The segment stays known (refs keeps it at 0) so its messages' FINISHED records
-        // are kept and the unlink is tried again after later batches; a person must hear
-        // of it, since the space is not coming back by itself.
-        if (!failed) failed = io_error(e, "cannot remove spool segment", path);
-        continue;
-      }
-      {
-        std::unique_lock lock(index_mu);
-        seg_files.erase(seq);
-      }
-      files->drop(seq);
-      refs.erase(seq);
-      dirty.erase(seq);
-      segstat.erase(seq);
-    }
-    set_degraded("unlink", failed ? failed->describe() : "");
-    // The unlinks must be durable before compaction drops the FINISHED records of these
-    // segments' messages: a segment that came back after a crash without them would have
-    // its messages delivered again.
-    if (auto r = fsync_dir(); !r) {
-      set_degraded("unlink-sync", r.error().describe());
-      return;  // keep every FINISHED record: safe, only space is lost
-    }
-    set_degraded("unlink-sync", "");
-    for (auto it = finished_keep.begin(); it != finished_keep.end();) {
-      const bool on_disk = std::any_of(it->second.begin(), it->second.end(), [&](const Range& r) { return any_on_disk(r); });
-      it = on_disk ? std::next(it) : finished_keep.erase(it);
-    }
-  }
-
-  void maybe_compact() {
-    const std::uint64_t needed = compacted_journal_size();
-    if (journal_size > opt.journal_compact_bytes && journal_size > 2 * needed) {
-      // A failure leaves the old journal in use (still correct); compaction is retried
-      // after later batches, and the spool is degraded meanwhile.
-      if (auto r = start_new_journal(); !r) {
-        set_degraded("journal", fmt::format("cannot compact the spool journal: {}", r.error().describe()));
-      } else {
-        set_degraded("journal", "");
-      }
-    }
-  }
-
-  void writer_loop() {
-    std::vector<Op> batch;
-    for (;;) {
-      {
-        std::unique_lock lock(q_mu);
-        // Compaction left to do runs in batches of its own when no operation comes.
-        q_cv.wait(lock, [&] { return stopping || !ops.empty() || (compaction_wanted && !compaction_held.load()); });
-        if (ops.empty() && stopping) return;  // stopping and drained
-        batch.swap(ops);
-      }
-      // While this batch is written and synced, new operations pile up in `ops` and form
-      // the next batch: that is the group commit.
-      run_batch(batch);
-      batch.clear();
-    }
-  }
-
-  void submit(Op op) {
-    {
-      std::lock_guard lock(q_mu);
-      ops.push_back(std::move(op));
-    }
-    q_cv.notify_one();
-  }
-
-  // ---------------------------------------------------------------- recovery
-
-  Expected<void> recover();
-};
-
-namespace {
-
-/// One copy of a message as read from the segments: its chunks since a chunk 0.
-struct Attempt {
-  Range range;
-  std::uint32_t chunks = 0;
-  std::uint64_t size = 0;
-  std::uint32_t digest = 0;
-  std::vector<Extent> extents;
-  bool broken = false;
-};
-
-struct ScanMsg {
-  Range all;     ///< every segment with any record of the message (all its copies)
-  Attempt cur;   ///< the copy being read
-  bool committed = false;
-};
-
-/// A committed message that cannot be queued, to be set aside in damaged/.
-struct DamagedMsg {
-  std::string why;
-  std::string envelope;  ///< as stored (JSON), possibly unreadable
-  Attempt copy;
-};
-
-/// Like record_at, for a sealed segment: the frame header must be valid and the payload
-/// must fit, but a CHUNK's payload is not read (its CRC is checked when the content is
-/// read); the other records are small and checked in full.
-bool header_at(std::string_view data, std::size_t pos, FrameHeader& h) {
-  if (data.size() - pos < kFrameHeaderSize) return false;
-  auto hdr = decode_frame_header(data.substr(pos, kFrameHeaderSize));
-  if (!hdr || data.size() - pos - kFrameHeaderSize < hdr->length) return false;
-  if (hdr->type != kChunk &&
-      !frame_crc_ok(data.substr(pos, kFrameHeaderSize), *hdr, data.substr(pos + kFrameHeaderSize, hdr->length))) {
-    return false;
-  }
-  h = *hdr;
-  return true;
+  ++damaged_total;
+  set_degraded("damage", fmt::format("message {} is damaged on disk (a chunk in {} fails its CRC); it cannot be "
+                                     "delivered as it was received; see docs/spool.md on damaged messages",
+                                     format_id(id), path.string()));
 }
 
-void extend(Range& r, std::uint64_t seq) {
-  if (r.first == 0) r.first = seq;
-  r.last = std::max(r.last, seq);
+Expected<void> Spool::Impl::fsync_dir() { return durable::sync_directory(dir_fd, opt.dir); }
+
+Expected<void> Spool::Impl::write_atomically(std::string_view name, std::string_view content) {
+  // The name refers either to the old file or to the complete new one, never to a partial
+  // file; the temporary name ends in ".tmp", which recovery removes as an interrupted write.
+  return durable::write_file_durably(file(name), content, {.mode = 0640});
 }
 
-}  // namespace
-
-Expected<void> Spool::Impl::recover() {
-  std::error_code ec;
-  std::filesystem::create_directories(opt.dir, ec);
-  if (ec) return fail(io_error(ec.value(), "cannot create spool directory", opt.dir));
-  dir_fd = ::open(opt.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return fail(io_error(errno, "cannot open spool directory", opt.dir));
-  if (::flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return fail(Error::permanent(ErrorCode::kUnavailable,
-                                   fmt::format("spool directory {} is in use by another process", opt.dir.string()),
-                                   "stop the other Bridgehead instance or give this one its own spool directory"));
-    }
-    return fail(io_error(errno, "cannot lock spool directory", opt.dir));
+Expected<std::filesystem::path> Spool::Impl::write_damaged(const std::string& name, std::string_view content) {
+  // Durable (and, when damaged/ is new, its entry in the spool directory too) before the
+  // caller lets go of the segments the content came from.
+  const auto dir = opt.dir / "damaged";
+  if (::mkdir(dir.c_str(), 0750) == 0) {
+    if (auto r = fsync_dir(); !r) return fail(r.error());
+  } else if (errno != EEXIST) {
+    return fail(io_error(errno, "cannot create", dir));
   }
+  const auto path = dir / name;
+  if (auto r = durable::write_file_durably(path, content, {.mode = 0640}); !r) return fail(r.error());
+  return path;
+}
 
-  std::vector<std::uint64_t> segs, journals;
-  bool have_state = false;
-  for (const auto& entry : std::filesystem::directory_iterator(opt.dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() > 4 && name.substr(name.size() - 4) == ".tmp") {
-      ::unlink(entry.path().c_str());  // never renamed: an interrupted atomic write
-    } else if (auto s = parse_file_name(name, "seg-", ".bhs")) {
-      segs.push_back(*s);
-    } else if (auto j = parse_file_name(name, "journal-", ".bhj")) {
-      journals.push_back(*j);
-    } else if (name == kStateName) {
-      have_state = true;
-    }
-  }
-  if (ec) return fail(io_error(ec.value(), "cannot list spool directory", opt.dir));
-  // damaged/ is written with the durable-write helper: a crash can leave its temporary.
-  durable::remove_interrupted_writes(opt.dir / "damaged");
-  std::sort(segs.begin(), segs.end());
-  std::sort(journals.begin(), journals.end());
-  report.segments = segs.size();
-
-  auto open_and_map = [&](const std::filesystem::path& path, int& fd, MappedFile& m) -> Expected<void> {
-    fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return fail(io_error(errno, "cannot open", path));
-    return m.map(fd, path);
-  };
-  auto unknown_version = [](const std::filesystem::path& path, std::uint32_t v) {
-    return corrupt(fmt::format("spool file {} has format version {}, this build reads versions {} to {}",
-                               path.string(), v, kOldestFormatVersion, kFormatVersion));
-  };
-  auto cut = [&](int fd, const std::filesystem::path& path, std::uint64_t at, std::uint64_t size) -> Expected<void> {
-    // The cut must be durable before anything new is written after it, or a later crash
-    // could bring back the torn bytes in the middle of the file.
-    if (::ftruncate(fd, static_cast<off_t>(at)) != 0 || ::fsync(fd) != 0) {
-      return fail(io_error(errno, "cannot truncate torn tail of", path));
-    }
-    report.torn_bytes += size - at;
-    report.notes.push_back(fmt::format("{}: truncated a torn tail of {} bytes at offset {}", path.string(), size - at, at));
-    return {};
-  };
-
-  MessageId max_id = 0;
-
-  // ---- state file
-  std::uint64_t state_gen = 0;
-  bool state_ok = false;
-  if (have_state) {
-    const auto path = file(kStateName);
-    int fd = -1;
-    MappedFile m;
-    auto r = open_and_map(path, fd, m);
-    const auto h = r ? decode_file_header(kStateMagic, m.view()) : FileHeader{};
-    if (fd >= 0) ::close(fd);
-    if (!r) return r;
-    if (h.check == HeaderCheck::kUnknownVersion) return fail(unknown_version(path, h.version));
-    if (h.check == HeaderCheck::kOk) {
-      state_gen = h.sequence;
-      state_ok = true;
-    } else {
-      // Written by rename after fsync, so damage here is the disk's: the ids on disk still
-      // give a safe lower bound for the generation.
-      report.notes.push_back(fmt::format("{}: damaged; the id generation was rebuilt from the spool files",
-                                         path.string()));
-    }
-  }
-
-  // ---- journals: the union of every FINISHED record in every journal file, and the
-  // RECIPIENT_STATE records in the order they were written (oldest journal first; a
-  // compacted journal starts with the states of the one it replaced), so a later state of
-  // a recipient replaces an earlier one.
-  std::unordered_set<MessageId> finished;
-  std::size_t journal_records = 0;
-  std::size_t state_records = 0;
-  std::unordered_map<MessageId, std::vector<RecipientState>> recorded;  ///< latest per index, few each
-  bool journal_damaged = false;
-  for (std::size_t k = 0; k < journals.size(); ++k) {
-    const auto path = file(journal_name(journals[k]));
-    const bool last = k + 1 == journals.size();
-    int fd = -1;
-    std::optional<MappedFile> m(std::in_place);
-    auto close_fd = [&] {
-      if (fd >= 0) ::close(fd);
-      fd = -1;
-    };
-    if (auto r = open_and_map(path, fd, *m); !r) {
-      close_fd();
-      return r;
-    }
-    const auto data = m->view();
-    const auto h = decode_file_header(kJournalMagic, data);
-    if (h.check == HeaderCheck::kUnknownVersion) {
-      close_fd();
-      return fail(unknown_version(path, h.version));
-    }
-    std::size_t start = kFileHeaderSize;
-    if (h.check == HeaderCheck::kDamaged) {
-      journal_damaged = true;
-      if (last && data.size() < kFileHeaderSize) {
-        report.torn_bytes += data.size();
-        report.notes.push_back(fmt::format("{}: removed, its header was never completely written", path.string()));
-        close_fd();
-        ::unlink(path.c_str());
-        continue;
-      }
-      report.notes.push_back(fmt::format("{}: damaged header; its records were read anyway", path.string()));
-      start = std::min<std::size_t>(kFileHeaderSize, data.size());
-    }
-    auto scan = scan_records(data, start,
-                             [&](const FrameHeader& fh, std::string_view payload, std::uint64_t) -> Expected<void> {
-                               if (fh.type == kFinished && payload.size() == 8) {
-                                 const MessageId id = get_u64(payload.data());
-                                 finished.insert(id);
-                                 max_id = std::max(max_id, id);
-                                 ++journal_records;
-                                 return {};
-                               }
-                               if (fh.type == kRecipientState) {
-                                 auto d = decode_recipient_states(payload);
-                                 if (!d) {
-                                   // Its CRC is right, so this is not disk damage but a writer
-                                   // that disagrees about the layout; the record is skippable,
-                                   // and ignoring it only means those recipients are retried.
-                                   report.notes.push_back(fmt::format(
-                                       "{}: malformed recipient-state record ({} bytes) ignored; those "
-                                       "recipients may be tried again",
-                                       path.string(), payload.size()));
-                                   return {};
-                                 }
-                                 max_id = std::max(max_id, d->id);
-                                 ++state_records;
-                                 auto& latest = recorded[d->id];
-                                 for (auto& st : d->states) {
-                                   auto same = std::find_if(latest.begin(), latest.end(),
-                                                            [&](const RecipientState& x) { return x.index == st.index; });
-                                   if (same != latest.end()) {
-                                     *same = std::move(st);
-                                   } else {
-                                     latest.push_back(std::move(st));
-                                   }
-                                 }
-                                 return {};
-                               }
-                               if (fh.flags & kFlagSkippable) return {};
-                               return fail(corrupt(fmt::format(
-                                   "spool journal {} has a record of type {} ({} bytes) that this build does not know",
-                                   path.string(), fh.type, payload.size())));
-                             });
-    if (!scan) {
-      close_fd();
-      return fail(scan.error());
-    }
-    journal_damaged = journal_damaged || scan->damaged;
-    const std::uint64_t size = data.size();
-    if (scan->damaged && (!last || scan->more)) {
-      // More than a torn write (or an older journal, which was complete): set the rest
-      // aside for a person. Losing a FINISHED record means a second delivery and losing a
-      // state a retry, never a lost message, so the rest is not guessed at.
-      const std::string name = fmt::format("{}-at-{}.bytes", journal_name(journals[k]), scan->end);
-      auto saved = write_damaged(name, data.substr(scan->end));
-      if (!saved && last) {
-        close_fd();
-        return fail(saved.error());  // never cut what could not be set aside
-      }
-      report.notes.push_back(fmt::format(
-          "{}: the record at offset {} does not check out; the {} bytes from there are not read as records (copy: {}); "
-          "messages finished in them may be delivered again",
-          path.string(), scan->end, size - scan->end, saved ? saved->string() : saved.error().describe()));
-    }
-    m.reset();
-    const bool torn = scan->damaged && last;
-    if (torn) {
-      if (auto r = cut(fd, path, scan->end, size); !r) {
-        close_fd();
-        return r;
-      }
-    }
-    if (last) {
-      journal_fd = fd;
-      journal_seq = journals[k];
-      journal_size = torn ? scan->end : size;
-    } else {
-      close_fd();
-    }
-  }
-  if (!journals.empty()) journal_seq = std::max(journal_seq, journals.back());
-
-  // ---- segments, oldest first: a message's chunks precede its COMMIT in segment order.
-  // A sealed segment was fdatasync'ed before the next one was created, so only its record
-  // headers are read (and the small COMMIT records checked in full): recovery does not
-  // read the content, which is checked against its chunk CRCs whenever it is read. Only
-  // the newest segment can end in an unsynced, torn write, so it is checked in full.
-  std::map<MessageId, ScanMsg> msgs;
-  std::map<MessageId, DamagedMsg> damaged_msgs;
-  std::map<std::uint64_t, std::shared_ptr<SegmentFile>> found;
-  std::uint64_t first_damaged_seg = 0;
-  for (std::size_t k = 0; k < segs.size(); ++k) {
-    const std::uint64_t seq = segs[k];
-    const auto path = file(segment_name(seq));
-    const bool last = k + 1 == segs.size();
-    int fd = -1;
-    std::optional<MappedFile> m(std::in_place);
-    auto close_fd = [&] {
-      m.reset();
-      if (fd >= 0) ::close(fd);
-      fd = -1;
-    };
-    if (auto r = open_and_map(path, fd, *m); !r) {
-      close_fd();
-      return r;
-    }
-    const auto data = m->view();
-    const auto h = decode_file_header(kSegmentMagic, data);
-    if (h.check == HeaderCheck::kUnknownVersion) {
-      close_fd();
-      return fail(unknown_version(path, h.version));
-    }
-    std::size_t start = kFileHeaderSize;
-    if (h.check == HeaderCheck::kDamaged) {
-      if (last && (data.size() < kFileHeaderSize || data.substr(0, 8) != kSegmentMagic)) {
-        // The newest segment is synced for the first time with its first commit; a header
-        // that never made it means no commit in it was ever acknowledged.
-        report.torn_bytes += data.size();
-        report.notes.push_back(fmt::format("{}: removed, its header was never completely written", path.string()));
-        close_fd();
-        ::unlink(path.c_str());
-        if (auto r = fsync_dir(); !r) return r;
-        continue;
-      }
-      report.notes.push_back(fmt::format("{}: damaged header; its records were read anyway", path.string()));
-      if (first_damaged_seg == 0) first_damaged_seg = seq;
-      start = std::min<std::size_t>(kFileHeaderSize, data.size());
-    }
-    auto on_record = [&](const FrameHeader& fh, std::string_view payload, std::uint64_t at) -> Expected<void> {
-      if (fh.type == kChunk && payload.size() >= kChunkPrefix) {
-        const MessageId id = get_u64(payload.data());
-        const std::uint32_t index = get_u32(payload.data() + 8);
-        max_id = std::max(max_id, id);
-        ScanMsg& sm = msgs[id];
-        extend(sm.all, seq);
-        // Chunk 0 starts a copy: the message as received, or a compaction's copy of it.
-        if (index == 0) sm.cur = Attempt{};
-        Attempt& a = sm.cur;
-        extend(a.range, seq);
-        if (a.broken) return {};
-        if (index != a.chunks) {
-          a.broken = true;  // a chunk before this one was lost to damage
-          return {};
-        }
-        const auto len = static_cast<std::uint32_t>(payload.size() - kChunkPrefix);
-        a.extents.push_back({seq, at + kChunkPrefix, len, fh.crc});
-        a.digest = extend_digest(a.digest, fh.crc);
-        a.size += len;
-        ++a.chunks;
-        return {};
-      }
-      if (fh.type == kCommit && payload.size() >= kCommitPrefix &&
-          get_u32(payload.data() + 24) == payload.size() - kCommitPrefix) {
-        const MessageId id = get_u64(payload.data());
-        max_id = std::max(max_id, id);
-        ScanMsg& sm = msgs[id];
-        extend(sm.all, seq);
-        Attempt a = std::move(sm.cur);
-        sm.cur = Attempt{};
-        extend(a.range, seq);
-        sm.committed = true;
-        if (finished.count(id) != 0) return {};
-        std::string why;
-        if (a.broken || a.chunks != get_u32(payload.data() + 16)) {
-          why = fmt::format("{} of {} chunks readable", a.chunks, get_u32(payload.data() + 16));
-        } else if (a.size != get_u64(payload.data() + 8)) {
-          why = "size mismatch";
-        } else if (a.digest != get_u32(payload.data() + 20)) {
-          why = "chunk digest mismatch";
-        }
-        Expected<Envelope> env = fail(Error::permanent(ErrorCode::kCorrupt, "not read"));
-        if (why.empty()) {
-          env = deserialize_envelope(payload.substr(kCommitPrefix));
-          if (!env) why = env.error().message;
-        }
-        if (!why.empty()) {
-          // An earlier copy that checked out stays queued (a compaction copy that went
-          // wrong); otherwise the message is set aside below.
-          if (queued.count(id) == 0) {
-            damaged_msgs[id] = DamagedMsg{why, std::string(payload.substr(kCommitPrefix)), std::move(a)};
-          }
-          return {};
-        }
-        // The last copy that checks out is the one used: a compaction wrote it after the
-        // earlier one, which is garbage once the copy is durable.
-        damaged_msgs.erase(id);
-        Queued q;
-        // Envelopes written before the binary form existed are kept in it from now on (a
-        // compaction copy writes that form too).
-        const std::string_view stored = payload.substr(kCommitPrefix);
-        q.envelope = is_binary_envelope(stored) ? std::string(stored) : encode_envelope(*env);
-        q.recipient_count = static_cast<std::uint32_t>(env->recipients.size());
-        q.size = a.size;
-        q.extents = std::move(a.extents);
-        q.range = a.range;
-        q.commit_seq = seq;
-        q.commit_bytes = static_cast<std::uint32_t>(kFrameHeaderSize + payload.size());
-        queued.insert_or_assign(id, std::move(q));
-        return {};
-      }
-      if (fh.type == kChunk || fh.type == kCommit) {
-        report.notes.push_back(fmt::format("{}: malformed record of type {} at offset {} skipped", path.string(),
-                                           fh.type, at - kFrameHeaderSize));
-        if (first_damaged_seg == 0) first_damaged_seg = seq;
-        return {};
-      }
-      if (fh.flags & kFlagSkippable) return {};
-      return fail(corrupt(fmt::format("spool segment {} has a record of type {} that this build does not know",
-                                      path.string(), fh.type)));
-    };
-    std::size_t pos = start;
-    std::optional<std::size_t> damage;  ///< where the first record that does not check out starts
-    while (pos < data.size()) {
-      FrameHeader fh;
-      if (!(last ? record_at(data, pos, fh) : header_at(data, pos, fh))) {
-        damage = pos;
-        break;
-      }
-      if (auto r = on_record(fh, data.substr(pos + kFrameHeaderSize, fh.length), pos + kFrameHeaderSize); !r) {
-        close_fd();
-        return r;
-      }
-      pos += kFrameHeaderSize + fh.length;
-    }
-    std::uint64_t size = data.size();
-    if (damage) {
-      // Nothing after a record that does not check out is read as records: the next
-      // valid-looking frame may be message content (a body can hold well-formed frames),
-      // and taking it for a record after a torn write would queue a message nobody sent.
-      // Only the newest segment can hold an unsynced write, and everything in it from the
-      // first bad record on was never acknowledged; a later valid-looking frame means the
-      // bytes may be more than a torn write (disk damage), so they are set aside first.
-      const std::size_t at = *damage;
-      bool more = false;
-      for (std::size_t next = data.find(kRecordMagic, at + 1); next != std::string_view::npos && !more;
-           next = data.find(kRecordMagic, next + 1)) {
-        FrameHeader fh;
-        more = record_at(data, next, fh);
-      }
-      if (!last || more) {
-        const std::string name = fmt::format("{}-at-{}.bytes", segment_name(seq), at);
-        const auto dest = opt.dir / "damaged" / name;
-        std::string where = dest.string();
-        if (!std::filesystem::exists(dest)) {
-          auto saved = write_damaged(name, data.substr(at));
-          if (!saved && last) {
-            close_fd();
-            return fail(saved.error());  // never cut what could not be set aside
-          }
-          if (!saved) where = fmt::format("not saved ({})", saved.error().describe());
-        }
-        report.notes.push_back(fmt::format(
-            "{}: the record at offset {} does not check out; the {} bytes from there are not read as records "
-            "(copy: {}); a message whose commit was in them is reported below",
-            path.string(), at, data.size() - at, where));
-        if (first_damaged_seg == 0) first_damaged_seg = seq;
-      }
-      if (last) {
-        if (auto r = cut(fd, path, at, size); !r) {
-          close_fd();
-          return r;
-        }
-        size = at;
-      }
-    }
-    close_fd();
-    found.emplace(seq, std::make_shared<SegmentFile>(SegmentFile{seq, path}));
-    segstat[seq].size = size;
-    next_seg = seq + 1;
-  }
-
-  // A sealed segment's content is checked when read; set aside now what could not be
-  // queued, so that no damaged message pins its segments (and their space) forever.
-  seg_files = found;  // the salvage reads go through the file cache
-  if (have_state && state_ok) {
-    for (auto it = queued.begin(); it != queued.end();) {
-      if ((it->first >> 32) <= state_gen) {
-        ++it;
-        continue;
-      }
-      // Every generation in use was persisted in `state` before its first id: a record
-      // with a newer one is damage or forgery, never a message this spool accepted.
-      Attempt a;
-      a.extents = it->second.extents;
-      a.range = it->second.range;
-      damaged_msgs[it->first] = DamagedMsg{
-          fmt::format("its id has generation {}, newer than the spool's state ({})", it->first >> 32, state_gen),
-          it->second.envelope, std::move(a)};
-      it = queued.erase(it);
-    }
-    if ((max_id >> 32) > state_gen) {
-      report.notes.push_back(fmt::format(
-          "records claim id generation {} but the spool's state says {}; the state's generation is used",
-          max_id >> 32, state_gen));
-    }
-  }
-  std::vector<Range> pinned;  ///< damaged messages that could not be set aside
-  for (auto& [id, d] : damaged_msgs) {
-    std::string out = fmt::format("Bridgehead spool {}: message {} set aside at recovery: {}\nenvelope: {}\n\n",
-                                  opt.dir.string(), format_id(id), d.why, readable_envelope(d.envelope));
-    for (const Extent& e : d.copy.extents) {
-      auto f = files->get(e.seq, file(segment_name(e.seq)));
-      std::string piece(e.length, '\0');
-      if (!f || ::pread((*f)->fd, piece.data(), piece.size(), static_cast<off_t>(e.offset)) != static_cast<ssize_t>(piece.size())) {
-        out += fmt::format("\n[{} bytes of segment {} could not be read]\n", e.length, e.seq);
-        continue;
-      }
-      out += piece;
-    }
-    auto saved = write_damaged(format_id(id) + ".msg", out);
-    if (saved) {
-      ++report.damaged;
-      report.notes.push_back(fmt::format(
-          "message {} was committed but its content is damaged ({}); it is NOT queued; what could be read is "
-          "in {}: deliver it by hand or ask the sender to resend",
-          format_id(id), d.why, saved->string()));
-    } else {
-      pinned.push_back(d.copy.range);
-      report.notes.push_back(fmt::format(
-          "message {} was committed but its content is damaged ({}); it is NOT queued and could not be set "
-          "aside ({}); its segments in {} are kept",
-          format_id(id), d.why, saved.error().describe(), opt.dir.string()));
-    }
-  }
-
-  for (auto& [id, sm] : msgs) {
-    if (finished.count(id) != 0) {
-      if (sm.committed) ++report.finished_skipped;
-      continue;
-    }
-    if (auto q = queued.find(id); q != queued.end()) {
-      // Older copies (compaction) may still be on disk: its FINISHED must outlive them.
-      if (sm.all.first != q->second.range.first || sm.all.last != q->second.range.last) q->second.stale.push_back(sm.all);
-      continue;
-    }
-    if (sm.committed) continue;  // set aside above
-    ++report.incomplete_dropped;
-    if (first_damaged_seg != 0 && sm.all.last >= first_damaged_seg) {
-      report.notes.push_back(fmt::format(
-          "message {} has content but no readable commit record; if its commit was in a damaged region it "
-          "was acknowledged and is lost (see the copies in {}/damaged)",
-          format_id(id), opt.dir.string()));
-    }
-  }
-  report.messages = queued.size();
-
-  // ---- recipient states of the queued messages; those of finished, damaged or unknown
-  // messages are simply not carried over
-  std::size_t states_kept = 0;
-  bool states_out_of_range = false;
-  for (auto& [id, latest] : recorded) {
-    auto it = queued.find(id);
-    if (it == queued.end()) continue;
-    const std::size_t n = it->second.recipient_count;
-    const auto bad = std::find_if(latest.begin(), latest.end(), [&](const RecipientState& st) { return st.index >= n; });
-    if (bad != latest.end()) {
-      // record() refuses such an index, so this journal was written by something else;
-      // the rest of the states of the message are still good.
-      states_out_of_range = true;
-      report.notes.push_back(fmt::format("journal state for recipient {} of message {} ignored: it has {} recipients",
-                                         bad->index, format_id(id), n));
-    }
-    apply_states(id, std::move(latest));
-    if (!it->second.recipients.empty()) ++states_kept;
-  }
-  recorded.clear();
-
-  // ---- ids: a new generation, durable before the first id of this run is handed out
-  // With a readable state, its generation is the truth (see above); only without one do
-  // the ids on disk give the lower bound.
-  generation = (have_state && state_ok ? state_gen : std::max(state_gen, max_id >> 32)) + 1;
-  if (generation > kCounterMask) return fail(corrupt("spool id generations are exhausted"));
-  if (auto r = persist_generation(generation); !r) return r;
-  last_id.store(generation << 32);
-
-  // ---- runtime state: segment references, and FINISHED records still worth keeping
-  for (const auto& [seq, f] : found) refs[seq] = 0;
-  for (const auto& [id, q] : queued) {
-    ref_range(q.range.first, q.range.last, +1);
-    account(id, q, +1);
-  }
-  // A damaged message that could not be set aside keeps its segments: they are the only
-  // copy, and the note about it repeats at every open until it is dealt with.
-  for (const Range& r : pinned) ref_range(r.first, r.last, +1);
-  for (const auto& [id, sm] : msgs) {
-    if (finished.count(id) != 0) finished_keep[id] = {sm.all};
-  }
-  // No segment is current yet, so every segment without a queued message goes now.
-  delete_unused_segments();
-  publish_totals();
-
-  // A journal that holds exactly what a compaction would write is kept as it is, so an
-  // idle spool is not rewritten at every open; any superseded or unneeded record, or
-  // damage, is reason enough. The rewrite carries every state still needed.
-  const bool rewrite = journals.size() != 1 || journal_damaged || journal_records != finished_keep.size() ||
-                       state_records != states_kept || states_out_of_range;
-  if (rewrite && (!journals.empty() || !finished_keep.empty())) {
-    if (auto r = start_new_journal(); !r) return r;
-    // Only now that the new journal is durable may the ones it replaces go.
-    for (std::uint64_t j : journals) ::unlink(file(journal_name(j)).c_str());
-  }
+Expected<void> Spool::Impl::persist_generation(std::uint64_t gen) {
+  const auto h = encode_file_header(kStateMagic, gen);
+  const std::string_view bytes(h.data(), h.size());
+  auto written = write_atomically(kStateName, bytes);
+  if (written || written.error().code != ErrorCode::kDiskFull) return written;
+  // A full disk must not keep the spool from opening: its queued messages are what frees
+  // the space once delivered. So the header is overwritten in place, in blocks the file
+  // already has. A torn overwrite fails the header's CRC, and recovery then takes the
+  // generation from the ids on disk, as for any damaged state file.
+  const auto path = file(kStateName);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return written;  // no state file yet: the first error says it all
+  int err = write_all(fd, 0, {iovec{const_cast<char*>(bytes.data()), bytes.size()}});
+  if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+  ::close(fd);
+  if (err != 0) return fail(io_error(err, "cannot overwrite", path));
+  spdlog::warn("spool {}: the disk is full; the id generation was written in place in {}", opt.dir.string(),
+               path.string());
   return {};
+}
+
+MessageId Spool::Impl::next_id() {
+  std::lock_guard lock(id_mu);
+  if (counter == kCounterMask) {
+    // Four billion messages in one run: move to a new generation, persisted first so no
+    // later run can hand out the same ids.
+    if (auto r = persist_generation(generation + 1); !r) {
+      throw std::runtime_error("spool: cannot persist a new id generation: " + r.error().describe());
+    }
+    ++generation;
+    counter = 0;
+  }
+  const MessageId id = (generation << 32) | ++counter;
+  last_id.store(id);
+  return id;
 }
 
 // ------------------------------------------------------------------ public interface
@@ -2204,12 +297,7 @@ const RecoveryReport& Spool::recovery_report() const { return impl_->report; }
 MessageId Spool::begin_message() { return impl_->next_id(); }
 
 void Spool::append(MessageId id, std::string data, Completion<void> done) {
-  Op op;
-  op.kind = Op::Kind::kAppend;
-  op.id = id;
-  op.data = std::move(data);
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kAppend, .id = id, .data = std::move(data), .done = std::move(done)});
 }
 
 void Spool::commit(MessageId id, Envelope envelope, Completion<void> done) {
@@ -2217,31 +305,21 @@ void Spool::commit(MessageId id, Envelope envelope, Completion<void> done) {
 }
 
 void Spool::commit(MessageId id, std::string last_piece, Envelope envelope, Completion<void> done) {
-  Op op;
-  op.kind = Op::Kind::kCommit;
-  op.id = id;
-  op.content = std::move(last_piece);
-  op.data = encode_envelope(envelope);  // on the caller's thread: the writer thread is the bottleneck
-  op.recipient_count = static_cast<std::uint32_t>(envelope.recipients.size());
-  // Refused rather than written: what is written must decode back (recovery would set it aside).
-  op.bad_envelope = !has_valid_values(envelope);
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kCommit,
+                 .id = id,
+                 .data = encode_envelope(envelope),  // on the caller's thread: the writer thread is the bottleneck
+                 .content = std::move(last_piece),
+                 .recipient_count = static_cast<std::uint32_t>(envelope.recipients.size()),
+                 // Refused rather than written: what is written must decode back (recovery
+                 // would set it aside).
+                 .bad_envelope = !has_valid_values(envelope),
+                 .done = std::move(done)});
 }
 
-void Spool::abort(MessageId id) {
-  Op op;
-  op.kind = Op::Kind::kAbort;
-  op.id = id;
-  impl_->submit(std::move(op));
-}
+void Spool::abort(MessageId id) { impl_->submit({.kind = Op::Kind::kAbort, .id = id}); }
 
 void Spool::finish(MessageId id, Completion<void> done) {
-  Op op;
-  op.kind = Op::Kind::kFinish;
-  op.id = id;
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kFinish, .id = id, .done = std::move(done)});
 }
 
 void Spool::record(MessageId id, std::vector<RecipientState> states, Completion<void> done) {
@@ -2251,12 +329,7 @@ void Spool::record(MessageId id, std::vector<RecipientState> states, Completion<
     truncate_text(st.reply, kMaxStateReply);
     truncate_text(st.remote, kMaxStateRemote);
   }
-  Op op;
-  op.kind = Op::Kind::kRecord;
-  op.id = id;
-  op.states = std::move(states);
-  op.done = std::move(done);
-  impl_->submit(std::move(op));
+  impl_->submit({.kind = Op::Kind::kRecord, .id = id, .states = std::move(states), .done = std::move(done)});
 }
 
 std::vector<QueuedMessage> Spool::queued() const { return queued_after(0, SIZE_MAX); }
@@ -2446,5 +519,6 @@ Spool::Stats Spool::stats() const {
 void Spool::set_fault_after_bytes(std::uint64_t bytes) {
   impl_->fault_limit = bytes == 0 ? 0 : impl_->bytes_written.load() + bytes;
 }
+
 
 }  // namespace bridgehead::spool
