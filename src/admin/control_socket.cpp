@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "net/spawn.hpp"
+
 namespace bridgehead::admin {
 
 namespace asio = net::asio;

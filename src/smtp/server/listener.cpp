@@ -13,6 +13,7 @@
 #include "net/blocking.hpp"
 #include "net/completion.hpp"
 #include "net/endpoint.hpp"
+#include "net/spawn.hpp"
 
 namespace bridgehead::smtp {
 
@@ -719,21 +720,20 @@ net::awaitable<void> Listener::accept_loop() {
     budget.total += 1;
     budget.per_client[client_ip] += 1;
     st->update_activity();
-    asio::co_spawn(io_.get_executor(), session->run(),
-                   [st, session, client_ip](std::exception_ptr ep) {
-                     if (ep) {
-                       try {
-                         std::rethrow_exception(ep);
-                       } catch (const std::exception& e) {
-                         spdlog::error("ingress:{}: session with {} ended by exception: {}", st->options.system,
-                                       client_ip, e.what());
-                       }
-                     }
-                     st->sessions.erase(session);
-                     st->budget->total -= 1;
-                     if (--st->budget->per_client[client_ip] == 0) st->budget->per_client.erase(client_ip);
-                     st->update_activity();
-                   });
+    net::spawn(io_.get_executor(), session->run(), [st, session, client_ip](std::exception_ptr ep) {
+      if (ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          spdlog::error("ingress:{}: session with {} ended by exception: {}", st->options.system, client_ip,
+                        e.what());
+        }
+      }
+      st->sessions.erase(session);
+      st->budget->total -= 1;
+      if (--st->budget->per_client[client_ip] == 0) st->budget->per_client.erase(client_ip);
+      st->update_activity();
+    });
   }
 }
 
