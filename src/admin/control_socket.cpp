@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "net/spawn.hpp"
+
 namespace bridgehead::admin {
 
 namespace asio = net::asio;
@@ -232,14 +234,16 @@ net::awaitable<void> ControlServer::serve(local::socket socket) {
   co_await asio::async_write(socket, asio::buffer(out), net::use_nothrow);
 }
 
-Expected<nlohmann::json> control_request(const std::filesystem::path& socket_path,
-                                         const nlohmann::json& request,
-                                         std::chrono::milliseconds timeout) {
+tl::expected<nlohmann::json, ControlError> control_request(const std::filesystem::path& socket_path,
+                                                           const nlohmann::json& request,
+                                                           std::chrono::milliseconds timeout) {
   auto not_running = [&](std::string why) {
-    return fail(Error::transient_error(
-        ErrorCode::kUnavailable,
-        fmt::format("the Bridgehead daemon is not running ({} at {})", why, socket_path.string()),
-        "start it with `bridgehead run --config FILE`, or pass the --config of the running daemon"));
+    return tl::unexpected(ControlError(
+        Error::transient_error(
+            ErrorCode::kUnavailable,
+            fmt::format("the Bridgehead daemon is not running ({} at {})", why, socket_path.string()),
+            "start it with `bridgehead run --config FILE`, or pass the --config of the running daemon"),
+        true));
   };
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(Error::from_errno(errno, "create a Unix socket"));

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -60,12 +61,23 @@ class ControlServer {
 /// failure repeats at once otherwise, and the loop would spin on the I/O thread.
 inline constexpr std::chrono::milliseconds kAcceptErrorPause{100};
 
+/// Why a control request failed. `not_running` is true only when no daemon listens on the
+/// socket (there is no socket file, or nobody accepts on it): a caller tells that from a
+/// refusal the daemon answered, whatever its code, by this flag and never by the message.
+struct ControlError : Error {
+  // Implicit: every other error of a request (the daemon's answer, a timeout, no
+  // permission) is one with not_running false.
+  ControlError(Error e, bool daemon_not_running = false)  // NOLINT(google-explicit-constructor)
+      : Error(std::move(e)), not_running(daemon_not_running) {}
+  bool not_running;
+};
+
 /// Sends one request to the daemon's control socket and returns its "result". A daemon
-/// that is not running is reported as such (kUnavailable), with the remedy; an error the
-/// daemon answered keeps its code and severity. The request's bytes are wiped after
-/// sending (it may carry the connector ID's password).
-Expected<nlohmann::json> control_request(const std::filesystem::path& socket,
-                                         const nlohmann::json& request,
-                                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
+/// that is not running is reported as such (kUnavailable, `not_running`), with the remedy;
+/// an error the daemon answered keeps its code and severity. The request's bytes are wiped
+/// after sending (it may carry the connector ID's password).
+tl::expected<nlohmann::json, ControlError> control_request(const std::filesystem::path& socket,
+                                                           const nlohmann::json& request,
+                                                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace bridgehead::admin

@@ -99,6 +99,22 @@ TEST_F(ControlSocketTest, ClientReportsADaemonThatIsNotRunning) {
   EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(r.error().message.find("not running"), std::string::npos);
   EXPECT_NE(r.error().remedy.find("bridgehead run"), std::string::npos);
+  EXPECT_TRUE(r.error().not_running);
+}
+
+TEST_F(ControlSocketTest, ARefusalTheDaemonAnsweredIsNotTakenForOneThatIsNotRunning) {
+  ControlServer server(io_, path_, 0600);
+  // Its code and even its words are those of a daemon that is not running: only the type tells.
+  server.handle("status", [](const nlohmann::json&) -> Expected<nlohmann::json> {
+    return fail(Error::transient_error(ErrorCode::kUnavailable, "the queue is not running yet", "wait a moment"));
+  });
+  ASSERT_TRUE(server.start());
+  run();
+  auto r = control_request(path_, {{"command", "status"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_TRUE(r.error().transient());
+  EXPECT_FALSE(r.error().not_running);
 }
 
 TEST_F(ControlSocketTest, ReplacesAStaleSocketButNotALiveOne) {

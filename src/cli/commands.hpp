@@ -35,8 +35,9 @@ struct DaemonArgs {
 void add_daemon_options(CLI::App* cmd, DaemonArgs& args);
 
 /// Sends `request` ({"command": ..., and its arguments}) to the running daemon. On failure
-/// prints why (as JSON with --json), sets exit_code (kNotRunning or kRequestFailed) and
-/// returns nullopt.
+/// prints why (as JSON with --json), sets exit_code (kNotRunning when no daemon listens,
+/// kRequestFailed for anything else, a refusal the daemon answered included) and returns
+/// nullopt.
 std::optional<nlohmann::json> ask_daemon(const DaemonArgs& args, const nlohmann::json& request, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
 /// The same for a command that only shows the answer: with --json it is printed here and

@@ -91,14 +91,16 @@ std::optional<nlohmann::json> ask_daemon(const DaemonArgs& args, const nlohmann:
   }
   auto r = admin::control_request(path, request, timeout);
   if (!r) {
+    // A daemon that answered with a refusal is running, whatever the refusal's code.
+    const bool running = !r.error().not_running;
     if (json) {
       fmt::print(
           "{}\n",
-          nlohmann::json{{"running", false}, {"error", r.error().message}, {"remedy", r.error().remedy}}.dump(2));
+          nlohmann::json{{"running", running}, {"error", r.error().message}, {"remedy", r.error().remedy}}.dump(2));
     } else {
       fmt::print(stderr, "bridgehead: {}\n", r.error().describe());
     }
-    exit_code = r.error().code == ErrorCode::kUnavailable ? kNotRunning : kRequestFailed;
+    exit_code = running ? kRequestFailed : kNotRunning;
     return std::nullopt;
   }
   exit_code = kOk;

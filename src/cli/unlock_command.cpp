@@ -47,7 +47,7 @@ int run_unlock(const UnlockArgs& a) {
     explicit_bzero(text.data(), text.size());
   }
   if (!r) {
-    if (r.error().code == ErrorCode::kUnavailable && r.error().message.find("not running") != std::string::npos) {
+    if (r.error().not_running) {
       fmt::print(stderr, "bridgehead: {}\n", r.error().describe());
       return kNotRunning;
     }

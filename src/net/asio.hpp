@@ -1,13 +1,10 @@
 // Asio vocabulary for the whole project: the one completion token (errors as values, no
-// exceptions from I/O), awaitable, and the spawn helper every coroutine is started with.
+// exceptions from I/O) and awaitable. Coroutines are started with net/spawn.hpp.
 #pragma once
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/as_tuple.hpp>
 #include <boost/asio/ssl.hpp>
-
-#include <exception>
-#include <string>
 
 namespace bridgehead::net {
 
@@ -19,8 +16,5 @@ using awaitable = asio::awaitable<T>;
 
 /// The project's completion token: `auto [ec, n] = co_await op(..., use_nothrow);`
 inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-
-/// Starts a coroutine whose escaped exception is logged with `what` instead of lost.
-void spawn_logged(const asio::any_io_executor& ex, awaitable<void> coro, std::string what);
 
 }  // namespace bridgehead::net

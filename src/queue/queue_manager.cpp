@@ -19,6 +19,7 @@
 #include "dsn/dsn.hpp"
 #include "net/blocking.hpp"
 #include "net/completion.hpp"
+#include "net/spawn.hpp"
 #include "queue/quarantine.hpp"
 #include "queue/schedule.hpp"
 #include "queue/spool_content.hpp"

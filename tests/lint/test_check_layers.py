@@ -1,15 +1,9 @@
 """scripts/check-layers on small fake trees: an upward include fails and is named by file
 and line, the same tree without it passes, and a folder missing from the layer list fails."""
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import unittest
 
-CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
-                       "check-layers")
+from checker_case import CheckerCase
 
 ARCHITECTURE = """\
 # Architecture
@@ -42,24 +36,11 @@ CLEAN = {
 }
 
 
-class CheckLayersTest(unittest.TestCase):
-    def make_tree(self, files, architecture=ARCHITECTURE):
-        root = tempfile.mkdtemp(prefix="check-layers-")
-        self.addCleanup(shutil.rmtree, root)
-        os.makedirs(os.path.join(root, "docs"))
-        with open(os.path.join(root, "docs", "architecture.md"), "w") as f:
-            f.write(architecture)
-        for rel, text in files.items():
-            path = os.path.join(root, "src", rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
-        return root
+class CheckLayersTest(CheckerCase):
+    CHECKER = "check-layers"
 
-    def check(self, root):
-        r = subprocess.run([sys.executable, CHECKER, root], capture_output=True, text=True,
-                           timeout=60)
-        return r.returncode, r.stdout, r.stderr
+    def make_tree(self, files, architecture=ARCHITECTURE):
+        return self.fake_tree(files, {"docs/architecture.md": architecture})
 
     def assert_fails(self, changes, expected, architecture=ARCHITECTURE):
         """CLEAN with changes (path: new text) must fail with exactly the expected lines."""

@@ -11,6 +11,7 @@
 
 #include "core/text.hpp"
 #include "net/blocking.hpp"
+#include "net/deadline.hpp"
 #include "net/endpoint.hpp"
 #include "smtp/client/reply_reader.hpp"
 #include "smtp/client/wire_encoding.hpp"
@@ -100,15 +101,6 @@ struct Trouble {
 template <typename T>
 using OrTrouble = tl::expected<T, Trouble>;
 
-// Shared with the timer's completion handler, which may run after the Connection is gone
-// (a handler already queued when the timer is cancelled still runs, with success).
-struct Watch {
-  tcp::socket* socket = nullptr;
-  tcp::resolver* resolver = nullptr;
-  std::uint64_t generation = 0;
-  bool fired = false;
-};
-
 }  // namespace
 
 struct Connection::Impl {
@@ -119,11 +111,13 @@ struct Connection::Impl {
         where(host_port(host, port)),
         options(std::move(o)),
         plain(ex),
-        timer(ex),
-        watch(std::make_shared<Watch>()),
-        remote(where) {
-    watch->socket = &plain;
-  }
+        deadline(ex, [this] {
+          // The pending operation completes with operation_aborted; expired() tells why.
+          error_code ignored;
+          lowest().cancel(ignored);
+          if (resolving) resolving->cancel();
+        }),
+        remote(where) {}
 
   asio::any_io_executor ex;
   std::string host;
@@ -133,8 +127,10 @@ struct Connection::Impl {
   tcp::socket plain;
   std::unique_ptr<asio::ssl::context> tls_ctx;
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls;
-  asio::steady_timer timer;
-  std::shared_ptr<Watch> watch;
+  tcp::resolver* resolving = nullptr;  // while connect() resolves the host name
+  // One operation's deadline at a time (a Deadline::Scope): a write, a whole reply, the
+  // connect, the TLS handshake.
+  net::Deadline deadline;
   ReplyReader reader;
   std::unique_ptr<char[]> read_buf;
   std::string out;  // commands and content on their way out; reused between messages
@@ -145,43 +141,13 @@ struct Connection::Impl {
 
   tcp::socket& lowest() { return tls ? tls->next_layer() : plain; }
 
-  // One deadline at a time: the socket (or resolver) is cancelled when it passes, which
-  // makes the pending operation complete with operation_aborted.
-  class Deadline {
-   public:
-    Deadline(Impl& c, seconds timeout) : c_(c) {
-      const auto gen = ++c.watch->generation;
-      c.watch->fired = false;
-      c.timer.expires_after(timeout);
-      std::weak_ptr<Watch> weak = c.watch;
-      c.timer.async_wait([weak, gen](error_code ec) {
-        auto w = weak.lock();
-        if (ec || !w || w->generation != gen) return;
-        w->fired = true;
-        error_code ignored;
-        if (w->socket) w->socket->cancel(ignored);
-        if (w->resolver) w->resolver->cancel();
-      });
-    }
-    ~Deadline() {
-      ++c_.watch->generation;
-      c_.timer.cancel();
-    }
-    Deadline(const Deadline&) = delete;
-    Deadline& operator=(const Deadline&) = delete;
-    bool fired() const { return c_.watch->fired; }
-
-   private:
-    Impl& c_;
-  };
-
   awaitable<std::optional<Trouble>> write(std::string_view data, std::string_view stage, seconds timeout) {
-    Deadline deadline(*this, timeout);
+    net::Deadline::Scope scope(deadline, timeout);
     auto [ec, n] = tls ? co_await asio::async_write(*tls, asio::buffer(data), net::use_nothrow)
                        : co_await asio::async_write(plain, asio::buffer(data), net::use_nothrow);
     if (!ec) co_return std::nullopt;
     usable = false;
-    if (deadline.fired()) {
+    if (deadline.expired()) {
       co_return Trouble{
           ErrorCode::kTimeout, fmt::format("timed out after {}s sending {} to {}", timeout.count(), stage, remote), {}};
     }
@@ -192,7 +158,7 @@ struct Connection::Impl {
 
   awaitable<OrTrouble<ServerReply>> read_reply(std::string_view stage, seconds timeout) {
     ServerReply reply;
-    std::optional<Deadline> deadline;
+    std::optional<net::Deadline::Scope> scope;
     for (;;) {
       const auto status = reader.next(reply);
       if (status == ReplyReader::Status::kComplete) {
@@ -213,7 +179,7 @@ struct Connection::Impl {
                     fmt::format("malformed reply from {} to {}: \"{}\"", remote, stage, reader.malformed_line()),
                     {}});
       }
-      if (!deadline) deadline.emplace(*this, timeout);
+      if (!scope) scope.emplace(deadline, timeout);
       if (!read_buf) read_buf = std::make_unique_for_overwrite<char[]>(kReadSize);
       auto buf = asio::buffer(read_buf.get(), kReadSize);
       auto [ec, n] = tls ? co_await tls->async_read_some(buf, net::use_nothrow)
@@ -221,7 +187,7 @@ struct Connection::Impl {
       reader.append(std::string_view(read_buf.get(), n));
       if (!ec || n > 0) continue;
       usable = false;
-      if (deadline->fired()) {
+      if (deadline.expired()) {
         co_return tl::unexpected(Trouble{
             ErrorCode::kTimeout,
             fmt::format("timed out after {}s waiting for the reply to {} from {}", timeout.count(), stage, remote),
@@ -257,7 +223,7 @@ Error open_error(const Trouble& t) { return Error::transient_error(t.code, t.mes
 
 awaitable<Expected<void>> Connection::Impl::connect() {
   const seconds timeout = options.connect_timeout;
-  Deadline deadline(*this, timeout);
+  net::Deadline::Scope scope(deadline, timeout);
   auto timed_out = [&] {
     return Error::transient_error(ErrorCode::kTimeout,
                                   fmt::format("timed out after {}s connecting to {}", timeout.count(), where),
@@ -270,11 +236,11 @@ awaitable<Expected<void>> Connection::Impl::connect() {
     endpoints.emplace_back(addr, port);
   } else {
     tcp::resolver resolver(ex);
-    watch->resolver = &resolver;
+    resolving = &resolver;
     auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), net::use_nothrow);
-    watch->resolver = nullptr;
+    resolving = nullptr;
     if (rec) {
-      if (deadline.fired()) co_return fail(timed_out());
+      if (deadline.expired()) co_return fail(timed_out());
       co_return fail(Error::transient_error(ErrorCode::kUnavailable,
                                             fmt::format("cannot resolve {}: {}", host, rec.message()),
                                             "check the next hop's host name and this machine's DNS"));
@@ -292,7 +258,7 @@ awaitable<Expected<void>> Connection::Impl::connect() {
       break;
     }
     last = cec;
-    if (deadline.fired()) co_return fail(timed_out());
+    if (deadline.expired()) co_return fail(timed_out());
   }
   if (last || endpoints.empty()) {
     co_return fail(Error::transient_error(
@@ -381,7 +347,6 @@ awaitable<Expected<void>> Connection::Impl::starttls() {
   if (options.configure_tls) options.configure_tls(*tls_ctx);
 
   tls = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(plain), *tls_ctx);
-  watch->socket = &tls->next_layer();
   SSL* ssl = tls->native_handle();
   // The name the certificate must carry: never nothing, or any certificate a trusted CA
   // issued to anyone would do (issue 8).
@@ -410,10 +375,10 @@ awaitable<Expected<void>> Connection::Impl::starttls() {
   error_code hec;
   bool fired = false;
   {
-    Deadline deadline(*this, options.command_timeout);
+    net::Deadline::Scope scope(deadline, options.command_timeout);
     auto [e] = co_await tls->async_handshake(asio::ssl::stream_base::client, net::use_nothrow);
     hec = e;
-    fired = deadline.fired();
+    fired = deadline.expired();
   }
   if (hec) {
     usable = false;

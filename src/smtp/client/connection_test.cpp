@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "net/spawn.hpp"
 #include "smtp/client/wire_encoding.hpp"
 #include "temp_dir.hpp"
 
@@ -407,7 +408,7 @@ Run talk(std::uint16_t port, ClientOptions options, std::vector<Job> jobs, std::
     co_await conn.close();
   };
   std::exception_ptr failure;
-  asio::co_spawn(io, body(), [&failure](std::exception_ptr e) { failure = e; });
+  net::spawn(io.get_executor(), body(), [&failure](std::exception_ptr e) { failure = e; });
   io.run();
   if (failure) std::rethrow_exception(failure);
   return run;
@@ -969,7 +970,7 @@ Run talk_sources(std::uint16_t port, ClientOptions options, const Job& j, std::v
     co_await (*c)->close();
   };
   std::exception_ptr failure;
-  asio::co_spawn(io, body(), [&failure](std::exception_ptr e) { failure = e; });
+  net::spawn(io.get_executor(), body(), [&failure](std::exception_ptr e) { failure = e; });
   io.run();
   if (failure) std::rethrow_exception(failure);
   return run;

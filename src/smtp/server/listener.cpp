@@ -12,7 +12,9 @@
 
 #include "net/blocking.hpp"
 #include "net/completion.hpp"
+#include "net/deadline.hpp"
 #include "net/endpoint.hpp"
+#include "net/spawn.hpp"
 
 namespace bridgehead::smtp {
 
@@ -82,7 +84,10 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
       : plain_(std::move(socket)),
         state_(std::move(state)),
         client_(std::move(client)),
-        timer_(plain_.get_executor()),
+        deadline_(plain_.get_executor(), [this] {
+          net::error_code ignored;
+          plain_or_tls_lowest().cancel(ignored);
+        }),
         session_(make_options(*state_), state_->check) {}
 
   net::awaitable<void> run();
@@ -104,23 +109,11 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
 
   tcp::socket& plain_or_tls_lowest() { return tls_ ? tls_->next_layer() : plain_; }
 
-  void arm(std::chrono::seconds timeout) { deadline_ = std::chrono::steady_clock::now() + timeout; }
-
-  // The watchdog enforces the RFC 5321 4.5.3.2 timeouts for the whole session with one
-  // timer, instead of racing a timer against every read.
-  net::awaitable<void> watchdog() {
-    auto self = shared_from_this();
-    while (!closing_) {
-      timer_.expires_at(deadline_);
-      co_await timer_.async_wait(net::use_nothrow);
-      if (closing_) co_return;
-      if (std::chrono::steady_clock::now() >= deadline_) {
-        timed_out_ = true;
-        net::error_code ignored;
-        plain_or_tls_lowest().cancel(ignored);
-        co_return;
-      }
-    }
+  // The RFC 5321 4.5.3.2 timeouts: one deadline for the whole session, moved by each read
+  // and write, instead of a timer raced against every read. A session that timed out or is
+  // closing gets no new one: its 421 goes out without, and then it ends.
+  void arm(std::chrono::seconds timeout) {
+    if (!closing_ && !deadline_.expired()) deadline_.arm(timeout);
   }
 
   net::awaitable<bool> read_more(std::chrono::seconds timeout) {
@@ -267,8 +260,7 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   std::shared_ptr<Listener::State> state_;
   std::string client_;
-  asio::steady_timer timer_;
-  std::chrono::steady_clock::time_point deadline_{};
+  net::Deadline deadline_;  // cancels the socket when it passes
   Session session_;
   std::string in_;
   std::unique_ptr<char[]> read_buf_;
@@ -278,7 +270,6 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   std::string out_;
   bool discarding_ = false;
   bool closing_ = false;
-  bool timed_out_ = false;
   bool shutdown_ = false;
 
   // The message being received (DATA or a BDAT transaction). It belongs to the session's
@@ -541,7 +532,6 @@ net::awaitable<Action> InboundSession::receive_bdat_chunk() {
 net::awaitable<void> InboundSession::run() {
   auto self = shared_from_this();
   arm(state_->options.command_timeout);
-  net::spawn_logged(plain_.get_executor(), watchdog(), "smtp session watchdog");
   queue_reply(session_.greeting());
   bool open = co_await flush();
   std::string line;
@@ -603,9 +593,9 @@ net::awaitable<void> InboundSession::run() {
         break;
     }
   }
-  if (timed_out_ && !closing_) {
+  if (deadline_.expired() && !closing_) {
     out_ = Reply{421, "4.4.2", state_->options.session.hostname + " Error: timeout exceeded"}.render();
-    closing_ = true;  // stop the watchdog; the socket was cancelled, not closed
+    closing_ = true;  // no new deadline; the socket was cancelled, not closed
     co_await flush();
   } else if (shutdown_ && !closing_ && open_for_goodbye()) {
     // RFC 5321 3.8: a server that must shut down says 421 rather than just closing.
@@ -614,7 +604,7 @@ net::awaitable<void> InboundSession::run() {
   }
   drop_content();  // the client went away, timed out or was told 421: no 250 was given
   closing_ = true;
-  timer_.cancel();
+  deadline_.disarm();
   net::error_code ec;
   if (tls_) {
     tls_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
@@ -720,21 +710,20 @@ net::awaitable<void> Listener::accept_loop() {
     budget.total += 1;
     budget.per_client[client_ip] += 1;
     st->update_activity();
-    asio::co_spawn(io_.get_executor(), session->run(),
-                   [st, session, client_ip](std::exception_ptr ep) {
-                     if (ep) {
-                       try {
-                         std::rethrow_exception(ep);
-                       } catch (const std::exception& e) {
-                         spdlog::error("ingress:{}: session with {} ended by exception: {}", st->options.system,
-                                       client_ip, e.what());
-                       }
-                     }
-                     st->sessions.erase(session);
-                     st->budget->total -= 1;
-                     if (--st->budget->per_client[client_ip] == 0) st->budget->per_client.erase(client_ip);
-                     st->update_activity();
-                   });
+    net::spawn(io_.get_executor(), session->run(), [st, session, client_ip](std::exception_ptr ep) {
+      if (ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          spdlog::error("ingress:{}: session with {} ended by exception: {}", st->options.system, client_ip,
+                        e.what());
+        }
+      }
+      st->sessions.erase(session);
+      st->budget->total -= 1;
+      if (--st->budget->per_client[client_ip] == 0) st->budget->per_client.erase(client_ip);
+      st->update_activity();
+    });
   }
 }
 

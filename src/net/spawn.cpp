@@ -1,11 +1,11 @@
-#include "net/asio.hpp"
+#include "net/spawn.hpp"
 
 #include <spdlog/spdlog.h>
 
 namespace bridgehead::net {
 
 void spawn_logged(const asio::any_io_executor& ex, awaitable<void> coro, std::string what) {
-  asio::co_spawn(ex, std::move(coro), [what = std::move(what)](std::exception_ptr ep) {
+  spawn(ex, std::move(coro), [what = std::move(what)](std::exception_ptr ep) {
     if (!ep) return;
     try {
       std::rethrow_exception(ep);
