@@ -9,13 +9,12 @@
 #include <optional>
 #include <vector>
 
+#include "core/text.hpp"
+
 namespace bridgehead::convert {
 
 bool has_8bit(std::string_view message) {
-  for (unsigned char c : message) {
-    if (c >= 128 || c == 0) return true;
-  }
-  return false;
+  return bridgehead::has_8bit(message) || message.find('\0') != std::string_view::npos;
 }
 
 namespace {
@@ -80,60 +79,9 @@ void init_gmime() {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+constexpr std::string_view kFws = " \t\r\n";
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_fws(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-/// The number of octets in the UTF-8 sequence starting at s[i], or 0 when it is not one.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  std::uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2, cp = c & 0x1Fu;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3, cp = c & 0x0Fu;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4, cp = c & 0x07u;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < n) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3Fu);
-  }
-  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
-}
-
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-const char* charset_for(std::string_view text) { return valid_utf8(text) ? kUtf8 : kUnknown8bit; }
+const char* charset_for(std::string_view text) { return is_valid_utf8(text) ? kUtf8 : kUnknown8bit; }
 
 std::size_t longest_line(std::string_view s) {
   std::size_t longest = 0;
@@ -251,7 +199,7 @@ std::string encode_words(std::string_view text, std::string_view charset) {
     std::size_t end = i;
     std::size_t used = 0;
     while (end < text.size()) {
-      const std::size_t n = utf8 ? std::max<std::size_t>(1, utf8_sequence(text, end)) : 1;
+      const std::size_t n = utf8 ? std::max<std::size_t>(1, utf8_sequence_length(text, end)) : 1;
       std::size_t next = 0;
       if (base64) {
         next = (end + n - i + 2) / 3 * 4;
@@ -653,7 +601,7 @@ std::string with_charset(std::string_view value, std::string_view charset) {
     out += tokens[i].text;
   }
   if (replaced) return out;
-  const auto body = trim(value);
+  const auto body = trim(value, kFws);
   const auto body_end = static_cast<std::size_t>(body.data() - value.data()) + body.size();
   out = std::string(value.substr(0, body_end));
   out += (!body.empty() && body.back() == ';') ? " charset=" : "; charset=";
@@ -720,7 +668,7 @@ constexpr std::string_view kStructuredHeaders =  // where an encoded-word cannot
 
 HeaderKind kind_of(std::string_view name) {
   std::string key = " ";
-  for (char c : name) key += lower(c);
+  key += to_lower(name);
   key += ' ';
   if (kAddressHeaders.find(key) != std::string_view::npos) return HeaderKind::kAddressList;
   if (key == " content-type " || key == " content-disposition ") return HeaderKind::kMimeParameters;
@@ -792,7 +740,7 @@ Expected<void> Downgrader::convert_headers(GMimeObject* object, bool frozen) {
 void relabel_7bit(GMimeObject* object) {
   GMimeHeader* h = g_mime_header_list_get_header(g_mime_object_get_header_list(object), "Content-Transfer-Encoding");
   if (h == nullptr || g_mime_header_get_raw_value(h) == nullptr) return;
-  const auto value = trim(g_mime_header_get_raw_value(h));
+  const auto value = trim(g_mime_header_get_raw_value(h), kFws);
   if (iequals(value, "8bit") || iequals(value, "binary")) g_mime_header_set_raw_value(h, " 7bit\r\n");
 }
 

@@ -7,6 +7,8 @@
 #include <ctime>
 #include <random>
 
+#include "core/text.hpp"
+
 namespace bridgehead::dsn {
 namespace {
 
@@ -14,13 +16,6 @@ constexpr std::string_view kCrlf = "\r\n";
 // RFC 5322 2.1.1: 998 octets is the hard limit; we fold at 76 to stay readable and far below it.
 constexpr std::size_t kFoldAt = 76;
 constexpr std::size_t kMaxLine = 998;
-
-bool is_ascii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c >= 0x80) return false;
-  }
-  return true;
-}
 
 // Anything a caller hands us for a header may hold CR/LF (header injection) or 8-bit octets:
 // headers must stay 7-bit, single-line values.
@@ -491,7 +486,7 @@ std::string compose(const Report& report, std::string_view original, std::int64_
   const std::string sender = header_safe(report.original_sender);
   // A UTF-8 sender cannot appear in a 7-bit header; the envelope still reaches it.
   add_field(out, "To",
-            plain_address(sender) && is_ascii(report.original_sender) ? fmt::format("<{}>", sender)
+            plain_address(sender) && !has_8bit(report.original_sender) ? fmt::format("<{}>", sender)
                                                                       : std::string("undisclosed-recipients:;"));
   add_field(out, "Subject",
             c.failed    ? "Undelivered Mail Returned to Sender"
@@ -510,7 +505,7 @@ std::string compose(const Report& report, std::string_view original, std::int64_
   const std::string text = human_part(report, host, c, full);
   out += fmt::format("--{}\r\n", boundary);
   out += "Content-Description: Notification\r\n";
-  if (is_ascii(text)) {
+  if (!has_8bit(text)) {
     out += "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
     out += text;
   } else {
@@ -547,7 +542,7 @@ std::string compose(const Report& report, std::string_view original, std::int64_
   out += fmt::format("--{}\r\n", boundary);
   out += fmt::format("Content-Description: {}\r\n", full ? "Undelivered Message" : "Message Headers");
   out += fmt::format("Content-Type: {}\r\n", full ? "message/rfc822" : "text/rfc822-headers");
-  out += fmt::format("Content-Transfer-Encoding: {}\r\n\r\n", is_ascii(returned) ? "7bit" : "8bit");
+  out += fmt::format("Content-Transfer-Encoding: {}\r\n\r\n", has_8bit(returned) ? "8bit" : "7bit");
   out += returned;
   out += fmt::format("\r\n--{}--\r\n", boundary);
   return out;

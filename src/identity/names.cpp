@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "core/text.hpp"
+
 namespace bridgehead::identity {
 namespace {
 
@@ -30,55 +32,15 @@ Error bad(std::string_view text, std::string what) {
                           "write it like 'Exchange Connector/Sales/Acme' (an ID) or '/Sales/Acme' (a certifier)");
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-/// Number of code points, or npos when `s` is not valid UTF-8 (overlongs and surrogates
-/// included).
+/// Number of code points, or npos when `s` is not valid UTF-8.
 std::size_t utf8_length(std::string_view s) {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < s.size(); ++n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      len = 1, cp = c;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2, cp = c & 0x1Fu;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3, cp = c & 0x0Fu;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4, cp = c & 0x07u;
-    } else {
-      return std::string_view::npos;
-    }
-    if (i + len > s.size()) return std::string_view::npos;
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return std::string_view::npos;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::string_view::npos;
-    i += len;
-  }
-  return n;
+  if (!is_valid_utf8(s)) return std::string_view::npos;
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 std::string_view kind_label(Kind k) {

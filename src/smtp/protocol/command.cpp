@@ -5,6 +5,8 @@
 #include <array>
 #include <limits>
 
+#include "core/text.hpp"
+
 namespace bridgehead::smtp {
 
 namespace {
@@ -24,68 +26,6 @@ bool is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; 
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
 bool is_upper_hex(unsigned char c) { return is_digit(c) || (c >= 'A' && c <= 'F'); }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-bool has_non_ascii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c >= 0x80) return true;
-  }
-  return false;
-}
-
-// Well-formed UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF.
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-      n = 1;
-    else if (c == 0xE0) {
-      n = 2;
-      lo = 0xA0;
-    } else if (c == 0xED) {
-      n = 2;
-      hi = 0x9F;
-    } else if (c >= 0xE1 && c <= 0xEF)
-      n = 2;
-    else if (c == 0xF0) {
-      n = 3;
-      lo = 0x90;
-    } else if (c == 0xF4) {
-      n = 3;
-      hi = 0x8F;
-    } else if (c >= 0xF1 && c <= 0xF3)
-      n = 3;
-    else
-      return false;
-    if (i + n >= s.size()) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto t = static_cast<unsigned char>(s[i + k]);
-      if (k == 1 ? (t < lo || t > hi) : (t < 0x80 || t > 0xBF)) return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
 bool is_atext(unsigned char c, bool utf8) {
   if (is_alnum(c)) return true;
   if (utf8 && c >= 0x80) return true;
@@ -273,7 +213,7 @@ tl::expected<void, Reply> parse_params(std::string_view s, Command& cmd) {
     const auto key = param.substr(0, eq);
     const bool has_value = eq != std::string_view::npos;
     const auto value = has_value ? param.substr(eq + 1) : std::string_view{};
-    if (has_non_ascii(param)) return bad_param(key);
+    if (has_8bit(param)) return bad_param(key);
     if (has_value && (value.empty() || value.find('=') != std::string_view::npos)) {
       return bad_param(key);
     }
@@ -341,7 +281,7 @@ tl::expected<void, Reply> parse_params(std::string_view s, Command& cmd) {
       auto decoded = xtext_decode(value.substr(semi + 1));
       if (!decoded || decoded->empty() || has_control(*decoded)) return bad_param(key);
       std::string orcpt;
-      for (char c : type) orcpt += lower(c);
+      for (char c : type) orcpt += to_lower(c);
       orcpt += ';';
       orcpt += *decoded;
       cmd.rcpt.orcpt = std::move(orcpt);
@@ -378,7 +318,7 @@ tl::expected<Command, Reply> parse_path_command(Command cmd, std::string_view re
     cmd.path.clear();
     return cmd;
   }
-  const bool non_ascii = has_non_ascii(*mailbox);
+  const bool non_ascii = has_8bit(*mailbox);
   if (mail && non_ascii && !cmd.mail.smtputf8) {
     return reject(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
   }
@@ -450,7 +390,7 @@ bool is_valid_mailbox(std::string_view address, bool utf8) {
   const bool domain_ok =
       domain.front() == '[' ? valid_address_literal(domain) : valid_domain(domain, utf8);
   if (!domain_ok) return false;
-  return !has_non_ascii(address) || (utf8 && valid_utf8(address));
+  return !has_8bit(address) || (utf8 && is_valid_utf8(address));
 }
 
 tl::expected<Command, Reply> parse_command(std::string_view line) {
