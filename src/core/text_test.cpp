@@ -88,8 +88,8 @@ TEST(Utf8, ValidSequencesOfEveryLength) {
 
 TEST(Utf8, OverlongsSurrogatesTruncatedAndOutOfRangeAreInvalid) {
   for (const char* bad : {"\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf",  // overlong
-                          "\xed\xa0\x80", "\xed\xbf\xbf",                                 // surrogates
-                          "\xe2\x82", "\xf0\x9f\x93", "\xc3",                             // truncated
+                          "\xed\xa0\x80", "\xed\xbf\xbf",                              // surrogates
+                          "\xe2\x82", "\xf0\x9f\x93", "\xc3",                          // truncated
                           "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",              // above U+10FFFF
                           "\x80", "caf\xe9", "\xc3\x28"}) {
     EXPECT_FALSE(is_valid_utf8(bad)) << escape_control(bad);
