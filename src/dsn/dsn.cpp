@@ -6,6 +6,7 @@
 #include <array>
 #include <ctime>
 #include <random>
+#include <vector>
 
 #include "core/text.hpp"
 #include "mime/mime.hpp"
@@ -17,6 +18,26 @@ constexpr std::string_view kCrlf = "\r\n";
 // RFC 5322 2.1.1: 998 octets is the hard limit; we fold at 76 to stay readable and far below it.
 constexpr std::size_t kFoldAt = 76;
 constexpr std::size_t kMaxLine = 998;
+
+struct ActionWords {
+  std::string_view keyword;     // RFC 3464 2.3.3
+  std::string_view for_people;  // the explanation in the text part
+};
+
+// Indexed by Action, in its order.
+constexpr std::array<ActionWords, 5> kActionWords = {{
+    {"failed", "could not be delivered; the mail system gave up"},
+    {"delayed", "not delivered yet; still trying"},
+    {"delivered", "delivered"},
+    {"relayed", "handed on to a system that does not send delivery reports; no further report will come"},
+    {"expanded", "delivered to a list or alias, which passed it on to its members"},
+}};
+static_assert(static_cast<std::size_t>(Action::kExpanded) + 1 == kActionWords.size());
+
+const ActionWords& words_for(Action action) {
+  const auto i = static_cast<std::size_t>(action);
+  return kActionWords[i < kActionWords.size() ? i : 0];
+}
 
 // Anything a caller hands us for a header may hold CR/LF (header injection) or 8-bit octets:
 // headers must stay 7-bit, single-line values.
@@ -148,18 +169,26 @@ std::string rfc5322_date(std::int64_t unix_seconds) {
                      tm.tm_min, tm.tm_sec);
 }
 
+// The words of `text` between single spaces (none for a run of them).
+std::vector<std::string_view> words_of(std::string_view text) {
+  std::vector<std::string_view> words;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > pos) words.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return words;
+}
+
 // Appends "Name: value" folded at spaces, the first word always on the name's line. A run
 // without spaces longer than a line is cut into pieces, each on a line of its own, because the
 // 998-octet limit wins over keeping a token whole.
 void add_field(std::string& out, std::string_view name, std::string_view value) {
   std::string line = fmt::format("{}:", name);  // and the first word
   std::string rest;
-  std::size_t pos = 0;
-  while (pos < value.size()) {
-    auto end = value.find(' ', pos);
-    if (end == std::string_view::npos) end = value.size();
-    std::string_view word = value.substr(pos, end - pos);
-    pos = end + 1;
+  for (std::string_view word : words_of(value)) {
     const bool first = line.size() == name.size() + 1 && rest.empty() && word.size() <= kMaxLine - 2;
     std::string& to = first ? line : rest;
     while (!word.empty()) {
@@ -229,13 +258,7 @@ std::string wrap_text(std::string_view text, std::string_view indent) {
   std::string out;
   std::string line(indent);
   bool empty = true;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto end = text.find(' ', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view word = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (word.empty()) continue;
+  for (std::string_view word : words_of(text)) {
     if (!empty && line.size() + 1 + word.size() > kFoldAt) {
       out += line;
       out += kCrlf;
@@ -296,24 +319,7 @@ std::string human_address(std::string_view addr) {
 }
 
 std::string recipient_paragraph(const RecipientReport& r, const std::string& status) {
-  std::string what;
-  switch (r.action) {
-    case Action::kFailed:
-      what = "could not be delivered; the mail system gave up";
-      break;
-    case Action::kDelayed:
-      what = "not delivered yet; still trying";
-      break;
-    case Action::kDelivered:
-      what = "delivered";
-      break;
-    case Action::kRelayed:
-      what = "handed on to a system that does not send delivery reports; no further report will come";
-      break;
-    case Action::kExpanded:
-      what = "delivered to a list or alias, which passed it on to its members";
-      break;
-  }
+  const std::string_view what = words_for(r.action).for_people;
   std::string text = wrap_text(fmt::format("{}: {} (status {}).", human_address(r.final_recipient), what, status), "");
   if (!r.diagnostic.empty()) {
     const std::string host =
@@ -371,21 +377,7 @@ std::string human_part(const Report& report, const std::string& host, const Coun
 
 }  // namespace
 
-std::string_view to_string(Action action) {
-  switch (action) {
-    case Action::kFailed:
-      return "failed";
-    case Action::kDelayed:
-      return "delayed";
-    case Action::kDelivered:
-      return "delivered";
-    case Action::kRelayed:
-      return "relayed";
-    case Action::kExpanded:
-      return "expanded";
-  }
-  return "failed";
-}
+std::string_view to_string(Action action) { return words_for(action).keyword; }
 
 bool needs_dsn(const Envelope& original, const Recipient& rcpt, Action action) {
   if (original.mail_from.empty()) return false;
