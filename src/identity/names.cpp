@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <optional>
 
@@ -43,32 +44,33 @@ std::size_t utf8_length(std::string_view s) {
       std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
-std::string_view kind_label(Kind k) {
-  switch (k) {
-    case Kind::kCn:
-      return "common name";
-    case Kind::kOu:
-      return "organizational unit";
-    case Kind::kO:
-      return "organization";
-    case Kind::kC:
-      return "country";
-  }
-  return "part";
+struct KindNames {
+  Kind kind;
+  std::string_view key;    // in a canonical name and in RFC 4514
+  std::string_view label;  // in messages for people
+  std::string_view oid;    // X.520
+  int nid;                 // OpenSSL's number for the OID
+};
+
+constexpr std::array<KindNames, 4> kKinds = {{
+    {Kind::kCn, "CN", "common name", "2.5.4.3", NID_commonName},
+    {Kind::kOu, "OU", "organizational unit", "2.5.4.11", NID_organizationalUnitName},
+    {Kind::kO, "O", "organization", "2.5.4.10", NID_organizationName},
+    {Kind::kC, "C", "country", "2.5.4.6", NID_countryName},
+}};
+
+const KindNames& names_of(Kind k) {
+  return *std::find_if(kKinds.begin(), kKinds.end(), [k](const KindNames& n) { return n.kind == k; });
 }
 
-std::string_view kind_key(Kind k) {
-  switch (k) {
-    case Kind::kCn:
-      return "CN";
-    case Kind::kOu:
-      return "OU";
-    case Kind::kO:
-      return "O";
-    case Kind::kC:
-      return "C";
-  }
-  return "?";
+std::string_view kind_label(Kind k) { return names_of(k).label; }
+std::string_view kind_key(Kind k) { return names_of(k).key; }
+
+// The kind whose names satisfy `match`, or nullopt.
+template <typename Match>
+std::optional<Kind> find_kind(Match match) {
+  const auto it = std::find_if(kKinds.begin(), kKinds.end(), match);
+  return it == kKinds.end() ? std::nullopt : std::optional<Kind>(it->kind);
 }
 
 Expected<void> check_part(std::string_view text, Kind kind, std::string_view value) {
@@ -157,20 +159,12 @@ Expected<NotesName> parse_canonical(std::string_view text, std::string_view body
     }
     const auto key = trim(raw.substr(0, eq));
     const auto value = trim(raw.substr(eq + 1));
-    Kind kind;
-    if (iequals(key, "CN")) {
-      kind = Kind::kCn;
-    } else if (iequals(key, "OU")) {
-      kind = Kind::kOu;
-    } else if (iequals(key, "O")) {
-      kind = Kind::kO;
-    } else if (iequals(key, "C")) {
-      kind = Kind::kC;
-    } else {
+    const auto kind = find_kind([key](const KindNames& n) { return iequals(key, n.key); });
+    if (!kind) {
       return fail(
           bad(text, fmt::format("part {} has the key '{}'; a Notes name has only CN, OU, O and C", index, key)));
     }
-    parts.push_back({kind, std::string(value)});
+    parts.push_back({*kind, std::string(value)});
   }
   return assemble(text, parts);
 }
@@ -204,11 +198,7 @@ int hex_value(char c) {
 }
 
 std::optional<Kind> kind_from_type(std::string_view type) {
-  if (iequals(type, "CN") || type == "2.5.4.3") return Kind::kCn;
-  if (iequals(type, "OU") || type == "2.5.4.11") return Kind::kOu;
-  if (iequals(type, "O") || type == "2.5.4.10") return Kind::kO;
-  if (iequals(type, "C") || type == "2.5.4.6") return Kind::kC;
-  return std::nullopt;
+  return find_kind([type](const KindNames& n) { return iequals(type, n.key) || type == n.oid; });
 }
 
 }  // namespace
@@ -376,26 +366,13 @@ Expected<NotesName> from_x509_name(const X509_NAME* name) {
     }
     last_set = X509_NAME_ENTRY_set(e);
     const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
-    Kind kind;
-    switch (nid) {
-      case NID_commonName:
-        kind = Kind::kCn;
-        break;
-      case NID_organizationalUnitName:
-        kind = Kind::kOu;
-        break;
-      case NID_organizationName:
-        kind = Kind::kO;
-        break;
-      case NID_countryName:
-        kind = Kind::kC;
-        break;
-      default: {
-        char oid[80];
-        OBJ_obj2txt(oid, sizeof oid, X509_NAME_ENTRY_get_object(e), 0);
-        return fail(bad(text, fmt::format("the attribute '{}' is not part of a Notes name (CN, OU, O, C)", oid)));
-      }
+    const auto found = find_kind([nid](const KindNames& n) { return n.nid == nid; });
+    if (!found) {
+      char oid[80];
+      OBJ_obj2txt(oid, sizeof oid, X509_NAME_ENTRY_get_object(e), 0);
+      return fail(bad(text, fmt::format("the attribute '{}' is not part of a Notes name (CN, OU, O, C)", oid)));
     }
+    const Kind kind = *found;
     unsigned char* utf8 = nullptr;
     const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
     if (len < 0) return fail(bad(text, fmt::format("the {} value cannot be read as text", kind_key(kind))));
