@@ -2,18 +2,13 @@
 
 #include <utility>
 
+#include "core/text.hpp"
+
 namespace bridgehead::cleanup {
 
 namespace {
 bool is_received(std::string_view name) {
-  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-  constexpr std::string_view kReceived = "received";
-  if (name.size() != kReceived.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c) != kReceived[i]) return false;
-  }
-  return true;
+  return iequals(name.substr(0, name.find_last_not_of(" \t") + 1), "received");
 }
 constexpr std::size_t kMaxHeaderName = 16;  // enough to recognise "Received" with stray blanks
 }  // namespace

@@ -16,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "config/settings.hpp"
+#include "core/text.hpp"
 
 namespace bridgehead::config {
 
@@ -52,17 +53,11 @@ std::string_view kind_of(const toml::node& n) {
   return "nothing";
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 // "The largest number of X." -> "the largest number of X", to follow "set it to".
 std::string as_phrase(std::string_view doc) {
   std::string s(doc);
   if (!s.empty() && s.back() == '.') s.pop_back();
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  if (!s.empty()) s[0] = to_lower(s[0]);
   return s;
 }
 
@@ -101,7 +96,7 @@ std::string endpoint_text(const Endpoint& e) {
 std::string machine_hostname() {
   char buf[256] = {};
   if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
-  return lower(buf);
+  return to_lower(buf);
 }
 
 // What one [[system]] table held, with positions, for the checks across settings.
@@ -347,7 +342,7 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
                                     name, i + 1, kind_of(e)));
           continue;
         }
-        std::string item = s.lowercase ? lower(str->get()) : str->get();
+        std::string item = s.lowercase ? to_lower(str->get()) : str->get();
         if (s.check) {
           if (std::string why = s.check(item); !why.empty()) {
             problem(epos, fmt::format("{} has \"{}\", which {}; correct it or remove it, e.g. {} = {}",
@@ -383,7 +378,7 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
   const std::string& text = str->get();
   switch (s.type) {
     case Type::kString: {
-      v.text = s.lowercase ? lower(text) : text;
+      v.text = s.lowercase ? to_lower(text) : text;
       if (s.check) {
         if (std::string why = s.check(v.text); !why.empty()) {
           problem(v.pos, fmt::format("{} \"{}\" {}; write it like {} = {}", name, text, why, s.name(), s.example));
@@ -399,7 +394,7 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
       }
       std::string msg = fmt::format("{} must be one of {}, got \"{}\"", name, quoted_list(s.allowed), text);
       std::vector<std::string_view> allowed(s.allowed.begin(), s.allowed.end());
-      if (std::optional<std::string_view> best = closest(lower(text), allowed))
+      if (std::optional<std::string_view> best = closest(to_lower(text), allowed))
         msg += fmt::format("; did you mean \"{}\"?", *best);
       problem(v.pos, std::move(msg));
       return std::nullopt;

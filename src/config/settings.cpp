@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "core/duration.hpp"
+#include "core/text.hpp"
 
 #include <fmt/format.h>
 
@@ -528,12 +529,6 @@ bool is_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 std::string Setting::default_literal() const {
@@ -686,8 +681,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why) 
         why = fmt::format("has the host name \"{}\", which {}", ep.host, bad);
         return std::nullopt;
       }
-      std::transform(ep.host.begin(), ep.host.end(), ep.host.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      ep.host = to_lower(ep.host);
     }
   }
   if (!is_digits(port) || port.size() > 5) {

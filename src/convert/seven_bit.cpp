@@ -3,29 +3,23 @@
 #include <gmime/gmime.h>
 
 #include <algorithm>
-#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <vector>
+
+#include "core/text.hpp"
+#include "mime/mime.hpp"
 
 namespace bridgehead::convert {
 
 bool has_8bit(std::string_view message) {
-  for (unsigned char c : message) {
-    if (c >= 128 || c == 0) return true;
-  }
-  return false;
+  return bridgehead::has_8bit(message) || message.find('\0') != std::string_view::npos;
 }
 
 namespace {
 
 constexpr int kMaxDepth = 32;                // multiparts and message/rfc822 inside each other
 constexpr std::size_t kMaxLineLength = 998;  // RFC 5322 2.1.1, without the CRLF
-constexpr std::size_t kFoldColumn = 78;      // where re-encoded header lines are folded
-constexpr std::size_t kMaxEncodedWord = 75;  // RFC 2047 2
-constexpr std::size_t kMaxParameterLine = 76;
-constexpr std::size_t kParameterPiece = 60;  // RFC 2231 continuation size
 constexpr const char* kUtf8 = "utf-8";
 constexpr const char* kUnknown8bit = "unknown-8bit";  // RFC 1428: 8-bit text, charset unknown
 
@@ -71,69 +65,12 @@ void on_parser_warning(gint64 /*offset*/, GMimeParserWarning code, const gchar* 
   }
 }
 
-void init_gmime() {
-  static std::once_flag once;
-  std::call_once(once, [] { g_mime_init(); });
-}
-
 // ---- bytes -------------------------------------------------------------------------------
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+constexpr std::string_view kFws = " \t\r\n";
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_fws(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-/// The number of octets in the UTF-8 sequence starting at s[i], or 0 when it is not one.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  std::uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2, cp = c & 0x1Fu;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3, cp = c & 0x0Fu;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4, cp = c & 0x07u;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < n) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3Fu);
-  }
-  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
-}
-
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-const char* charset_for(std::string_view text) { return valid_utf8(text) ? kUtf8 : kUnknown8bit; }
+const char* charset_for(std::string_view text) { return is_valid_utf8(text) ? kUtf8 : kUnknown8bit; }
 
 std::size_t longest_line(std::string_view s) {
   std::size_t longest = 0;
@@ -191,102 +128,6 @@ std::string part_content(GMimePart* part, bool decoded) {
 
 // ---- RFC 2047 encoded-words --------------------------------------------------------------
 
-// The characters a Q-encoded word may carry as they are in every context, a phrase being the
-// strictest (RFC 2047 5(3)); everything else becomes =XX, space becomes _.
-bool q_plain(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' || c == '*' ||
-         c == '+' || c == '-' || c == '/';
-}
-
-constexpr char kHex[] = "0123456789ABCDEF";
-
-std::size_t q_length(unsigned char c) { return (q_plain(c) || c == ' ') ? 1 : 3; }
-
-void append_q(std::string& out, unsigned char c) {
-  if (q_plain(c)) {
-    out += static_cast<char>(c);
-  } else if (c == ' ') {
-    out += '_';
-  } else {
-    out += '=';
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-}
-
-void append_base64(std::string& out, std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16) |
-                            (std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8) |
-                            static_cast<unsigned char>(bytes[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < bytes.size()) {
-    std::uint32_t v = std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16;
-    if (i + 1 < bytes.size()) v |= std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-}
-
-/// `text` (octets in `charset`) as encoded-words of at most 75 characters separated by a
-/// space, which a decoder drops between encoded-words. A UTF-8 character is never split.
-std::string encode_words(std::string_view text, std::string_view charset) {
-  std::size_t q_total = 0;
-  for (unsigned char c : text) q_total += q_length(c);
-  const bool base64 = (text.size() + 2) / 3 * 4 * 5 < q_total * 4;  // Q unless B is 20% shorter
-  const bool utf8 = charset == kUtf8;
-  const std::size_t room = kMaxEncodedWord - (charset.size() + 7);  // =?charset?Q?...?=
-
-  std::string out;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    std::size_t end = i;
-    std::size_t used = 0;
-    while (end < text.size()) {
-      const std::size_t n = utf8 ? std::max<std::size_t>(1, utf8_sequence(text, end)) : 1;
-      std::size_t next = 0;
-      if (base64) {
-        next = (end + n - i + 2) / 3 * 4;
-      } else {
-        next = used;
-        for (std::size_t k = end; k < end + n; ++k) next += q_length(static_cast<unsigned char>(text[k]));
-      }
-      if (next > room && end > i) break;
-      used = next;
-      end += n;
-    }
-    if (!out.empty()) out += ' ';
-    out += "=?";
-    out += charset;
-    out += base64 ? "?B?" : "?Q?";
-    if (base64) {
-      append_base64(out, text.substr(i, end - i));
-    } else {
-      for (std::size_t k = i; k < end; ++k) append_q(out, static_cast<unsigned char>(text[k]));
-    }
-    out += "?=";
-    i = end;
-  }
-  return out;
-}
-
-bool is_encoded_word(std::string_view w) {
-  if (w.size() < 8 || w.substr(0, 2) != "=?" || w.substr(w.size() - 2) != "?=") return false;
-  const auto inner = w.substr(2, w.size() - 4);
-  const auto q1 = inner.find('?');
-  if (q1 == std::string_view::npos || q1 == 0) return false;
-  const auto q2 = inner.find('?', q1 + 1);
-  return q2 == q1 + 2;
-}
-
 // A header value cut into what encoded-words may replace. Words that are 8-bit become
 // encoded-words; runs of them are encoded together, with the whitespace between them,
 // because a decoder drops whitespace between adjacent encoded-words. For the same reason
@@ -322,7 +163,7 @@ std::string encode_items(const std::vector<Item>& items, std::string_view charse
     if (j + 2 < items.size() && items[j + 1].kind == Item::kSpace && word_at(j + 2, true)) {
       text += unfold(items[j + 1].raw);
     }
-    out += encode_words(text, charset);
+    out += mime::encode_header_words(text, charset);
     i = j;
   }
   return out;
@@ -349,7 +190,8 @@ std::string encode_text(std::string_view value, std::string_view charset) {
     if (space) {
       items.push_back({Item::kSpace, std::string(piece), {}, false, false});
     } else {
-      items.push_back({Item::kWord, std::string(piece), std::string(piece), has_8bit(piece), is_encoded_word(piece)});
+      items.push_back(
+          {Item::kWord, std::string(piece), std::string(piece), has_8bit(piece), mime::is_encoded_word(piece)});
     }
     i = j;
   }
@@ -448,7 +290,7 @@ Expected<std::string> encode_comment(const Token& t, std::string_view charset, s
       }
       const auto word = inner.substr(i, j - i);
       items.push_back(
-          {Item::kWord, std::string(word), unescape_quoted_pairs(word), has_8bit(word), is_encoded_word(word)});
+          {Item::kWord, std::string(word), unescape_quoted_pairs(word), has_8bit(word), mime::is_encoded_word(word)});
     }
     i = j;
   }
@@ -479,7 +321,7 @@ Expected<std::string> encode_phrase(const std::vector<Token>& tokens, std::size_
         w.encoded_word = false;
       } else {
         w.text += t.text;
-        w.encoded_word = w.encoded_word && t.type == Tok::kAtom && is_encoded_word(t.text);
+        w.encoded_word = w.encoded_word && t.type == Tok::kAtom && mime::is_encoded_word(t.text);
       }
       w.needs = w.needs || has_8bit(t.text);
     }
@@ -529,41 +371,6 @@ Expected<std::string> encode_address_list(std::string_view value, std::string_vi
     }
     if (i < tokens.size()) out += tokens[i].text;
     begin = i + 1;
-  }
-  return out;
-}
-
-bool attribute_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::string_view("!#$&+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
-
-/// name*=charset''value (RFC 2231), split into name*0*=, name*1*=, … when long.
-std::string rfc2231_parameter(std::string_view name, std::string_view value, std::string_view charset) {
-  std::vector<std::string> atoms;  // one per octet, never split
-  for (unsigned char c : value) {
-    if (attribute_char(c)) {
-      atoms.emplace_back(1, static_cast<char>(c));
-    } else {
-      atoms.push_back({'%', kHex[c >> 4], kHex[c & 15]});
-    }
-  }
-  std::string encoded;
-  for (const auto& a : atoms) encoded += a;
-  std::string out(name);
-  if (name.size() + charset.size() + encoded.size() + 4 <= kMaxParameterLine) {
-    return out + "*=" + std::string(charset) + "''" + encoded;
-  }
-  out.clear();
-  std::size_t piece = 0;
-  for (std::size_t a = 0; a < atoms.size();) {
-    std::string chunk;
-    while (a < atoms.size() && chunk.size() + atoms[a].size() <= kParameterPiece) chunk += atoms[a++];
-    if (piece > 0) out += ";\r\n ";
-    out += std::string(name) + "*" + std::to_string(piece) + "*=";
-    if (piece == 0) out += std::string(charset) + "''";
-    out += chunk;
-    ++piece;
   }
   return out;
 }
@@ -619,7 +426,7 @@ Expected<std::string> encode_mime_parameters(std::string_view value, std::string
       for (std::size_t rest = k; rest < i; ++rest) {
         if (tokens[rest].type != Tok::kSpace) return cannot("has an 8-bit parameter that is not name=value");
       }
-      out += rfc2231_parameter(tokens[name_at].text, text, charset);
+      out += mime::encode_param(tokens[name_at].text, text, charset);
       for (; k < i; ++k) out += tokens[k].text;
     }
     if (i < tokens.size()) out += tokens[i].text;
@@ -653,57 +460,12 @@ std::string with_charset(std::string_view value, std::string_view charset) {
     out += tokens[i].text;
   }
   if (replaced) return out;
-  const auto body = trim(value);
+  const auto body = trim(value, kFws);
   const auto body_end = static_cast<std::size_t>(body.data() - value.data()) + body.size();
   out = std::string(value.substr(0, body_end));
   out += (!body.empty() && body.back() == ';') ? " charset=" : "; charset=";
   out += charset;
   out += value.substr(body_end);
-  return out;
-}
-
-/// Folds lines longer than 78 columns before whitespace (unfolding removes the CRLF again,
-/// so the meaning stays), never leaving a line of only whitespace.
-std::string fold(std::size_t name_length, std::string_view value) {
-  std::string out;
-  std::size_t column = name_length + 1;
-  std::size_t start = 0;
-  bool first_line = true;
-  while (start <= value.size()) {
-    std::size_t end = value.find('\n', start);
-    if (end == std::string_view::npos) end = value.size();
-    std::string_view line = value.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!first_line) {
-      out += "\r\n";
-      column = 0;
-    }
-    bool content_before = first_line;
-    while (column + line.size() > kFoldColumn) {
-      const auto last = line.find_last_not_of(" \t");
-      std::size_t best = std::string_view::npos;
-      bool seen = content_before;
-      for (std::size_t p = 0; last != std::string_view::npos && p < last; ++p) {
-        if (!is_wsp(line[p])) {
-          seen = true;
-          continue;
-        }
-        if (!seen || (p > 0 && is_wsp(line[p - 1]))) continue;
-        if (column + p <= kFoldColumn || best == std::string_view::npos) best = p;
-        if (column + p > kFoldColumn) break;
-      }
-      if (best == std::string_view::npos || (best == 0 && column == 0)) break;
-      out += line.substr(0, best);
-      out += "\r\n";
-      line.remove_prefix(best);
-      column = 0;
-      content_before = false;
-    }
-    out += line;
-    column += line.size();
-    first_line = false;
-    start = end + 1;
-  }
   return out;
 }
 
@@ -720,7 +482,7 @@ constexpr std::string_view kStructuredHeaders =  // where an encoded-word cannot
 
 HeaderKind kind_of(std::string_view name) {
   std::string key = " ";
-  for (char c : name) key += lower(c);
+  key += to_lower(name);
   key += ' ';
   if (kAddressHeaders.find(key) != std::string_view::npos) return HeaderKind::kAddressList;
   if (key == " content-type " || key == " content-disposition ") return HeaderKind::kMimeParameters;
@@ -779,7 +541,7 @@ Expected<void> Downgrader::convert_headers(GMimeObject* object, bool frozen) {
         return fail(not_possible("the " + std::string(name) + " header has 8-bit characters"));
     }
     if (!encoded) return fail(encoded.error());
-    std::string folded = fold(name.size(), *encoded);
+    std::string folded = mime::fold_header(name.size() + 1, *encoded);
     while (!folded.empty() && (folded.back() == '\n' || folded.back() == '\r')) folded.pop_back();
     folded += "\r\n";
     g_mime_header_set_raw_value(h, folded.c_str());
@@ -792,7 +554,7 @@ Expected<void> Downgrader::convert_headers(GMimeObject* object, bool frozen) {
 void relabel_7bit(GMimeObject* object) {
   GMimeHeader* h = g_mime_header_list_get_header(g_mime_object_get_header_list(object), "Content-Transfer-Encoding");
   if (h == nullptr || g_mime_header_get_raw_value(h) == nullptr) return;
-  const auto value = trim(g_mime_header_get_raw_value(h));
+  const auto value = trim(g_mime_header_get_raw_value(h), kFws);
   if (iequals(value, "8bit") || iequals(value, "binary")) g_mime_header_set_raw_value(h, " 7bit\r\n");
 }
 
@@ -918,7 +680,7 @@ Expected<std::string> downgrade_to_7bit(std::string_view message) {
     return fail(not_possible("the message is larger than " + std::to_string(kMaxDowngradeSize >> 20) + " MiB",
                              ErrorCode::kLimit));
   }
-  init_gmime();
+  mime::init_gmime();
 
   ParserTrouble trouble;
   std::unique_ptr<GMimeParserOptions, ParserOptionsFree> options(g_mime_parser_options_new());

@@ -4,17 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "core/text.hpp"
+
 namespace bridgehead {
 
 namespace {
 
 constexpr std::string_view kUnitsHint = "write a whole number followed by s, m, h or d, e.g. 90s, 5m, 4h, 5d";
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Why `text` is not a duration, or the duration.
 Expected<Seconds> parse_one(std::string_view text) {

@@ -72,5 +72,51 @@ TEST(Has8Bit, FindsAnOctetAbove127AnywhereAndOnlyThen) {
   }
 }
 
+TEST(Utf8, ValidSequencesOfEveryLength) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8(std::string("a\0b", 3)));  // NUL is ASCII
+  EXPECT_TRUE(is_valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7"));
+  EXPECT_TRUE(is_valid_utf8("\xed\x9f\xbf"));      // U+D7FF, just below the surrogates
+  EXPECT_TRUE(is_valid_utf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF
+  const std::string_view s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x93\xa7";
+  EXPECT_EQ(utf8_sequence_length(s, 0), 1u);
+  EXPECT_EQ(utf8_sequence_length(s, 1), 2u);
+  EXPECT_EQ(utf8_sequence_length(s, 3), 3u);
+  EXPECT_EQ(utf8_sequence_length(s, 6), 4u);
+  EXPECT_EQ(utf8_sequence_length(s, 2), 0u);  // a continuation octet
+}
+
+TEST(Utf8, OverlongsSurrogatesTruncatedAndOutOfRangeAreInvalid) {
+  for (const char* bad : {"\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf",  // overlong
+                          "\xed\xa0\x80", "\xed\xbf\xbf",                              // surrogates
+                          "\xe2\x82", "\xf0\x9f\x93", "\xc3",                          // truncated
+                          "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",              // above U+10FFFF
+                          "\x80", "caf\xe9", "\xc3\x28"}) {
+    EXPECT_FALSE(is_valid_utf8(bad)) << escape_control(bad);
+  }
+}
+
+TEST(AsciiCase, LowerAndCompareFoldOnlyAsciiLetters) {
+  EXPECT_EQ(to_lower('Q'), 'q');
+  EXPECT_EQ(to_lower('@'), '@');
+  EXPECT_EQ(to_lower("MAIL From:<A@Example.COM> \xc3\x84"), "mail from:<a@example.com> \xc3\x84");
+  EXPECT_TRUE(iequals("Content-Type", "content-TYPE"));
+  EXPECT_FALSE(iequals("Content-Type", "Content-Typ"));
+  EXPECT_FALSE(iequals("@", "`"));  // 0x40 and 0x60 differ by the case bit but are no letters
+  EXPECT_FALSE(iequals("\xc3\x84", "\xc3\xa4"));
+  EXPECT_TRUE(istarts_with("RCPT TO:<x>", "rcpt"));
+  EXPECT_TRUE(istarts_with("x", ""));
+  EXPECT_FALSE(istarts_with("RCP", "rcpt"));
+}
+
+TEST(Trim, SpaceAndTabByDefaultOrTheBlanksGiven) {
+  EXPECT_EQ(trim(" \t value \t"), "value");
+  EXPECT_EQ(trim("  "), "");
+  EXPECT_EQ(trim(""), "");
+  EXPECT_EQ(trim("a b"), "a b");
+  EXPECT_EQ(trim("\r\n value\r\n"), "\r\n value\r\n");
+  EXPECT_EQ(trim("\r\n value\r\n", " \t\r\n"), "value");
+}
+
 }  // namespace
 }  // namespace bridgehead

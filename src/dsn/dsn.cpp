@@ -6,6 +6,10 @@
 #include <array>
 #include <ctime>
 #include <random>
+#include <vector>
+
+#include "core/text.hpp"
+#include "mime/mime.hpp"
 
 namespace bridgehead::dsn {
 namespace {
@@ -15,11 +19,24 @@ constexpr std::string_view kCrlf = "\r\n";
 constexpr std::size_t kFoldAt = 76;
 constexpr std::size_t kMaxLine = 998;
 
-bool is_ascii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c >= 0x80) return false;
-  }
-  return true;
+struct ActionWords {
+  std::string_view keyword;     // RFC 3464 2.3.3
+  std::string_view for_people;  // the explanation in the text part
+};
+
+// Indexed by Action, in its order.
+constexpr std::array<ActionWords, 5> kActionWords = {{
+    {"failed", "could not be delivered; the mail system gave up"},
+    {"delayed", "not delivered yet; still trying"},
+    {"delivered", "delivered"},
+    {"relayed", "handed on to a system that does not send delivery reports; no further report will come"},
+    {"expanded", "delivered to a list or alias, which passed it on to its members"},
+}};
+static_assert(static_cast<std::size_t>(Action::kExpanded) + 1 == kActionWords.size());
+
+const ActionWords& words_for(Action action) {
+  const auto i = static_cast<std::size_t>(action);
+  return kActionWords[i < kActionWords.size() ? i : 0];
 }
 
 // Anything a caller hands us for a header may hold CR/LF (header injection) or 8-bit octets:
@@ -40,25 +57,18 @@ std::string header_safe(std::string_view s) {
   return out;
 }
 
-// Decodes one UTF-8 sequence at s[i]; an invalid octet is returned as its own value so the
-// encoding below stays total.
+// Decodes one UTF-8 sequence at s[i]; an octet that does not start a valid one is returned
+// as its own value so the encoding below stays total.
 std::uint32_t next_code_point(std::string_view s, std::size_t& i) {
   const auto b0 = static_cast<unsigned char>(s[i]);
-  int len = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xe ? 3 : (b0 >> 3) == 0x1e ? 4 : 0;
-  if (len == 0 || i + static_cast<std::size_t>(len) > s.size()) {
+  const std::size_t len = utf8_sequence_length(s, i);
+  if (len <= 1) {
     ++i;
     return b0;
   }
-  std::uint32_t cp = len == 1 ? b0 : len == 2 ? (b0 & 0x1fu) : len == 3 ? (b0 & 0x0fu) : (b0 & 0x07u);
-  for (int k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
-    if ((b & 0xc0) != 0x80) {
-      ++i;
-      return b0;
-    }
-    cp = (cp << 6) | (b & 0x3fu);
-  }
-  i += static_cast<std::size_t>(len);
+  std::uint32_t cp = b0 & (0x7Fu >> len);
+  for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
+  i += len;
   return cp;
 }
 
@@ -159,41 +169,38 @@ std::string rfc5322_date(std::int64_t unix_seconds) {
                      tm.tm_min, tm.tm_sec);
 }
 
-// Appends "Name: value" folded at spaces; a run without spaces longer than a line is cut
-// hard, because the 998-octet limit wins over keeping a token whole.
-void add_field(std::string& out, std::string_view name, std::string_view value) {
-  std::string line = fmt::format("{}:", name);
+// The words of `text` between single spaces (none for a run of them).
+std::vector<std::string_view> words_of(std::string_view text) {
+  std::vector<std::string_view> words;
   std::size_t pos = 0;
-  bool first = true;
-  while (pos < value.size()) {
-    auto end = value.find(' ', pos);
-    if (end == std::string_view::npos) end = value.size();
-    std::string_view word = value.substr(pos, end - pos);
+  while (pos < text.size()) {
+    auto end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > pos) words.push_back(text.substr(pos, end - pos));
     pos = end + 1;
-    if (word.empty()) continue;
-    while (word.size() > kMaxLine - 2) {
-      if (!line.empty()) out += line + std::string(kCrlf);
-      out += ' ';
-      out.append(word.substr(0, kMaxLine - 2));
-      out += kCrlf;
-      line.clear();
-      word.remove_prefix(kMaxLine - 2);
-      first = true;
-    }
-    if (word.empty()) continue;
-    if (!first && line.size() + 1 + word.size() > kFoldAt) {
-      out += line;
-      out += kCrlf;
-      line.clear();
-    }
-    line += ' ';
-    line += word;
-    first = false;
   }
-  if (!line.empty()) {
-    out += line;
-    out += kCrlf;
+  return words;
+}
+
+// Appends "Name: value" folded at spaces, the first word always on the name's line. A run
+// without spaces longer than a line is cut into pieces, each on a line of its own, because the
+// 998-octet limit wins over keeping a token whole.
+void add_field(std::string& out, std::string_view name, std::string_view value) {
+  std::string line = fmt::format("{}:", name);  // and the first word
+  std::string rest;
+  for (std::string_view word : words_of(value)) {
+    const bool first = line.size() == name.size() + 1 && rest.empty() && word.size() <= kMaxLine - 2;
+    std::string& to = first ? line : rest;
+    while (!word.empty()) {
+      const std::size_t piece = std::min(word.size(), kMaxLine - 2);
+      to += ' ';
+      to += word.substr(0, piece);
+      word.remove_prefix(piece);
+    }
   }
+  out += line;
+  out += mime::fold_header(line.size(), rest, kFoldAt);
+  out += kCrlf;
 }
 
 // Bare LF or CR in the stored original would make the returned part invalid; normalise to CRLF.
@@ -251,13 +258,7 @@ std::string wrap_text(std::string_view text, std::string_view indent) {
   std::string out;
   std::string line(indent);
   bool empty = true;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto end = text.find(' ', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view word = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (word.empty()) continue;
+  for (std::string_view word : words_of(text)) {
     if (!empty && line.size() + 1 + word.size() > kFoldAt) {
       out += line;
       out += kCrlf;
@@ -284,36 +285,6 @@ std::string wrap_text(std::string_view text, std::string_view indent) {
   if (!empty) {
     out += line;
     out += kCrlf;
-  }
-  return out;
-}
-
-// RFC 2045 6.7, for the human-readable part when a UTF-8 address appears in it.
-std::string quoted_printable(std::string_view text) {
-  std::string out;
-  std::size_t col = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
-      if (!out.empty() && (out.back() == ' ' || out.back() == '\t')) {
-        const char ws = out.back();
-        out.pop_back();
-        out += fmt::format("={:02X}", static_cast<unsigned>(static_cast<unsigned char>(ws)));
-      }
-      out += kCrlf;
-      ++i;
-      col = 0;
-      continue;
-    }
-    std::string piece = (c >= 0x21 && c <= 0x7e && c != '=') || c == ' '
-                            ? std::string(1, static_cast<char>(c))
-                            : fmt::format("={:02X}", static_cast<unsigned>(c));
-    if (col + piece.size() > 75) {
-      out += "=\r\n";
-      col = 0;
-    }
-    out += piece;
-    col += piece.size();
   }
   return out;
 }
@@ -348,24 +319,7 @@ std::string human_address(std::string_view addr) {
 }
 
 std::string recipient_paragraph(const RecipientReport& r, const std::string& status) {
-  std::string what;
-  switch (r.action) {
-    case Action::kFailed:
-      what = "could not be delivered; the mail system gave up";
-      break;
-    case Action::kDelayed:
-      what = "not delivered yet; still trying";
-      break;
-    case Action::kDelivered:
-      what = "delivered";
-      break;
-    case Action::kRelayed:
-      what = "handed on to a system that does not send delivery reports; no further report will come";
-      break;
-    case Action::kExpanded:
-      what = "delivered to a list or alias, which passed it on to its members";
-      break;
-  }
+  const std::string_view what = words_for(r.action).for_people;
   std::string text = wrap_text(fmt::format("{}: {} (status {}).", human_address(r.final_recipient), what, status), "");
   if (!r.diagnostic.empty()) {
     const std::string host =
@@ -423,21 +377,7 @@ std::string human_part(const Report& report, const std::string& host, const Coun
 
 }  // namespace
 
-std::string_view to_string(Action action) {
-  switch (action) {
-    case Action::kFailed:
-      return "failed";
-    case Action::kDelayed:
-      return "delayed";
-    case Action::kDelivered:
-      return "delivered";
-    case Action::kRelayed:
-      return "relayed";
-    case Action::kExpanded:
-      return "expanded";
-  }
-  return "failed";
-}
+std::string_view to_string(Action action) { return words_for(action).keyword; }
 
 bool needs_dsn(const Envelope& original, const Recipient& rcpt, Action action) {
   if (original.mail_from.empty()) return false;
@@ -491,8 +431,8 @@ std::string compose(const Report& report, std::string_view original, std::int64_
   const std::string sender = header_safe(report.original_sender);
   // A UTF-8 sender cannot appear in a 7-bit header; the envelope still reaches it.
   add_field(out, "To",
-            plain_address(sender) && is_ascii(report.original_sender) ? fmt::format("<{}>", sender)
-                                                                      : std::string("undisclosed-recipients:;"));
+            plain_address(sender) && !has_8bit(report.original_sender) ? fmt::format("<{}>", sender)
+                                                                       : std::string("undisclosed-recipients:;"));
   add_field(out, "Subject",
             c.failed    ? "Undelivered Mail Returned to Sender"
             : c.delayed ? "Delayed Mail (still being retried)"
@@ -510,12 +450,12 @@ std::string compose(const Report& report, std::string_view original, std::int64_
   const std::string text = human_part(report, host, c, full);
   out += fmt::format("--{}\r\n", boundary);
   out += "Content-Description: Notification\r\n";
-  if (is_ascii(text)) {
+  if (!has_8bit(text)) {
     out += "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
     out += text;
   } else {
     out += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n";
-    out += quoted_printable(text);
+    out += mime::qp_encode(text);
   }
   out += kCrlf;
 
@@ -547,7 +487,7 @@ std::string compose(const Report& report, std::string_view original, std::int64_
   out += fmt::format("--{}\r\n", boundary);
   out += fmt::format("Content-Description: {}\r\n", full ? "Undelivered Message" : "Message Headers");
   out += fmt::format("Content-Type: {}\r\n", full ? "message/rfc822" : "text/rfc822-headers");
-  out += fmt::format("Content-Transfer-Encoding: {}\r\n\r\n", is_ascii(returned) ? "7bit" : "8bit");
+  out += fmt::format("Content-Transfer-Encoding: {}\r\n\r\n", has_8bit(returned) ? "8bit" : "7bit");
   out += returned;
   out += fmt::format("\r\n--{}--\r\n", boundary);
   return out;

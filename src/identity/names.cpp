@@ -6,11 +6,13 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
-#include <iterator>
 #include <optional>
 
 #include <fmt/format.h>
+
+#include "core/text.hpp"
 
 namespace bridgehead::identity {
 namespace {
@@ -31,72 +33,45 @@ Error bad(std::string_view text, std::string what) {
                           "write it like 'Exchange Connector/Sales/Acme' (an ID) or '/Sales/Acme' (a certifier)");
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-/// Number of code points, or npos when `s` is not valid UTF-8 (overlongs and surrogates
-/// included).
+/// Number of code points, or npos when `s` is not valid UTF-8.
 std::size_t utf8_length(std::string_view s) {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < s.size(); ++n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      len = 1, cp = c;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2, cp = c & 0x1Fu;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3, cp = c & 0x0Fu;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4, cp = c & 0x07u;
-    } else {
-      return std::string_view::npos;
-    }
-    if (i + len > s.size()) return std::string_view::npos;
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return std::string_view::npos;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::string_view::npos;
-    i += len;
-  }
-  return n;
+  if (!is_valid_utf8(s)) return std::string_view::npos;
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
-// In the order of Kind: the key a name writes, what an error calls the part, and the
-// X.509 attribute that carries it.
 struct KindNames {
-  std::string_view key;
-  std::string_view label;
-  int nid;
+  Kind kind;
+  std::string_view key;    // in a canonical name and in RFC 4514
+  std::string_view label;  // in messages for people
+  std::string_view oid;    // X.520
+  int nid;                 // OpenSSL's number for the OID
 };
-constexpr KindNames kKindNames[] = {{"CN", "common name", NID_commonName},
-                                    {"OU", "organizational unit", NID_organizationalUnitName},
-                                    {"O", "organization", NID_organizationName},
-                                    {"C", "country", NID_countryName}};
-static_assert(std::size(kKindNames) == static_cast<std::size_t>(Kind::kC) + 1);
 
-std::string_view kind_label(Kind k) { return kKindNames[static_cast<std::size_t>(k)].label; }
-std::string_view kind_key(Kind k) { return kKindNames[static_cast<std::size_t>(k)].key; }
+constexpr std::array<KindNames, 4> kKinds = {{
+    {Kind::kCn, "CN", "common name", "2.5.4.3", NID_commonName},
+    {Kind::kOu, "OU", "organizational unit", "2.5.4.11", NID_organizationalUnitName},
+    {Kind::kO, "O", "organization", "2.5.4.10", NID_organizationName},
+    {Kind::kC, "C", "country", "2.5.4.6", NID_countryName},
+}};
+
+const KindNames& names_of(Kind k) {
+  return *std::find_if(kKinds.begin(), kKinds.end(), [k](const KindNames& n) { return n.kind == k; });
+}
+
+std::string_view kind_label(Kind k) { return names_of(k).label; }
+std::string_view kind_key(Kind k) { return names_of(k).key; }
+
+// The kind whose names satisfy `match`, or nullopt.
+template <typename Match>
+std::optional<Kind> find_kind(Match match) {
+  const auto it = std::find_if(kKinds.begin(), kKinds.end(), match);
+  return it == kKinds.end() ? std::nullopt : std::optional<Kind>(it->kind);
+}
 
 Expected<void> check_part(std::string_view text, Kind kind, std::string_view value) {
   const auto label = kind_label(kind);
@@ -184,20 +159,12 @@ Expected<NotesName> parse_canonical(std::string_view text, std::string_view body
     }
     const auto key = trim(raw.substr(0, eq));
     const auto value = trim(raw.substr(eq + 1));
-    Kind kind;
-    if (iequals(key, "CN")) {
-      kind = Kind::kCn;
-    } else if (iequals(key, "OU")) {
-      kind = Kind::kOu;
-    } else if (iequals(key, "O")) {
-      kind = Kind::kO;
-    } else if (iequals(key, "C")) {
-      kind = Kind::kC;
-    } else {
+    const auto kind = find_kind([key](const KindNames& n) { return iequals(key, n.key); });
+    if (!kind) {
       return fail(
           bad(text, fmt::format("part {} has the key '{}'; a Notes name has only CN, OU, O and C", index, key)));
     }
-    parts.push_back({kind, std::string(value)});
+    parts.push_back({*kind, std::string(value)});
   }
   return assemble(text, parts);
 }
@@ -231,11 +198,7 @@ int hex_value(char c) {
 }
 
 std::optional<Kind> kind_from_type(std::string_view type) {
-  if (iequals(type, "CN") || type == "2.5.4.3") return Kind::kCn;
-  if (iequals(type, "OU") || type == "2.5.4.11") return Kind::kOu;
-  if (iequals(type, "O") || type == "2.5.4.10") return Kind::kO;
-  if (iequals(type, "C") || type == "2.5.4.6") return Kind::kC;
-  return std::nullopt;
+  return find_kind([type](const KindNames& n) { return iequals(type, n.key) || type == n.oid; });
 }
 
 }  // namespace
@@ -403,14 +366,13 @@ Expected<NotesName> from_x509_name(const X509_NAME* name) {
     }
     last_set = X509_NAME_ENTRY_set(e);
     const int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
-    const auto* known = std::find_if(std::begin(kKindNames), std::end(kKindNames),
-                                     [nid](const KindNames& k) { return k.nid == nid; });
-    if (known == std::end(kKindNames)) {
+    const auto found = find_kind([nid](const KindNames& n) { return n.nid == nid; });
+    if (!found) {
       char oid[80];
       OBJ_obj2txt(oid, sizeof oid, X509_NAME_ENTRY_get_object(e), 0);
       return fail(bad(text, fmt::format("the attribute '{}' is not part of a Notes name (CN, OU, O, C)", oid)));
     }
-    const auto kind = static_cast<Kind>(known - std::begin(kKindNames));
+    const Kind kind = *found;
     unsigned char* utf8 = nullptr;
     const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
     if (len < 0) return fail(bad(text, fmt::format("the {} value cannot be read as text", kind_key(kind))));

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/durable_file.hpp"
+#include "core/text.hpp"
 
 namespace bridgehead::maildir {
 
@@ -77,7 +78,7 @@ Expected<std::string> mailbox_name(std::string_view recipient) {
     if (u < 0x20 || u == 0x7f) return bad("address contains a control character");
     // Only ASCII letters fold, so the mapping stays one-to-one on lowercased addresses
     // (a locale-dependent tolower could merge two UTF-8 addresses).
-    name += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    name += to_lower(c);
   }
   return name;
 }

@@ -80,9 +80,7 @@ bool is_final(RecipientStatus s) { return s == RecipientStatus::kDelivered || s 
 
 std::string lower_domain(std::string_view address) {
   const auto at = address.rfind('@');
-  std::string d(at == std::string_view::npos ? std::string_view() : address.substr(at + 1));
-  for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return d;
+  return to_lower(at == std::string_view::npos ? std::string_view() : address.substr(at + 1));
 }
 
 // "127.0.0.1:2526" -> "127.0.0.1", "[::1]:25" -> "::1": Remote-MTA names a host, not a port.

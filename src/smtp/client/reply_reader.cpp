@@ -30,12 +30,6 @@ bool is_enhanced_code(std::string_view s) {
 
 std::string_view first_word(std::string_view s) { return s.substr(0, s.find(' ')); }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
-         });
-}
-
 }  // namespace
 
 std::string ServerReply::enhanced() const {

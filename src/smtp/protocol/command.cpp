@@ -5,6 +5,8 @@
 #include <array>
 #include <limits>
 
+#include "core/text.hpp"
+
 namespace bridgehead::smtp {
 
 namespace {
@@ -20,72 +22,30 @@ tl::unexpected<Reply> reject(int code, const char* enhanced, std::string text) {
   return tl::unexpected<Reply>(Reply{code, enhanced, std::move(text)});
 }
 
+template <typename T>
+struct Keyword {
+  std::string_view name;
+  T value;
+};
+
+// What the keyword `word` names in `table` (ASCII case ignored), or nullopt.
+template <typename Table>
+auto keyword_value(std::string_view word, const Table& table) -> std::optional<decltype(table[0].value)> {
+  for (const auto& k : table) {
+    if (iequals(word, k.name)) return k.value;
+  }
+  return std::nullopt;
+}
+
+constexpr Keyword<BodyType> kBodyTypes[] = {{"7BIT", BodyType::k7Bit}, {"8BITMIME", BodyType::k8BitMime}};
+constexpr Keyword<DsnRet> kRets[] = {{"FULL", DsnRet::kFull}, {"HDRS", DsnRet::kHeaders}};
+constexpr Keyword<std::uint8_t> kNotifyFlags[] = {
+    {"NEVER", kNotifyNever}, {"SUCCESS", kNotifySuccess}, {"FAILURE", kNotifyFailure}, {"DELAY", kNotifyDelay}};
+
 bool is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
 bool is_upper_hex(unsigned char c) { return is_digit(c) || (c >= 'A' && c <= 'F'); }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-bool has_non_ascii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c >= 0x80) return true;
-  }
-  return false;
-}
-
-// Well-formed UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF.
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-      n = 1;
-    else if (c == 0xE0) {
-      n = 2;
-      lo = 0xA0;
-    } else if (c == 0xED) {
-      n = 2;
-      hi = 0x9F;
-    } else if (c >= 0xE1 && c <= 0xEF)
-      n = 2;
-    else if (c == 0xF0) {
-      n = 3;
-      lo = 0x90;
-    } else if (c == 0xF4) {
-      n = 3;
-      hi = 0x8F;
-    } else if (c >= 0xF1 && c <= 0xF3)
-      n = 3;
-    else
-      return false;
-    if (i + n >= s.size()) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto t = static_cast<unsigned char>(s[i + k]);
-      if (k == 1 ? (t < lo || t > hi) : (t < 0x80 || t > 0xBF)) return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
 bool is_atext(unsigned char c, bool utf8) {
   if (is_alnum(c)) return true;
   if (utf8 && c >= 0x80) return true;
@@ -174,36 +134,31 @@ bool valid_local_part(std::string_view lp, bool utf8) {
   return !prev_dot;
 }
 
-// Where the '@' between local part and domain is: the first '@' outside a quoted string.
-std::size_t find_at(std::string_view a) {
+// The position of the first `c` at or after `from` outside a quoted string, or npos.
+std::size_t find_unquoted(std::string_view s, char c, std::size_t from = 0) {
   bool quoted = false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (quoted && a[i] == '\\') {
+  for (std::size_t i = from; i < s.size(); ++i) {
+    if (quoted && s[i] == '\\') {
       ++i;
-    } else if (a[i] == '"') {
+    } else if (s[i] == '"') {
       quoted = !quoted;
-    } else if (!quoted && a[i] == '@') {
+    } else if (!quoted && s[i] == c) {
       return i;
     }
   }
   return std::string_view::npos;
 }
 
+// Where the '@' between local part and domain is: the first '@' outside a quoted string.
+std::size_t find_at(std::string_view a) { return find_unquoted(a, '@'); }
+
 // Parses "<path>" at the start of `s`; sets `consumed` to the length including '>'.
 std::optional<std::string_view> bracketed(std::string_view s, std::size_t& consumed) {
   if (s.empty() || s.front() != '<') return std::nullopt;
-  bool quoted = false;
-  for (std::size_t i = 1; i < s.size(); ++i) {
-    if (quoted && s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      quoted = !quoted;
-    } else if (!quoted && s[i] == '>') {
-      consumed = i + 1;
-      return s.substr(1, i - 1);
-    }
-  }
-  return std::nullopt;
+  const auto close = find_unquoted(s, '>', 1);
+  if (close == std::string_view::npos) return std::nullopt;
+  consumed = close + 1;
+  return s.substr(1, close - 1);
 }
 
 // Strips an RFC 5321 A-d-l ("@a,@b:") source route, which we accept and ignore (4.1.1.3).
@@ -259,6 +214,13 @@ tl::expected<void, Reply> parse_params(std::string_view s, Command& cmd) {
     seen |= bit;
     return first;
   };
+  // A parameter that names one of the values in `table`, given once.
+  auto set_keyword = [&once](unsigned bit, std::string_view value, const auto& table, auto& field) {
+    const auto named = keyword_value(value, table);
+    if (!once(bit) || !named) return false;
+    field = *named;
+    return true;
+  };
   const bool mail = cmd.verb == Verb::kMail;
   while (!s.empty()) {
     if (s.front() == ' ') {
@@ -273,7 +235,7 @@ tl::expected<void, Reply> parse_params(std::string_view s, Command& cmd) {
     const auto key = param.substr(0, eq);
     const bool has_value = eq != std::string_view::npos;
     const auto value = has_value ? param.substr(eq + 1) : std::string_view{};
-    if (has_non_ascii(param)) return bad_param(key);
+    if (has_8bit(param)) return bad_param(key);
     if (has_value && (value.empty() || value.find('=') != std::string_view::npos)) {
       return bad_param(key);
     }
@@ -284,24 +246,12 @@ tl::expected<void, Reply> parse_params(std::string_view s, Command& cmd) {
       if (!n) return bad_param(key);
       cmd.mail.size = *n;
     } else if (mail && iequals(key, "BODY")) {
-      if (!once(2)) return bad_param(key);
-      if (iequals(value, "7BIT"))
-        cmd.mail.body = BodyType::k7Bit;
-      else if (iequals(value, "8BITMIME"))
-        cmd.mail.body = BodyType::k8BitMime;
-      else
-        return bad_param(key);
+      if (!set_keyword(2, value, kBodyTypes, cmd.mail.body)) return bad_param(key);
     } else if (mail && iequals(key, "SMTPUTF8")) {
       if (!once(4) || has_value) return bad_param(key);
       cmd.mail.smtputf8 = true;
     } else if (mail && iequals(key, "RET")) {
-      if (!once(8)) return bad_param(key);
-      if (iequals(value, "FULL"))
-        cmd.mail.ret = DsnRet::kFull;
-      else if (iequals(value, "HDRS"))
-        cmd.mail.ret = DsnRet::kHeaders;
-      else
-        return bad_param(key);
+      if (!set_keyword(8, value, kRets, cmd.mail.ret)) return bad_param(key);
     } else if (mail && iequals(key, "ENVID")) {
       if (!once(16) || value.size() > kMaxEnvid) return bad_param(key);
       // A decoded CR or LF would be an injection into DSNs and spool records.
@@ -314,17 +264,9 @@ tl::expected<void, Reply> parse_params(std::string_view s, Command& cmd) {
       std::string_view list = value;
       for (;;) {
         const auto comma = list.find(',');
-        const auto item = list.substr(0, comma);
-        if (iequals(item, "NEVER"))
-          flags |= kNotifyNever;
-        else if (iequals(item, "SUCCESS"))
-          flags |= kNotifySuccess;
-        else if (iequals(item, "FAILURE"))
-          flags |= kNotifyFailure;
-        else if (iequals(item, "DELAY"))
-          flags |= kNotifyDelay;
-        else
-          return bad_param(key);
+        const auto flag = keyword_value(list.substr(0, comma), kNotifyFlags);
+        if (!flag) return bad_param(key);
+        flags |= *flag;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
       }
@@ -340,8 +282,7 @@ tl::expected<void, Reply> parse_params(std::string_view s, Command& cmd) {
       }
       auto decoded = xtext_decode(value.substr(semi + 1));
       if (!decoded || decoded->empty() || has_control(*decoded)) return bad_param(key);
-      std::string orcpt;
-      for (char c : type) orcpt += lower(c);
+      std::string orcpt = to_lower(type);
       orcpt += ';';
       orcpt += *decoded;
       cmd.rcpt.orcpt = std::move(orcpt);
@@ -378,7 +319,7 @@ tl::expected<Command, Reply> parse_path_command(Command cmd, std::string_view re
     cmd.path.clear();
     return cmd;
   }
-  const bool non_ascii = has_non_ascii(*mailbox);
+  const bool non_ascii = has_8bit(*mailbox);
   if (mail && non_ascii && !cmd.mail.smtputf8) {
     return reject(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
   }
@@ -397,11 +338,7 @@ tl::expected<Command, Reply> parse_path_command(Command cmd, std::string_view re
   return cmd;
 }
 
-struct VerbName {
-  std::string_view name;
-  Verb verb;
-};
-constexpr std::array<VerbName, 14> kVerbs{{
+constexpr std::array<Keyword<Verb>, 14> kVerbs{{
     {"EHLO", Verb::kEhlo},
     {"HELO", Verb::kHelo},
     {"MAIL", Verb::kMail},
@@ -450,7 +387,7 @@ bool is_valid_mailbox(std::string_view address, bool utf8) {
   const bool domain_ok =
       domain.front() == '[' ? valid_address_literal(domain) : valid_domain(domain, utf8);
   if (!domain_ok) return false;
-  return !has_non_ascii(address) || (utf8 && valid_utf8(address));
+  return !has_8bit(address) || (utf8 && is_valid_utf8(address));
 }
 
 tl::expected<Command, Reply> parse_command(std::string_view line) {
@@ -466,9 +403,7 @@ tl::expected<Command, Reply> parse_command(std::string_view line) {
   const auto rest = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
 
   Command cmd;
-  for (const auto& v : kVerbs) {
-    if (iequals(verb_text, v.name)) cmd.verb = v.verb;
-  }
+  cmd.verb = keyword_value(verb_text, kVerbs).value_or(Verb::kUnknown);
   if (cmd.verb == Verb::kMail || cmd.verb == Verb::kRcpt) return parse_path_command(cmd, rest);
 
   auto arg = rest;

@@ -1,15 +1,10 @@
 #include "smtp/protocol/session.hpp"
 
+#include "core/text.hpp"
+
 namespace bridgehead::smtp {
 
 namespace {
-bool has_non_ascii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c >= 0x80) return true;
-  }
-  return false;
-}
-
 bool has_mail_params(const MailParams& p) {
   return p.size || p.body != BodyType::kUnspecified || p.smtputf8 ||
          p.ret != DsnRet::kUnspecified || !p.envid.empty();
@@ -69,14 +64,9 @@ Action Session::on_line(std::string_view line) {
   if (!parsed) {
     // A RCPT refused for its syntax is a refused recipient all the same: a pipelined DATA
     // after it must get 554 (RFC 2920), not "need RCPT first".
-    auto is_rcpt = [&] {
-      if (line.size() < 4) return false;
-      for (std::size_t i = 0; i < 4; ++i) {
-        if ((line[i] | 0x20) != "rcpt"[i]) return false;
-      }
-      return true;
-    };
-    if ((state_ == SessionState::kMail || state_ == SessionState::kRcpt) && is_rcpt()) rcpt_attempted_ = true;
+    if ((state_ == SessionState::kMail || state_ == SessionState::kRcpt) && istarts_with(line, "rcpt")) {
+      rcpt_attempted_ = true;
+    }
     return respond(std::move(parsed.error()));
   }
   const Command& cmd = *parsed;
@@ -180,7 +170,7 @@ Action Session::on_rcpt(const Command& cmd) {
   if (!esmtp_ && (cmd.rcpt.notify != kNotifyNone || !cmd.rcpt.orcpt.empty())) {
     return respond(Reply{555, "5.5.4", "RCPT parameters are not allowed after HELO"});
   }
-  if (has_non_ascii(cmd.path) && !envelope_.smtputf8) {
+  if (has_8bit(cmd.path) && !envelope_.smtputf8) {
     return respond(Reply{553, "5.6.7", "Non-ASCII recipient requires MAIL FROM with SMTPUTF8"});
   }
   if (envelope_.recipients.size() >= options_.max_recipients) {

@@ -5,26 +5,22 @@
 
 #include <fmt/format.h>
 
+#include "core/text.hpp"
+
 namespace bridgehead::smtp {
 
 namespace {
 // Exchange and Domino both treat addresses case-insensitively (in ASCII); so do we.
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
-  return s;
-}
-
 std::string domain_of(const std::string& address) {
   auto at = address.rfind('@');
-  return at == std::string::npos ? std::string() : lower(address.substr(at + 1));
+  return at == std::string::npos ? std::string() : to_lower(address.substr(at + 1));
 }
 }  // namespace
 
 StaticRecipientPolicy::StaticRecipientPolicy(const std::vector<SystemRecipients>& systems) {
   for (const auto& s : systems) {
-    for (const auto& d : s.domains) domain_to_system_[lower(d)] = s.system;
-    for (const auto& r : s.recipients) recipients_.insert(lower(r));
+    for (const auto& d : s.domains) domain_to_system_[to_lower(d)] = s.system;
+    for (const auto& r : s.recipients) recipients_.insert(to_lower(r));
   }
 }
 
@@ -41,7 +37,7 @@ RecipientCheck StaticRecipientPolicy::for_ingress(const std::string& ingress_sys
                    fmt::format("<{}>: Relay access denied: not an address of a system this connector serves",
                                address)};
     }
-    if (!recipients_.contains(lower(address))) {
+    if (!recipients_.contains(to_lower(address))) {
       return Reply{550, "5.1.1", fmt::format("<{}>: Recipient address rejected: user unknown in {}", address, target)};
     }
     return std::nullopt;
