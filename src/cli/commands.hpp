@@ -4,8 +4,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -40,10 +44,41 @@ void add_daemon_options(CLI::App* cmd, DaemonArgs& args);
 /// nullopt.
 std::optional<nlohmann::json> ask_daemon(const DaemonArgs& args, const nlohmann::json& request, int& exit_code,
                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
-/// The same for a command that only shows the answer: with --json it is printed here and
-/// nullopt returned too, so the caller only formats it for people.
+/// The same for a command that only shows the answer: with --json it is printed here (an
+/// object with "running": true added) and nullopt returned too, so the caller only formats
+/// it for people.
 std::optional<nlohmann::json> ask_daemon_to_show(const DaemonArgs& args, const nlohmann::json& request, int& exit_code,
                                                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+/// A subcommand of `parent` that asks the running daemon one thing and shows the answer:
+/// -c/--config, --socket and --json, then `request(args)` is sent and `print` formats a
+/// successful answer for people (with --json the answer is printed as it is). Returns the
+/// subcommand and its arguments, for the options of its own that `request` reads.
+template <class Args = DaemonArgs>
+std::pair<CLI::App*, std::shared_ptr<Args>> add_daemon_query(
+    CLI::App* parent, const std::string& name, const std::string& help, int& exit_code,
+    std::chrono::milliseconds timeout, std::type_identity_t<std::function<nlohmann::json(const Args&)>> request,
+    std::function<void(const nlohmann::json&)> print) {
+  auto args = std::make_shared<Args>();
+  auto* cmd = parent->add_subcommand(name, help);
+  add_daemon_options(cmd, *args);
+  cmd->callback([args, timeout, request = std::move(request), print = std::move(print), &exit_code] {
+    if (auto r = ask_daemon_to_show(*args, request(*args), exit_code, timeout)) print(*r);
+  });
+  return {cmd, args};
+}
+
+/// The same for a subcommand whose request is {"command": name}.
+inline CLI::App* add_daemon_query(CLI::App* parent, const std::string& name, const std::string& help, int& exit_code,
+                                  std::chrono::milliseconds timeout, std::function<void(const nlohmann::json&)> print) {
+  return add_daemon_query<>(
+             parent, name, help, exit_code, timeout,
+             [name](const DaemonArgs&) {
+               return nlohmann::json{{"command", name}};
+             },
+             std::move(print))
+      .first;
+}
 
 /// The --help epilogue of the commands that open a connector ID (`id ...`, `unlock`): their
 /// exit codes.

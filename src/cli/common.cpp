@@ -75,6 +75,8 @@ std::optional<nlohmann::json> ask_daemon_to_show(const DaemonArgs& args, const n
                                                  std::chrono::milliseconds timeout) {
   auto r = ask_daemon(args, request, exit_code, timeout);
   if (r && args.json) {
+    // The same key a failure carries, so a script tells the two apart by one field.
+    if (r->is_object()) (*r)["running"] = true;
     fmt::print("{}\n", r->dump(2));
     return std::nullopt;
   }

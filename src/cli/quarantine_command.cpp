@@ -48,16 +48,16 @@ struct Args : DaemonArgs {
 // and hands a successful answer to `print` (with --json the answer is printed as it is).
 void add_action(CLI::App* parent, const std::string& name, const std::string& help, bool takes_id, int& exit_code,
                 std::function<void(const nlohmann::json&)> print) {
-  auto args = std::make_shared<Args>();
-  auto* cmd = parent->add_subcommand(name, help);
-  add_daemon_options(cmd, *args);
+  auto [cmd, args] = add_daemon_query<Args>(
+      parent, name, help, exit_code, std::chrono::seconds(60),
+      [name, takes_id](const Args& a) {
+        nlohmann::json request = {{"command", "quarantine"}, {"action", name}};
+        if (takes_id) request["id"] = a.id;
+        return request;
+      },
+      std::move(print));
   if (takes_id) cmd->add_option("ID", args->id, "the message id, as `bridgehead quarantine list` shows it")->required();
   cmd->footer(quarantine_exit_codes_help());
-  cmd->callback([args, name, takes_id, print = std::move(print), &exit_code] {
-    nlohmann::json request = {{"command", "quarantine"}, {"action", name}};
-    if (takes_id) request["id"] = args->id;
-    if (auto r = ask_daemon_to_show(*args, request, exit_code, std::chrono::seconds(60))) print(*r);
-  });
 }
 
 }  // namespace

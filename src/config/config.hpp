@@ -23,17 +23,17 @@ enum class SystemKind { kExchange, kDomino, kSmtp };
 enum class DeliveryMethod { kSmtp, kLmtp, kMaildir };
 
 struct Endpoint {
-  std::string host;        ///< literal IP (IPv4 or IPv6 without brackets) or a name
+  std::string host;  ///< literal IP (IPv4 or IPv6 without brackets) or a name
   std::uint16_t port = 0;
 };
 
 struct DeliveryTarget {
   DeliveryMethod method = DeliveryMethod::kMaildir;
-  Endpoint endpoint;       ///< smtp, lmtp
-  std::string path;        ///< maildir root (one Maildir per recipient below it)
+  Endpoint endpoint;          ///< smtp, lmtp
+  std::string path;           ///< maildir root (one Maildir per recipient below it)
   unsigned concurrency = 10;  ///< parallel connections (or Maildir writers) to this system
   smtp::client::TlsPolicy tls = smtp::client::TlsPolicy::kOpportunistic;  ///< smtp, lmtp: STARTTLS policy
-  std::string tls_ca_file;    ///< PEM CAs that verify the server with smtp::client::TlsPolicy::kRequired
+  std::string tls_ca_file;  ///< PEM CAs that verify the server with smtp::client::TlsPolicy::kRequired
   /// The name the server's certificate must carry with smtp::client::TlsPolicy::kRequired; empty: the host
   /// of `endpoint` (which check() then requires to be a name, not an IP address).
   std::string tls_verify_name;
@@ -41,17 +41,17 @@ struct DeliveryTarget {
 };
 
 struct SystemConfig {
-  std::string name;                       ///< "exchange", "notes": names processes too
+  std::string name;  ///< "exchange", "notes": names processes too
   SystemKind kind = SystemKind::kSmtp;
-  std::vector<std::string> domains;       ///< mail domains of this system, lower case
-  Endpoint listen;                        ///< ingress listener: mail FROM this system
-  std::string tls_cert_file;              ///< PEM; with tls_key_file enables STARTTLS
+  std::vector<std::string> domains;  ///< mail domains of this system, lower case
+  Endpoint listen;                   ///< ingress listener: mail FROM this system
+  std::string tls_cert_file;         ///< PEM; with tls_key_file enables STARTTLS
   std::string tls_key_file;
   /// PEM certifiers whose client certificates the listener requires (and STARTTLS before
   /// MAIL); empty: no client certificate asked for.
   std::string tls_client_ca_file;
-  std::vector<std::string> recipients;    ///< static recipient list (lower case) until dirsync
-  DeliveryTarget delivery;                ///< where mail TO this system goes
+  std::vector<std::string> recipients;  ///< static recipient list (lower case) until dirsync
+  DeliveryTarget delivery;              ///< where mail TO this system goes
 };
 
 struct QueueSettings {
@@ -66,16 +66,16 @@ struct IdentitySettings {
 };
 
 struct Config {
-  std::filesystem::path file;               ///< where it was loaded from
-  std::string hostname;                     ///< [connector] hostname
-  std::filesystem::path state_dir;          ///< [connector] state_dir
-  std::string user;                         ///< [connector] user: the service user when started as root
-  std::string group;                        ///< [connector] group; empty: the user's primary group
+  std::filesystem::path file;                               ///< where it was loaded from
+  std::string hostname;                                     ///< [connector] hostname
+  std::filesystem::path state_dir = "/var/lib/bridgehead";  ///< [connector] state_dir
+  std::string user;                                         ///< [connector] user: the service user when started as root
+  std::string group;                                        ///< [connector] group; empty: the user's primary group
   std::string log_level = "info";
-  std::filesystem::path control_socket;     ///< [admin] control_socket (default state_dir/control.sock)
-  std::filesystem::path tracking_file;      ///< [tracking] file (default state_dir/tracking.jsonl)
+  std::filesystem::path control_socket;  ///< [admin] control_socket (default state_dir/control.sock)
+  std::filesystem::path tracking_file;   ///< [tracking] file (default state_dir/tracking.jsonl)
   unsigned control_socket_mode = 0600;
-  std::filesystem::path spool_dir;          ///< [spool] dir (default state_dir/spool)
+  std::filesystem::path spool_dir;  ///< [spool] dir (default state_dir/spool)
   std::uint64_t spool_segment_size = spool::SpoolOptions{}.segment_size;
   IdentitySettings identity;
   smtp::ServerSettings smtp;  ///< [smtp]: the listeners' limits, with the defaults of the parts that enforce them
@@ -86,7 +86,7 @@ struct Config {
 /// One thing wrong with a config file: where, and a sentence that says how to fix it.
 struct Problem {
   std::string file;
-  int line = 0;    ///< 1-based; 0 when the problem is about the whole file
+  int line = 0;  ///< 1-based; 0 when the problem is about the whole file
   int column = 0;
   std::string message;
   /// "file:line:column: message" (what `bridgehead check` prints, one per line); "file: message"
@@ -95,8 +95,8 @@ struct Problem {
 };
 
 struct LoadResult {
-  std::optional<Config> config;    ///< set only when problems is empty
-  std::vector<Problem> problems;   ///< every problem found, not just the first
+  std::optional<Config> config;   ///< set only when problems is empty
+  std::vector<Problem> problems;  ///< every problem found, not just the first
 };
 
 /// Loads and validates a config file. Relative paths in it are relative to the file.

@@ -25,7 +25,17 @@ constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "er
 constexpr std::string_view kBareLinefeed[] = {"reject", "normalize"};  // in the order of smtp::BareLinefeedPolicy
 constexpr std::string_view kKinds[] = {"exchange", "domino", "smtp"};
 constexpr std::string_view kMethods[] = {"smtp", "lmtp", "maildir"};
-constexpr std::string_view kTlsModes[] = {"none", "opportunistic", "required"};
+constexpr std::string_view kTlsModes[] = {"none", "opportunistic",
+                                          "required"};  // in the order of smtp::client::TlsPolicy
+
+// A TOML basic string of text that needs no escapes (defaults are names, paths and durations).
+std::string toml_string(std::string_view text) { return fmt::format("\"{}\"", text); }
+// Where an enum setting's checked text stands in its `allowed` list, which names the
+// enumerators in their declared order.
+template <std::size_t N>
+std::size_t index_of(const std::string_view (&allowed)[N], std::string_view text) {
+  return static_cast<std::size_t>(std::find(std::begin(allowed), std::end(allowed), text) - std::begin(allowed));
+}
 
 std::string check_duration_text(std::string_view text) {
   auto d = parse_duration(text);
@@ -69,17 +79,16 @@ std::string smtp_integer(const Config& c) {
 }
 template <auto Member>
 std::string smtp_size(const Config& c) {
-  return fmt::format("\"{}\"", format_size(c.smtp.*Member));
+  return toml_string(format_size(c.smtp.*Member));
 }
 // An enum setting whose `allowed` list names the enumerators in their declared order.
 template <auto Member, const auto& Allowed>
 void set_smtp_enum(Config& c, SystemConfig*, const Value& v) {
-  const auto at = std::find(std::begin(Allowed), std::end(Allowed), v.text) - std::begin(Allowed);
-  c.smtp.*Member = static_cast<std::remove_cvref_t<decltype(c.smtp.*Member)>>(at);
+  c.smtp.*Member = static_cast<std::remove_cvref_t<decltype(c.smtp.*Member)>>(index_of(Allowed, v.text));
 }
 template <auto Member, const auto& Allowed>
 std::string smtp_enum(const Config& c) {
-  return fmt::format("\"{}\"", Allowed[static_cast<std::size_t>(c.smtp.*Member)]);
+  return toml_string(Allowed[static_cast<std::size_t>(c.smtp.*Member)]);
 }
 
 // GCC before 14 warns about members a designated initializer leaves out even when they have
@@ -99,7 +108,7 @@ const Setting kSettings[] = {
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.hostname = v.text; }},
     {.key = "connector.state_dir",
      .type = Type::kPath,
-     .default_value = R"("/var/lib/bridgehead")",
+     .default_from = [](const Config& c) { return toml_string(c.state_dir.string()); },
      .doc = "The directory of the connector's state; the spool and the control socket are "
             "inside it unless set otherwise.",
      .example = R"("/var/lib/bridgehead")",
@@ -122,7 +131,7 @@ const Setting kSettings[] = {
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.group = v.text; }},
     {.key = "connector.log_level",
      .type = Type::kEnum,
-     .default_value = R"("info")",
+     .default_from = [](const Config& c) { return toml_string(c.log_level); },
      .allowed = kLogLevels,
      .doc = "The least severe log messages that are written.",
      .example = R"("info")",
@@ -136,13 +145,11 @@ const Setting kSettings[] = {
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.control_socket = v.text; }},
     {.key = "admin.control_socket_mode",
      .type = Type::kMode,
-     .default_value = R"("0600")",
+     .default_from = [](const Config& c) { return fmt::format("\"{:04o}\"", c.control_socket_mode); },
      .doc = "The permissions of the control socket, an octal string; whoever may write to it "
             "controls the connector.",
      .example = R"("0660")",
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.control_socket_mode = as_unsigned(v);
-     }},
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.control_socket_mode = as_unsigned(v); }},
 
     {.key = "identity.id_file",
      .type = Type::kPath,
@@ -168,7 +175,7 @@ const Setting kSettings[] = {
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.spool_dir = v.text; }},
     {.key = "spool.segment_size",
      .type = Type::kSize,
-     .default_from = [](const Config& c) { return fmt::format("\"{}\"", format_size(c.spool_segment_size)); },
+     .default_from = [](const Config& c) { return toml_string(format_size(c.spool_segment_size)); },
      .min = kMiB,
      .max = 4 * kGiB,
      .doc = "The size past which the spool starts a new segment file.",
@@ -273,17 +280,18 @@ const Setting kSettings[] = {
 
     {.key = "queue.retry_delays",
      .type = Type::kString,
-     .default_from = [](const Config& c) { return fmt::format("\"{}\"", format_delay_list(c.queue.retry.delays)); },
+     .default_from = [](const Config& c) { return toml_string(format_delay_list(c.queue.retry.delays)); },
      .doc = "The waits between delivery attempts of a deferred recipient, in order; the last "
             "one repeats until the lifetime ends. Units s, m, h, d.",
      .example = R"("1m,5m,15m,30m,1h,2h,4h")",
      .check = check_delay_list_text,
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.queue.retry.delays = parse_delay_list(v.text).value_or(std::vector<std::chrono::seconds>{});
-     }},
+     .apply =
+         [](Config& c, SystemConfig*, const Value& v) {
+           c.queue.retry.delays = parse_delay_list(v.text).value_or(std::vector<std::chrono::seconds>{});
+         }},
     {.key = "queue.lifetime",
      .type = Type::kString,
-     .default_from = [](const Config& c) { return fmt::format("\"{}\"", format_duration(c.queue.retry.lifetime)); },
+     .default_from = [](const Config& c) { return toml_string(format_duration(c.queue.retry.lifetime)); },
      .doc = "How long a message may stay queued; a recipient still not delivered after this "
             "fails and its sender gets a failure notice.",
      .example = R"("5d")",
@@ -294,15 +302,16 @@ const Setting kSettings[] = {
      .default_from =
          [](const Config& c) {
            const auto d = c.queue.retry.delay_notice_after;
-           return fmt::format("\"{}\"", d.count() == 0 ? std::string("never") : format_duration(d));
+           return toml_string(d.count() == 0 ? std::string("never") : format_duration(d));
          },
      .doc = "When a sender gets one \"still trying\" notice for a deferred recipient (if they "
             "did not refuse it with NOTIFY); `never` turns the notice off.",
      .example = R"("4h")",
      .check = check_notice_text,
-     .apply = [](Config& c, SystemConfig*, const Value& v) {
-       c.queue.retry.delay_notice_after = v.text == "never" ? std::chrono::seconds(0) : duration_of(v);
-     }},
+     .apply =
+         [](Config& c, SystemConfig*, const Value& v) {
+           c.queue.retry.delay_notice_after = v.text == "never" ? std::chrono::seconds(0) : duration_of(v);
+         }},
     {.key = "tracking.file",
      .type = Type::kPath,
      .default_note = "`<state_dir>/tracking.jsonl`",
@@ -336,11 +345,12 @@ const Setting kSettings[] = {
      .doc = "The kind of mail system; it selects the content conversion for mail to and from it.",
      .example = R"("exchange")",
      .required = true,
-     .apply = [](Config&, SystemConfig* s, const Value& v) {
-       s->kind = v.text == "exchange" ? SystemKind::kExchange
-                 : v.text == "domino" ? SystemKind::kDomino
-                                      : SystemKind::kSmtp;
-     }},
+     .apply =
+         [](Config&, SystemConfig* s, const Value& v) {
+           s->kind = v.text == "exchange" ? SystemKind::kExchange
+                     : v.text == "domino" ? SystemKind::kDomino
+                                          : SystemKind::kSmtp;
+         }},
     {.key = "system[].domains",
      .type = Type::kStringArray,
      .default_note = "required",
@@ -395,11 +405,12 @@ const Setting kSettings[] = {
             "below path.",
      .example = R"("smtp")",
      .required = true,
-     .apply = [](Config&, SystemConfig* s, const Value& v) {
-       s->delivery.method = v.text == "smtp"   ? DeliveryMethod::kSmtp
-                            : v.text == "lmtp" ? DeliveryMethod::kLmtp
-                                               : DeliveryMethod::kMaildir;
-     }},
+     .apply =
+         [](Config&, SystemConfig* s, const Value& v) {
+           s->delivery.method = v.text == "smtp"   ? DeliveryMethod::kSmtp
+                                : v.text == "lmtp" ? DeliveryMethod::kLmtp
+                                                   : DeliveryMethod::kMaildir;
+         }},
     {.key = "system[].delivery.address",
      .type = Type::kEndpoint,
      .default_note = "required for smtp and lmtp",
@@ -414,7 +425,7 @@ const Setting kSettings[] = {
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.path = v.text; }},
     {.key = "system[].delivery.concurrency",
      .type = Type::kInteger,
-     .default_value = "10",
+     .default_from = [](const Config&) { return std::to_string(DeliveryTarget{}.concurrency); },
      .min = 1,
      .max = 1000,
      .doc = "the number of connections (or Maildir writers) used in parallel for this system",
@@ -422,18 +433,16 @@ const Setting kSettings[] = {
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.concurrency = as_unsigned(v); }},
     {.key = "system[].delivery.tls",
      .type = Type::kEnum,
-     .default_value = R"("opportunistic")",
+     .default_from = [](const Config&) { return toml_string(kTlsModes[static_cast<std::size_t>(DeliveryTarget{}.tls)]); },
      .allowed = kTlsModes,
      .doc = "STARTTLS toward the system: `none`, `opportunistic` (when offered, unverified) or "
             "`required` (must be offered, and the certificate must verify against tls_ca_file and name "
             "the host of address or tls_verify_name).",
      .example = R"("required")",
-     .apply = [](Config&, SystemConfig* s, const Value& v) {
-       using smtp::client::TlsPolicy;
-       s->delivery.tls = v.text == "none"       ? TlsPolicy::kNone
-                         : v.text == "required" ? TlsPolicy::kRequired
-                                                : TlsPolicy::kOpportunistic;
-     }},
+     .apply =
+         [](Config&, SystemConfig* s, const Value& v) {
+           s->delivery.tls = static_cast<smtp::client::TlsPolicy>(index_of(kTlsModes, v.text));
+         }},
     {.key = "system[].delivery.tls_ca_file",
      .type = Type::kPath,
      .default_note = "the system's CA store",
@@ -452,7 +461,7 @@ const Setting kSettings[] = {
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.tls_verify_name = v.text; }},
     {.key = "system[].delivery.timeout",
      .type = Type::kString,
-     .default_value = R"("5m")",
+     .default_from = [](const Config&) { return toml_string(format_duration(DeliveryTarget{}.timeout)); },
      .doc = "How long to wait to connect and for each reply before the attempt is deferred "
             "(the reply to the end of the data gets twice this).",
      .example = R"("5m")",
@@ -475,17 +484,16 @@ const Section kSections[] = {
     {"smtp", "[smtp]",
      "Limits of the SMTP listeners, shared by all systems; they protect the connector from "
      "oversized messages and abusive sessions."},
-    {"queue", "[queue]",
-     "Retries, lifetime and delay notices of queued mail, and where poison messages go."},
+    {"queue", "[queue]", "Retries, lifetime and delay notices of queued mail, and where poison messages go."},
     {"tracking", "[tracking]", "What happened to each message, for the administrator who is asked."},
     {"system[]", "[[system]]",
      "One table per connected mail system, at least two. The listener receives mail *from* "
      "the system; the delivery target takes mail *to* it. These tables have no defaults."},
-    {"system[].delivery", "[system.delivery]",
-     "Where mail to the recipients of the system above it is delivered."},
+    {"system[].delivery", "[system.delivery]", "Where mail to the recipients of the system above it is delivered."},
 };
 
-constexpr std::string_view kExampleHead = R"(# Bridgehead between an Exchange organization and a Domino domain, all on this host.
+constexpr std::string_view kExampleHead =
+    R"(# Bridgehead between an Exchange organization and a Domino domain, all on this host.
 
 [connector]
 hostname = "bridgehead.example"
@@ -555,17 +563,23 @@ const Section* find_section(std::string_view path) {
 
 std::string type_description(const Setting& s) {
   switch (s.type) {
-    case Type::kString: return "string";
-    case Type::kPath: return "path";
-    case Type::kEndpoint: return "string `address:port`";
-    case Type::kMode: return "octal string";
-    case Type::kStringArray: return "array of strings";
-    case Type::kInteger: return fmt::format("integer ({}–{})", s.min, s.max);
-    case Type::kSize: return fmt::format("size ({}–{})", format_size(s.min), format_size(s.max));
+    case Type::kString:
+      return "string";
+    case Type::kPath:
+      return "path";
+    case Type::kEndpoint:
+      return "string `address:port`";
+    case Type::kMode:
+      return "octal string";
+    case Type::kStringArray:
+      return "array of strings";
+    case Type::kInteger:
+      return fmt::format("integer ({}–{})", s.min, s.max);
+    case Type::kSize:
+      return fmt::format("size ({}–{})", format_size(s.min), format_size(s.max));
     case Type::kEnum: {
       std::string out = "one of ";
-      for (std::size_t i = 0; i < s.allowed.size(); ++i)
-        out += fmt::format("{}`{}`", i ? ", " : "", s.allowed[i]);
+      for (std::size_t i = 0; i < s.allowed.size(); ++i) out += fmt::format("{}`{}`", i ? ", " : "", s.allowed[i]);
       return out;
     }
   }
@@ -669,8 +683,8 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why) 
       why = "has no address before the port" + std::string(kHow) + R"( ("0.0.0.0:2525" for all)";
       return std::nullopt;
     }
-    bool numeric = std::all_of(ep.host.begin(), ep.host.end(),
-                               [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    bool numeric =
+        std::all_of(ep.host.begin(), ep.host.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
     in_addr a4{};
     if (numeric && inet_pton(AF_INET, ep.host.c_str(), &a4) != 1) {
       why = fmt::format("has \"{}\", which is not an IPv4 address{}", ep.host, kHow);
@@ -702,10 +716,8 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string& why)
     std::string_view name;
     std::uint64_t factor;
   };
-  static constexpr Unit kUnits[] = {{"", 1},           {"B", 1},
-                                    {"KiB", kKiB},     {"MiB", kMiB},
-                                    {"GiB", kGiB},     {"KB", 1000},
-                                    {"MB", 1000000},   {"GB", 1000000000}};
+  static constexpr Unit kUnits[] = {{"", 1},       {"B", 1},     {"KiB", kKiB},   {"MiB", kMiB},
+                                    {"GiB", kGiB}, {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000}};
   constexpr std::string_view kHow =
       R"(write a number of bytes or a number with a unit B, KiB, MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000), e.g. "50MiB")";
   std::string_view s = trim(text);
@@ -746,9 +758,10 @@ std::optional<unsigned> parse_mode(std::string_view text, std::string& why) {
   }
   unsigned mode = static_cast<unsigned>(std::stoul(std::string(text), nullptr, 8));
   if (mode & ~0777u) {
-    why = fmt::format("\"{}\" sets bits outside 0777 (setuid, setgid or sticky), which a socket "
-                      "does not use; give only the permission bits, e.g. \"0600\"",
-                      text);
+    why = fmt::format(
+        "\"{}\" sets bits outside 0777 (setuid, setgid or sticky), which a socket "
+        "does not use; give only the permission bits, e.g. \"0600\"",
+        text);
     return std::nullopt;
   }
   return mode;
@@ -784,8 +797,9 @@ std::string defaults_toml() {
     bool system = sec.path.starts_with("system[]");
     out += "\n";
     if (sec.path == "system[]") {
-      out += "# A connector connects at least two systems, and [[system]] tables have no\n"
-             "# defaults. Each system looks like this (see docs/configuration.md):\n";
+      out +=
+          "# A connector connects at least two systems, and [[system]] tables have no\n"
+          "# defaults. Each system looks like this (see docs/configuration.md):\n";
     }
     out += fmt::format("{}{}\n", system ? "# " : "", sec.header);
     for (const Setting& s : detail::settings()) {
@@ -808,9 +822,7 @@ std::string defaults_toml() {
   return out;
 }
 
-std::string example_toml() {
-  return std::string(detail::kExampleHead) + std::string(detail::kExampleSystems);
-}
+std::string example_toml() { return std::string(detail::kExampleHead) + std::string(detail::kExampleSystems); }
 
 std::string reference_markdown() {
   std::string out = R"(# Configuration reference
@@ -841,8 +853,7 @@ which prints every problem, each with its line and column and how to fix it.
       if (s.section() != sec.path) continue;
       const std::string literal = s.default_literal();
       std::string def = literal.empty() ? std::string(s.default_note) : fmt::format("`{}`", literal);
-      out += fmt::format("| `{}` | {} | {} | {} |\n", s.name(), detail::type_description(s), def,
-                         s.doc);
+      out += fmt::format("| `{}` | {} | {} | {} |\n", s.name(), detail::type_description(s), def, s.doc);
     }
   }
   out += R"(

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/octet_scan.hpp"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -46,23 +48,9 @@ std::string escape_control(std::string_view text) {
 
 std::size_t find_line_break(std::string_view text) {
   const char* p = text.data();
-  const std::size_t n = text.size();
-  std::size_t i = 0;
-#if defined(__SSE2__)
-  // A plain byte loop ran at about one octet per cycle and was the largest share of the
-  // receiving side's CPU on large messages; compilers do not vectorize a search loop.
-  const __m128i cr = _mm_set1_epi8('\r');
-  const __m128i lf = _mm_set1_epi8('\n');
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    const int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
-    if (hits != 0) return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(hits)));
-  }
-#endif
-  for (; i < n; ++i) {
-    if (p[i] == '\r' || p[i] == '\n') return i;
-  }
-  return n;
+  return find_first(
+      0, text.size(), 0, [p](std::size_t i) { return match16(p + i, '\r') | match16(p + i, '\n'); },
+      [p](std::size_t i) { return p[i] == '\r' || p[i] == '\n'; });
 }
 
 bool has_8bit(std::string_view text) {

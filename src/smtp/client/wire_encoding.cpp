@@ -3,11 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "core/envelope.hpp"
+#include "core/octet_scan.hpp"
 
 namespace bridgehead::smtp::client {
 
@@ -70,26 +67,14 @@ namespace {
 std::size_t find_stuffing_point(std::string_view text) {
   const char* p = text.data();
   const std::size_t n = text.size();
-  std::size_t k = 1;
-#if defined(__SSE2__)
-  const __m128i lf = _mm_set1_epi8('\n');
-  const __m128i cr = _mm_set1_epi8('\r');
-  const __m128i dot = _mm_set1_epi8('.');
-  for (; k + 17 <= n; k += 16) {  // reads p[k - 1] .. p[k + 16]
-    const __m128i at = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k));
-    const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k - 1));
-    const __m128i after = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k + 1));
-    const __m128i is_lf = _mm_cmpeq_epi8(at, lf);
-    const __m128i bare = _mm_andnot_si128(_mm_cmpeq_epi8(before, cr), is_lf);
-    const __m128i dotted = _mm_and_si128(_mm_cmpeq_epi8(after, dot), is_lf);
-    const int hits = _mm_movemask_epi8(_mm_or_si128(bare, dotted));
-    if (hits != 0) return k + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(hits)));
-  }
-#endif
-  for (; k < n; ++k) {
-    if (p[k] == '\n' && (p[k - 1] != '\r' || (k + 1 < n && p[k + 1] == '.'))) return k;
-  }
-  return n;
+  // Starts at 1 so a block may look one octet back (the CR) and, with reach 1, one ahead (the dot).
+  return find_first(
+      1, n, 1,
+      [p](std::size_t k) {
+        const unsigned lf = match16(p + k, '\n');
+        return (lf & ~match16(p + k - 1, '\r')) | (lf & match16(p + k + 1, '.'));
+      },
+      [p, n](std::size_t k) { return p[k] == '\n' && (p[k - 1] != '\r' || (k + 1 < n && p[k + 1] == '.')); });
 }
 
 }  // namespace
