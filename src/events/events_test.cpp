@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "temp_dir.hpp"
 
@@ -83,6 +85,46 @@ TEST(TrackingLog, WritesOneLinePerEventAndMovesTheFileAsideWhenFull) {
   EXPECT_EQ(process->snapshot().value("events"), 6u);
   EXPECT_EQ(process->snapshot().value("dropped"), 0u);
   EXPECT_EQ(process->state(), status::ProcessState::kRunning);
+}
+
+// Events linger to be written in batches (one write and one wake-up per batch, not per
+// event); neither flush() nor shutdown waits the linger out. Were they to, this test would
+// hang for an hour and fail on ctest's timeout.
+TEST(TrackingLog, FlushAndShutdownWriteAtOnceWhateverTheLinger) {
+  test_support::TempDir dir;
+  const auto file = dir.path() / "tracking.jsonl";
+  {
+    TrackingLogOptions options;
+    options.file = file;
+    options.linger = std::chrono::hours(1);
+    TrackingLog log(options, std::make_shared<status::Process>("tracking"));
+    ASSERT_TRUE(log.start());
+    for (int i = 0; i < 3; ++i) log.add(delivered(std::to_string(i)));
+    log.flush();
+    EXPECT_EQ(lines_of(file).size(), 3u);
+    log.add(delivered("3"));
+    log.add(delivered("4"));
+  }
+  const auto lines = lines_of(file);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(nlohmann::json::parse(lines.back())["queue_id"], "4");
+}
+
+// A full batch is written without waiting out the linger.
+TEST(TrackingLog, AFullBatchIsWrittenWithoutWaitingForTheLinger) {
+  test_support::TempDir dir;
+  const auto file = dir.path() / "tracking.jsonl";
+  TrackingLogOptions options;
+  options.file = file;
+  options.linger = std::chrono::hours(1);
+  options.batch = 4;
+  auto process = std::make_shared<status::Process>("tracking");
+  TrackingLog log(options, process);
+  ASSERT_TRUE(log.start());
+  for (int i = 0; i < 4; ++i) log.add(delivered(std::to_string(i)));
+  // No flush: the fourth event fills the batch, which wakes the writer.
+  while (process->snapshot().value("events") < 4u) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(lines_of(file).size(), 4u);
 }
 
 TEST(TrackingLog, AFileThatCannotBeOpenedIsAnErrorNamingItAndEventsAreCountedAsDropped) {

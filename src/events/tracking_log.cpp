@@ -21,6 +21,7 @@ TrackingLog::~TrackingLog() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  done_cv_.notify_all();
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -36,7 +37,8 @@ Expected<void> TrackingLog::start() {
   if (!open_file()) {
     const int e = errno;
     Error err = Error::transient_error(
-        ErrorCode::kIo, fmt::format("cannot open the message tracking log {}: {}", options_.file.string(), std::strerror(e)),
+        ErrorCode::kIo,
+        fmt::format("cannot open the message tracking log {}: {}", options_.file.string(), std::strerror(e)),
         "mail still flows, untracked; make the directory writable by the connector's user, or set tracking.file");
     if (process_) process_->report_error(status::ProcessState::kDegraded, err);
     return fail(err);
@@ -59,6 +61,9 @@ void TrackingLog::add(const MessageEvent& e) {
     }
     pending_.push_back(e);
     ++queued_;
+    // Only the first event of a batch wakes the writer (it then lingers for the rest), and
+    // a full batch: not one wake-up per event.
+    if (pending_.size() != 1 && pending_.size() != options_.batch) return;
   }
   cv_.notify_one();
 }
@@ -66,7 +71,9 @@ void TrackingLog::add(const MessageEvent& e) {
 void TrackingLog::flush() {
   std::unique_lock lock(mu_);
   const std::uint64_t target = queued_;
-  cv_.wait(lock, [&] { return written_ >= target || !thread_.joinable(); });
+  flush_wanted_ = target;
+  cv_.notify_one();
+  done_cv_.wait(lock, [&] { return written_ >= target || !thread_.joinable(); });
 }
 
 bool TrackingLog::write_lines(const std::string& text) {
@@ -95,6 +102,8 @@ void TrackingLog::loop() {
   for (;;) {
     cv_.wait(lock, [&] { return quit_ || !pending_.empty(); });
     if (pending_.empty() && quit_) return;
+    cv_.wait_for(lock, options_.linger,
+                 [&] { return quit_ || pending_.size() >= options_.batch || flush_wanted_ > written_; });
     std::deque<MessageEvent> batch;
     batch.swap(pending_);
     lock.unlock();
@@ -124,7 +133,7 @@ void TrackingLog::loop() {
     }
     lock.lock();
     written_ += batch.size();
-    cv_.notify_all();
+    done_cv_.notify_all();
   }
 }
 

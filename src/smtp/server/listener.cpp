@@ -330,7 +330,7 @@ bool InboundSession::header_section_ready() {
   return ended || piece_.size() >= kSpoolPiece;
 }
 
-// Once per message: cleanup on the worker pool with the header section, which it hands
+// Once per message: cleanup (on the worker pool when it has steps) with the header section, which it hands
 // back with the trace header on top (or refuses the message: its reply is given at the end
 // of the content, unless the decoder found an earlier problem).
 net::awaitable<void> InboundSession::run_cleanup() {
@@ -346,8 +346,12 @@ net::awaitable<void> InboundSession::run_cleanup() {
     if (auto r = c->run(m, now); !r) return tl::unexpected(std::move(r.error()));
     return std::move(m);
   };
-  auto pool = state_->options.blocking ? state_->options.blocking : plain_.get_executor();
-  Result r = co_await net::run_blocking(pool, std::move(work));
+  Result r;
+  if (state_->options.blocking && state_->options.cleanup->needs_pool()) {
+    r = co_await net::run_blocking(state_->options.blocking, std::move(work));
+  } else {
+    r = work();
+  }
   if (!r) {
     refusal_ = std::move(r.error());
     co_return;
