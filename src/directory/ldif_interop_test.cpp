@@ -91,13 +91,13 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
 
 class OpenLdapInterop : public ::testing::Test {
  protected:
-  void SetUp() override {
+  /// Fails the test naming the package when slapadd, slapcat or the schemas are missing;
+  /// writes slapd.conf for a temporary mdb database with suffix o=Acme.
+  void write_slapd_conf() {
     ASSERT_STRNE(BRIDGEHEAD_SLAPADD_BIN, "")
         << "slapadd is not installed: install the Debian package 'slapd' (scripts/install-deps does)";
     ASSERT_STRNE(BRIDGEHEAD_SLAPCAT_BIN, "")
         << "slapcat is not installed: install the Debian package 'slapd' (scripts/install-deps does)";
-    ASSERT_STRNE(BRIDGEHEAD_LDAPMODIFY_BIN, "")
-        << "ldapmodify is not installed: install the Debian package 'ldap-utils' (scripts/install-deps does)";
     const std::filesystem::path schema = BRIDGEHEAD_LDAP_SCHEMA_DIR;
     for (const char* s : {"core.schema", "cosine.schema", "inetorgperson.schema"}) {
       ASSERT_TRUE(std::filesystem::exists(schema / s))
@@ -121,6 +121,16 @@ class OpenLdapInterop : public ::testing::Test {
         << "directory " << (dir_.path() / "db").string() << "\n";
   }
 
+  /// `ldapmodify -n -f FILE`: parses the change file and prints what it would do, with no server.
+  CommandResult ldapmodify_dry_run(const std::filesystem::path& file) {
+    if (std::string_view(BRIDGEHEAD_LDAPMODIFY_BIN).empty()) {
+      ADD_FAILURE() << "ldapmodify is not installed: install the Debian package 'ldap-utils' (scripts/install-deps "
+                       "does)";
+      return {};
+    }
+    return run(fmt::format("'{}' -n -f '{}'", BRIDGEHEAD_LDAPMODIFY_BIN, file.string()));
+  }
+
   std::string conf() const { return "'" + (dir_.path() / "slapd.conf").string() + "'"; }
   std::filesystem::path path(const char* name) const { return dir_.path() / name; }
 
@@ -128,6 +138,7 @@ class OpenLdapInterop : public ::testing::Test {
 };
 
 TEST_F(OpenLdapInterop, WhatTheWriterWritesSlapaddLoadsAndSlapcatGivesBackTheSameEntries) {
+  ASSERT_NO_FATAL_FAILURE(write_slapd_conf());
   const std::vector<Entry> written = sample_directory();
   auto text = to_ldif(written);
   ASSERT_TRUE(text) << text.error().describe();
@@ -211,7 +222,7 @@ TEST_F(OpenLdapInterop, LdapmodifyParsesAChangeFileTheWriterWrites) {
   auto text = to_ldif({}, changes);
   ASSERT_TRUE(text) << text.error().describe();
   std::ofstream(path("changes.ldif"), std::ios::binary) << *text;
-  const auto r = run(fmt::format("'{}' -n -f '{}'", BRIDGEHEAD_LDAPMODIFY_BIN, path("changes.ldif").string()));
+  const auto r = ldapmodify_dry_run(path("changes.ldif"));
   ASSERT_EQ(r.status, 0) << "ldapmodify -n refused the change file:\n" << r.output << "\ninput:\n" << *text;
   for (const Change& c : changes) EXPECT_NE(r.output.find(c.dn), std::string::npos) << c.dn << "\n" << r.output;
   // The reader reads its own change file back unchanged, as ldapmodify read it.
@@ -222,8 +233,8 @@ TEST_F(OpenLdapInterop, LdapmodifyParsesAChangeFileTheWriterWrites) {
 
 TEST_F(OpenLdapInterop, LdapmodifyRefusesABrokenChangeFileSoTheCheckAboveCanFail) {
   std::ofstream(path("broken.ldif")) << "dn: cn=x,o=Acme\nchangetype: modify\nfrobnicate: cn\n-\n";
-  const auto r = run(fmt::format("'{}' -n -f '{}'", BRIDGEHEAD_LDAPMODIFY_BIN, path("broken.ldif").string()));
-  EXPECT_NE(r.status, 0) << r.output;
+  const auto r = ldapmodify_dry_run(path("broken.ldif"));
+  EXPECT_GT(r.status, 0) << r.output;
   const LdifDocument mine = read_ldif("dn: cn=x,o=Acme\nchangetype: modify\nfrobnicate: cn\n-\n");
   EXPECT_EQ(mine.problems.size(), 1u);
 }

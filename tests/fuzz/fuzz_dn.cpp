@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/text.hpp"
 #include "directory/dn.hpp"
 #include "fuzz_check.hpp"
 
