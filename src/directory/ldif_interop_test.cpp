@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <tuple>
@@ -140,7 +141,11 @@ class OpenLdapInterop : public ::testing::Test {
 TEST_F(OpenLdapInterop, WhatTheWriterWritesSlapaddLoadsAndSlapcatGivesBackTheSameEntries) {
   ASSERT_NO_FATAL_FAILURE(write_slapd_conf());
   const std::vector<Entry> written = sample_directory();
-  auto text = to_ldif(written);
+  // slapadd reads no "version:" line (it takes it for an attribute of a record without a
+  // DN), and slapcat writes none: the form slapadd reads is the one without it.
+  LdifWriterOptions options;
+  options.write_version = false;
+  auto text = to_ldif(written, {}, options);
   ASSERT_TRUE(text) << text.error().describe();
   std::ofstream(path("in.ldif"), std::ios::binary) << *text;
 
@@ -224,7 +229,15 @@ TEST_F(OpenLdapInterop, LdapmodifyParsesAChangeFileTheWriterWrites) {
   std::ofstream(path("changes.ldif"), std::ios::binary) << *text;
   const auto r = ldapmodify_dry_run(path("changes.ldif"));
   ASSERT_EQ(r.status, 0) << "ldapmodify -n refused the change file:\n" << r.output << "\ninput:\n" << *text;
-  for (const Change& c : changes) EXPECT_NE(r.output.find(c.dn), std::string::npos) << c.dn << "\n" << r.output;
+  // With -n ldapmodify prints what it would do to each entry, in the order of the file.
+  std::size_t at = 0;
+  for (const Change& c : changes) {
+    static constexpr std::array<std::string_view, 4> kVerbs{"adding new entry", "deleting entry", "modifying entry",
+                                                            "modifying rdn of entry"};
+    const std::string line = fmt::format("!{} \"{}\"", kVerbs[static_cast<std::size_t>(c.type)], c.dn);
+    at = r.output.find(line, at);
+    ASSERT_NE(at, std::string::npos) << line << "\n" << r.output;
+  }
   // The reader reads its own change file back unchanged, as ldapmodify read it.
   const LdifDocument back = read_ldif(*text);
   EXPECT_TRUE(back.problems.empty());
