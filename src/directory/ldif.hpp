@@ -114,7 +114,6 @@ class LdifReader {
   std::size_t peak_buffered_ = 0;
   bool first_record_ = true;
   std::optional<bool> changes_;  // whether the input holds change records, once the first record said
-  std::size_t first_record_line_ = 0;
   std::deque<LdifItem> pending_;
   bool failure_reported_ = false;
 };
@@ -126,14 +125,16 @@ struct LdifDocument {
   std::vector<LdifProblem> problems;
 };
 
-/// Reads all of `text`.
+/// Reads all of `text`, in place (the text is not copied).
 LdifDocument read_ldif(std::string_view text, const LdifReaderOptions& options = {});
 /// Reads all of the file `path` (streaming). Fails only when the file cannot be opened
 /// (kNotFound or the errno error, naming it); bad records are problems in the document.
 Expected<LdifDocument> read_ldif_file(const std::filesystem::path& path, LdifReaderOptions options = {});
 
 struct LdifWriterOptions {
-  bool write_version = true;    ///< "version: 1" before the first record
+  /// "version: 1" and an empty line before the first record (as ldapsearch writes it). Off for
+  /// input to slapadd, which reads no version line.
+  bool write_version = true;
   std::size_t line_width = 76;  ///< fold lines longer than this (at least 2)
 };
 
