@@ -8,7 +8,8 @@ Everything lives in the temporary directory: slapd.conf, the mdb database (db/),
 certificate authority and certificates (tls/), slapd's output (slapd.log). Profiles:
 
     ad      suffix dc=acme,dc=example; schemas core, cosine, inetorgperson, nis, msuser (Debian's
-            partial AD schema) and tests/fixtures/ldap/ad-extra.schema
+            partial AD schema, copied with the matching rules of MSUSER_MATCHING added) and
+            tests/fixtures/ldap/ad-extra.schema
     domino  suffix o=Acme; schemas core, cosine, inetorgperson and tests/fixtures/ldap/domino.schema
 
 Both have ou=Services under the suffix with the service account the client binds as
@@ -66,9 +67,9 @@ PACKAGES = {SLAPD: "slapd", SLAPADD: "slapd", LDAPADD: "ldap-utils", LDAPMODIFY:
 PROFILES = {
     "ad": {
         "suffix": "dc=acme,dc=example",
-        "schemas": [os.path.join(SCHEMA_DIR, n + ".schema") for n in ("core", "cosine", "inetorgperson", "nis",
-                                                                       "msuser")]
-                   + [os.path.join(FIXTURES, "ad-extra.schema")],
+        # msuser.schema is loaded as a copy with matching rules added (MSUSER_MATCHING).
+        "schemas": [os.path.join(SCHEMA_DIR, n + ".schema") for n in ("core", "cosine", "inetorgperson", "nis")]
+                   + ["msuser.schema", os.path.join(FIXTURES, "ad-extra.schema")],
         "root": "dn: dc=acme,dc=example\nobjectClass: dcObject\nobjectClass: organization\ndc: acme\no: Acme\n",
     },
     "domino": {
@@ -77,6 +78,18 @@ PROFILES = {
                    + [os.path.join(FIXTURES, "domino.schema")],
         "root": "dn: o=Acme\nobjectClass: organization\no: Acme\n",
     },
+}
+
+# Debian's msuser.schema gives most attributes no matching rule, so slapd can neither filter
+# on them nor add a value to one that has values. AD matches these, and a connector filters
+# and changes them, so the copy of msuser.schema in the instance's directory gets AD's rules.
+MSUSER_MATCHING = {
+    "proxyAddresses": "EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch",
+    "legacyExchangeDN": "EQUALITY caseIgnoreMatch",
+    "sAMAccountName": "EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch",
+    "objectGUID": "EQUALITY octetStringMatch",
+    "uSNChanged": "EQUALITY integerMatch ORDERING integerOrderingMatch",
+    "uSNCreated": "EQUALITY integerMatch ORDERING integerOrderingMatch",
 }
 
 SIZE_LIMIT = 1000
@@ -281,9 +294,24 @@ class Slapd:
         for name in ("server.key", "client.key", "ca.key", "wrong-ca.key"):
             os.chmod(os.path.join(self.tls_dir, name), 0o600)
 
+    def _schema_paths(self):
+        return [s if os.path.isabs(s) else os.path.join(self.dir, s) for s in PROFILES[self.profile]["schemas"]]
+
+    def _write_msuser_copy(self):
+        """msuser.schema with MSUSER_MATCHING's rules, in the instance's directory."""
+        source = os.path.join(SCHEMA_DIR, "msuser.schema")
+        with open(source) as f:
+            text = f.read()
+        for name, rules in MSUSER_MATCHING.items():
+            needle = f"NAME '{name}'"
+            if text.count(needle) != 1:
+                raise SlapdError(f"{source}: expected one definition of {name}, found {text.count(needle)}")
+            text = text.replace(needle, f"{needle} {rules}")
+        with open(os.path.join(self.dir, "msuser.schema"), "w") as f:
+            f.write(text)
+
     def config_text(self):
-        p = PROFILES[self.profile]
-        lines = [f"include {s}" for s in p["schemas"]]
+        lines = [f"include {s}" for s in self._schema_paths()]
         # The subject of the client certificate, as slapd normalizes it for SASL EXTERNAL.
         client = ",".join(reversed([part.lower() for part in CLIENT_SUBJECT.strip("/").split("/")]))
         lines += [
@@ -331,15 +359,20 @@ class Slapd:
         for path in (SLAPD, SLAPADD, LDAPSEARCH):
             _require(path)
         for s in PROFILES[self.profile]["schemas"]:
-            if not os.path.exists(s):
+            if os.path.isabs(s) and not os.path.exists(s):
                 raise SlapdError(f"schema {s} not found (the Debian package 'slapd' installs "
                                  f"{SCHEMA_DIR}; the fixtures are in {FIXTURES})")
+        if self.profile == "ad" and not os.path.exists(os.path.join(SCHEMA_DIR, "msuser.schema")):
+            raise SlapdError(f"{SCHEMA_DIR}/msuser.schema not found: install the Debian package 'slapd'")
         os.makedirs(self.db_dir, exist_ok=True)
+        if self.profile == "ad":
+            self._write_msuser_copy()
         self._make_tls()
         with open(self.conf, "w") as f:
             f.write(self.config_text())
-        # slaptest reports a bad configuration or schema on its own, naming the line.
-        _run([SLAPD, "-Tt", "-f", self.conf], f"checking {self.conf}")
+        # slaptest reports a bad configuration or schema on its own, naming the line (-u: without
+        # opening the database, which slapadd creates next).
+        _run([SLAPD, "-Tt", "-u", "-f", self.conf], f"checking {self.conf}")
         ldif = os.path.join(self.dir, "base.ldif")
         with open(ldif, "w") as f:
             f.write(self.base_ldif() + self.initial_ldif)

@@ -38,13 +38,15 @@ struct SlapdInfo {
   pid_t pid = -1;  ///< slapd's
 };
 
+struct SlapdOptions {
+  std::string profile = "ad";  ///< "ad" or "domino"
+  bool dbnosync = true;
+  std::string ldif_file;  ///< loaded with slapadd before slapd starts; empty: none
+};
+
 class SlapdProcess {
  public:
-  struct Options {
-    std::string profile = "ad";  ///< "ad" or "domino"
-    bool dbnosync = true;
-    std::string ldif_file;  ///< loaded with slapadd before slapd starts; empty: none
-  };
+  using Options = SlapdOptions;
 
   /// Starts slapd in `dir`; throws std::runtime_error with the fixture's message on failure.
   explicit SlapdProcess(const std::filesystem::path& dir, Options options = {}) {

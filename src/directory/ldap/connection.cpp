@@ -2,9 +2,12 @@
 
 #include <lber.h>
 #include <ldap.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <unistd.h>
@@ -94,6 +97,43 @@ Error tls_error(std::string_view uri, std::string_view diagnostic, const std::fi
                            : "check that " + ca_file.string() + " holds the CA that signed the server's certificate";
   remedy += ", and that the certificate names the host in the URI";
   return Error::permanent(ErrorCode::kCertificate, std::move(message), std::move(remedy));
+}
+
+// libldap reports every failed connect as "server down" and does not keep errno; to say
+// whether the port refused, the host was unreachable or nothing answered, the failure path
+// connects once more itself (with the same timeout) and returns that errno (0 when it worked).
+int probe_errno(const std::string& uri, std::chrono::milliseconds timeout) {
+  LDAPURLDesc* url = nullptr;
+  if (ldap_url_parse(uri.c_str(), &url) != LDAP_URL_SUCCESS || url == nullptr) return 0;
+  std::string host = url->lud_host != nullptr && *url->lud_host != '\0' ? url->lud_host : "localhost";
+  std::string port = std::to_string(url->lud_port);
+  ldap_free_urldesc(url);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) return EHOSTUNREACH;
+  int err = 0;
+  int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
+  if (fd < 0) {
+    err = errno;
+  } else {
+    if (::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+        socklen_t len = sizeof err;
+        if (n == 0) {
+          err = ETIMEDOUT;
+        } else if (n < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+          err = errno;
+        }
+      }
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return err;
 }
 
 Error connect_error(std::string_view uri, int rc, int saved_errno, std::string_view diagnostic,
@@ -346,7 +386,10 @@ Expected<Connection> Connection::open(Options options) {
         (code == LDAP_CONNECT_ERROR || !diag.empty())) {
       return fail(tls_error(uri, diag, options.ca_file));
     }
-    return fail(connect_error(uri, code, saved_errno, diag, options.timeouts.connect));
+    const int why = saved_errno == ECONNREFUSED || saved_errno == ETIMEDOUT || code == LDAP_TIMEOUT
+                        ? saved_errno
+                        : probe_errno(uri, options.timeouts.connect);
+    return fail(connect_error(uri, code, why, diag, options.timeouts.connect));
   }
   if (options.tls == TlsMode::kStartTls) {
     rc = ldap_start_tls_s(raw, nullptr, nullptr);
@@ -369,7 +412,10 @@ Expected<Connection> Connection::open(Options options) {
       return fail(std::move(e));
     }
   } else {
+    // An empty initial response (present, zero octets): "no authorization identity of my own",
+    // in one round. Absent credentials would make the server ask for them in a second round.
     berval empty{};
+    empty.bv_val = const_cast<char*>("");
     rc = ldap_sasl_bind_s(raw, nullptr, "EXTERNAL", &empty, nullptr, nullptr, nullptr);
     if (rc != LDAP_SUCCESS) {
       Error e = conn.last_error(rc, "SASL EXTERNAL bind with the connector ID's certificate");

@@ -285,6 +285,16 @@ TEST_F(AdDirectory, AddModifyRenameDeleteRoundTrip) {
   EXPECT_EQ(*got->find("proxyAddresses"),
             (std::vector<std::string>{"SMTP:jane.doe@notes.example", "smtp:jdoe@notes.example"}));
   EXPECT_FALSE(got->has("targetAddress"));
+  std::vector<std::string> by_proxy;
+  SearchRequest find;
+  find.base = info().base;
+  find.filter = "(proxyAddresses=SMTP:JDOE@notes.example)";  // AD matches it without case
+  auto found = c.search(find, [&](Entry e) {
+    by_proxy.push_back(e.dn());
+    return true;
+  });
+  ASSERT_TRUE(found) << found.error().describe();
+  EXPECT_EQ(by_proxy, std::vector<std::string>{dn});
 
   auto bad = c.modify(dn, {{ModifyOp::kAdd, "noSuchAttributeAnywhere", {"x"}}});
   ASSERT_FALSE(bad);
