@@ -89,8 +89,13 @@ Expected<void> set_client_certificate(LDAP* ld, const identity::ConnectorId& id)
 // A failure while a TLS handshake was under way: libldap says only "connect error" with
 // the TLS library's words as diagnostic, and nearly always it is the server's certificate.
 Error tls_error(std::string_view uri, std::string_view diagnostic, const std::filesystem::path& ca_file) {
+  // With GnuTLS, libldap keeps no reason for a refused certificate ("(unknown error code)").
   std::string message = "TLS with " + std::string(uri) + " failed";
-  if (!diagnostic.empty()) message += ": " + escape_control(diagnostic);
+  if (!diagnostic.empty() && diagnostic != "(unknown error code)") {
+    message += ": " + escape_control(diagnostic);
+  } else {
+    message += ": the server's certificate was not accepted";
+  }
   std::string remedy = ca_file.empty()
                            ? "the system's trust store does not certify the server: set ca_file to the "
                              "CA that signed its certificate"

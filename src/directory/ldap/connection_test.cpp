@@ -156,6 +156,30 @@ TEST_F(AdDirectory, ServerThatIsDownIsConnectionRefused) {
   EXPECT_TRUE(contains(c.error().remedy, "runs and listens there")) << c.error().describe();
 }
 
+TEST_F(AdDirectory, ServerThatNeverAnswersTimesOut) {
+  // A socket that listens but never accepts: the TCP handshake completes, no LDAP reply comes.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string uri = "ldap://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  Options o = service(uri);
+  o.timeouts.operation = std::chrono::milliseconds(500);
+  const auto start = std::chrono::steady_clock::now();
+  auto c = Connection::open(std::move(o));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::kTimeout) << c.error().describe();
+  EXPECT_TRUE(c.error().transient());
+  EXPECT_TRUE(contains(c.error().message, uri)) << c.error().describe();
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
 TEST_F(AdDirectory, StartTlsAndLdapsWithTheTestCa) {
   Options starttls = service(info().uri);
   starttls.tls = TlsMode::kStartTls;
@@ -340,6 +364,38 @@ TEST_F(AdDirectory, SaslExternalWithTheConnectorIdsCertificate) {
   starttls.ca_file = info().ca_file;
   starttls.bind = SaslExternalBind{shared};
   expect_identity(std::move(starttls), info().client_maps_to);
+}
+
+TEST(DisconnectedDirectory, ASearchCutShortByADisconnectIsIncomplete) {
+  TempDir dir("ldap_disconnect_test");
+  std::string ldif = "dn: ou=People,dc=acme,dc=example\nobjectClass: organizationalUnit\nou: People\n\n";
+  for (int i = 0; i < kPeople; ++i) {
+    ldif += ad_user("cn=P" + std::to_string(i) + ",ou=People,dc=acme,dc=example", "P" + std::to_string(i));
+  }
+  std::ofstream(dir.path() / "people.ldif") << ldif;
+  SlapdProcess::Options so;
+  so.ldif_file = (dir.path() / "people.ldif").string();
+  SlapdProcess slapd(dir.path() / "slapd", so);
+  Options o;
+  o.uri = slapd.info().uri;
+  o.bind = SimpleBind{slapd.info().service_dn, identity::SecretString(slapd.info().service_password)};
+  auto c = Connection::open(std::move(o));
+  ASSERT_TRUE(c) << c.error().describe();
+  SearchRequest r;
+  r.base = "ou=People," + slapd.info().base;
+  r.filter = "(objectClass=user)";
+  r.attributes = {"cn"};
+  std::size_t seen = 0;
+  auto out = c->search(r, [&](Entry) {
+    if (++seen == 1) slapd.stop();  // the server goes away during the first page
+    return true;
+  });
+  ASSERT_TRUE(out) << out.error().describe();
+  EXPECT_FALSE(out->complete());
+  EXPECT_EQ(out->completeness, Completeness::kDisconnected) << to_string(out->completeness);
+  EXPECT_LT(seen, static_cast<std::size_t>(kPeople));
+  ASSERT_TRUE(out->problem);
+  EXPECT_TRUE(out->problem->transient()) << out->problem->describe();
 }
 
 TEST(DominoDirectory, PersonAndGroupLoadAndReadBack) {
