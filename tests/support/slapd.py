@@ -35,7 +35,8 @@ prints one JSON line (see Slapd.info()) once slapd answers, and runs until its s
 (fast: thousands of entries in a second). A failure prints {"error": "..."} and exits 1.
 
 slapd runs in the foreground (-d 0) as a child of this process; stop() sends SIGTERM, waits,
-then SIGKILLs it, and an atexit hook stops instances never stopped: no slapd outlives a test.
+then SIGKILLs it, an atexit hook stops instances never stopped, and slapd gets SIGKILL when
+this process dies without either (PR_SET_PDEATHSIG): no slapd outlives a test.
 """
 
 import argparse
@@ -102,6 +103,16 @@ _live = set()
 
 class SlapdError(RuntimeError):
     """slapd could not be set up, started or used; the message says why."""
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL when this process dies, however it dies (Linux
+    PR_SET_PDEATHSIG), so a killed fixture leaves no slapd behind."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _require(path):
@@ -392,7 +403,8 @@ class Slapd:
                 with open(self.log, "ab") as log:
                     self.proc = subprocess.Popen(
                         [SLAPD, "-d", "0", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/"],
-                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                        preexec_fn=_die_with_parent)
                 last = self._wait_ready()
                 if last is None:
                     return self
