@@ -376,6 +376,12 @@ Expected<Connection> Connection::open(Options options) {
                                    "cannot set up TLS for " + uri + (why.empty() ? "" : ": " + escape_control(why)),
                                    "check ca_file and the connector ID's certificate"));
     }
+    // The context holds certificate and key now. libldap 2.5 would keep its DER copies in the
+    // handle's options past ldap_unbind (ASan: leaked); clearing the options frees them now.
+    if (std::holds_alternative<SaslExternalBind>(options.bind)) {
+      ldap_set_option(raw, LDAP_OPT_X_TLS_KEY, nullptr);
+      ldap_set_option(raw, LDAP_OPT_X_TLS_CERT, nullptr);
+    }
   }
 
   errno = 0;
