@@ -67,7 +67,10 @@ struct DerBuffer {
 
 // Hands the connector ID's certificate and key to libldap in memory. libldap copies both into
 // the handle's options and parses them when the TLS context is made (LDAP_OPT_X_TLS_NEWCTX),
-// so nothing is written to disk; our own DER copy of the key is wiped here.
+// so nothing is written to disk; our own DER copy of the key is wiped here. libldap's copies
+// are freed without wiping (liblber's LBER_OPT_MEMORY_FNS apply only to allocations with a
+// memory context, which libldap never passes), and libldap 2.5.13 never frees the GnuTLS
+// key object it parses (see testdata/lsan.supp): the key stays in this process's heap.
 Expected<void> set_client_certificate(LDAP* ld, const identity::ConnectorId& id) {
   DerBuffer cert, key;
   cert.size = i2d_X509(id.certificate(), &cert.data);

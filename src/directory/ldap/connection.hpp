@@ -58,7 +58,10 @@ struct Options {
   std::string uri;  ///< "ldap://host:port" or "ldaps://host:port"
   TlsMode tls = TlsMode::kNone;
   /// PEM file of the CAs that may certify the server; empty: the system's trust store. The
-  /// server's certificate must name the URI's host (DNS or IP subjectAltName).
+  /// server's certificate must name the URI's host (DNS or IP subjectAltName; its CN when it
+  /// has none). libldap checks the host "localhost" against this machine's host name instead.
+  /// libldap also reads /etc/ldap/ldap.conf, ~/.ldaprc and LDAP* variables; what is set here
+  /// (certificate checking, timeouts, CA file) overrides them.
   std::filesystem::path ca_file;
   Timeouts timeouts;
   Bind bind;
