@@ -16,3 +16,7 @@ endif()
 find_path(TL_EXPECTED_INCLUDE_DIR tl/expected.hpp REQUIRED)
 # GMime 3 parses and re-encodes MIME (8-bit to 7-bit downgrade); also in the fuzz build.
 pkg_check_modules(GMIME REQUIRED IMPORTED_TARGET gmime-3.0)
+# OpenLDAP's libldap and liblber (libldap-dev): the LDAP client of directory/ldap.
+if(NOT BRIDGEHEAD_FUZZ)
+  pkg_check_modules(LDAP REQUIRED IMPORTED_TARGET ldap lber)
+endif()
