@@ -8,6 +8,8 @@
 #include <malloc.h>
 #include <stdlib.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -58,12 +60,20 @@ std::vector<directory::Recipient> generate(std::size_t n) {
   return out;
 }
 
+// CPU seconds of this thread: the machine is shared, and wall time would count the other
+// engineers' builds too.
+double thread_cpu_seconds() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
 template <typename Find>
 double lookups_per_second(const std::vector<std::string>& queries, Find find, std::size_t& found) {
-  const auto start = Clock::now();
+  const double start = thread_cpu_seconds();
   found = 0;
   for (const auto& q : queries) found += find(q) ? 1 : 0;
-  return static_cast<double>(queries.size()) / (ms_since(start) / 1000.0);
+  return static_cast<double>(queries.size()) / (thread_cpu_seconds() - start);
 }
 
 }  // namespace
@@ -129,11 +139,14 @@ int main(int argc, char** argv) {
   }
   std::size_t found = 0;
   const auto find = [&book](const std::string& s) { return book->find(s).has_value(); };
+  lookups_per_second(hits, find, found);  // a first pass, so that neither figure pays for the first touch
   const double hit_rate = lookups_per_second(hits, find, found);
   const std::size_t hits_found = found;
   const double miss_rate = lookups_per_second(misses, find, found);
-  fmt::print("lookups: {:.2f} M/s hits ({} of {} found), {:.2f} M/s misses ({} found), one thread\n", hit_rate / 1e6,
-             hits_found, q, miss_rate / 1e6, found);
+  fmt::print(
+      "lookups (per CPU second of the thread): {:.2f} M/s hits ({} of {} found), {:.2f} M/s misses ({} found), one "
+      "thread\n",
+      hit_rate / 1e6, hits_found, q, miss_rate / 1e6, found);
   if (hits_found != q || found != 0) {
     std::fprintf(stderr, "addressbook_bench: lookups gave wrong answers\n");
     return 1;
