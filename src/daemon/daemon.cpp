@@ -23,6 +23,9 @@
 #include "convert/seven_bit.hpp"
 #include "daemon/connector_identity.hpp"
 #include "daemon/privileges.hpp"
+#include "directory/addressbook/address_book_file.hpp"
+#include "directory/addressbook/address_book_holder.hpp"
+#include "identity/id_file.hpp"
 #include "net/endpoint.hpp"
 #include "queue/queue_manager.hpp"
 #include "smtp/server/listener.hpp"
@@ -141,6 +144,31 @@ Expected<void> become_service_user(const config::Config& cfg, const ServiceAccou
   return {};
 }
 
+// The address book the last sync saved, so that RCPT is checked against it before any
+// directory answers. A damaged or unreadable one does not stop the daemon: the static
+// recipient lists carry on, and the log and the status say so.
+void open_address_book(const std::filesystem::path& file, directory::AddressBookHolder& holder,
+                       status::Process& process) {
+  process.set_detail("file", file.string());
+  auto loaded = directory::load_address_book(file);
+  if (!loaded) {
+    spdlog::error("{}; the daemon starts with the static recipient lists only", loaded.error().describe());
+    process.report_error(status::ProcessState::kDegraded, loaded.error());
+    process.set_activity("the address book could not be loaded: the static recipient lists only");
+    return;
+  }
+  const auto& book = **loaded;
+  holder.publish(*loaded);
+  process.set_gauge("recipients", book.size());
+  process.set_gauge("forms", book.form_count());
+  process.set_gauge("built_at", static_cast<std::uint64_t>(std::chrono::system_clock::to_time_t(book.built_at())));
+  const std::string activity =
+      book.size() == 0 ? std::string("no address book saved yet: the static recipient lists only")
+                       : fmt::format("{} recipients, built {}", book.size(), identity::format_time(book.built_at()));
+  spdlog::info("address book {}: {}", file.string(), activity);
+  process.set_state(status::ProcessState::kRunning, activity);
+}
+
 // A start-up failure goes to the log here; what a person sees on the terminal is the CLI's.
 tl::unexpected<Error> refuse(Error e) {
   spdlog::critical("{}", e.describe());
@@ -210,9 +238,11 @@ Expected<void> run(const config::Config& cfg) {
     if (auto started = tracking.start(); !started) spdlog::error("{}", started.error().describe());
   }});
 
+  directory::AddressBookHolder address_book;
+  open_address_book(cfg.state_dir / directory::kAddressBookFileName, address_book, *registry.add("addressbook"));
   std::vector<smtp::SystemRecipients> systems;
   for (const auto& s : cfg.systems) systems.push_back({s.name, s.domains, s.recipients});
-  smtp::StaticRecipientPolicy policy(systems);
+  smtp::StaticRecipientPolicy policy(systems, &address_book);
 
   std::vector<queue::DestinationSpec> destinations;
   for (const auto& s : cfg.systems) destinations.push_back(destination(cfg, s, io, blocking_pool, identity, registry));

@@ -17,8 +17,11 @@ std::string domain_of(const std::string& address) {
 }
 }  // namespace
 
-StaticRecipientPolicy::StaticRecipientPolicy(const std::vector<SystemRecipients>& systems) {
+StaticRecipientPolicy::StaticRecipientPolicy(const std::vector<SystemRecipients>& systems,
+                                             const directory::AddressBookHolder* book)
+    : book_(book) {
   for (const auto& s : systems) {
+    systems_.insert(s.system);
     for (const auto& d : s.domains) domain_to_system_[to_lower(d)] = s.system;
     for (const auto& r : s.recipients) recipients_.insert(to_lower(r));
   }
@@ -31,6 +34,18 @@ std::string StaticRecipientPolicy::system_of(const std::string& address) const {
 
 RecipientCheck StaticRecipientPolicy::for_ingress(const std::string& ingress_system) const {
   return [this, ingress_system](const std::string& address) -> std::optional<Reply> {
+    // The book decides where it knows the address: with both systems sharing a domain
+    // (acme.example on either side) the domain alone cannot tell.
+    if (book_ != nullptr) {
+      const auto book = book_->current();
+      if (auto hit = book->find(address); hit && hit->form.kind == directory::FormKind::kSmtp &&
+                                          systems_.contains(std::string(hit->recipient.system))) {
+        if (hit->recipient.system != ingress_system) return std::nullopt;
+        return Reply{554, "5.7.1",
+                     fmt::format("<{}>: Relay access denied: a recipient of {}, where this message comes from", address,
+                                 ingress_system)};
+      }
+    }
     std::string target = system_of(address);
     if (target.empty() || target == ingress_system) {
       return Reply{554, "5.7.1",
