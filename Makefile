@@ -36,7 +36,7 @@ test-asan:
 test-fuzz:
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j$(JOBS)
-	cd build/fuzz && ctest --output-on-failure -L fuzz
+	cd build/fuzz && ctest --output-on-failure -L fuzz -j$(JOBS)
 
 bench: deps
 	cmake --preset release
