@@ -120,6 +120,33 @@ TEST(Downgrade, SevenBitMessageIsReturnedByteForByte) {
   EXPECT_EQ(*r, in);
 }
 
+// Found by fuzz_seven_bit (its input, verbatim): a part whose Content-Type value is empty threw
+// std::out_of_range from with_charset (core's trim gave a view outside the value).
+TEST(Downgrade, AnEmptyContentTypeValueDoesNotThrow) {
+  const std::string in =
+      "From: a@example.com\r\n"
+      "MIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+      "\r\n"
+      "pre\xE9"
+      "amble\r\n"
+      "--b1\r\n"
+      "Content-Type: \r\n"
+      "Content-Type: text/plain\ra@example.com\r\n"
+      "MIME-Version: 1.0\r\n"
+      "Cone: \r\n"
+      "Content-Type: text/plain\ra@extent-Type: multipart/mixed; boundary=\"b1\r\n"
+      "\r\n"
+      "YW\xB3"
+      "j\r\n"
+      "--b1--\r\n"
+      "";
+  auto r = downgrade_to_7bit(in);
+  if (r) {
+    EXPECT_FALSE(has_8bit(*r));
+  }
+}
+
 TEST(Downgrade, EmptyMessageIsEmpty) {
   auto r = downgrade_to_7bit("");
   ASSERT_TRUE(r.has_value());

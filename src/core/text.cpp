@@ -126,7 +126,8 @@ bool istarts_with(std::string_view text, std::string_view prefix) {
 
 std::string_view trim(std::string_view text, std::string_view blanks) {
   const auto first = text.find_first_not_of(blanks);
-  if (first == std::string_view::npos) return {};
+  // Empty, but still inside `text` (at its end), so a caller may measure offsets from it.
+  if (first == std::string_view::npos) return text.substr(text.size());
   return text.substr(first, text.find_last_not_of(blanks) - first + 1);
 }
 

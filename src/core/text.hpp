@@ -47,7 +47,8 @@ bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view text, std::string_view prefix);
 
 /// `text` without the leading and trailing octets that are in `blanks` (space and tab unless
-/// told otherwise; " \t\r\n" for a folded header value).
+/// told otherwise; " \t\r\n" for a folded header value). Always a view into `text`, also when
+/// nothing is left (then empty, at text's end), so offsets may be taken from its data().
 std::string_view trim(std::string_view text, std::string_view blanks = " \t");
 
 }  // namespace bridgehead

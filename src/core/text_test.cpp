@@ -21,17 +21,19 @@ TEST(EscapeControl, LineBreaksCannotForgeALogLine) {
 
 TEST(EscapeControl, OtherControlsDelAndC1AreHexEscaped) {
   EXPECT_EQ(escape_control(std::string("\x1b[31mred\x7f\x00z", 11)), "\\x1B[31mred\\x7F\\x00z");
-  EXPECT_EQ(escape_control("\xc2\x9b" "2J"), "\\xC2\\x9B2J");  // C1 CSI in UTF-8
-  EXPECT_EQ(escape_control("\xc2\xa0"), "\xc2\xa0");             // U+00A0 is not a control
+  EXPECT_EQ(escape_control("\xc2\x9b"
+                           "2J"),
+            "\\xC2\\x9B2J");                          // C1 CSI in UTF-8
+  EXPECT_EQ(escape_control("\xc2\xa0"), "\xc2\xa0");  // U+00A0 is not a control
 }
 
 TEST(EscapeControl, InvalidUtf8IsEscapedOctetByOctet) {
-  EXPECT_EQ(escape_control("caf\xe9!"), "caf\\xE9!");                // Latin-1
-  EXPECT_EQ(escape_control("\xc0\xaf"), "\\xC0\\xAF");               // overlong "/"
-  EXPECT_EQ(escape_control("\xed\xa0\x80"), "\\xED\\xA0\\x80");      // a surrogate
-  EXPECT_EQ(escape_control("\xe2\x82"), "\\xE2\\x82");               // truncated
+  EXPECT_EQ(escape_control("caf\xe9!"), "caf\\xE9!");                     // Latin-1
+  EXPECT_EQ(escape_control("\xc0\xaf"), "\\xC0\\xAF");                    // overlong "/"
+  EXPECT_EQ(escape_control("\xed\xa0\x80"), "\\xED\\xA0\\x80");           // a surrogate
+  EXPECT_EQ(escape_control("\xe2\x82"), "\\xE2\\x82");                    // truncated
   EXPECT_EQ(escape_control("\xf4\x90\x80\x80"), "\\xF4\\x90\\x80\\x80");  // above U+10FFFF
-  EXPECT_EQ(escape_control("\x80x"), "\\x80x");                      // lone continuation
+  EXPECT_EQ(escape_control("\x80x"), "\\x80x");                           // lone continuation
 }
 
 TEST(EscapeControl, BackslashIsEscapedSoEscapesAreUnambiguous) {
@@ -116,6 +118,15 @@ TEST(Trim, SpaceAndTabByDefaultOrTheBlanksGiven) {
   EXPECT_EQ(trim("a b"), "a b");
   EXPECT_EQ(trim("\r\n value\r\n"), "\r\n value\r\n");
   EXPECT_EQ(trim("\r\n value\r\n", " \t\r\n"), "value");
+}
+
+// seven_bit's with_charset measures offsets from the trimmed view: an all-blank value
+// (an empty Content-Type) gave a default view and an offset of -2^46 (found by fuzz_seven_bit).
+TEST(Trim, NothingLeftIsStillAViewIntoTheText) {
+  const std::string_view blank = " \t ";
+  const auto t = trim(blank);
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.data(), blank.data() + blank.size());
 }
 
 }  // namespace
