@@ -19,4 +19,6 @@ pkg_check_modules(GMIME REQUIRED IMPORTED_TARGET gmime-3.0)
 # OpenLDAP's libldap and liblber (libldap-dev): the LDAP client of directory/ldap.
 if(NOT BRIDGEHEAD_FUZZ)
   pkg_check_modules(LDAP REQUIRED IMPORTED_TARGET ldap lber)
+  # SQLite 3 (libsqlite3-dev): directory synchronization's state (directory/sync).
+  find_package(SQLite3 REQUIRED)
 endif()
