@@ -30,6 +30,9 @@ struct SourceRecord {
   std::string directory;  ///< the source's name in the config ("notes")
   std::string key;
   std::string dn;
+  /// entryUUID where the source has one besides its key: an RFC 4533 feed names a deleted
+  /// entry by it alone. Empty otherwise.
+  std::string uuid;
   /// The recipient derived from it; nullopt when it is not one (skipped or refused).
   std::optional<Recipient> recipient;
   bool operator==(const SourceRecord&) const = default;
@@ -104,6 +107,7 @@ class StateStore {
   // Source objects, per directory.
   Expected<void> for_each_source(const std::string& directory, const std::function<void(const SourceRecord&)>& fn);
   Expected<std::optional<SourceRecord>> source(const std::string& directory, const std::string& key);
+  Expected<std::optional<SourceRecord>> source_by_uuid(const std::string& directory, const std::string& uuid);
   Expected<std::size_t> source_count(const std::string& directory);
   /// Every recipient of every directory: what the address book is built from.
   Expected<void> for_each_recipient(const std::function<void(const Recipient&)>& fn);
