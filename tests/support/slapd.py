@@ -318,6 +318,13 @@ class Slapd:
             if text.count(needle) != 1:
                 raise SlapdError(f"{source}: expected one definition of {name}, found {text.count(needle)}")
             text = text.replace(needle, f"{needle} {rules}")
+        # AD itself sets instanceType, nTSecurityDescriptor and objectCategory on every object a
+        # client creates (instanceType is the system's only); a client such as Bridgehead never
+        # writes them. slapd has no such DSA logic, so in the copy they are optional.
+        must = "MUST (objectClass $ instanceType\n $ nTSecurityDescriptor $ objectCategory ) MAY (cn"
+        if text.count(must) != 1:
+            raise SlapdError(f"{source}: expected mstop's MUST list once, found {text.count(must)}")
+        text = text.replace(must, "MUST objectClass MAY (instanceType $ nTSecurityDescriptor $ objectCategory $ cn")
         with open(os.path.join(self.dir, "msuser.schema"), "w") as f:
             f.write(text)
 
@@ -414,6 +421,23 @@ class Slapd:
         except BaseException:
             self.stop()
             raise
+
+    def restart(self):
+        """slapd again on the same ports and database (after stop() or a kill): a directory
+        that went away and came back."""
+        if self.proc is not None:
+            return self
+        _live.add(self)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [SLAPD, "-d", "0", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        last = self._wait_ready()
+        if last is not None:
+            self._kill()
+            raise SlapdError(f"slapd did not come back on {self.uri}: {last}\n--- {self.log}:\n{self.log_tail()}")
+        return self
 
     def _wait_ready(self):
         """None once slapd answers a root DSE search; otherwise why not."""
