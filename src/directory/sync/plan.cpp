@@ -209,6 +209,7 @@ class Planner {
     const auto found = state_.find(d.key);
     a.record = found != state_.end() ? &found->second : nullptr;
     std::vector<std::string> refusals;
+    std::vector<std::string> too_long;  // vital attributes refused for their length
     Entry& w = a.written;
     if (!shape_.object_classes.empty()) w.set("objectClass", shape_.object_classes);
     for (const Attribute& attr : d.attributes.attributes()) {
@@ -225,6 +226,7 @@ class Planner {
                                    " octets, more than the target's limit of " + std::to_string(limit);
           if (vital) {
             refusals.push_back(what + ": shorten it in the source entry or map a shorter value");
+            too_long.push_back(attr.name);
           } else {
             problem(Kind::kWithheld, d.key, d.source_dn,
                     what + "; the value was left out: shorten it in the source entry to have it written");
@@ -236,14 +238,15 @@ class Planner {
       if (!values.empty()) w.set(attr.name, std::move(values));
     }
     for (const std::string& r : shape_.required) {
-      if (!w.has(r)) {
+      if (!w.has(r) && !contains_name(too_long, r)) {
         refusals.push_back("the mapped entry has no " + r +
                            ", which the target requires: fill it in the source entry or map it in the rules");
       }
     }
     const std::string_view name = w.first(shape_.naming_attribute);
     if (name.empty()) {
-      if (!contains_name(shape_.required, shape_.naming_attribute)) {
+      if (!contains_name(shape_.required, shape_.naming_attribute) &&
+          !contains_name(too_long, shape_.naming_attribute)) {
         refusals.push_back("the mapped entry has no " + shape_.naming_attribute +
                            " to name the target object by: fill it in the source entry or map it in the rules");
       }

@@ -135,7 +135,9 @@ class FilterParser {
     }
     // Equality or substrings: pieces split at unescaped '*'.
     std::vector<std::string> pieces;
+    std::vector<std::size_t> starts;  // where each piece begins, for the error of an empty one
     for (;;) {
+      starts.push_back(i_);
       auto v = value(end, true);
       if (!v) return fail(std::move(v.error()));
       pieces.push_back(std::move(*v));
@@ -154,7 +156,7 @@ class FilterParser {
     n.initial = std::move(pieces.front());
     n.final_part = std::move(pieces.back());
     for (std::size_t k = 1; k + 1 < pieces.size(); ++k) {
-      if (pieces[k].empty()) return error(i_, "two '*' in a row in a substring filter");
+      if (pieces[k].empty()) return error(starts[k], "two '*' in a row in a substring filter");
       n.any.push_back(std::move(pieces[k]));
     }
     return n;
