@@ -119,6 +119,7 @@ struct Modification {
   ModifyOp op = ModifyOp::kReplace;
   std::string attribute;
   std::vector<std::string> values;
+  bool operator==(const Modification&) const = default;
 };
 
 class Connection {
