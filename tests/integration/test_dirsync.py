@@ -92,15 +92,28 @@ class DirsyncTest(bridgehead.TestCase):
                  "password_file": self.password_file(ds), "base": ds.base, "include": [people],
                  "contacts_container": contacts}
         d.update(more)
-        return d
+        return {k: v for k, v in d.items() if v is not None}
 
-    def daemon(self, notes=None, exchange=None, dirsync=None):
+    def locked_id(self):
+        """The fixture's client certificate (which slapd maps to the service account) as a
+        password-protected PKCS#12 connector ID, and a password file that opens it."""
+        path = os.path.join(self.workdir, "connector.id")
+        bridgehead.subprocess.run(["openssl", "pkcs12", "-export", "-in", self.ad.client_cert, "-inkey",
+                                   self.ad.client_key, "-passout", "pass:id-secret", "-out", path], check=True,
+                                  capture_output=True)
+        pw = os.path.join(self.workdir, "id.password")
+        with open(pw, "w") as f:
+            f.write("id-secret\n")
+        os.chmod(pw, 0o600)
+        return path, pw
+
+    def daemon(self, notes=None, exchange=None, dirsync=None, identity=None):
         directories = {"notes": self.directory(self.notes, NOTES_PEOPLE, NOTES_CONTACTS, **(notes or {})),
                        "exchange": self.directory(self.ad, AD_PEOPLE, AD_CONTACTS, **(exchange or {}))}
         settings = {"notes_domain": "AcmeNotes", "interval": "1h"}
         settings.update(dirsync or {})
         extra = "\n[dirsync]\n" + "".join(f"{k} = {bridgehead.toml_value(v)}\n" for k, v in settings.items())
-        d = bridgehead.Daemon(self, self.workdir, extra=extra, directories=directories)
+        d = bridgehead.Daemon(self, self.workdir, extra=extra, directories=directories, identity=identity)
         d.write_config()
         self.daemons.append(d)
         self.addCleanup(d.cleanup)
@@ -327,6 +340,59 @@ class DirsyncTest(bridgehead.TestCase):
         p = d.process("dirsync")
         self.assertIn(p["state"], ("running", "starting"), p)
         self.assertIn("run", p["details"].get("last_run", ""), p)
+        d.stop()
+
+    def test_a_kill_mid_run_neither_skips_nor_repeats_a_change(self):
+        n = 4000
+        self.notes.add("".join(person_ldif(f"Bulk{i:05d} Person", f"bulk{i:05d}", 1000 + i) for i in range(n)))
+        d = self.daemon()
+        proc = bridgehead.subprocess.Popen([d.bin, "dirsync", "run", "--full", "-c", d.config_path],
+                                           stdout=bridgehead.subprocess.DEVNULL, stderr=bridgehead.subprocess.DEVNULL)
+        try:
+            d.wait_for(lambda: len(self.ad.search(AD_CONTACTS, "(objectClass=contact)", attrs=["1.1"],
+                                                  scope="one")) >= 600, "the first contacts", timeout=120,
+                       interval=0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+        written = len(self.contacts(self.ad, AD_CONTACTS, attrs=["1.1"]))
+        self.assertLess(written, n, "the run had finished before the kill: make it bigger")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        contacts = self.contacts(self.ad, AD_CONTACTS, attrs=["importedFrom"])
+        self.assertEqual(len(contacts), n)
+        stamps = sorted(self.one(a, "importedFrom") for a in contacts.values())
+        self.assertEqual(stamps, sorted(STAMP + unid(1000 + i) for i in range(n)), "one contact per person")
+        self.assertFalse([dn for dn in contacts if "(2)" in dn], "no contact made twice")
+        # The interrupted run is recorded as such; a further run has nothing to do.
+        runs = self.sync(d, "status")["runs"]
+        self.assertEqual(runs[1]["status"], "failed", runs[1])
+        self.assertIn("interrupted", runs[1]["error"])
+        again = self.sync(d, "run", "--full")
+        self.assertEqual(again["counts"]["adds"] + again["counts"]["updates"], 0, again)
+
+    def test_a_locked_id_fails_sasl_external_visibly_and_unlock_lets_the_next_run_through(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        id_file, pw = self.locked_id()
+        d = self.daemon(exchange={"uri": self.ad.ldaps_uri, "bind": "sasl-external", "ca_file": self.ad.ca_file,
+                                  "bind_dn": None, "password_file": None},
+                        identity={"id_file": id_file})
+        d.start()
+        failed = self.sync(d, "run", "--full", code=2)
+        self.assertEqual(failed["status"], "failed", failed)
+        self.assertIn("locked", failed["error"])
+        self.assertIn("bridgehead unlock", failed["error"])
+        p = d.process("dirsync")
+        self.assertEqual(p["state"], "error", p)
+        self.assertIn("unlock", json.dumps(p["last_error"]))
+        self.assertEqual(self.contacts(self.ad, AD_CONTACTS), {})
+        r = bridgehead.subprocess.run([d.bin, "unlock", "-c", d.config_path, "--password-file", pw],
+                                      capture_output=True, text=True, timeout=120, stdin=bridgehead.subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertIn(f"cn=Alice Able,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+        self.assertEqual(d.process("dirsync")["state"], "running")
         d.stop()
 
 
