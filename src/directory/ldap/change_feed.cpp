@@ -159,7 +159,7 @@ Expected<UsnFeedOutcome> read_usn_changes(Connection& connection, const UsnFeedR
   if (request.deleted_objects && dc->offers_show_deleted) {
     RequestControl show;
     show.oid = std::string(kShowDeletedOid);
-    show.critical = true;  // a server that lists it and then ignores it would hide deletions
+    show.critical = false;  // as AD tools send it; the server has listed it in supportedControl
     search.controls.push_back(std::move(show));
     out.deletions_reported = true;
   }

@@ -261,7 +261,7 @@ class SyncRun {
       SyncEvent event;
       event.kind = SyncEventKind::kRefreshDone;
       event.cookie = cookie;
-      event.deletes = out_.deletes;
+      event.deletes = deletes();
       return deliver(std::move(event));
     }
     if (tag == LDAP_TAG_SYNC_ID_SET) {
@@ -352,8 +352,13 @@ class SyncRun {
           Error::transient_error(ErrorCode::kUnavailable, what_ + ": the server ended the persisting search",
                                  "start it again from the last cookie stored"));
     }
+    out_.deletes = deletes();
     return out_;
   }
+
+  // From an empty cookie the refresh is the whole content, whatever refreshDeletes said
+  // (syncprov says TRUE): what was not sent is not there.
+  DeleteReporting deletes() const { return request_.cookie.empty() ? DeleteReporting::kPresentPhase : out_.deletes; }
 
   void abandon() { ldap_abandon_ext(ld_, msgid_, nullptr, nullptr); }
 
@@ -366,6 +371,7 @@ class SyncRun {
   Expected<SyncOutcome> incomplete(Completeness c, Error e) {
     out_.completeness = c;
     out_.problem = std::move(e);
+    out_.deletes = deletes();
     return out_;
   }
 

@@ -33,7 +33,7 @@ std::optional<std::string> uuid_text(std::string_view octets);
 enum class SyncEventKind {
   kChanged,      ///< added or modified since the cookie: `entry` holds its DN and attributes
   kDeleted,      ///< deleted: `entry_uuid` only (the server no longer knows the DN)
-  kPresent,      ///< unchanged since the cookie (present phase): `entry_uuid`, sometimes a DN
+  kPresent,      ///< still there (present phase): `entry_uuid`, sometimes a DN; may repeat a kChanged
   kRefreshDone,  ///< persist only: the refresh phase is over; `cookie` and `deletes` say how it ended
   kNewCookie,    ///< the server moved the cookie on without a change (`cookie`)
 };
@@ -43,7 +43,8 @@ enum class DeleteReporting {
   /// Each deleted entry was reported (kDeleted events): the server used its session log
   /// (refreshDeletes), or there was nothing to refresh from.
   kExplicit,
-  /// The present phase was used: every entry the caller knows of that was reported neither as
+  /// The present phase was used, or the refresh started from an empty cookie (its events are
+  /// the whole content): every entry the caller knows of that was reported neither as
   /// kChanged nor as kPresent is gone. Only a complete refresh allows that conclusion.
   kPresentPhase,
 };
@@ -67,7 +68,10 @@ struct SyncRequest {
   Scope scope = Scope::kSubtree;
   std::string filter = "(objectClass=*)";
   std::vector<std::string> attributes;  ///< empty: all user attributes
-  std::string cookie;                   ///< from the last outcome; empty: everything (a full refresh)
+  /// From the last outcome; empty: everything (a full refresh). Only ever a cookie this server
+  /// gave: slapd takes one it cannot parse as none and sends everything as kChanged with
+  /// refreshDeletes, so deletions since would go unnoticed.
+  std::string cookie;
 };
 
 struct SyncOutcome {
