@@ -55,6 +55,7 @@ class Engine {
 
   StateStore& state() { return state_; }
   const SyncSettings& settings() const { return settings_; }
+  const IdSource& id_source() const { return id_; }
   /// Asks a run in progress to stop after its current batch (the daemon's shutdown).
   void request_stop() { stop_.store(true); }
 

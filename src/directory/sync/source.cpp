@@ -5,6 +5,7 @@
 #include "core/text.hpp"
 #include "directory/dn.hpp"
 #include "directory/ldap/connection.hpp"
+#include "directory/ldap/content_sync.hpp"
 #include "directory/ldif.hpp"
 #include "identity/password.hpp"
 
@@ -65,19 +66,49 @@ class LdapSource final : public Source {
  public:
   LdapSource(const DirectorySettings& s, IdSource id) : s_(s), id_(std::move(id)) {}
 
-  Expected<ReadOutcome> read(const std::string&, bool, const ChangeFn& fn, const CountFn& progress) override {
+  Expected<ReadOutcome> read(const std::string& cookie, bool full, const ChangeFn& fn,
+                             const CountFn& progress) override {
     auto conn = connect();
     if (!conn) return tl::unexpected(conn.error());
+    bool syncrepl = s_.feed == Feed::kSyncRepl;
+    if (s_.feed == Feed::kAuto) {
+      auto offered = offers_content_sync(*conn);
+      if (!offered) return tl::unexpected(offered.error());
+      syncrepl = *offered;
+    }
+    if (syncrepl && !full && !cookie.empty()) {
+      auto delta = read_changes(*conn, cookie, fn, progress);
+      if (!delta) return tl::unexpected(delta.error());
+      if (!delta->refresh_required) return std::move(delta->outcome);
+      // The server cannot go on from this cookie: everything, as if there were none.
+    }
+    // A full read is a paged search (a content-sync refresh is not paged, and servers limit
+    // its size). The cookie for the next run is the naming context's contextCSN read before
+    // it: changes made while the read goes on come again next time, which the diff absorbs.
+    std::string next;
+    if (syncrepl) {
+      auto csn = context_csn(*conn);
+      if (!csn) return tl::unexpected(csn.error());
+      next = *csn;
+    }
+    auto out = read_all(*conn, fn, progress);
+    if (out) out->cookie = std::move(next);
+    return out;
+  }
+
+ private:
+  struct Delta {
+    ReadOutcome outcome;
+    bool refresh_required = false;
+  };
+
+  Expected<ReadOutcome> read_all(ldap::Connection& conn, const ChangeFn& fn, const CountFn& progress) {
     ldap::SearchRequest req;
     req.base = s_.base;
     req.attributes = {"*", "entryUUID"};
     ReadOutcome out;
-    auto outcome = conn->search(req, [&](Entry e) {
-      SourceChange c;
-      c.key = object_key(e, s_.profile);
-      c.uuid = first_trimmed(e, "entryUUID");
-      c.entry = std::move(e);
-      fn(std::move(c));
+    auto outcome = conn.search(req, [&](Entry e) {
+      deliver(std::move(e), fn);
       if (++out.entries % 1000 == 0 && progress) progress(out.entries);
       return true;
     });
@@ -87,6 +118,115 @@ class LdapSource final : public Source {
     return out;
   }
 
+  Expected<Delta> read_changes(ldap::Connection& conn, const std::string& cookie, const ChangeFn& fn,
+                               const CountFn& progress) {
+    ldap::SyncRequest req;
+    req.base = s_.base;
+    req.attributes = {"*", "entryUUID"};
+    req.cookie = cookie;
+    Delta d;
+    std::vector<SourceChange> buffered;  // handed on only once the refresh is known to be usable
+    auto outcome = ldap::refresh_only(conn, req, [&](ldap::SyncEvent e) {
+      SourceChange c;
+      c.uuid = e.entry_uuid;
+      switch (e.kind) {
+        case ldap::SyncEventKind::kChanged:
+          c.kind = SourceChange::Kind::kUpsert;
+          c.key = object_key(e.entry, s_.profile);
+          if (c.uuid.empty()) c.uuid = first_trimmed(e.entry, "entryUUID");
+          c.entry = std::move(e.entry);
+          break;
+        case ldap::SyncEventKind::kDeleted:
+          c.kind = SourceChange::Kind::kDelete;
+          break;
+        case ldap::SyncEventKind::kPresent:
+          c.kind = SourceChange::Kind::kUnchanged;
+          break;
+        default:
+          return true;
+      }
+      buffered.push_back(std::move(c));
+      if (++d.outcome.entries % 1000 == 0 && progress) progress(d.outcome.entries);
+      return true;
+    });
+    if (!outcome) return tl::unexpected(outcome.error());
+    if (outcome->refresh_required) {
+      d.refresh_required = true;
+      return d;
+    }
+    for (auto& c : buffered) fn(std::move(c));
+    d.outcome.full = outcome->deletes == ldap::DeleteReporting::kPresentPhase;
+    d.outcome.complete = outcome->complete();
+    d.outcome.problem = outcome->problem;
+    d.outcome.cookie = outcome->cookie.value_or(cookie);
+    return d;
+  }
+
+  void deliver(Entry e, const ChangeFn& fn) const {
+    SourceChange c;
+    c.key = object_key(e, s_.profile);
+    c.uuid = first_trimmed(e, "entryUUID");
+    c.entry = std::move(e);
+    fn(std::move(c));
+  }
+
+  // Whether the root DSE lists the content synchronization control (RFC 4533).
+  static Expected<bool> offers_content_sync(ldap::Connection& conn) {
+    bool offered = false;
+    auto r = conn.search(root_dse({"supportedControl"}), [&](Entry e) {
+      if (const auto* v = e.find("supportedControl")) {
+        for (const auto& oid : *v) offered = offered || oid == "1.3.6.1.4.1.4203.1.9.1.1";
+      }
+      return false;
+    });
+    if (!r) return tl::unexpected(r.error());
+    return offered;
+  }
+
+  // A cookie of this server for "now": its naming context's contextCSN values.
+  Expected<std::string> context_csn(ldap::Connection& conn) const {
+    std::vector<std::string> contexts;
+    auto r = conn.search(root_dse({"namingContexts"}), [&](Entry e) {
+      if (const auto* v = e.find("namingContexts")) contexts = *v;
+      return false;
+    });
+    if (!r) return tl::unexpected(r.error());
+    auto base = Dn::parse(s_.base);
+    std::string context;
+    for (const auto& c : contexts) {
+      auto dn = Dn::parse(c);
+      if (!dn || !base) continue;
+      const auto n = dn->normalized(), b = base->normalized();
+      if (b == n || (b.size() > n.size() && b.ends_with("," + n))) context = c;
+    }
+    if (context.empty()) return std::string{};  // no feed then: every run reads everything
+    std::vector<std::string> csns;
+    ldap::SearchRequest req;
+    req.base = context;
+    req.scope = ldap::Scope::kBase;
+    req.paged = false;
+    req.attributes = {"contextCSN"};
+    auto c = conn.search(req, [&](Entry e) {
+      if (const auto* v = e.find("contextCSN")) csns = *v;
+      return false;
+    });
+    if (!c) return tl::unexpected(c.error());
+    if (csns.empty()) return std::string{};
+    std::string cookie = "rid=000,csn=";
+    for (std::size_t i = 0; i < csns.size(); ++i) cookie += (i ? ";" : "") + csns[i];
+    return cookie;
+  }
+
+  static ldap::SearchRequest root_dse(std::vector<std::string> attributes) {
+    ldap::SearchRequest req;
+    req.base = "";
+    req.scope = ldap::Scope::kBase;
+    req.paged = false;
+    req.attributes = std::move(attributes);
+    return req;
+  }
+
+ public:
   Expected<bool> still_there(const std::string& dn, const std::string& key) override {
     auto conn = connect();
     if (!conn) return tl::unexpected(conn.error());

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "directory/ldap/content_sync.hpp"
 #include "directory/sync/report.hpp"
+#include "directory/sync/source.hpp"
 
 namespace bridgehead::directory::sync {
 
@@ -16,6 +18,58 @@ SyncService::~SyncService() { stop(); }
 void SyncService::start() {
   process_->set_state(status::ProcessState::kStarting, "first run");
   thread_ = std::thread([this] { loop(); });
+  for (const auto& d : engine_->settings().directories) {
+    if (d.uri.empty() || !d.persist || d.feed == Feed::kFull) continue;
+    watchers_.emplace_back([this, &d](std::stop_token stop) { watch(d, stop); });
+  }
+}
+
+void SyncService::remember_cookies() {
+  for (const auto& d : engine_->settings().directories) {
+    auto c = engine_->state().cookie(d.system);
+    std::lock_guard lock(mu_);
+    if (c && *c) cookies_[d.system] = **c;
+  }
+}
+
+void SyncService::watch(const DirectorySettings& directory, std::stop_token stop) {
+  const auto pause = [&](std::chrono::seconds s) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    cv.wait_for(lock, stop, s, [] { return false; });
+  };
+  while (!stop.stop_requested()) {
+    std::string cookie;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = cookies_.find(directory.system); it != cookies_.end()) cookie = it->second;
+    }
+    if (cookie.empty()) {  // no run has stored a position yet: nothing to persist from
+      pause(std::chrono::seconds(1));
+      continue;
+    }
+    auto options = ldap_options(directory, engine_->id_source());
+    auto conn = options ? ldap::Connection::open(std::move(*options)) : Expected<ldap::Connection>(tl::unexpected(options.error()));
+    if (!conn) {
+      pause(std::chrono::seconds(5));
+      continue;
+    }
+    ldap::SyncRequest req;
+    req.base = directory.base;
+    req.attributes = {"1.1"};
+    req.cookie = cookie;
+    auto outcome = ldap::refresh_and_persist(
+        *conn, req,
+        [&](ldap::SyncEvent e) {
+          if (e.kind == ldap::SyncEventKind::kChanged || e.kind == ldap::SyncEventKind::kDeleted) trigger();
+          return true;
+        },
+        stop);
+    // Not offered (no syncprov), or refused: scheduled runs only. Otherwise reconnect.
+    if (!outcome) return;
+    if (!stop.stop_requested()) pause(std::chrono::seconds(2));
+  }
 }
 
 void SyncService::request_stop() {
@@ -24,12 +78,14 @@ void SyncService::request_stop() {
     stopping_ = true;
   }
   engine_->request_stop();
+  for (auto& w : watchers_) w.request_stop();
   cv_.notify_all();
 }
 
 void SyncService::stop() {
   request_stop();
   if (thread_.joinable()) thread_.join();
+  watchers_.clear();  // joins
   // Requests never answered: say so rather than leave the CLI waiting for its timeout.
   for (auto& [request, reply] : requests_) {
     reply(tl::unexpected(Error::transient_error(ErrorCode::kUnavailable, "the connector is shutting down",
@@ -58,6 +114,7 @@ void SyncService::trigger() {
 }
 
 void SyncService::show(const RunRecord& r) {
+  remember_cookies();
   process_->add("runs");
   process_->add("adds", r.counts.adds);
   process_->add("updates", r.counts.updates);

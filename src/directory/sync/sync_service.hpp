@@ -12,7 +12,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <map>
+#include <stop_token>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +48,10 @@ class SyncService {
 
  private:
   void loop();
+  /// RFC 4533 refresh-and-persist on `directory` (persist = true): any change the server
+  /// reports triggers an incremental run, so a new user is routable within seconds.
+  void watch(const DirectorySettings& directory, std::stop_token stop);
+  void remember_cookies();
   void run_scheduled(bool full);
   void show(const RunRecord& r);
 
@@ -54,7 +62,9 @@ class SyncService {
   std::deque<std::pair<nlohmann::json, Reply>> requests_;
   bool stopping_ = false;
   bool triggered_ = false;
+  std::map<std::string, std::string> cookies_;  // per directory, as the last run stored them
   std::thread thread_;
+  std::vector<std::jthread> watchers_;
 };
 
 }  // namespace bridgehead::directory::sync
