@@ -39,16 +39,24 @@ Position pos_of(const toml::source_region& r) {
 
 std::string_view kind_of(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a floating-point number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
     case toml::node_type::date:
     case toml::node_type::time:
-    case toml::node_type::date_time: return "a date or time";
-    case toml::node_type::none: break;
+    case toml::node_type::date_time:
+      return "a date or time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -151,10 +159,9 @@ LoadResult Loader::run(std::string_view text) {
     root = toml::parse(text, file_);
   } catch (const toml::parse_error& e) {
     // Anything after a syntax error would be guesswork about what was meant.
-    problem(pos_of(e.source()),
-            fmt::format("TOML syntax error: {}; correct the syntax at this position (the example "
-                        "in docs/configuration.md shows each kind of value)",
-                        e.description()));
+    problem(pos_of(e.source()), fmt::format("TOML syntax error: {}; correct the syntax at this position (the example "
+                                            "in docs/configuration.md shows each kind of value)",
+                                            e.description()));
     return {std::nullopt, std::move(problems_)};
   }
   walk(root, "", nullptr);
@@ -185,8 +192,9 @@ void Loader::walk(const toml::table& table, const std::string& section, SystemSo
       if (const toml::array* arr = node.as_array(); arr && arr->is_array_of_tables()) {
         for (const toml::node& t : *arr) read_system(*t.as_table(), systems_.size());
       } else if (node.is_table()) {
-        problem(kpos, "[system] is a single table; write [[system]] (two brackets) before each "
-                      "system, and give each its own [system.delivery]");
+        problem(kpos,
+                "[system] is a single table; write [[system]] (two brackets) before each "
+                "system, and give each its own [system.delivery]");
       } else {
         problem(kpos, fmt::format("system must be a list of [[system]] tables, got {}; write "
                                   "[[system]] followed by its keys for each system",
@@ -279,13 +287,13 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
   v.from_file = true;
   const std::string name = display(s, sys);
   auto type_error = [&](std::string_view expected) -> std::optional<Value> {
-    problem(v.pos, fmt::format("{} must be {}, got {}; write it like {} = {}", name, expected,
-                               kind_of(n), s.name(), s.example));
+    problem(v.pos, fmt::format("{} must be {}, got {}; write it like {} = {}", name, expected, kind_of(n), s.name(),
+                               s.example));
     return std::nullopt;
   };
   auto out_of_bounds = [&](std::string_view got, std::string_view lo, std::string_view hi) {
-    problem(v.pos, fmt::format("{} must be between {} and {}, got {}; set it to {}", name, lo, hi,
-                               got, as_phrase(s.doc)));
+    problem(v.pos,
+            fmt::format("{} must be between {} and {}, got {}; set it to {}", name, lo, hi, got, as_phrase(s.doc)));
   };
 
   switch (s.type) {
@@ -338,15 +346,15 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
         const Position epos = pos_of(e.source());
         const toml::value<std::string>* str = e.as_string();
         if (!str) {
-          problem(epos, fmt::format("{} must hold only strings, but entry {} is {}; put it in quotes",
-                                    name, i + 1, kind_of(e)));
+          problem(epos, fmt::format("{} must hold only strings, but entry {} is {}; put it in quotes", name, i + 1,
+                                    kind_of(e)));
           continue;
         }
         std::string item = s.lowercase ? to_lower(str->get()) : str->get();
         if (s.check) {
           if (std::string why = s.check(item); !why.empty()) {
-            problem(epos, fmt::format("{} has \"{}\", which {}; correct it or remove it, e.g. {} = {}",
-                                      name, str->get(), why, s.name(), s.example));
+            problem(epos, fmt::format("{} has \"{}\", which {}; correct it or remove it, e.g. {} = {}", name,
+                                      str->get(), why, s.name(), s.example));
             continue;
           }
         }
@@ -370,9 +378,12 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
   const toml::value<std::string>* str = n.as_string();
   if (!str) {
     switch (s.type) {
-      case Type::kMode: return type_error("an octal string in quotes");
-      case Type::kEndpoint: return type_error("a string \"address:port\"");
-      default: return type_error("a string");
+      case Type::kMode:
+        return type_error("an octal string in quotes");
+      case Type::kEndpoint:
+        return type_error("a string \"address:port\"");
+      default:
+        return type_error("a string");
     }
   }
   const std::string& text = str->get();
@@ -430,7 +441,8 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
       v.number = *mode;
       return v;
     }
-    default: break;
+    default:
+      break;
   }
   return std::nullopt;
 }
@@ -464,9 +476,9 @@ void Loader::fill_defaults() {
       if (!s.in_system() || sys.seen.contains(s.key)) continue;
       if (s.required) {
         if (s.section() == "system[].delivery" && !sys.has_delivery) continue;  // reported above
-        problem(sys.pos, fmt::format("{} has no {}; add {} = {} ({})", sys.label,
-                                     s.key.substr(std::string_view("system[].").size()), s.name(),
-                                     s.example, as_phrase(s.doc)));
+        problem(sys.pos,
+                fmt::format("{} has no {}; add {} = {} ({})", sys.label,
+                            s.key.substr(std::string_view("system[].").size()), s.name(), s.example, as_phrase(s.doc)));
       } else if (!s.default_literal().empty()) {
         if (std::optional<Value> v = read_default(s)) sys.values[std::string(s.key)] = std::move(*v);
       }
@@ -493,11 +505,13 @@ Config Loader::build() {
 
 void Loader::check_across(const Config& cfg) {
   if (systems_.empty()) {
-    problem({}, "no [[system]] table; a connector connects two mail systems, so add a [[system]] "
-                "table for each of them (see docs/configuration.md)");
+    problem({},
+            "no [[system]] table; a connector connects two mail systems, so add a [[system]] "
+            "table for each of them (see docs/configuration.md)");
   } else if (systems_.size() == 1) {
-    problem(systems_[0].pos, "only one [[system]] is configured; a connector connects two mail "
-                             "systems, so add a [[system]] table for the other one");
+    problem(systems_[0].pos,
+            "only one [[system]] is configured; a connector connects two mail "
+            "systems, so add a [[system]] table for the other one");
   }
 
   if (const Value* per_client = global("smtp.max_sessions_per_client")) {
@@ -512,8 +526,9 @@ void Loader::check_across(const Config& cfg) {
 
   const Value* id_file = global("identity.id_file");
   if (const Value* pw = global("identity.id_password_file"); pw && !id_file) {
-    problem(pw->pos, "identity.id_password_file is set but identity.id_file is not; set id_file to the "
-                     "connector ID the password opens, or remove id_password_file");
+    problem(pw->pos,
+            "identity.id_password_file is set but identity.id_file is not; set id_file to the "
+            "connector ID the password opens, or remove id_password_file");
   }
   // Only that the files are there: whether the ID opens and the password file's mode are
   // the identity component's checks (`bridgehead check` runs them).
@@ -589,18 +604,16 @@ void Loader::check_across(const Config& cfg) {
         if (!own) continue;  // the missing domains are reported already
         auto owner = domain_owner.find(domain);
         if (owner != domain_owner.end()) {
-          problem(rcpts->list_pos[r],
-                  fmt::format("recipient \"{}\" of {} is in domain \"{}\" of {}; move it to the "
-                              "recipients of {}",
-                              address, sys.label, domain, systems_[owner->second].label,
-                              systems_[owner->second].label));
+          problem(rcpts->list_pos[r], fmt::format("recipient \"{}\" of {} is in domain \"{}\" of {}; move it to the "
+                                                  "recipients of {}",
+                                                  address, sys.label, domain, systems_[owner->second].label,
+                                                  systems_[owner->second].label));
         } else {
           std::string own_list;
           for (const std::string& d : own->list) own_list += fmt::format("{}{}", own_list.empty() ? "" : ", ", d);
-          problem(rcpts->list_pos[r],
-                  fmt::format("recipient \"{}\" of {} is in domain \"{}\", which is not one of its "
-                              "domains ({}); add \"{}\" to its domains or correct the address",
-                              address, sys.label, domain, own_list, domain));
+          problem(rcpts->list_pos[r], fmt::format("recipient \"{}\" of {} is in domain \"{}\", which is not one of its "
+                                                  "domains ({}); add \"{}\" to its domains or correct the address",
+                                                  address, sys.label, domain, own_list, domain));
         }
       }
     }
@@ -618,8 +631,8 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
           is_wildcard(listen->endpoint.host)) {
         problem(listen->pos, fmt::format("listen address {} of {} conflicts with {} of {} (line {}); "
                                          "give each system its own port",
-                                         endpoint_text(listen->endpoint), sys.label,
-                                         endpoint_text(other->endpoint), systems_[j].label, other->pos.line));
+                                         endpoint_text(listen->endpoint), sys.label, endpoint_text(other->endpoint),
+                                         systems_[j].label, other->pos.line));
         break;
       }
     }
@@ -668,10 +681,9 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
         const Value* listen = other.get("system[].listen");
         if (listen && listen->endpoint.port == address->endpoint.port &&
             listen->endpoint.host == address->endpoint.host) {
-          problem(address->pos,
-                  fmt::format("delivery.address of {} ({}) is the connector's own listener for {}, so "
-                              "mail would loop; set it to the address of the mail server of {}",
-                              sys.label, address->text, other.label, sys.label));
+          problem(address->pos, fmt::format("delivery.address of {} ({}) is the connector's own listener for {}, so "
+                                            "mail would loop; set it to the address of the mail server of {}",
+                                            sys.label, address->text, other.label, sys.label));
           break;
         }
       }
@@ -702,8 +714,8 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
     const char* which = v == cert ? "tls_cert_file" : v == key ? "tls_key_file" : "tls_client_ca_file";
     std::error_code ec;
     if (fs::is_directory(v->text, ec)) {
-      problem(v->pos, fmt::format("{} of {} is a directory, {}; give the path of the PEM file",
-                                  which, sys.label, v->text));
+      problem(v->pos,
+              fmt::format("{} of {} is a directory, {}; give the path of the PEM file", which, sys.label, v->text));
     } else if (access(v->text.c_str(), R_OK) != 0) {
       const int err = errno;
       problem(v->pos, fmt::format("{} of {} cannot be read: {}: {}; check the path (relative paths "
@@ -717,21 +729,21 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
 }  // namespace
 
 LoadResult load(const fs::path& file) {
-  auto fail = [&](std::string why) {
-    return LoadResult{std::nullopt, {Problem{file.string(), 0, 0, std::move(why)}}};
-  };
+  auto fail = [&](std::string why) { return LoadResult{std::nullopt, {Problem{file.string(), 0, 0, std::move(why)}}}; };
   std::error_code ec;
   if (fs::is_directory(file, ec)) {
-    return fail("cannot read the config file: it is a directory; give the path of the TOML file "
-                "with --config");
+    return fail(
+        "cannot read the config file: it is a directory; give the path of the TOML file "
+        "with --config");
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     const int err = errno;
-    return fail(fmt::format("cannot read the config file: {}; check the path given with --config "
-                            "and the file's permissions (`bridgehead config --defaults` prints a "
-                            "template)",
-                            std::strerror(err)));
+    return fail(
+        fmt::format("cannot read the config file: {}; check the path given with --config "
+                    "and the file's permissions (`bridgehead config --defaults` prints a "
+                    "template)",
+                    std::strerror(err)));
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -753,8 +765,7 @@ LoadResult load_string(std::string_view toml_text, const std::string& name, cons
     return result;
   } catch (const std::exception& e) {
     // Only resource exhaustion gets here; the promise is that load() never throws.
-    return LoadResult{std::nullopt, {Problem{name, 0, 0,
-                                             fmt::format("cannot load the configuration: {}", e.what())}}};
+    return LoadResult{std::nullopt, {Problem{name, 0, 0, fmt::format("cannot load the configuration: {}", e.what())}}};
   }
 }
 

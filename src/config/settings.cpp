@@ -433,7 +433,8 @@ const Setting kSettings[] = {
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.concurrency = as_unsigned(v); }},
     {.key = "system[].delivery.tls",
      .type = Type::kEnum,
-     .default_from = [](const Config&) { return toml_string(kTlsModes[static_cast<std::size_t>(DeliveryTarget{}.tls)]); },
+     .default_from =
+         [](const Config&) { return toml_string(kTlsModes[static_cast<std::size_t>(DeliveryTarget{}.tls)]); },
      .allowed = kTlsModes,
      .doc = "STARTTLS toward the system: `none`, `opportunistic` (when offered, unverified) or "
             "`required` (must be offered, and the certificate must verify against tls_ca_file and name "

@@ -32,7 +32,7 @@ struct Position {
 
 /// A value taken from the file (or from the table's default) after its own checks passed.
 struct Value {
-  Position pos;                    ///< of the value in the file; {0,0} for a default
+  Position pos;  ///< of the value in the file; {0,0} for a default
   bool from_file = false;
   std::uint64_t number = 0;        ///< kInteger, kSize, kMode
   std::string text;                ///< kString, kEnum, kPath (absolute), kEndpoint (as written)
@@ -42,21 +42,21 @@ struct Value {
 };
 
 struct Setting {
-  std::string_view key;            ///< "smtp.max_recipients", "system[].delivery.method"
+  std::string_view key;  ///< "smtp.max_recipients", "system[].delivery.method"
   Type type = Type::kString;
   std::string_view default_value;  ///< a TOML literal; empty when there is no constant default
   /// For a setting whose default is its component's own (the member initializer of the
   /// component's settings struct): reads it, as a TOML literal, from a default Config.
   /// default_value is empty then, so the default is written in one place.
   std::string (*default_from)(const Config&) = nullptr;
-  std::string_view default_note;   ///< the reference's default column when default_value is empty
+  std::string_view default_note;  ///< the reference's default column when default_value is empty
   std::uint64_t min = 0;
   std::uint64_t max = 0;
   std::span<const std::string_view> allowed;
-  std::string_view doc;            ///< one line; for numbers a noun phrase ("set it to <doc>")
-  std::string_view example;        ///< a TOML literal that passes every check
+  std::string_view doc;      ///< one line; for numbers a noun phrase ("set it to <doc>")
+  std::string_view example;  ///< a TOML literal that passes every check
   bool required = false;
-  bool lowercase = false;          ///< DNS names and addresses compare case-insensitively
+  bool lowercase = false;  ///< DNS names and addresses compare case-insensitively
   /// What is wrong with one string (or one array element), or "" when it is fine.
   std::string (*check)(std::string_view) = nullptr;
   /// Stores a checked value; `system` is null for settings outside [[system]].
