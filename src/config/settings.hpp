@@ -23,6 +23,7 @@ enum class Type {
   kEndpoint,     ///< "127.0.0.1:2525", "[::1]:2525", "host.example:25"
   kMode,         ///< octal permission string, "0600"
   kStringArray,  ///< each element checked by Setting::check
+  kBool,         ///< true or false
 };
 
 struct Position {
@@ -35,6 +36,7 @@ struct Value {
   Position pos;  ///< of the value in the file; {0,0} for a default
   bool from_file = false;
   std::uint64_t number = 0;        ///< kInteger, kSize, kMode
+  bool flag = false;               ///< kBool
   std::string text;                ///< kString, kEnum, kPath (absolute), kEndpoint (as written)
   Endpoint endpoint;               ///< kEndpoint
   std::vector<std::string> list;   ///< kStringArray (lower-cased when Setting::lowercase)
@@ -73,6 +75,9 @@ struct Section {
   std::string_view path;    ///< "smtp", "system[]", "system[].delivery"
   std::string_view header;  ///< "[smtp]", "[[system]]", "[system.delivery]"
   std::string_view doc;
+  /// Set for a section whose keys are free (not rows of the table, e.g. the mapping rules):
+  /// an example key = value line for the defaults file and the reference.
+  std::string_view free_keys_example = {};
 };
 
 std::span<const Setting> settings();
@@ -91,6 +96,8 @@ std::string example_systems_toml();
 std::string check_dns_name(std::string_view name);
 std::string check_system_name(std::string_view name);
 std::string check_address(std::string_view address);
+/// An RFC 4514 DN, by directory::Dn::parse; the empty DN is refused (it names no container).
+std::string check_dn(std::string_view dn);
 
 /// Parses "host:port" / "[v6]:port"; on failure `why` says what is wrong and how to write it.
 std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why);
