@@ -849,7 +849,16 @@ void Loader::check_directory(const Config& cfg, std::size_t i) {
                                   "use an ldap:// uri with StartTLS",
                                   name_of("tls"), uri->text));
   }
-  if (bind && bind->text == "simple") {
+  if (ldif && !uri) {
+    // An LDIF source has no connection: say so rather than let a setting seem to work.
+    for (const char* key :
+         {"tls", "ca_file", "bind", "bind_dn", "password_file", "connect_timeout", "operation_timeout", "page_size"}) {
+      const Value* v = get(key);
+      if (!v || !v->from_file) continue;
+      problem(v->pos,
+              fmt::format("{} is used only with an LDAP server (uri), not with ldif_file; remove it", name_of(key)));
+    }
+  } else if (bind && bind->text == "simple") {
     if (!password) {
       problem(bind->pos, fmt::format("the directory of {} binds simple but has no password_file; add "
                                      "password_file = \"FILE\" with the password on one line (mode 0600)",
@@ -865,7 +874,7 @@ void Loader::check_directory(const Config& cfg, std::size_t i) {
                                        "password_file",
                                        name_of("password_file")));
   }
-  if (password) check_readable(*password, name_of("password_file"), "password file");
+  if (password && !ldif) check_readable(*password, name_of("password_file"), "password file");
   if (bind && bind->text == "sasl-external" && !ldif) {
     if (!ldaps && !starttls) {
       problem(bind->pos, fmt::format("the directory of {} binds with sasl-external without TLS, but the connector "

@@ -1084,9 +1084,10 @@ TEST(ConfigDirectory, ABadDnIsAProblemAtItsPosition) {
   LoadResult r = load_text(directories_with(11,
                                             "include = [\"OU=Staff,DC=exchange\", \"OU=Staff,,DC=x\"]\n"
                                             "bind_dn = \"cn\"\n"));
-  expect_problem(r, 12, 36,
-                 {"directory.include of system \"exchange\" has \"OU=Staff,,DC=x\"", "is not a DN: at offset"});
-  expect_problem(r, 13, 11, {"directory.bind_dn of system \"exchange\" \"cn\" is not a DN", "RFC 4514"});
+  expect_problem(
+      r, 12, 36,
+      {"directory.include of system \"exchange\" has \"OU=Staff,,DC=x\"", "is not an RFC 4514 DN: at offset"});
+  expect_problem(r, 13, 11, {"directory.bind_dn of system \"exchange\" \"cn\" is not an RFC 4514 DN: at offset 2"});
   EXPECT_EQ(r.problems.size(), 2u) << all_problems(r);
   std::string empty(kDirectories);
   empty.replace(empty.find("base = \"O=Acme\""), 15, "base = \"\"");
@@ -1157,6 +1158,19 @@ TEST(ConfigDirectory, ExactlyOneOfUriAndLdifFile) {
   missing.insert(missing.find("\n[dirsync]"), "ldif_output = \"out.ldif\"\n");
   expect_problem(load_text(missing, dir.path()), 23, 13,
                  {"directory.ldif_file of system \"notes\" cannot be read", "gone.ldif", "No such file"});
+}
+
+TEST(ConfigDirectory, ConnectionSettingsAreRefusedWithAnLdifFile) {
+  TempDir dir;
+  dir.write("notes.ldif", "version: 1\n");
+  std::string text(kDirectories);
+  text.replace(text.find("uri = \"ldap://127.0.0.1:3891\""), 29, "ldif_file = \"notes.ldif\"\nbind = \"simple\"");
+  text.replace(text.find("contacts_container = \"OU=Exchange,O=Acme\""), 41, "page_size = 10");
+  LoadResult r = load_text(text, dir.path());
+  expect_problem(r, 24, 8,
+                 {"directory.bind of system \"notes\" is used only with an LDAP server (uri), not with ldif_file"});
+  expect_problem(r, 26, 13, {"directory.page_size of system \"notes\" is used only with an LDAP server"});
+  EXPECT_EQ(r.problems.size(), 2u) << all_problems(r);
 }
 
 TEST(ConfigDirectory, SimpleBindNeedsAPasswordFileAndABindDn) {

@@ -96,7 +96,7 @@ std::string check_ldap_uri(std::string_view uri) {
 // planner's branch), only the shape: one parenthesized filter with balanced parentheses.
 // A literal parenthesis in a value is written \28 or \29 (RFC 4515), so every raw one counts.
 std::string check_ldap_filter(std::string_view filter) {
-  constexpr std::string_view kHow = "; write an RFC 4515 filter such as (&(objectClass=dominoPerson)(mail=*))";
+  constexpr std::string_view kHow = " (RFC 4515)";
   if (filter.empty() || filter.front() != '(') return fmt::format("does not start with '('{}", kHow);
   int depth = 0;
   for (std::size_t i = 0; i < filter.size(); ++i) {
@@ -573,14 +573,14 @@ const Setting kSettings[] = {
      .apply = set_dir_enum<&DirectorySettings::profile, kProfiles>},
     {.key = "system[].directory.uri",
      .type = Type::kString,
-     .default_note = "none: exactly one of uri and ldif_file",
+     .default_note = "none (exactly one of uri and ldif_file)",
      .doc = "The LDAP server of the directory, `ldap://host:389` or `ldaps://host:636`.",
      .example = R"("ldaps://dc1.exchange.example")",
      .check = check_ldap_uri,
      .apply = set_dir_text<&DirectorySettings::uri>},
     {.key = "system[].directory.ldif_file",
      .type = Type::kPath,
-     .default_note = "none: exactly one of uri and ldif_file",
+     .default_note = "none (exactly one of uri and ldif_file)",
      .doc = "An LDIF file (RFC 2849) read as the directory instead of an LDAP server.",
      .example = R"("directory/notes.ldif")",
      .apply = set_dir_text<&DirectorySettings::ldif_file>},
@@ -666,7 +666,7 @@ const Setting kSettings[] = {
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->scope.exclude = v.list; }},
     {.key = "system[].directory.filter",
      .type = Type::kString,
-     .default_note = "none: every entry",
+     .default_note = "none (every entry)",
      .doc = "An LDAP filter (RFC 4515) an object must match to be synchronized.",
      .example = R"x("(&(objectClass=user)(mail=*))")x",
      .check = check_ldap_filter,
@@ -694,7 +694,7 @@ const Setting kSettings[] = {
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->persist = v.flag; }},
     {.key = "system[].directory.contacts_container",
      .type = Type::kString,
-     .default_note = "none: nothing is written into this directory",
+     .default_note = "none (nothing is written into this directory)",
      .doc = "The container (DN) where the other system's objects are written as contacts; needs a "
             "directory in the other system.",
      .example = R"("OU=Notes Contacts,DC=exchange,DC=example")",
@@ -702,7 +702,7 @@ const Setting kSettings[] = {
      .apply = set_dir_text<&DirectorySettings::contacts_container>},
     {.key = "system[].directory.ldif_output",
      .type = Type::kPath,
-     .default_note = "none: written over LDAP",
+     .default_note = "none (written over LDAP)",
      .doc = "Instead of writing into the directory: an LDIF change file (RFC 2849) for the "
             "administrator to import, rewritten by each run that changes something.",
      .example = R"("/var/lib/bridgehead/exchange-contacts.ldif")",
@@ -1045,10 +1045,11 @@ std::string check_dn(std::string_view dn) {
   if (trim(dn).empty()) return "is empty; give a DN such as \"ou=Contacts,o=Acme\"";
   auto parsed = directory::Dn::parse(dn);
   if (parsed) return {};
-  // The parser's message repeats the DN; what follows it ("at offset 3: ...") is the news.
+  // The parser's message repeats the DN, and the loader adds an example: what follows the DN
+  // ("at offset 3: ...") is the news.
   const std::string& m = parsed.error().message;
   const std::size_t at = m.find(" at offset ");
-  return fmt::format("is not a DN:{} ({})", at == std::string::npos ? " " + m : m.substr(at), parsed.error().remedy);
+  return fmt::format("is not an RFC 4514 DN:{}", at == std::string::npos ? " " + m : m.substr(at));
 }
 
 std::string check_address(std::string_view address) {
