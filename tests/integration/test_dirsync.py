@@ -217,7 +217,7 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertEqual(preview["kind"], "preview", preview)
         self.assertEqual(self.contacts(self.ad, AD_CONTACTS), {}, "a preview writes nothing")
         ops = preview["operations"]
-        self.assertEqual(len(ops), 2, ops)  # Alice into AD; nothing from an empty AD
+        self.assertEqual(ops, [f"add cn=Alice Able,{AD_CONTACTS}"])  # nothing from an empty AD
         # A change after the preview is not in it: apply writes what was previewed, no more.
         self.notes.add(person_ldif("Fred Ford", "fford", 6))
         applied = self.sync(d, "apply", str(preview["preview"]))
@@ -300,7 +300,13 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertIn(f"cn=Hugo Hart,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
 
     def test_an_ldif_target_gets_a_change_file(self):
-        out = os.path.join(self.workdir, "to-notes.ldif")
+        # Where the administrator picks it up: a directory the service user may write.
+        outdir = os.path.join(self.workdir, "exports")
+        os.makedirs(outdir)
+        account = bridgehead.service_account()
+        if account is not None:
+            os.chown(outdir, *account)
+        out = os.path.join(outdir, "to-notes.ldif")
         self.ad.add(user_ldif("Bob Baker", "bbaker", 1))
         d = self.daemon(notes={"ldif_output": out})
         run = self.sync(d, "run", "--full")

@@ -31,9 +31,9 @@ TargetShape shape_for(const DirectorySettings& to, const std::string& connector)
   TargetShape s;
   s.container = to.contacts_container;
   s.stamp_prefix = fmt::format("bridgehead:{}:", connector);
+  s.stamp_attribute = stamp_attribute_of(to);
   if (to.profile == Profile::kExchange) {
     s.object_classes = {"top", "person", "organizationalPerson", "contact", "mailRecipient"};
-    s.stamp_attribute = to.stamp_attribute.empty() ? "importedFrom" : to.stamp_attribute;
     s.address_attributes = {"targetAddress", "mail", "proxyAddresses"};
     s.required = {"cn", "sn", "targetAddress"};
     // AD's rangeUpper of each attribute (its schema); longer values are refused by AD.
@@ -42,7 +42,6 @@ TargetShape shape_for(const DirectorySettings& to, const std::string& connector)
                     {"initials", 6},      {"company", 64}, {"department", 64}};
   } else {
     s.object_classes = {"top", "person", "organizationalPerson", "inetOrgPerson", "dominoPerson"};
-    s.stamp_attribute = to.stamp_attribute.empty() ? "description" : to.stamp_attribute;
     s.address_attributes = {"mailAddress", "mail"};
     s.proxy_attribute.clear();
     s.required = {"cn", "sn", "mailAddress"};
@@ -172,6 +171,7 @@ struct ReadResult {
   ReadOutcome outcome;
   std::vector<SourceChange> upserts;  // in source order, our own objects left out
   std::vector<std::string> deleted;   // keys
+  std::vector<EntryOutcome> derived;        // of each upsert, in the same order
   std::unordered_set<std::string> refused;  // keys of entries with bad data: never deleted for it
   Batch sources;                            // the source records, committed after the directions
 };
@@ -263,9 +263,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     Expected<ReadOutcome> outcome = source ? Expected<ReadOutcome>{} : tl::unexpected(source.error());
     std::unordered_set<std::string> seen;
     const std::string own = stamp_prefix(settings_.connector_name);
-    const std::string stamp = dir.stamp_attribute.empty()
-                                  ? (dir.profile == Profile::kExchange ? "importedFrom" : "description")
-                                  : dir.stamp_attribute;
+    const std::string stamp = stamp_attribute_of(dir);
     if (source) {
       if (progress_) progress_(fmt::format("reading {}", dir.system));
       outcome = (*source)->read(
@@ -311,7 +309,14 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       add_problem(rec, dir.system, "", "", "incomplete-read",
                   rr.outcome.problem->describe() + "; nothing is deleted this run");
     }
-    // Source records: what the address book and later deletes are made of.
+    // Source records: what the address book and later deletes are made of. Only what changed
+    // is written, so a run over an unchanged directory leaves the state and the book alone.
+    std::unordered_map<std::string, SourceRecord> known;
+    if (!rr.upserts.empty() || (rr.outcome.full && rr.outcome.complete)) {
+      auto each = state_.for_each_source(dir.system, [&](const SourceRecord& s) { known.emplace(s.key, s); });
+      if (!each) return tl::unexpected(each.error());
+    }
+    rr.derived.reserve(rr.upserts.size());
     for (const auto& c : rr.upserts) {
       SourceRecord s;
       s.directory = dir.system;
@@ -320,23 +325,29 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       s.uuid = c.uuid;
       auto derived = derive_recipient(c.entry, dir.profile, dir.system);
       if (derived.status == EntryOutcome::Status::kRecipient) {
-        s.recipient = std::move(derived.recipient);
+        s.recipient = derived.recipient;
       } else if (derived.status == EntryOutcome::Status::kRefused) {
         rr.refused.insert(c.key);
         ++rec.counts.errors;
         add_problem(rec, dir.system, c.key, c.entry.dn(), "bad-data", derived.reason);
       }
-      rr.sources.put_sources.push_back(std::move(s));
+      rr.derived.push_back(std::move(derived));
+      // A refused entry keeps what was read of it before.
+      if (rr.refused.contains(c.key) && known.contains(c.key)) continue;
+      if (auto it = known.find(c.key); it == known.end() || !(it->second == s)) {
+        rr.sources.put_sources.push_back(std::move(s));
+      }
     }
-    for (const auto& k : rr.deleted) rr.sources.erase_sources.emplace_back(dir.system, k);
+    for (const auto& k : rr.deleted) {
+      if (known.empty() || known.contains(k)) rr.sources.erase_sources.emplace_back(dir.system, k);
+    }
     if (rr.outcome.full && rr.outcome.complete) {
-      auto each = state_.for_each_source(dir.system, [&](const SourceRecord& s) {
-        if (!seen.contains(s.key)) {
-          rr.deleted.push_back(s.key);
-          rr.sources.erase_sources.emplace_back(dir.system, s.key);
+      for (const auto& [key, s] : known) {
+        if (!seen.contains(key)) {
+          rr.deleted.push_back(key);
+          rr.sources.erase_sources.emplace_back(dir.system, key);
         }
-      });
-      if (!each) return tl::unexpected(each.error());
+      }
     }
     reads.push_back(std::move(rr));
   }
@@ -353,13 +364,14 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     PlanInput in;
     in.full = rr->outcome.full;
     in.read_complete = can_delete;
-    for (const auto& c : rr->upserts) {
+    for (std::size_t i = 0; i < rr->upserts.size(); ++i) {
+      const auto& c = rr->upserts[i];
       if (rr->refused.contains(c.key)) continue;
       if (auto why = d->scope.excludes(c.entry)) {
         in.out_of_scope_keys.push_back(c.key);
         continue;
       }
-      auto derived = derive_recipient(c.entry, d->from->profile, d->from->system);
+      const auto& derived = rr->derived[i];
       if (derived.status != EntryOutcome::Status::kRecipient || derived.recipient.hidden) {
         // Not mail-enabled, or hidden from address lists: known for routing, not exported.
         in.out_of_scope_keys.push_back(c.key);

@@ -79,6 +79,13 @@ struct SyncSettings {
   std::size_t batch_size = 500;                ///< operations a state commit covers
 };
 
+/// The attribute of the ownership stamp on objects written into `d`: its stamp_attribute, or
+/// the profile's default (importedFrom for AD, description for Domino).
+inline std::string stamp_attribute_of(const DirectorySettings& d) {
+  if (!d.stamp_attribute.empty()) return d.stamp_attribute;
+  return d.profile == Profile::kExchange ? "importedFrom" : "description";
+}
+
 /// The connector ID for SASL EXTERNAL binds: null while it is locked.
 using IdSource = std::function<std::shared_ptr<const identity::ConnectorId>()>;
 
