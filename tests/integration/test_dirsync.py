@@ -99,7 +99,8 @@ class DirsyncTest(bridgehead.TestCase):
         password-protected PKCS#12 connector ID, and a password file that opens it."""
         path = os.path.join(self.workdir, "connector.id")
         bridgehead.subprocess.run(["openssl", "pkcs12", "-export", "-in", self.ad.client_cert, "-inkey",
-                                   self.ad.client_key, "-passout", "pass:id-secret", "-out", path], check=True,
+                                   self.ad.client_key, "-certfile", self.ad.ca_file, "-passout", "pass:id-secret",
+                                   "-out", path], check=True,
                                   capture_output=True)
         pw = os.path.join(self.workdir, "id.password")
         with open(pw, "w") as f:
