@@ -9,6 +9,7 @@ routed by the address book the sync built. `bridgehead dirsync` runs without a d
 import json
 import os
 import sys
+import time
 import uuid
 
 import bridgehead
@@ -377,6 +378,30 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertIn("interrupted", runs[1]["error"])
         again = self.sync(d, "run", "--full")
         self.assertEqual(again["counts"]["adds"] + again["counts"]["updates"], 0, again)
+
+    def test_refresh_and_persist_makes_a_new_user_routable_within_seconds(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        d = self.daemon()
+        d.start()
+        d.wait_for(lambda: d.process("dirsync").get("gauges", {}).get("last_run", 0) >= 1, "the first run")
+        time.sleep(1.5)  # the watcher opens its persisting search from the first run's cookie
+        self.notes.add(person_ldif("Kurt Klein", "kklein", 12))
+        added = time.monotonic()
+
+        def accepted():
+            c = d.raw("exchange")
+            c.ehlo()
+            c.cmd("MAIL FROM:<ann@exchange.example>", 250)
+            c.send("RCPT TO:<kklein@notes.example>\r\n")
+            code = c.read_reply()[0]
+            c.close()
+            return code == 250
+
+        d.wait_for(accepted, "kklein@notes.example accepted at RCPT", timeout=15, interval=0.2)
+        elapsed = time.monotonic() - added
+        self.assertLess(elapsed, 5.0, "routable %.1f s after the add" % elapsed)
+        self.assertIn(f"cn=Kurt Klein,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+        d.stop()
 
     def test_a_locked_id_fails_sasl_external_visibly_and_unlock_lets_the_next_run_through(self):
         self.notes.add(person_ldif("Alice Able", "aable", 1))
