@@ -16,15 +16,6 @@
 
 #include "directory/sync/state_store.hpp"
 
-// --- TEMPORARY: remove when operation.cpp (the plan helper's) is merged ----------------------
-// state_store.cpp's JSON of operations names to_string(OpKind) and op_kind_from_string, which
-// live in operation.cpp, written in parallel. Weak: the real definitions win once linked in.
-namespace bridgehead::directory::sync {
-[[gnu::weak]] std::string_view to_string(OpKind) { return "add"; }
-[[gnu::weak]] std::optional<OpKind> op_kind_from_string(std::string_view) { return OpKind::kAdd; }
-}  // namespace bridgehead::directory::sync
-// --- END TEMPORARY ------------------------------------------------------------------------
-
 namespace {
 
 using namespace bridgehead::directory;
