@@ -4,6 +4,7 @@
 // times objects() loading them all, as every run does at its start.
 // Usage: dirsync_state_bench [records=100000] [dir=/tmp/dirsync_state_bench.XXXXXX]
 #include <stdlib.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,6 +24,13 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// CPU time of the process, beside the wall clock: a shared machine stretches the latter.
+double cpu_ms() {
+  timespec t{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
 }
 
 // Ten attributes of the size a contact has: classes, names, addresses, a binary GUID.
@@ -91,9 +99,10 @@ int main(int argc, char** argv) {
 
     for (int round = 0; round < 3; ++round) {
       const auto start = Clock::now();
+      const double cpu = cpu_ms();
       auto all = store->objects("notes->exchange");
       if (!all) return report(all.error());
-      fmt::print("objects() of {} records: {:.0f} ms\n", all->size(), ms_since(start));
+      fmt::print("objects() of {} records: {:.0f} ms ({:.0f} ms CPU)\n", all->size(), ms_since(start), cpu_ms() - cpu);
       if (all->size() != total) rc = 1;
     }
     fmt::print("file: {} MiB\n", std::filesystem::file_size(file) / (1024 * 1024));
@@ -103,9 +112,11 @@ int main(int argc, char** argv) {
     auto store = sync::StateStore::open(file);
     if (!store) return report(store.error());
     const auto start = Clock::now();
+    const double cpu = cpu_ms();
     auto all = store->objects("notes->exchange");
     if (!all) return report(all.error());
-    fmt::print("objects() of {} records after a reopen: {:.0f} ms\n", all->size(), ms_since(start));
+    fmt::print("objects() of {} records after a reopen: {:.0f} ms ({:.0f} ms CPU)\n", all->size(), ms_since(start),
+               cpu_ms() - cpu);
   }
   if (made) std::filesystem::remove_all(dir);
   return rc;
