@@ -84,11 +84,11 @@ Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const Direct
       }
       sources = mapping::exchange_user_to_domino_person(*g);
     } else {
-      return tl::unexpected(config_error(
-          fmt::format("no default mapping from a {} directory to a {} directory ({} -> {})",
-                      from.profile == Profile::kDomino ? "domino" : "exchange",
-                      to.profile == Profile::kDomino ? "domino" : "exchange", from.system, to.system),
-          fmt::format("write the rules in [system.directory.rules] of {}", to.system)));
+      return tl::unexpected(
+          config_error(fmt::format("no default mapping from a {} directory to a {} directory ({} -> {})",
+                                   from.profile == Profile::kDomino ? "domino" : "exchange",
+                                   to.profile == Profile::kDomino ? "domino" : "exchange", from.system, to.system),
+                       fmt::format("write the rules in [system.directory.rules] of {}", to.system)));
     }
   }
   // The naming attribute comes from the source's cn unless a rule says otherwise.
@@ -117,9 +117,9 @@ Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const Direct
 Expected<std::unique_ptr<Engine>> Engine::open(SyncSettings settings, std::filesystem::path state_dir, IdSource id) {
   for (const auto& d : settings.directories) {
     if (d.uri.empty() == d.ldif_file.empty()) {
-      return tl::unexpected(config_error(
-          fmt::format("the {} directory needs exactly one of uri and ldif_file", d.system),
-          "set uri = \"ldap://host:389\" for an LDAP server, or ldif_file for an LDIF source"));
+      return tl::unexpected(
+          config_error(fmt::format("the {} directory needs exactly one of uri and ldif_file", d.system),
+                       "set uri = \"ldap://host:389\" for an LDAP server, or ldif_file for an LDIF source"));
     }
     if (!d.uri.empty() && d.base.empty()) {
       return tl::unexpected(config_error(fmt::format("the {} directory has no base", d.system),
@@ -169,8 +169,8 @@ struct ReadResult {
   bool ok = false;
   std::optional<Error> error;
   ReadOutcome outcome;
-  std::vector<SourceChange> upserts;  // in source order, our own objects left out
-  std::vector<std::string> deleted;   // keys
+  std::vector<SourceChange> upserts;        // in source order, our own objects left out
+  std::vector<std::string> deleted;         // keys
   std::vector<EntryOutcome> derived;        // of each upsert, in the same order
   std::unordered_set<std::string> refused;  // keys of entries with bad data: never deleted for it
   Batch sources;                            // the source records, committed after the directions
@@ -199,12 +199,24 @@ std::string stamp_prefix(const std::string& connector) { return fmt::format("bri
 
 void count(RunCounts& c, OpKind kind) {
   switch (kind) {
-    case OpKind::kAdd: ++c.adds; break;
-    case OpKind::kModify: ++c.updates; break;
-    case OpKind::kRename: ++c.renames; break;
-    case OpKind::kDelete: ++c.deletes; break;
-    case OpKind::kHide: ++c.hides; break;
-    case OpKind::kAdopt: ++c.adoptions; break;
+    case OpKind::kAdd:
+      ++c.adds;
+      break;
+    case OpKind::kModify:
+      ++c.updates;
+      break;
+    case OpKind::kRename:
+      ++c.renames;
+      break;
+    case OpKind::kDelete:
+      ++c.deletes;
+      break;
+    case OpKind::kHide:
+      ++c.hides;
+      break;
+    case OpKind::kAdopt:
+      ++c.adoptions;
+      break;
   }
 }
 
@@ -454,8 +466,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
         auto there = op.source_dn.empty() ? Expected<bool>{false} : confirm->still_there(op.source_dn, op.key);
         if (!there || *there) {
           add_problem(rec, d->name, op.key, op.source_dn, "not-confirmed",
-                      there ? fmt::format("{} is still in the {} directory: not deleted", op.source_dn,
-                                          d->from->system)
+                      there ? fmt::format("{} is still in the {} directory: not deleted", op.source_dn, d->from->system)
                             : fmt::format("could not confirm that {} is gone: {}; not deleted", op.source_dn,
                                           there.error().describe()));
           continue;

@@ -6,10 +6,12 @@ namespace bridgehead::directory::sync {
 namespace {
 
 nlohmann::json counts_json(const RunCounts& c) {
-  return {{"read", c.read},         {"adds", c.adds},           {"updates", c.updates},
-          {"renames", c.renames},   {"deletes", c.deletes},     {"hides", c.hides},
-          {"adoptions", c.adoptions}, {"unchanged", c.unchanged}, {"conflicts", c.conflicts},
-          {"out_of_scope", c.out_of_scope}, {"errors", c.errors}, {"held", c.held}};
+  return {{"read", c.read},           {"adds", c.adds},
+          {"updates", c.updates},     {"renames", c.renames},
+          {"deletes", c.deletes},     {"hides", c.hides},
+          {"adoptions", c.adoptions}, {"unchanged", c.unchanged},
+          {"conflicts", c.conflicts}, {"out_of_scope", c.out_of_scope},
+          {"errors", c.errors},       {"held", c.held}};
 }
 
 std::string plural(std::uint64_t n, std::string_view one, std::string_view many) {

@@ -309,8 +309,7 @@ Expected<ldap::Options> ldap_options(const DirectorySettings& s, const IdSource&
       if (!current) {
         return tl::unexpected(Error::transient_error(
             ErrorCode::kUnavailable,
-            fmt::format("the {} directory binds with the connector ID (SASL EXTERNAL), and the ID is locked",
-                        s.system),
+            fmt::format("the {} directory binds with the connector ID (SASL EXTERNAL), and the ID is locked", s.system),
             "run `bridgehead unlock`; the next run proceeds without a restart"));
       }
       o.bind = ldap::SaslExternalBind{std::move(current)};
