@@ -22,6 +22,8 @@ std::int64_t now_ms() {
       .count();
 }
 
+std::string stamp_prefix(const std::string& connector) { return fmt::format("bridgehead:{}:", connector); }
+
 Error config_error(std::string message, std::string remedy = {}) {
   return Error::permanent(ErrorCode::kConfig, std::move(message), std::move(remedy));
 }
@@ -30,7 +32,7 @@ Error config_error(std::string message, std::string remedy = {}) {
 TargetShape shape_for(const DirectorySettings& to, const std::string& connector) {
   TargetShape s;
   s.container = to.contacts_container;
-  s.stamp_prefix = fmt::format("bridgehead:{}:", connector);
+  s.stamp_prefix = stamp_prefix(connector);
   s.stamp_attribute = stamp_attribute_of(to);
   if (to.profile == Profile::kExchange) {
     s.object_classes = {"top", "person", "organizationalPerson", "contact", "mailRecipient"};
@@ -195,8 +197,6 @@ void fail(RunRecord& rec, const std::string& message) {
   rec.error += message;
 }
 
-std::string stamp_prefix(const std::string& connector) { return fmt::format("bridgehead:{}:", connector); }
-
 void count(RunCounts& c, OpKind kind) {
   switch (kind) {
     case OpKind::kAdd:
@@ -271,7 +271,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       if (!c) return tl::unexpected(c.error());
       cookie = c->value_or("");
     }
-    auto source = open_source(dir, id_);
+    auto source = open_source(dir, id_, stamp_prefix(settings_.connector_name));
     Expected<ReadOutcome> outcome = source ? Expected<ReadOutcome>{} : tl::unexpected(source.error());
     std::unordered_set<std::string> seen;
     const std::string own = stamp_prefix(settings_.connector_name);
@@ -456,7 +456,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     for (auto& op : plan.operations) {
       if (op.kind == OpKind::kDelete || op.kind == OpKind::kHide) {
         if (!confirm) {
-          auto s = open_source(*d->from, id_);
+          auto s = open_source(*d->from, id_, stamp_prefix(settings_.connector_name));
           if (!s) {
             add_problem(rec, d->name, op.key, op.source_dn, "not-confirmed", s.error().describe());
             continue;
@@ -582,7 +582,7 @@ Expected<RunRecord> Engine::write_exactly(RunKind kind, std::vector<Operation> o
       if (op.direction != name) continue;
       if (confirm_deletes && (op.kind == OpKind::kDelete || op.kind == OpKind::kHide)) {
         if (!source) {
-          auto s = open_source(*d->from, id_);
+          auto s = open_source(*d->from, id_, stamp_prefix(settings_.connector_name));
           if (!s) {
             add_problem(rec, name, op.key, op.source_dn, "not-confirmed", s.error().describe());
             continue;
