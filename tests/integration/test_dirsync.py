@@ -403,6 +403,38 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertIn(f"cn=Kurt Klein,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
         d.stop()
 
+    def test_soft_delete_hides_first_and_a_return_unhides(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Lena Lund", "llund", 13))
+        d = self.daemon(dirsync={"soft_delete_days": 30})
+        self.sync(d, "run", "--full")
+        self.notes.modify(f"dn: cn=Lena Lund,{NOTES_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual((run["counts"]["hides"], run["counts"]["deletes"]), (1, 0), run)
+        lena = self.contacts(self.ad, AD_CONTACTS)[f"cn=Lena Lund,{AD_CONTACTS}"]
+        self.assertEqual(self.one(lena, "msExchHideFromAddressLists"), "TRUE", "hidden, not deleted")
+        # Back in the directory (restored from a backup, same UNID): visible again.
+        self.notes.add(person_ldif("Lena Lund", "llund", 13))
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["counts"]["updates"], 1, run)
+        lena = self.contacts(self.ad, AD_CONTACTS)[f"cn=Lena Lund,{AD_CONTACTS}"]
+        self.assertNotIn("msExchHideFromAddressLists", lena)
+
+    def test_switches_turn_off_deletes_and_creates(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Mia Moor", "mmoor", 14))
+        d = self.daemon(dirsync={"delete": False})
+        self.sync(d, "run", "--full")
+        self.notes.modify(f"dn: cn=Mia Moor,{NOTES_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual((run["counts"]["deletes"], run["counts"]["switched_off"]), (0, 1), run)
+        self.assertIn(f"cn=Mia Moor,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+        d2 = self.daemon(dirsync={"create": False})
+        self.notes.add(person_ldif("Nils Noor", "nnoor", 15))
+        run = self.sync(d2, "run", "--full")
+        # Nils is not created; Mia's delete, switched on again, goes through.
+        self.assertEqual((run["counts"]["adds"], run["counts"]["switched_off"], run["counts"]["deletes"]), (0, 1, 1),
+                         run)
+        self.assertNotIn(f"cn=Nils Noor,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+
     def test_a_locked_id_fails_sasl_external_visibly_and_unlock_lets_the_next_run_through(self):
         self.notes.add(person_ldif("Alice Able", "aable", 1))
         id_file, pw = self.locked_id()

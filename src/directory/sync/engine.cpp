@@ -436,6 +436,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     rec.counts.conflicts += plan.counts.conflicts;
     rec.counts.out_of_scope += plan.counts.out_of_scope;
     rec.counts.errors += plan.counts.errors;
+    rec.counts.switched_off += plan.counts.switched_off;
     if (plan.deletions_held) {
       rec.counts.held += plan.held.size();
       if (!preview) {

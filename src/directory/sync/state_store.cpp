@@ -291,7 +291,7 @@ std::optional<Recipient> recipient_from_json(std::string_view text) {
   return r;
 }
 
-constexpr std::array<std::pair<const char*, std::uint64_t RunCounts::*>, 12> kCountNames = {{
+constexpr std::array<std::pair<const char*, std::uint64_t RunCounts::*>, 13> kCountNames = {{
     {"read", &RunCounts::read},
     {"adds", &RunCounts::adds},
     {"updates", &RunCounts::updates},
@@ -304,6 +304,7 @@ constexpr std::array<std::pair<const char*, std::uint64_t RunCounts::*>, 12> kCo
     {"out_of_scope", &RunCounts::out_of_scope},
     {"errors", &RunCounts::errors},
     {"held", &RunCounts::held},
+    {"switched_off", &RunCounts::switched_off},
 }};
 
 // Indexed by the enums' values: the names are what the file stores.
