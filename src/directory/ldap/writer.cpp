@@ -335,7 +335,6 @@ class Batch {
   }
 
   void stop(Stop s) { stop_ = std::move(s); }
-  const Stop& stop_reason() const { return *stop_; }
 
  private:
   std::string uri_;
@@ -476,7 +475,8 @@ Expected<WriteOutcome> Writer::write(std::span<const WriteOperation> operations,
       continue;
     }
 
-    const bool commit = !queued.empty();  // slapd refuses to commit a transaction without updates
+    // slapd refuses to commit a transaction without updates (an empty modify sends nothing).
+    const bool commit = !by_id.empty();
     int msgid = 0;
     rc = ldap_txn_end(ld, commit ? 1 : 0, txn_id, nullptr, nullptr, &msgid);
     ber_bvfree(txn_id);
@@ -507,7 +507,10 @@ Expected<WriteOutcome> Writer::write(std::span<const WriteOperation> operations,
       batch.stop(std::move(*lost));
       continue;
     }
-    if (!commit) continue;  // every operation failed alone; the empty transaction was aborted
+    if (!commit) {  // nothing was queued; the empty transaction was aborted
+      for (std::size_t i : queued) batch.set(i, {});
+      continue;
+    }
 
     int code = rc;
     std::string diagnostic;
