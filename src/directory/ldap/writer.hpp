@@ -71,8 +71,11 @@ struct WriteOutcome {
   /// transaction: when the commit was acknowledged).
   std::vector<Expected<void>> results;
   std::size_t transactions_committed = 0;
-  /// Transactions the server rejected at commit (or refused to start): their operations were
-  /// sent again one by one without a transaction, so only the bad one fails.
+  /// Transactions the server rejected at commit (or refused to start): nothing of one was
+  /// applied; the operation the server named fails with its reason, and the others were sent
+  /// again without a transaction, so that only the bad one fails. When the reason was "other
+  /// error" (80) or transient, which says nothing against the operation itself, it was sent
+  /// again too.
   std::size_t transactions_rejected = 0;
   std::size_t replayed = 0;  ///< operations sent again without a transaction after a rejection
   /// Why each rejected transaction was rejected: the operation the server named (its DN), and
