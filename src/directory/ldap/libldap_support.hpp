@@ -1,7 +1,7 @@
-// directory/ldap/libldap_support: the small libldap plumbing that connection.cpp and
-// writer.cpp share: the LDAPMod array of a write request, ownership of a message from
-// ldap_result, and libldap's timeval. Internal to directory/ldap: it includes ldap.h, which
-// the public headers keep out, and no other component includes it.
+// directory/ldap/libldap_support: the small libldap plumbing of writes that connection.cpp and
+// writer.cpp share: the LDAPMod array of a request, a timeout in words, SIGPIPE held off while
+// libldap writes (ldap_message.hpp has the rest: timeval, MessageGuard). Internal to directory/ldap: it includes
+// ldap.h, which the public headers keep out, and no other component includes it.
 #pragma once
 
 #include <lber.h>
@@ -14,32 +14,14 @@
 #include <vector>
 
 #include "directory/ldap/connection.hpp"
+#include "directory/ldap/ldap_message.hpp"  // to_timeval, MessageGuard
 
 namespace bridgehead::directory::ldap::detail {
-
-inline timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
 
 /// "30.0 s": a timeout in words.
 inline std::string seconds_text(std::chrono::milliseconds ms) {
   return std::to_string(ms.count() / 1000) + "." + std::to_string((ms.count() % 1000) / 100) + " s";
 }
-
-/// Owns what libldap returns from ldap_result.
-struct MessageGuard {
-  LDAPMessage* msg = nullptr;
-  MessageGuard() = default;
-  explicit MessageGuard(LDAPMessage* m) : msg(m) {}
-  MessageGuard(const MessageGuard&) = delete;
-  MessageGuard& operator=(const MessageGuard&) = delete;
-  ~MessageGuard() {
-    if (msg != nullptr) ldap_msgfree(msg);
-  }
-};
 
 /// LDAP_MOD_ADD, LDAP_MOD_DELETE or LDAP_MOD_REPLACE.
 inline int mod_op(ModifyOp op) {

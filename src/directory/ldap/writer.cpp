@@ -15,7 +15,6 @@ namespace bridgehead::directory::ldap {
 
 namespace {
 
-using detail::MessageGuard;
 using detail::ModList;
 
 template <class... F>
@@ -197,7 +196,7 @@ class PipelineRun {
       }
       if (stop || in_flight.empty()) continue;
 
-      timeval tv = detail::to_timeval(link_.timeout);
+      timeval tv = to_timeval(link_.timeout);
       LDAPMessage* raw = nullptr;
       const int type = ldap_result(ld_, LDAP_RES_ANY, LDAP_MSG_ONE, &tv, &raw);
       MessageGuard msg(raw);
@@ -485,7 +484,7 @@ Expected<WriteOutcome> Writer::write(std::span<const WriteOperation> operations,
     if (is_connection_lost(rc)) {
       lost = Stop{ErrorCode::kUnavailable, "the connection broke (" + result_code_meaning(rc) + ") before the commit"};
     } else if (rc == LDAP_SUCCESS) {
-      timeval tv = detail::to_timeval(link.timeout);
+      timeval tv = to_timeval(link.timeout);
       const int type = ldap_result(ld, msgid, LDAP_MSG_ALL, &tv, &raw);
       if (type == 0) {
         lost = Stop{ErrorCode::kTimeout, "the commit had no answer within " + detail::seconds_text(link.timeout)};

@@ -30,6 +30,9 @@ enum class OpKind : std::uint8_t {
 /// "add", "modify", "rename", "delete", "hide", "adopt".
 std::string_view to_string(OpKind kind);
 std::optional<OpKind> op_kind_from_string(std::string_view text);
+/// A modification's op as previews and reports write it: "add", "delete", "replace".
+std::string_view to_string(ldap::ModifyOp op);
+std::optional<ldap::ModifyOp> modify_op_from_string(std::string_view text);
 
 /// What the state records of a target object once an operation on it has been applied.
 struct ObjectRecord {
@@ -72,5 +75,11 @@ nlohmann::json to_json(const Operation& op);
 Expected<Operation> operation_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const ObjectRecord& r);
 Expected<ObjectRecord> object_record_from_json(const nlohmann::json& j);
+
+/// `octets` as JSON: a string when they are valid UTF-8, else {"base64": "..."} (the marker:
+/// a JSON string is always the text itself). For every octet string the state stores as JSON.
+nlohmann::json octets_to_json(std::string_view octets);
+/// The inverse of octets_to_json; nullopt when `j` is neither form or its base64 is bad.
+std::optional<std::string> octets_from_json(const nlohmann::json& j);
 
 }  // namespace bridgehead::directory::sync

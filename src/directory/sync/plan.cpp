@@ -1,0 +1,694 @@
+#include "directory/sync/plan.hpp"
+
+#include <algorithm>
+
+#include "core/text.hpp"
+#include "directory/dn.hpp"
+
+namespace bridgehead::directory::sync {
+
+namespace {
+
+using Kind = EntryProblem::Kind;
+using ldap::Modification;
+using ldap::ModifyOp;
+using State = std::unordered_map<std::string, ObjectRecord>;
+
+constexpr std::int64_t kDayMs = 86'400'000;
+// Past this many " (n)" candidates the name is given up on (refused): no directory holds
+// that many objects of one name, so something is looping.
+constexpr int kMaxNameSuffix = 1000;
+
+// The form two DNs of one entry share; a DN that does not parse is compared as lower text.
+std::string dn_key(std::string_view dn) {
+  auto parsed = Dn::parse(dn);
+  return parsed ? parsed->normalized() : to_lower(dn);
+}
+
+bool has_control(std::string_view v) {
+  return std::any_of(v.begin(), v.end(), [](char c) {
+    const auto o = static_cast<unsigned char>(c);
+    return o < 0x20 || o == 0x7F;
+  });
+}
+
+// "1,000": the counts a person reads in held_reason.
+std::string grouped(std::size_t n) {
+  std::string digits = std::to_string(n);
+  for (std::size_t i = digits.size(); i > 3; i -= 3) digits.insert(i - 3, ",");
+  return digits;
+}
+
+bool contains_name(const std::vector<std::string>& names, std::string_view name) {
+  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, name); });
+}
+
+// The changes that turn `old` into `now`, attribute by attribute (names ASCII case-insensitive):
+// a single value on both sides is replaced; otherwise removed values are deleted and new ones
+// added, compared octet by octet so that a change of case only is written too. An attribute
+// `now` lacks is deleted when `delete_missing`.
+void diff(const Entry& old, const Entry& now, const std::vector<std::string>& skip, bool delete_missing,
+          std::vector<Modification>& out) {
+  for (const Attribute& a : now.attributes()) {
+    if (contains_name(skip, a.name)) continue;
+    const auto* before = old.find(a.name);
+    if (before == nullptr) {
+      out.push_back(Modification{ModifyOp::kAdd, a.name, a.values});
+      continue;
+    }
+    if (before->size() == 1 && a.values.size() == 1) {
+      if (before->front() != a.values.front()) out.push_back(Modification{ModifyOp::kReplace, a.name, a.values});
+      continue;
+    }
+    Modification removed{ModifyOp::kDelete, a.name, {}};
+    for (const std::string& v : *before) {
+      if (std::find(a.values.begin(), a.values.end(), v) == a.values.end()) removed.values.push_back(v);
+    }
+    Modification added{ModifyOp::kAdd, a.name, {}};
+    for (const std::string& v : a.values) {
+      if (std::find(before->begin(), before->end(), v) == before->end()) added.values.push_back(v);
+    }
+    if (!removed.values.empty()) out.push_back(std::move(removed));
+    if (!added.values.empty()) out.push_back(std::move(added));
+  }
+  if (!delete_missing) return;
+  for (const Attribute& a : old.attributes()) {
+    if (!contains_name(skip, a.name) && !now.has(a.name)) out.push_back(Modification{ModifyOp::kDelete, a.name, {}});
+  }
+}
+
+// An empty TargetView for a plan given none.
+class NoTarget final : public TargetView {
+ public:
+  std::vector<TargetObject> find_by_address(std::string_view) const override { return {}; }
+  std::optional<TargetObject> find_by_dn(std::string_view) const override { return std::nullopt; }
+};
+
+// A desired object that passed the checks, with what the plan writes for it.
+struct Accepted {
+  const Desired* desired = nullptr;
+  Entry written;
+  const ObjectRecord* record = nullptr;
+  std::optional<TargetObject> adopt;  // the object it takes over
+};
+
+struct Name {
+  std::string dn;
+  std::string value;       // the naming value in it (the desired one, or with " (n)")
+  std::string taken_note;  // why the desired name was not free; empty when it was
+};
+
+class Planner {
+ public:
+  Planner(const PlanSettings& settings, const PlanInput& input)
+      : s_(settings),
+        shape_(settings.shape),
+        in_(input),
+        state_(input.state != nullptr ? *input.state : no_state_),
+        target_(input.target != nullptr ? *input.target : no_target_) {
+    for (const std::string& a : shape_.address_attributes) {
+      if (!iequals(a, shape_.proxy_attribute)) conflict_attributes_.push_back(a);
+    }
+    container_key_ = dn_key(shape_.container);
+  }
+
+  Plan run() {
+    for (const auto& [key, record] : state_) taken_.emplace(dn_key(record.target_dn), key);
+
+    std::vector<const Desired*> sorted;
+    sorted.reserve(in_.desired.size());
+    for (const Desired& d : in_.desired) sorted.push_back(&d);
+    std::stable_sort(sorted.begin(), sorted.end(), [](const Desired* a, const Desired* b) { return a->key < b->key; });
+
+    std::vector<Accepted> accepted;
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      const Desired& d = *sorted[i];
+      if (i > 0 && sorted[i - 1]->key == d.key) {
+        problem(Kind::kBadData, d.key, d.source_dn,
+                "the source delivered key " + escape_control(d.key) +
+                    " twice; only its first entry is synchronized: check the source's key attribute");
+        ++plan_.counts.errors;
+        continue;
+      }
+      seen_.insert(d.key);
+      for (const std::string& m : d.mapping_problems) problem(Kind::kMappingProblem, d.key, d.source_dn, m);
+      auto a = accept(d);
+      if (!a) continue;
+      for (const std::string& attr : conflict_attributes_) {
+        if (const auto* values = a->written.find(attr)) {
+          for (const std::string& v : *values) primary_claims_.emplace(normalize_address(v), d.key);
+        }
+      }
+      accepted.push_back(std::move(*a));
+    }
+    for (Accepted& a : accepted) {
+      withhold_duplicate_proxies(a);
+      if (a.adopt) {
+        plan_adoption(a);
+      } else if (a.record != nullptr) {
+        plan_update(a);
+      } else {
+        plan_add(a);
+      }
+    }
+    plan_deletions();
+    return std::move(plan_);
+  }
+
+ private:
+  void problem(Kind kind, const std::string& key, const std::string& source_dn, std::string message) {
+    EntryProblem p;
+    p.kind = kind;
+    p.key = key;
+    p.source_dn = source_dn;
+    p.message = std::move(message);
+    plan_.problems.push_back(std::move(p));
+  }
+
+  bool owned(const TargetObject& o) const {
+    const auto* stamps = o.attributes.find(shape_.stamp_attribute);
+    return stamps != nullptr && std::any_of(stamps->begin(), stamps->end(),
+                                            [&](const std::string& v) { return istarts_with(v, shape_.stamp_prefix); });
+  }
+  bool stamped_for(const TargetObject& o, const std::string& key) const {
+    const auto* stamps = o.attributes.find(shape_.stamp_attribute);
+    const std::string stamp = shape_.stamp_prefix + key;
+    return stamps != nullptr &&
+           std::any_of(stamps->begin(), stamps->end(), [&](const std::string& v) { return iequals(v, stamp); });
+  }
+  bool holds(const TargetObject& o, const std::string& address) const {
+    for (const std::string& attr : shape_.address_attributes) {
+      if (const auto* values = o.attributes.find(attr)) {
+        for (const std::string& v : *values) {
+          if (normalize_address(v) == address) return true;
+        }
+      }
+    }
+    return false;
+  }
+  // Target objects Bridgehead does not own that hold `address`.
+  std::vector<TargetObject> foreign_holders(const std::string& address) const {
+    std::vector<TargetObject> out;
+    for (TargetObject& o : target_.find_by_address(address)) {
+      if (!owned(o) && holds(o, address)) out.push_back(std::move(o));
+    }
+    return out;
+  }
+
+  std::size_t max_length(std::string_view attribute) const {
+    for (const auto& [name, limit] : shape_.max_length) {
+      if (iequals(name, attribute)) return limit;
+    }
+    return 0;
+  }
+
+  // What is written for `d`, or nullopt when the entry is refused (bad data) or conflicts.
+  std::optional<Accepted> accept(const Desired& d) {
+    Accepted a;
+    a.desired = &d;
+    const auto found = state_.find(d.key);
+    a.record = found != state_.end() ? &found->second : nullptr;
+    std::vector<std::string> refusals;
+    std::vector<std::string> too_long;  // vital attributes refused for their length
+    Entry& w = a.written;
+    if (!shape_.object_classes.empty()) w.set("objectClass", shape_.object_classes);
+    for (const Attribute& attr : d.attributes.attributes()) {
+      if (iequals(attr.name, "objectClass") || iequals(attr.name, shape_.stamp_attribute)) continue;
+      const bool vital = iequals(attr.name, shape_.naming_attribute) || contains_name(shape_.required, attr.name);
+      const std::size_t limit = max_length(attr.name);
+      std::vector<std::string> values;
+      for (const std::string& v : attr.values) {
+        // An empty value is no value (LDAP refuses one); a repeated one is written once.
+        if (v.empty() || std::find(values.begin(), values.end(), v) != values.end()) continue;
+        if (limit > 0 && v.size() > limit) {
+          const std::string what = attr.name + " value \"" + escape_control(v.substr(0, 64)) +
+                                   (v.size() > 64 ? "...\"" : "\"") + " is " + std::to_string(v.size()) +
+                                   " octets, more than the target's limit of " + std::to_string(limit);
+          if (vital) {
+            refusals.push_back(what + ": shorten it in the source entry or map a shorter value");
+            too_long.push_back(attr.name);
+          } else {
+            problem(Kind::kWithheld, d.key, d.source_dn,
+                    what + "; the value was left out: shorten it in the source entry to have it written");
+          }
+          continue;
+        }
+        values.push_back(v);
+      }
+      if (!values.empty()) w.set(attr.name, std::move(values));
+    }
+    for (const std::string& r : shape_.required) {
+      if (!w.has(r) && !contains_name(too_long, r)) {
+        refusals.push_back("the mapped entry has no " + r +
+                           ", which the target requires: fill it in the source entry or map it in the rules");
+      }
+    }
+    const std::string_view name = w.first(shape_.naming_attribute);
+    if (name.empty()) {
+      if (!contains_name(shape_.required, shape_.naming_attribute) &&
+          !contains_name(too_long, shape_.naming_attribute)) {
+        refusals.push_back("the mapped entry has no " + shape_.naming_attribute +
+                           " to name the target object by: fill it in the source entry or map it in the rules");
+      }
+    } else if (!is_valid_utf8(name)) {
+      refusals.push_back("the name " + shape_.naming_attribute + "=" + escape_control(name) +
+                         " is not valid UTF-8: correct it in the source entry");
+    } else if (has_control(name)) {
+      refusals.push_back("the name " + shape_.naming_attribute + "=" + escape_control(name) +
+                         " holds control characters: correct it in the source entry");
+    }
+    if (!refusals.empty()) {
+      for (std::string& r : refusals) {
+        problem(Kind::kBadData, d.key, d.source_dn,
+                std::move(r) + (a.record != nullptr ? " (the object written before is left as it is)" : ""));
+      }
+      ++plan_.counts.errors;
+      return std::nullopt;
+    }
+    w.set(shape_.stamp_attribute, {shape_.stamp_prefix + d.key});
+    if (!find_conflict(a)) return std::nullopt;
+    return a;
+  }
+
+  // Whether `a` may be written: false (a kConflict problem) when an object Bridgehead does
+  // not own holds one of its primary addresses, unless that object is adopted.
+  bool find_conflict(Accepted& a) {
+    std::vector<std::pair<std::string, TargetObject>> holders;  // address, object
+    for (const std::string& attr : conflict_attributes_) {
+      const auto* values = a.written.find(attr);
+      if (values == nullptr) continue;
+      for (const std::string& v : *values) {
+        const std::string address = normalize_address(v);
+        if (address.empty()) continue;
+        for (TargetObject& o : foreign_holders(address)) {
+          const bool known = std::any_of(holders.begin(), holders.end(),
+                                         [&](const auto& h) { return dn_key(h.second.dn) == dn_key(o.dn); });
+          if (!known) holders.emplace_back(address, std::move(o));
+        }
+      }
+    }
+    if (holders.empty()) return true;
+    const Desired& d = *a.desired;
+    if (s_.adopt && a.record == nullptr && holders.size() == 1) {
+      a.adopt = std::move(holders.front().second);
+      return true;
+    }
+    std::string message;
+    for (const auto& [address, o] : holders) {
+      message += (message.empty() ? "" : "; ") + escape_control(address) + " is held by " + escape_control(o.dn);
+    }
+    message += ", which Bridgehead does not own: nothing was written for this entry; ";
+    if (holders.size() > 1) {
+      message += "more than one object holds its addresses, so it cannot be adopted either: remove the duplicates";
+    } else if (a.record != nullptr) {
+      message += "remove the address from that object or from the source entry";
+    } else {
+      message += "remove the address from one of them, or set adopt = true for the direction to take it over";
+    }
+    problem(Kind::kConflict, d.key, d.source_dn, "address conflict: " + message);
+    ++plan_.counts.conflicts;
+    return false;
+  }
+
+  // Leaves out each proxy value another object holds: an object Bridgehead does not own in the
+  // target, another desired object's primary address, or a proxy value of a lower key.
+  void withhold_duplicate_proxies(Accepted& a) {
+    const auto* values = a.written.find(shape_.proxy_attribute);
+    if (values == nullptr) return;
+    const Desired& d = *a.desired;
+    std::vector<std::string> kept;
+    std::unordered_set<std::string> own;
+    for (const std::string& v : *values) {
+      const std::string address = normalize_address(v);
+      std::string holder;
+      if (const auto p = primary_claims_.find(address); p != primary_claims_.end() && p->second != d.key) {
+        holder = "source object " + escape_control(p->second) + " has it as its address";
+      } else if (const auto c = proxy_claims_.find(address); c != proxy_claims_.end() && c->second != d.key) {
+        holder = "source object " + escape_control(c->second) + " has it too (the lower key keeps it)";
+      } else if (own.count(address) != 0) {
+        holder = "this entry has it twice";
+      } else {
+        for (const TargetObject& o : foreign_holders(address)) {
+          if (a.adopt && dn_key(o.dn) == dn_key(a.adopt->dn)) continue;
+          holder = escape_control(o.dn) + " holds it and Bridgehead does not own that object";
+          break;
+        }
+      }
+      if (!holder.empty()) {
+        problem(Kind::kWithheld, d.key, d.source_dn,
+                "duplicate " + shape_.proxy_attribute + " value \"" + escape_control(v) + "\": " + holder +
+                    "; the value was left out and the rest written: remove it from one of them");
+        continue;
+      }
+      own.insert(address);
+      proxy_claims_.emplace(address, d.key);
+      kept.push_back(v);
+    }
+    a.written.set(shape_.proxy_attribute, std::move(kept));
+  }
+
+  std::string make_dn(std::string_view value, std::string_view parent) const {
+    std::string dn = shape_.naming_attribute + "=" + escape_dn_value(value);
+    if (!parent.empty()) dn += "," + std::string(parent);
+    return dn;
+  }
+
+  // Where `a` is to be: its record's DN while its naming value is the same, else
+  // naming=value below the container (below the record's parent for a rename), disambiguated
+  // with " (2)", " (3)"... when another key has that DN. Registers nothing.
+  std::optional<Name> choose_name(const Accepted& a) const {
+    const std::string& key = a.desired->key;
+    const std::string value(a.written.first(shape_.naming_attribute));
+    std::string parent = shape_.container;
+    if (a.record != nullptr) {
+      if (a.record->written.first(shape_.naming_attribute) == value) return Name{a.record->target_dn, value, {}};
+      auto old = Dn::parse(a.record->target_dn);
+      if (old && !old->empty() && old->parent().normalized() != container_key_) parent = old->parent().to_string();
+    }
+    std::string note;
+    for (int n = 1; n <= kMaxNameSuffix; ++n) {
+      const std::string candidate = n == 1 ? value : value + " (" + std::to_string(n) + ")";
+      std::string dn = make_dn(candidate, parent);
+      const auto taken = taken_.find(dn_key(dn));
+      if (taken != taken_.end() && taken->second != key) {
+        if (note.empty()) note = "source object " + escape_control(taken->second) + " has it";
+        continue;
+      }
+      if (taken == taken_.end()) {
+        const auto there = target_.find_by_dn(dn);
+        if (there && !stamped_for(*there, key)) {
+          if (note.empty()) note = "an object Bridgehead did not write for this entry is there";
+          continue;
+        }
+      }
+      return Name{std::move(dn), candidate, std::move(note)};
+    }
+    return std::nullopt;
+  }
+
+  ObjectRecord record_for(const Accepted& a, std::string target_dn, Entry written) const {
+    ObjectRecord r;
+    r.direction = s_.direction;
+    r.key = a.desired->key;
+    r.source_dn = a.desired->source_dn;
+    r.target_dn = std::move(target_dn);
+    r.hash = written_hash(written);
+    r.written = std::move(written);
+    r.hidden_since_ms = 0;
+    return r;
+  }
+
+  Operation op_for(OpKind kind, const Accepted& a, std::string dn) const {
+    Operation op;
+    op.kind = kind;
+    op.direction = s_.direction;
+    op.key = a.desired->key;
+    op.source_dn = a.desired->source_dn;
+    op.dn = std::move(dn);
+    return op;
+  }
+
+  // Applies the name to `a.written`, registers its DN and reports a disambiguation.
+  std::optional<Name> name(Accepted& a) {
+    auto chosen = choose_name(a);
+    const Desired& d = *a.desired;
+    if (!chosen) {
+      problem(Kind::kBadData, d.key, d.source_dn,
+              "no free name for " + shape_.naming_attribute + "=" +
+                  escape_control(a.written.first(shape_.naming_attribute)) + " up to \" (" +
+                  std::to_string(kMaxNameSuffix) + ")\": give the entry a distinct name in the source");
+      ++plan_.counts.errors;
+      return std::nullopt;
+    }
+    return chosen;
+  }
+
+  void commit_name(Accepted& a, const Name& n) {
+    const Desired& d = *a.desired;
+    if (!n.taken_note.empty()) {
+      problem(Kind::kDuplicateName, d.key, d.source_dn,
+              "the name " + escape_control(make_dn(a.written.first(shape_.naming_attribute), shape_.container)) +
+                  " is taken (" + n.taken_note + "); this entry is named " + escape_control(n.dn) +
+                  " instead: give one of them a distinct " + shape_.naming_attribute + " in the source");
+    }
+    set_naming_value(a.written, n.value);
+    taken_[dn_key(n.dn)] = d.key;
+  }
+
+  void set_naming_value(Entry& e, const std::string& value) const {
+    std::vector<std::string> values =
+        e.find(shape_.naming_attribute) != nullptr ? *e.find(shape_.naming_attribute) : std::vector<std::string>{};
+    if (values.empty()) {
+      values.push_back(value);
+    } else {
+      values.front() = value;
+    }
+    e.set(shape_.naming_attribute, std::move(values));
+  }
+
+  void plan_add(Accepted& a) {
+    auto n = name(a);
+    if (!n) return;
+    commit_name(a, *n);
+    if (!s_.switches.create) {
+      ++plan_.counts.switched_off;
+      return;
+    }
+    Operation op = op_for(OpKind::kAdd, a, n->dn);
+    op.entry = a.written;
+    op.entry.set_dn(n->dn);
+    op.after = record_for(a, n->dn, a.written);
+    plan_.operations.push_back(std::move(op));
+    ++plan_.counts.adds;
+  }
+
+  void plan_adoption(Accepted& a) {
+    const TargetObject& holder = *a.adopt;
+    taken_[dn_key(holder.dn)] = a.desired->key;
+    // The object keeps its name and its classes: a modify cannot change the RDN's value, and
+    // a directory refuses a change of structural class. The record keeps the written form, so
+    // the next run compares like with like.
+    Operation op = op_for(OpKind::kAdopt, a, holder.dn);
+    diff(holder.attributes, a.written, {"objectClass", shape_.naming_attribute}, false, op.changes);
+    op.after = record_for(a, holder.dn, a.written);
+    if (!s_.switches.update) {
+      ++plan_.counts.switched_off;
+      return;
+    }
+    plan_.operations.push_back(std::move(op));
+    ++plan_.counts.adoptions;
+  }
+
+  void plan_update(Accepted& a) {
+    const ObjectRecord& r = *a.record;
+    auto n = name(a);
+    if (!n) return;
+    bool renamed = n->dn != r.target_dn;
+    if (renamed && !s_.switches.rename) {
+      // The object keeps its DN, so also the naming value the DN holds.
+      ++plan_.counts.switched_off;
+      renamed = false;
+      n = Name{r.target_dn, std::string(r.written.first(shape_.naming_attribute)), {}};
+    }
+    commit_name(a, *n);
+    Entry base = r.written;  // what the target holds once the rename (if any) is done
+    std::optional<Operation> rename;
+    if (renamed) {
+      rename = op_for(OpKind::kRename, a, r.target_dn);
+      rename->new_rdn = make_dn(n->value, "");
+      set_naming_value(base, n->value);
+      rename->after = record_for(a, n->dn, base);
+      rename->after.hidden_since_ms = r.hidden_since_ms;
+    }
+    const bool hidden = r.hidden_since_ms != 0;
+    std::vector<Modification> changes;
+    if (hidden) {
+      const auto* desired_hide = a.written.find(shape_.hide_attribute);
+      changes.push_back(desired_hide != nullptr ? Modification{ModifyOp::kReplace, shape_.hide_attribute, *desired_hide}
+                                                : Modification{ModifyOp::kDelete, shape_.hide_attribute, {}});
+    }
+    if (hidden || renamed || written_hash(a.written) != r.hash) {
+      diff(base, a.written, hidden ? std::vector<std::string>{shape_.hide_attribute} : std::vector<std::string>{}, true,
+           changes);
+    }
+    ObjectRecord final_record = record_for(a, n->dn, a.written);
+    if (rename) {
+      if (changes.empty()) rename->after = final_record;
+      plan_.operations.push_back(std::move(*rename));
+      ++plan_.counts.renames;
+    }
+    if (changes.empty()) {
+      if (!renamed) ++plan_.counts.unchanged;
+      return;
+    }
+    if (!s_.switches.update) {
+      ++plan_.counts.switched_off;
+      return;
+    }
+    Operation op = op_for(OpKind::kModify, a, n->dn);
+    op.changes = std::move(changes);
+    op.after = std::move(final_record);
+    plan_.operations.push_back(std::move(op));
+    ++plan_.counts.updates;
+  }
+
+  void plan_deletions() {
+    if (!in_.read_complete) return;
+    std::vector<std::pair<const ObjectRecord*, bool>> gone;  // record, out of scope
+    std::unordered_set<std::string> listed;
+    const auto consider = [&](const std::string& key, bool out_of_scope) {
+      if (seen_.count(key) != 0 || listed.count(key) != 0) return;
+      const auto r = state_.find(key);
+      if (r == state_.end()) return;
+      listed.insert(key);
+      gone.emplace_back(&r->second, out_of_scope);
+    };
+    for (const std::string& key : in_.out_of_scope_keys) consider(key, true);
+    for (const std::string& key : in_.deleted_keys) consider(key, false);
+    if (in_.full) {
+      for (const auto& [key, record] : state_) consider(key, false);
+    }
+    std::sort(gone.begin(), gone.end(), [](const auto& x, const auto& y) { return x.first->key < y.first->key; });
+
+    std::vector<Operation> deletions;
+    for (const auto& [r, out_of_scope] : gone) {
+      Operation op;
+      op.direction = s_.direction;
+      op.key = r->key;
+      op.source_dn = r->source_dn;
+      op.dn = r->target_dn;
+      op.after = *r;
+      if (s_.soft_delete_days == 0 ||
+          (r->hidden_since_ms != 0 &&
+           s_.now_ms - r->hidden_since_ms >= static_cast<std::int64_t>(s_.soft_delete_days) * kDayMs)) {
+        op.kind = OpKind::kDelete;
+      } else if (r->hidden_since_ms == 0) {
+        op.kind = OpKind::kHide;
+        op.changes.push_back(Modification{ModifyOp::kReplace, shape_.hide_attribute, {shape_.hide_value}});
+        op.after.hidden_since_ms = s_.now_ms;
+      } else {
+        continue;  // hidden, its days not yet past
+      }
+      if (!s_.switches.remove) {
+        ++plan_.counts.switched_off;
+        continue;
+      }
+      if (out_of_scope) ++plan_.counts.out_of_scope;
+      deletions.push_back(std::move(op));
+    }
+    hold_if_too_many(deletions);
+    for (Operation& op : deletions) {
+      ++(op.kind == OpKind::kDelete ? plan_.counts.deletes : plan_.counts.hides);
+      plan_.operations.push_back(std::move(op));
+    }
+  }
+
+  // The threshold: too many deletions (approved ones not counted) are all held back.
+  void hold_if_too_many(std::vector<Operation>& deletions) {
+    const auto approved = [&](const Operation& op) { return in_.approved_deletes.count(op.key) != 0; };
+    const auto n = static_cast<std::size_t>(
+        std::count_if(deletions.begin(), deletions.end(), [&](const Operation& op) { return !approved(op); }));
+    const std::size_t total = state_.size();
+    const DeletionLimits& l = s_.limits;
+    const bool over_count = n > l.max_deletes;
+    const bool over_share = n > l.percent_floor && n * 100 > static_cast<std::size_t>(l.max_percent) * total;
+    if (!over_count && !over_share) return;
+    plan_.deletions_held = true;
+    const std::size_t percent = total == 0 ? 100 : (n * 100 + total / 2) / total;
+    plan_.held_reason = grouped(n) + " deletions (" + std::to_string(percent) + "% of " + grouped(total) +
+                        " objects) pass the limit of " + grouped(l.max_deletes) + " or " +
+                        std::to_string(l.max_percent) + "% (above " + grouped(l.percent_floor) +
+                        "): none of them was made; if they are meant, let them go with "
+                        "`bridgehead dirsync approve RUN`, or raise [dirsync] max_deletes";
+    std::vector<Operation> kept;
+    for (Operation& op : deletions) (approved(op) ? kept : plan_.held).push_back(std::move(op));
+    deletions = std::move(kept);
+  }
+
+  const PlanSettings& s_;
+  const TargetShape& shape_;
+  const PlanInput& in_;
+  const State no_state_;
+  const NoTarget no_target_;
+  const State& state_;
+  const TargetView& target_;
+  std::vector<std::string> conflict_attributes_;
+  std::string container_key_;
+  Plan plan_;
+  std::unordered_map<std::string, std::string> taken_;           // normalized DN -> key
+  std::unordered_map<std::string, std::string> primary_claims_;  // address -> first key
+  std::unordered_map<std::string, std::string> proxy_claims_;    // proxy value -> first key
+  std::unordered_set<std::string> seen_;                         // keys desired this run
+};
+
+}  // namespace
+
+std::string_view to_string(EntryProblem::Kind kind) {
+  switch (kind) {
+    case Kind::kBadData:
+      return "bad-data";
+    case Kind::kWithheld:
+      return "withheld";
+    case Kind::kConflict:
+      return "conflict";
+    case Kind::kDuplicateName:
+      return "duplicate-name";
+    case Kind::kMappingProblem:
+      return "mapping";
+  }
+  return "unknown";
+}
+
+std::string normalize_address(std::string_view value) {
+  if (istarts_with(value, "smtp:")) value.remove_prefix(5);
+  return to_lower(value);
+}
+
+void MemoryTargetView::add(TargetObject object) {
+  const std::string key = dn_key(object.dn);
+  std::size_t index = objects_.size();
+  if (const auto there = by_dn_.find(key); there != by_dn_.end()) {
+    index = there->second;
+    objects_[index] = std::move(object);
+  } else {
+    objects_.push_back(std::move(object));
+    by_dn_.emplace(key, index);
+  }
+  // Entries of a replaced object stay in by_address_; find_by_address checks each hit.
+  for (const std::string& attr : address_attributes_) {
+    if (const auto* values = objects_[index].attributes.find(attr)) {
+      for (const std::string& v : *values) by_address_.emplace(normalize_address(v), index);
+    }
+  }
+}
+
+std::vector<TargetObject> MemoryTargetView::find_by_address(std::string_view address) const {
+  const std::string wanted = normalize_address(address);
+  std::vector<std::size_t> hits;
+  const auto [first, last] = by_address_.equal_range(wanted);
+  for (auto it = first; it != last; ++it) {
+    if (std::find(hits.begin(), hits.end(), it->second) != hits.end()) continue;
+    const TargetObject& o = objects_[it->second];
+    const bool holds = std::any_of(address_attributes_.begin(), address_attributes_.end(), [&](const std::string& a) {
+      const auto* values = o.attributes.find(a);
+      return values != nullptr && std::any_of(values->begin(), values->end(),
+                                              [&](const std::string& v) { return normalize_address(v) == wanted; });
+    });
+    if (holds) hits.push_back(it->second);
+  }
+  std::sort(hits.begin(), hits.end());
+  std::vector<TargetObject> out;
+  out.reserve(hits.size());
+  for (std::size_t i : hits) out.push_back(objects_[i]);
+  return out;
+}
+
+std::optional<TargetObject> MemoryTargetView::find_by_dn(std::string_view dn) const {
+  const auto it = by_dn_.find(dn_key(dn));
+  if (it == by_dn_.end()) return std::nullopt;
+  return objects_[it->second];
+}
+
+Plan make_plan(const PlanSettings& settings, const PlanInput& input) { return Planner(settings, input).run(); }
+
+}  // namespace bridgehead::directory::sync

@@ -91,14 +91,23 @@ class TargetView {
   virtual std::optional<TargetObject> find_by_dn(std::string_view dn) const = 0;
 };
 
+/// An address value as the plan compares it: a leading "SMTP:"/"smtp:" removed, ASCII
+/// lower case ("SMTP:John@Acme.example" -> "john@acme.example", "X500:/o=A" -> "x500:/o=a").
+std::string normalize_address(std::string_view value);
+
 /// A TargetView over objects held in memory (tests, full runs).
 class MemoryTargetView final : public TargetView {
  public:
+  /// `address_attributes`: the attributes whose values find_by_address looks at.
+  explicit MemoryTargetView(std::vector<std::string> address_attributes = {"mail", "proxyAddresses", "targetAddress"})
+      : address_attributes_(std::move(address_attributes)) {}
+  /// Adds `object`; one already at the same DN (compared as a directory does) is replaced.
   void add(TargetObject object);
   std::vector<TargetObject> find_by_address(std::string_view address) const override;
   std::optional<TargetObject> find_by_dn(std::string_view dn) const override;
 
  private:
+  std::vector<std::string> address_attributes_;
   std::vector<TargetObject> objects_;
   std::unordered_multimap<std::string, std::size_t> by_address_;  // lowercased address
   std::unordered_map<std::string, std::size_t> by_dn_;            // normalized DN

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/expected.hpp"
+#include "directory/dn.hpp"
 #include "directory/entry.hpp"
 
 namespace bridgehead::directory::sync {
@@ -49,6 +50,9 @@ class Scope {
 
  private:
   ScopeSettings settings_;
+  std::vector<Dn> include_, exclude_;          // settings_.include, .exclude, parsed
+  std::vector<Dn> ignore_group_dns_;           // ignore_groups written as DNs
+  std::vector<std::string> ignore_group_cns_;  // ...and as names
   std::optional<Filter> filter_;
 };
 
