@@ -401,7 +401,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     auto objects = state_.objects(d->name);
     if (!objects) return tl::unexpected(objects.error());
     in.state = &*objects;
-    auto target = open_target(*d->to, id_);
+    auto target = open_target(*d->to, id_, tuning());
     if (!target) {
       fail(rec, fmt::format("{}: {}", d->name, target.error().describe()));
       failed_sources.insert(d->from->system);
@@ -547,6 +547,13 @@ Expected<void> Engine::rebuild_address_book() {
   return {};
 }
 
+WriteTuning Engine::tuning() const {
+  WriteTuning t;
+  t.in_flight = settings_.in_flight;
+  t.transactions = settings_.transactions;
+  return t;
+}
+
 Engine::Direction* Engine::direction(const std::string& name) const {
   for (const auto& d : directions_) {
     if (d->name == name) return d.get();
@@ -572,7 +579,7 @@ Expected<RunRecord> Engine::write_exactly(RunKind kind, std::vector<Operation> o
       fail(rec, fmt::format("direction {} is no longer configured: its operations were not applied", name));
       continue;
     }
-    auto target = open_target(*d->to, id_);
+    auto target = open_target(*d->to, id_, tuning());
     if (!target) {
       fail(rec, fmt::format("{}: {}", name, target.error().describe()));
       continue;

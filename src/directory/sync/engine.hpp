@@ -20,6 +20,7 @@
 #include "directory/addressbook/address_book.hpp"
 #include "directory/sync/state_store.hpp"
 #include "directory/sync/sync_settings.hpp"
+#include "directory/sync/target.hpp"
 
 namespace bridgehead::directory::sync {
 
@@ -66,6 +67,7 @@ class Engine {
  private:
   Engine(SyncSettings settings, std::filesystem::path state_dir, IdSource id, StateStore state);
   Direction* direction(const std::string& name) const;
+  WriteTuning tuning() const;
   /// Applies `ops` as they are (a preview, approved deletions) and records them.
   Expected<RunRecord> write_exactly(RunKind kind, std::vector<Operation> ops, bool confirm_deletes);
 

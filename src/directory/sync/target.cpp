@@ -7,6 +7,7 @@
 
 #include "core/durable_file.hpp"
 #include "core/text.hpp"
+#include "directory/ldap/writer.hpp"
 #include "directory/ldif.hpp"
 #include "directory/sync/source.hpp"
 
@@ -59,7 +60,8 @@ std::vector<ldap::Modification> repair(const Entry& have, const Entry& want) {
 
 class LdapTarget final : public Target {
  public:
-  LdapTarget(const DirectorySettings& s, IdSource id) : s_(s), id_(std::move(id)) {}
+  LdapTarget(const DirectorySettings& s, IdSource id, WriteTuning tuning)
+      : s_(s), id_(std::move(id)), tuning_(tuning) {}
 
   std::unique_ptr<TargetView> view(const TargetShape& shape) override {
     problem_.reset();
@@ -92,23 +94,38 @@ class LdapTarget final : public Target {
 
   std::optional<Error> view_problem() const override { return problem_; }
 
+  // Many requests in flight (and, when asked and offered, a transaction for a batch of adds);
+  // an operation that failed for a reason a rerun explains is completed one by one after.
   std::vector<Expected<void>> apply(const std::vector<Operation>& ops) override {
-    std::vector<Expected<void>> out;
-    out.reserve(ops.size());
     auto c = connection();
+    if (!c) return std::vector<Expected<void>>(ops.size(), tl::unexpected(c.error()));
+    std::vector<ldap::WriteOperation> writes;
+    writes.reserve(ops.size());
+    bool adds_only = true;
     for (const auto& op : ops) {
-      if (!c) {
-        out.push_back(tl::unexpected(c.error()));
+      adds_only = adds_only && op.kind == OpKind::kAdd;
+      writes.push_back(to_write(op));
+    }
+    ldap::Writer writer(**c);
+    ldap::WriteOptions options;
+    options.in_flight = tuning_.in_flight;
+    if (tuning_.transactions && adds_only && !ops.empty()) {
+      if (auto offered = writer.supports_transactions(); offered && *offered) options.transaction_size = ops.size();
+    }
+    auto written = writer.write(writes, options);
+    if (!written) return std::vector<Expected<void>>(ops.size(), tl::unexpected(written.error()));
+    auto results = std::move(written->results);
+    bool broken = false;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (results[i]) continue;
+      if (results[i].error().transient()) {
+        broken = true;
         continue;
       }
-      auto r = apply_one(**c, op);
-      if (!r && r.error().transient()) {
-        conn_.reset();  // a broken connection: reconnect once for the next operation
-        c = connection();
-      }
-      out.push_back(std::move(r));
+      results[i] = recover(**c, ops[i], std::move(results[i]));
     }
-    return out;
+    if (broken) conn_.reset();  // reconnect for the next batch
+    return results;
   }
 
   Expected<void> finish() override { return {}; }
@@ -153,45 +170,63 @@ class LdapTarget final : public Target {
   }
   std::string stamp_attribute() const { return stamp_attribute_of(s_); }
 
-  Expected<void> apply_one(ldap::Connection& c, const Operation& op) {
+  static ldap::WriteOperation to_write(const Operation& op) {
+    switch (op.kind) {
+      case OpKind::kAdd:
+        return ldap::AddRequest{op.entry};
+      case OpKind::kRename: {
+        ldap::RenameRequest r;
+        r.dn = op.dn;
+        r.new_rdn = op.new_rdn;
+        return r;
+      }
+      case OpKind::kDelete:
+        return ldap::DeleteRequest{op.dn};
+      case OpKind::kModify:
+      case OpKind::kHide:
+      case OpKind::kAdopt:
+        break;
+    }
+    ldap::ModifyRequest m;
+    m.dn = op.dn;
+    m.changes = op.changes;
+    return m;
+  }
+
+  // `op` failed with `failed`: done before by a run that crashed before recording it, or
+  // changed by someone since. Completed when the object is Bridgehead's; else the failure.
+  Expected<void> recover(ldap::Connection& c, const Operation& op, Expected<void> failed) {
     switch (op.kind) {
       case OpKind::kAdd: {
-        auto r = c.add(op.entry);
-        if (r || r.error().transient()) return r;
         auto have = read(c, op.entry.dn());
-        if (!have || !*have || !ours(**have, op)) return r;
+        if (!have || !*have || !ours(**have, op)) return failed;
         auto fix = repair(**have, op.entry);
         return fix.empty() ? Expected<void>{} : c.modify(op.entry.dn(), fix);
       }
       case OpKind::kModify:
-      case OpKind::kHide:
-      case OpKind::kAdopt: {
-        auto r = c.modify(op.dn, op.changes);
-        if (r || r.error().transient() || op.kind == OpKind::kAdopt) return r;
-        // Done before, or changed by someone else since: write what the state will say.
+      case OpKind::kHide: {
         auto have = read(c, op.dn);
-        if (!have || !*have) return r;
+        if (!have || !*have) return failed;
         auto fix = repair(**have, op.after.written);
         return fix.empty() ? Expected<void>{} : c.modify(op.dn, fix);
       }
+      case OpKind::kAdopt:
+        return failed;
       case OpKind::kRename: {
-        auto r = c.rename(op.dn, op.new_rdn);
-        if (r || r.error().transient()) return r;
         auto have = read(c, op.after.target_dn);
         if (have && *have && ours(**have, op)) return {};
-        return r;
+        return failed;
       }
-      case OpKind::kDelete: {
-        auto r = c.remove(op.dn);
-        if (r || r.error().code != ErrorCode::kNotFound) return r;
-        return {};  // already gone
-      }
+      case OpKind::kDelete:
+        if (failed.error().code == ErrorCode::kNotFound) return {};  // already gone
+        return failed;
     }
-    return {};
+    return failed;
   }
 
   DirectorySettings s_;
   IdSource id_;
+  WriteTuning tuning_;
   std::unique_ptr<ldap::Connection> conn_;
   std::optional<Error> problem_;
 };
@@ -270,7 +305,8 @@ class LdifTarget final : public Target {
 
 }  // namespace
 
-Expected<std::unique_ptr<Target>> open_target(const DirectorySettings& settings, const IdSource& id) {
+Expected<std::unique_ptr<Target>> open_target(const DirectorySettings& settings, const IdSource& id,
+                                              WriteTuning tuning) {
   if (!settings.ldif_output.empty()) return std::make_unique<LdifTarget>(settings);
   if (settings.uri.empty()) {
     return tl::unexpected(Error::permanent(
@@ -278,7 +314,7 @@ Expected<std::unique_ptr<Target>> open_target(const DirectorySettings& settings,
         fmt::format("the {} directory is an LDIF file: contacts cannot be written into it", settings.system),
         "set ldif_output for an LDIF change file, or uri for an LDAP server"));
   }
-  return std::make_unique<LdapTarget>(settings, id);
+  return std::make_unique<LdapTarget>(settings, id, tuning);
 }
 
 }  // namespace bridgehead::directory::sync

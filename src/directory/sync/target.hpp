@@ -31,7 +31,15 @@ class Target {
   virtual std::optional<Error> view_problem() const = 0;
 };
 
+/// How an LDAP target writes: requests in flight on its connection, and whether a batch of
+/// adds goes in one RFC 5805 transaction when the server offers them.
+struct WriteTuning {
+  int in_flight = 64;
+  bool transactions = false;
+};
+
 /// The target for `settings` (an LDIF change file when ldif_output is set).
-Expected<std::unique_ptr<Target>> open_target(const DirectorySettings& settings, const IdSource& id);
+Expected<std::unique_ptr<Target>> open_target(const DirectorySettings& settings, const IdSource& id,
+                                              WriteTuning tuning = {});
 
 }  // namespace bridgehead::directory::sync
