@@ -39,6 +39,12 @@ std::string grouped(std::size_t n) {
   return digits;
 }
 
+bool stamped_by(const Entry& e, std::string_view stamp_attribute, std::string_view stamp_prefix) {
+  const auto* stamps = e.find(stamp_attribute);
+  return stamps != nullptr && std::any_of(stamps->begin(), stamps->end(),
+                                          [&](const std::string& v) { return istarts_with(v, stamp_prefix); });
+}
+
 bool contains_name(const std::vector<std::string>& names, std::string_view name) {
   return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, name); });
 }
@@ -165,11 +171,6 @@ class Planner {
     plan_.problems.push_back(std::move(p));
   }
 
-  bool owned(const TargetObject& o) const {
-    const auto* stamps = o.attributes.find(shape_.stamp_attribute);
-    return stamps != nullptr && std::any_of(stamps->begin(), stamps->end(),
-                                            [&](const std::string& v) { return istarts_with(v, shape_.stamp_prefix); });
-  }
   bool stamped_for(const TargetObject& o, const std::string& key) const {
     const auto* stamps = o.attributes.find(shape_.stamp_attribute);
     const std::string stamp = shape_.stamp_prefix + key;
@@ -188,10 +189,16 @@ class Planner {
   }
   // Target objects Bridgehead does not own that hold `address`.
   std::vector<TargetObject> foreign_holders(const std::string& address) const {
+    if (const auto cached = looked_up_.find(address); cached != looked_up_.end()) return cached->second;
     std::vector<TargetObject> out;
-    for (TargetObject& o : target_.find_by_address(address)) {
-      if (!owned(o) && holds(o, address)) out.push_back(std::move(o));
+    for (TargetObject& o : target_.find_foreign_by_address(address, shape_.stamp_attribute, shape_.stamp_prefix)) {
+      if (!stamped_by(o.attributes, shape_.stamp_attribute, shape_.stamp_prefix) && holds(o, address)) {
+        out.push_back(std::move(o));
+      }
     }
+    // One entry looks its targetAddress up twice (for conflicts, then as its primary proxy).
+    looked_up_.clear();
+    looked_up_.emplace(address, out);
     return out;
   }
 
@@ -507,11 +514,11 @@ class Planner {
       changes.push_back(desired_hide != nullptr ? Modification{ModifyOp::kReplace, shape_.hide_attribute, *desired_hide}
                                                 : Modification{ModifyOp::kDelete, shape_.hide_attribute, {}});
     }
-    if (hidden || renamed || written_hash(a.written) != r.hash) {
+    ObjectRecord final_record = record_for(a, n->dn, a.written);
+    if (hidden || renamed || final_record.hash != r.hash) {
       diff(base, a.written, hidden ? std::vector<std::string>{shape_.hide_attribute} : std::vector<std::string>{}, true,
            changes);
     }
-    ObjectRecord final_record = record_for(a, n->dn, a.written);
     if (rename) {
       if (changes.empty()) rename->after = final_record;
       plan_.operations.push_back(std::move(*rename));
@@ -615,10 +622,11 @@ class Planner {
   std::vector<std::string> conflict_attributes_;
   std::string container_key_;
   Plan plan_;
-  std::unordered_map<std::string, std::string> taken_;           // normalized DN -> key
-  std::unordered_map<std::string, std::string> primary_claims_;  // address -> first key
-  std::unordered_map<std::string, std::string> proxy_claims_;    // proxy value -> first key
-  std::unordered_set<std::string> seen_;                         // keys desired this run
+  std::unordered_map<std::string, std::string> taken_;                            // normalized DN -> key
+  std::unordered_map<std::string, std::string> primary_claims_;                   // address -> first key
+  std::unordered_map<std::string, std::string> proxy_claims_;                     // proxy value -> first key
+  std::unordered_set<std::string> seen_;                                          // keys desired this run
+  mutable std::unordered_map<std::string, std::vector<TargetObject>> looked_up_;  // the last lookup
 };
 
 }  // namespace
@@ -662,7 +670,31 @@ void MemoryTargetView::add(TargetObject object) {
   }
 }
 
+std::vector<TargetObject> TargetView::find_foreign_by_address(std::string_view address,
+                                                              std::string_view stamp_attribute,
+                                                              std::string_view stamp_prefix) const {
+  std::vector<TargetObject> all = find_by_address(address);
+  std::erase_if(all, [&](const TargetObject& o) { return stamped_by(o.attributes, stamp_attribute, stamp_prefix); });
+  return all;
+}
+
 std::vector<TargetObject> MemoryTargetView::find_by_address(std::string_view address) const {
+  std::vector<TargetObject> out;
+  for (std::size_t i : holders(address)) out.push_back(objects_[i]);
+  return out;
+}
+
+std::vector<TargetObject> MemoryTargetView::find_foreign_by_address(std::string_view address,
+                                                                    std::string_view stamp_attribute,
+                                                                    std::string_view stamp_prefix) const {
+  std::vector<TargetObject> out;
+  for (std::size_t i : holders(address)) {
+    if (!stamped_by(objects_[i].attributes, stamp_attribute, stamp_prefix)) out.push_back(objects_[i]);
+  }
+  return out;
+}
+
+std::vector<std::size_t> MemoryTargetView::holders(std::string_view address) const {
   const std::string wanted = normalize_address(address);
   std::vector<std::size_t> hits;
   const auto [first, last] = by_address_.equal_range(wanted);
@@ -677,10 +709,7 @@ std::vector<TargetObject> MemoryTargetView::find_by_address(std::string_view add
     if (holds) hits.push_back(it->second);
   }
   std::sort(hits.begin(), hits.end());
-  std::vector<TargetObject> out;
-  out.reserve(hits.size());
-  for (std::size_t i : hits) out.push_back(objects_[i]);
-  return out;
+  return hits;
 }
 
 std::optional<TargetObject> MemoryTargetView::find_by_dn(std::string_view dn) const {

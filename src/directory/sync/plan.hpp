@@ -89,6 +89,11 @@ class TargetView {
   virtual std::vector<TargetObject> find_by_address(std::string_view address) const = 0;
   /// The object at `dn`, if any (to avoid naming a new object over an existing one).
   virtual std::optional<TargetObject> find_by_dn(std::string_view dn) const = 0;
+  /// find_by_address without the objects whose `stamp_attribute` has a value starting with
+  /// `stamp_prefix` (ASCII case ignored): the ones Bridgehead owns. A view may override it to
+  /// skip copying those (in a full run nearly every address is held by Bridgehead's own object).
+  virtual std::vector<TargetObject> find_foreign_by_address(std::string_view address, std::string_view stamp_attribute,
+                                                            std::string_view stamp_prefix) const;
 };
 
 /// An address value as the plan compares it: a leading "SMTP:"/"smtp:" removed, ASCII
@@ -105,8 +110,11 @@ class MemoryTargetView final : public TargetView {
   void add(TargetObject object);
   std::vector<TargetObject> find_by_address(std::string_view address) const override;
   std::optional<TargetObject> find_by_dn(std::string_view dn) const override;
+  std::vector<TargetObject> find_foreign_by_address(std::string_view address, std::string_view stamp_attribute,
+                                                    std::string_view stamp_prefix) const override;
 
  private:
+  std::vector<std::size_t> holders(std::string_view address) const;
   std::vector<std::string> address_attributes_;
   std::vector<TargetObject> objects_;
   std::unordered_multimap<std::string, std::size_t> by_address_;  // lowercased address

@@ -836,6 +836,50 @@ TEST(MemoryTargetView, FindsByAddressAndByDnAsADirectoryWould) {
   EXPECT_TRUE(custom.find_by_address("b@x").empty());
 }
 
+// A view that knows only find_by_address and find_by_dn: the default find_foreign_by_address.
+class ListView final : public TargetView {
+ public:
+  explicit ListView(std::vector<TargetObject> objects) : objects_(std::move(objects)) {}
+  std::vector<TargetObject> find_by_address(std::string_view address) const override {
+    std::vector<TargetObject> out;
+    for (const TargetObject& o : objects_) {
+      if (normalize_address(o.attributes.first("mail")) == normalize_address(address)) out.push_back(o);
+    }
+    return out;
+  }
+  std::optional<TargetObject> find_by_dn(std::string_view) const override { return std::nullopt; }
+
+ private:
+  std::vector<TargetObject> objects_;
+};
+
+TEST(TargetView, FindForeignByAddressLeavesOutTheObjectsBridgeheadOwns) {
+  const std::vector<TargetObject> objects = {
+      foreign("cn=Ours", {{"mail", {"a@x"}}, {"importedFrom", {"BRIDGEHEAD:test:K1"}}}),
+      foreign("cn=Theirs", {{"mail", {"a@x"}}, {"importedFrom", {"other tool"}}}),
+      foreign("cn=Plain", {{"mail", {"A@X"}}})};
+  MemoryTargetView memory;
+  for (const TargetObject& o : objects) memory.add(o);
+  const ListView list(objects);
+  for (const TargetView* view : std::initializer_list<const TargetView*>{&memory, &list}) {
+    EXPECT_EQ(view->find_by_address("a@x").size(), 3u);
+    const auto foreign_ones = view->find_foreign_by_address("a@x", "importedFrom", "bridgehead:test:");
+    ASSERT_EQ(foreign_ones.size(), 2u);
+    EXPECT_EQ(foreign_ones[0].dn, "cn=Theirs");
+    EXPECT_EQ(foreign_ones[1].dn, "cn=Plain");
+  }
+}
+
+TEST(Plan, AViewWithOnlyTheRequiredFunctionsFindsConflicts) {
+  const ListView view({foreign("cn=Hand,dc=acme", {{"mail", {"k1@notes.acme.example"}}})});
+  PlanInput in;
+  in.desired = {person("K1", "A")};
+  in.target = &view;
+  const Plan p = make_plan(settings(), in);
+  EXPECT_TRUE(p.operations.empty());
+  EXPECT_EQ(p.counts.conflicts, 1u);
+}
+
 // --- the property: a plan applied gives the desired objects, and then nothing to do ---------
 
 std::string dn_key(std::string_view dn) {
