@@ -438,6 +438,9 @@ class Planner {
                   " is taken (" + n.taken_note + "); this entry is named " + escape_control(n.dn) +
                   " instead: give one of them a distinct " + shape_.naming_attribute + " in the source");
     }
+    if (a.record != nullptr && n.dn == a.record->target_dn && n.value == a.written.first(shape_.naming_attribute)) {
+      return;  // where it was: its DN is registered from the state already
+    }
     set_naming_value(a.written, n.value);
     taken_[dn_key(n.dn)] = d.key;
   }

@@ -180,7 +180,14 @@ struct Plan {
 /// kDuplicateName problem); attributes = desired + object classes + the stamp. An existing
 /// record with another DN is renamed; changed attributes are a modify: a single value on
 /// both sides is replaced, multi-valued ones change by value deletes and adds (a case-only
-/// change included), an attribute gone is deleted.
+/// change included), an attribute gone is deleted. Conflicts are decided on every address
+/// attribute but `proxy_attribute` (mail and targetAddress by default); an adopted object keeps
+/// its DN, objectClass and naming value (a modify may change neither the RDN nor the structural
+/// class), the record stores what the plan would have written, so the next run finds it
+/// unchanged. Empty values are not written and repeated ones are written once. counts.deletes
+/// and counts.hides count the operations in `operations` (not the held ones); out_of_scope
+/// counts those of them that are for keys in out_of_scope_keys. Deletions an administrator
+/// approved do not count toward the threshold.
 Plan make_plan(const PlanSettings& settings, const PlanInput& input);
 
 }  // namespace bridgehead::directory::sync

@@ -1115,3 +1115,87 @@ TEST(PlanProperty, AppliedPlansGiveTheDesiredObjectsAndASecondPlanIsEmpty) {
 
 }  // namespace
 }  // namespace bridgehead::directory::sync
+
+namespace bridgehead::directory::sync {
+namespace {
+
+TEST(PlanProperty, SoftDeleteHidesThenDeletesAndUnhidesWhatComesBack) {
+  std::size_t hides = 0, unhides = 0, deletes = 0;  // so that the scenario is known to reach each
+  for (int seed = 1; seed <= 30; ++seed) {
+    std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
+    std::vector<Person> people, gone;
+    int next_id = 0;
+    for (auto n = 5 + rng() % 15; n > 0; --n) people.push_back(random_person(next_id++, rng));
+    Model model;
+    PlanSettings s = settings();
+    s.limits.max_deletes = 1000;
+    s.limits.max_percent = 100;
+    s.soft_delete_days = 2;
+    for (int step = 0; step < 8; ++step) {
+      s.now_ms = kNow + step * kDay;
+      if (step > 0) {
+        for (Person& p : people) mutate(p, rng);
+        std::shuffle(people.begin(), people.end(), rng);
+        for (auto n = rng() % 4; n > 0 && !people.empty(); --n) {
+          gone.push_back(people.back());
+          people.pop_back();
+        }
+        for (auto n = rng() % 3; n > 0 && !gone.empty(); --n) {  // back, maybe while still hidden
+          people.push_back(gone.front());
+          gone.erase(gone.begin());
+        }
+      }
+      std::vector<Desired> desired;
+      std::unordered_set<std::string> keys;
+      for (const Person& p : people) {
+        desired.push_back(p.desired());
+        keys.insert(desired.back().key);
+      }
+      const MemoryTargetView view = model.view();
+      PlanInput in;
+      in.full = true;
+      in.desired = desired;
+      in.state = &model.state;
+      in.target = &view;
+      const Plan p = make_plan(s, in);
+      EXPECT_TRUE(p.problems.empty()) << "seed " << seed << ": " << p.problems[0].message;
+      for (const Operation& op : p.operations) {
+        model.apply(op);
+        hides += op.kind == OpKind::kHide;
+        deletes += op.kind == OpKind::kDelete;
+        unhides += op.kind == OpKind::kModify && op.changes[0].attribute == "msExchHideFromAddressLists";
+      }
+
+      SCOPED_TRACE("seed " + std::to_string(seed) + " step " + std::to_string(step));
+      EXPECT_EQ(model.objects.size(), model.state.size());
+      for (const Desired& d : desired) {
+        const auto r = model.state.find(d.key);
+        ASSERT_NE(r, model.state.end()) << d.key;
+        EXPECT_EQ(r->second.hidden_since_ms, 0);
+        const Entry* e = model.at(r->second.target_dn);
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(value_sets(*e), value_sets(written_for(d)));
+      }
+      for (const auto& [key, r] : model.state) {
+        if (keys.count(key) != 0) continue;
+        EXPECT_NE(r.hidden_since_ms, 0) << key;
+        EXPECT_LT(s.now_ms - r.hidden_since_ms, 2 * kDay) << key;
+        const Entry* e = model.at(r.target_dn);
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(e->first("msExchHideFromAddressLists"), "TRUE");
+      }
+
+      const MemoryTargetView after = model.view();
+      in.target = &after;
+      const Plan again = make_plan(s, in);
+      EXPECT_TRUE(again.operations.empty()) << again.operations[0].describe();
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GT(hides, 0u);
+  EXPECT_GT(unhides, 0u);
+  EXPECT_GT(deletes, 0u);
+}
+
+}  // namespace
+}  // namespace bridgehead::directory::sync
