@@ -971,6 +971,17 @@ struct Model {
     }
   }
 
+  // A full run's plan over what the model holds now.
+  Plan plan(const PlanSettings& settings, const std::vector<Desired>& desired) const {
+    const MemoryTargetView target = view();
+    PlanInput in;
+    in.full = true;
+    in.desired = desired;
+    in.state = &state;
+    in.target = &target;
+    return make_plan(settings, in);
+  }
+
   MemoryTargetView view() const {
     MemoryTargetView v;
     for (const auto& [key, e] : objects) {
@@ -1071,6 +1082,14 @@ void expect_target_is(Model& model, const std::vector<Desired>& desired, int see
   }
 }
 
+// No threshold: random runs delete what they like.
+PlanSettings unlimited() {
+  PlanSettings s = settings();
+  s.limits.max_deletes = 1000;
+  s.limits.max_percent = 100;
+  return s;
+}
+
 TEST(PlanProperty, AppliedPlansGiveTheDesiredObjectsAndASecondPlanIsEmpty) {
   for (int seed = 1; seed <= 60; ++seed) {
     std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
@@ -1078,9 +1097,7 @@ TEST(PlanProperty, AppliedPlansGiveTheDesiredObjectsAndASecondPlanIsEmpty) {
     int next_id = 0;
     for (auto n = 5 + rng() % 20; n > 0; --n) people.push_back(random_person(next_id++, rng));
     Model model;
-    PlanSettings s = settings();
-    s.limits.max_deletes = 1000;
-    s.limits.max_percent = 100;
+    PlanSettings s = unlimited();
     for (int step = 0; step < 6; ++step) {
       if (step > 0) {
         for (Person& p : people) mutate(p, rng);
@@ -1090,21 +1107,13 @@ TEST(PlanProperty, AppliedPlansGiveTheDesiredObjectsAndASecondPlanIsEmpty) {
       }
       std::vector<Desired> desired;
       for (const Person& p : people) desired.push_back(p.desired());
-      const MemoryTargetView view = model.view();
-      PlanInput in;
-      in.full = true;
-      in.desired = desired;
-      in.state = &model.state;
-      in.target = &view;
-      const Plan p = make_plan(s, in);
+      const Plan p = model.plan(s, desired);
       EXPECT_TRUE(p.problems.empty()) << "seed " << seed << ": " << p.problems[0].message;
       EXPECT_FALSE(p.deletions_held);
       for (const Operation& op : p.operations) model.apply(op);
       expect_target_is(model, desired, seed, step);
 
-      const MemoryTargetView after = model.view();
-      in.target = &after;
-      const Plan again = make_plan(s, in);
+      const Plan again = model.plan(s, desired);
       EXPECT_TRUE(again.operations.empty())
           << "seed " << seed << " step " << step << ": " << again.operations[0].describe();
       EXPECT_EQ(again.counts.unchanged, desired.size());
@@ -1127,9 +1136,7 @@ TEST(PlanProperty, SoftDeleteHidesThenDeletesAndUnhidesWhatComesBack) {
     int next_id = 0;
     for (auto n = 5 + rng() % 15; n > 0; --n) people.push_back(random_person(next_id++, rng));
     Model model;
-    PlanSettings s = settings();
-    s.limits.max_deletes = 1000;
-    s.limits.max_percent = 100;
+    PlanSettings s = unlimited();
     s.soft_delete_days = 2;
     for (int step = 0; step < 8; ++step) {
       s.now_ms = kNow + step * kDay;
@@ -1151,13 +1158,7 @@ TEST(PlanProperty, SoftDeleteHidesThenDeletesAndUnhidesWhatComesBack) {
         desired.push_back(p.desired());
         keys.insert(desired.back().key);
       }
-      const MemoryTargetView view = model.view();
-      PlanInput in;
-      in.full = true;
-      in.desired = desired;
-      in.state = &model.state;
-      in.target = &view;
-      const Plan p = make_plan(s, in);
+      const Plan p = model.plan(s, desired);
       EXPECT_TRUE(p.problems.empty()) << "seed " << seed << ": " << p.problems[0].message;
       for (const Operation& op : p.operations) {
         model.apply(op);
@@ -1185,9 +1186,7 @@ TEST(PlanProperty, SoftDeleteHidesThenDeletesAndUnhidesWhatComesBack) {
         EXPECT_EQ(e->first("msExchHideFromAddressLists"), "TRUE");
       }
 
-      const MemoryTargetView after = model.view();
-      in.target = &after;
-      const Plan again = make_plan(s, in);
+      const Plan again = model.plan(s, desired);
       EXPECT_TRUE(again.operations.empty()) << again.operations[0].describe();
       if (HasFailure()) return;
     }
