@@ -296,9 +296,18 @@ class Planner {
     }
     if (holders.empty()) return true;
     const Desired& d = *a.desired;
+    // One object is adopted by one key: the lowest that matches it (or the one whose record
+    // names it already, should its stamp have been removed).
+    std::string adopter;
     if (s_.adopt && a.record == nullptr && holders.size() == 1) {
-      a.adopt = std::move(holders.front().second);
-      return true;
+      const std::string dn = dn_key(holders.front().second.dn);
+      const auto owner = taken_.find(dn);
+      if (owner == taken_.end()) {
+        taken_.emplace(dn, d.key);
+        a.adopt = std::move(holders.front().second);
+        return true;
+      }
+      adopter = owner->second;
     }
     std::string message;
     for (const auto& [address, o] : holders) {
@@ -307,6 +316,9 @@ class Planner {
     message += ", which Bridgehead does not own: nothing was written for this entry; ";
     if (holders.size() > 1) {
       message += "more than one object holds its addresses, so it cannot be adopted either: remove the duplicates";
+    } else if (!adopter.empty()) {
+      message += "source object " + escape_control(adopter) +
+                 " takes that object over already: remove the address from one of the source entries";
     } else if (a.record != nullptr) {
       message += "remove the address from that object or from the source entry";
     } else {
@@ -474,7 +486,6 @@ class Planner {
 
   void plan_adoption(Accepted& a) {
     const TargetObject& holder = *a.adopt;
-    taken_[dn_key(holder.dn)] = a.desired->key;
     // The object keeps its name and its classes: a modify cannot change the RDN's value, and
     // a directory refuses a change of structural class. The record keeps the written form, so
     // the next run compares like with like.
@@ -575,7 +586,7 @@ class Planner {
       } else if (r->hidden_since_ms == 0) {
         op.kind = OpKind::kHide;
         op.changes.push_back(Modification{ModifyOp::kReplace, shape_.hide_attribute, {shape_.hide_value}});
-        op.after.hidden_since_ms = s_.now_ms;
+        op.after.hidden_since_ms = std::max<std::int64_t>(s_.now_ms, 1);  // 0 would read as visible
       } else {
         continue;  // hidden, its days not yet past
       }

@@ -440,6 +440,21 @@ TEST(Plan, AdoptionStampsTheMatchingObjectAndTakesOverItsMappedValues) {
   EXPECT_TRUE(run.plan({d}).operations.empty());
 }
 
+TEST(Plan, OneObjectIsAdoptedByOneKeyTheOthersConflict) {
+  Scenario run;
+  run.s.adopt = true;
+  run.target.add(foreign("cn=Shared,dc=acme,dc=example",
+                         {{"mail", {"k1@notes.acme.example"}}, {"proxyAddresses", {"smtp:k2@notes.acme.example"}}}));
+  const Plan p = run.plan({person("K2", "B"), person("K1", "A")});
+  ASSERT_EQ(kinds(p), std::vector<OpKind>{OpKind::kAdopt});
+  EXPECT_EQ(p.operations[0].key, "K1");
+  EXPECT_EQ(p.counts.conflicts, 1u);
+  const EntryProblem* c = find_problem(p, EntryProblem::Kind::kConflict);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->key, "K2");
+  EXPECT_NE(c->message.find("source object K1 takes that object over already"), std::string::npos) << c->message;
+}
+
 TEST(Plan, TwoObjectsWeDoNotOwnHoldingItsAddressesAreAConflictEvenWithAdoption) {
   Scenario run;
   run.s.adopt = true;
