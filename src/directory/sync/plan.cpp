@@ -102,6 +102,7 @@ struct Name {
   std::string dn;
   std::string value;       // the naming value in it (the desired one, or with " (n)")
   std::string taken_note;  // why the desired name was not free; empty when it was
+  std::string dn_key;      // dn_key(dn), when known
 };
 
 class Planner {
@@ -380,7 +381,7 @@ class Planner {
     const std::string value(a.written.first(shape_.naming_attribute));
     std::string parent = shape_.container;
     if (a.record != nullptr) {
-      if (a.record->written.first(shape_.naming_attribute) == value) return Name{a.record->target_dn, value, {}};
+      if (a.record->written.first(shape_.naming_attribute) == value) return Name{a.record->target_dn, value, {}, {}};
       auto old = Dn::parse(a.record->target_dn);
       if (old && !old->empty() && old->parent().normalized() != container_key_) parent = old->parent().to_string();
     }
@@ -388,7 +389,8 @@ class Planner {
     for (int n = 1; n <= kMaxNameSuffix; ++n) {
       const std::string candidate = n == 1 ? value : value + " (" + std::to_string(n) + ")";
       std::string dn = make_dn(candidate, parent);
-      const auto taken = taken_.find(dn_key(dn));
+      std::string key_of_dn = dn_key(dn);
+      const auto taken = taken_.find(key_of_dn);
       if (taken != taken_.end() && taken->second != key) {
         if (note.empty()) note = "source object " + escape_control(taken->second) + " has it";
         continue;
@@ -400,18 +402,18 @@ class Planner {
           continue;
         }
       }
-      return Name{std::move(dn), candidate, std::move(note)};
+      return Name{std::move(dn), candidate, std::move(note), std::move(key_of_dn)};
     }
     return std::nullopt;
   }
 
-  ObjectRecord record_for(const Accepted& a, std::string target_dn, Entry written) const {
+  ObjectRecord record_for(const Accepted& a, std::string target_dn, Entry written, std::string hash = {}) const {
     ObjectRecord r;
     r.direction = s_.direction;
     r.key = a.desired->key;
     r.source_dn = a.desired->source_dn;
     r.target_dn = std::move(target_dn);
-    r.hash = written_hash(written);
+    r.hash = hash.empty() ? written_hash(written) : std::move(hash);
     r.written = std::move(written);
     r.hidden_since_ms = 0;
     return r;
@@ -454,7 +456,7 @@ class Planner {
       return;  // where it was: its DN is registered from the state already
     }
     set_naming_value(a.written, n.value);
-    taken_[dn_key(n.dn)] = d.key;
+    taken_[n.dn_key.empty() ? dn_key(n.dn) : n.dn_key] = d.key;
   }
 
   void set_naming_value(Entry& e, const std::string& value) const {
@@ -477,9 +479,9 @@ class Planner {
       return;
     }
     Operation op = op_for(OpKind::kAdd, a, n->dn);
-    op.entry = a.written;
-    op.entry.set_dn(n->dn);
     op.after = record_for(a, n->dn, a.written);
+    op.entry = std::move(a.written);
+    op.entry.set_dn(n->dn);
     plan_.operations.push_back(std::move(op));
     ++plan_.counts.adds;
   }
@@ -509,9 +511,15 @@ class Planner {
       // The object keeps its DN, so also the naming value the DN holds.
       ++plan_.counts.switched_off;
       renamed = false;
-      n = Name{r.target_dn, std::string(r.written.first(shape_.naming_attribute)), {}};
+      n = Name{r.target_dn, std::string(r.written.first(shape_.naming_attribute)), {}, {}};
     }
     commit_name(a, *n);
+    const bool hidden = r.hidden_since_ms != 0;
+    std::string hash = written_hash(a.written);
+    if (!renamed && !hidden && hash == r.hash) {
+      ++plan_.counts.unchanged;
+      return;
+    }
     Entry base = r.written;  // what the target holds once the rename (if any) is done
     std::optional<Operation> rename;
     if (renamed) {
@@ -521,18 +529,15 @@ class Planner {
       rename->after = record_for(a, n->dn, base);
       rename->after.hidden_since_ms = r.hidden_since_ms;
     }
-    const bool hidden = r.hidden_since_ms != 0;
     std::vector<Modification> changes;
     if (hidden) {
       const auto* desired_hide = a.written.find(shape_.hide_attribute);
       changes.push_back(desired_hide != nullptr ? Modification{ModifyOp::kReplace, shape_.hide_attribute, *desired_hide}
                                                 : Modification{ModifyOp::kDelete, shape_.hide_attribute, {}});
     }
-    ObjectRecord final_record = record_for(a, n->dn, a.written);
-    if (hidden || renamed || final_record.hash != r.hash) {
-      diff(base, a.written, hidden ? std::vector<std::string>{shape_.hide_attribute} : std::vector<std::string>{}, true,
-           changes);
-    }
+    diff(base, a.written, hidden ? std::vector<std::string>{shape_.hide_attribute} : std::vector<std::string>{}, true,
+         changes);
+    ObjectRecord final_record = record_for(a, n->dn, std::move(a.written), std::move(hash));
     if (rename) {
       if (changes.empty()) rename->after = final_record;
       plan_.operations.push_back(std::move(*rename));
