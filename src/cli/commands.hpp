@@ -101,5 +101,6 @@ void add_id(CLI::App& app, int& exit_code);
 void add_unlock(CLI::App& app, int& exit_code);
 void add_quarantine(CLI::App& app, int& exit_code);
 void add_addressbook(CLI::App& app, int& exit_code);
+void add_dirsync(CLI::App& app, int& exit_code);
 
 }  // namespace bridgehead::cli

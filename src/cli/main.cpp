@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   bridgehead::cli::add_unlock(app, exit_code);
   bridgehead::cli::add_quarantine(app, exit_code);
   bridgehead::cli::add_addressbook(app, exit_code);
+  bridgehead::cli::add_dirsync(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 
 #include "config/settings.hpp"
 #include "core/text.hpp"
+#include "directory/mapping/default_rules.hpp"
 
 namespace bridgehead::config {
 
@@ -39,16 +41,24 @@ Position pos_of(const toml::source_region& r) {
 
 std::string_view kind_of(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a floating-point number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
     case toml::node_type::date:
     case toml::node_type::time:
-    case toml::node_type::date_time: return "a date or time";
-    case toml::node_type::none: break;
+    case toml::node_type::date_time:
+      return "a date or time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -106,6 +116,9 @@ struct SystemSource {
   std::map<std::string, Value, std::less<>> values;
   std::map<std::string, bool, std::less<>> seen;
   bool has_delivery = false;
+  bool has_directory = false;
+  Position directory_pos;  // of the [system.directory] header
+  std::vector<directory::mapping::RuleSource> rules;
   const Value* get(std::string_view key) const {
     auto it = values.find(key);
     return it == values.end() ? nullptr : &it->second;
@@ -124,6 +137,9 @@ class Loader {
   }
   void walk(const toml::table& table, const std::string& section, SystemSource* sys);
   void read_system(const toml::table& table, std::size_t index);
+  void read_rules(const toml::table& table, SystemSource& sys);
+  Position text_start(const toml::node& string_node) const;
+  void check_readable(const Value& v, const std::string& name, std::string_view what, std::string_view remedy = {});
   void unknown(std::string_view key, const std::string& section, bool is_table, Position pos);
   std::optional<Value> read(const Setting& s, const toml::node& n, const SystemSource* sys);
   std::optional<Value> read_default(const Setting& s);
@@ -132,6 +148,8 @@ class Loader {
   Config build();
   void check_across(const Config& cfg);
   void check_system(const Config& cfg, std::size_t i);
+  void check_directory(const Config& cfg, std::size_t i);
+  void check_rules(const Config& cfg, std::size_t i);
   const Value* global(std::string_view key) const {
     auto it = global_.find(key);
     return it == global_.end() ? nullptr : &it->second;
@@ -139,6 +157,7 @@ class Loader {
 
   std::string file_;
   fs::path base_dir_;
+  std::vector<std::string_view> lines_;  // of the text, for where a rule's expression starts
   std::vector<Problem> problems_;
   std::map<std::string, Value, std::less<>> global_;
   std::map<std::string, bool, std::less<>> global_seen_;
@@ -151,11 +170,16 @@ LoadResult Loader::run(std::string_view text) {
     root = toml::parse(text, file_);
   } catch (const toml::parse_error& e) {
     // Anything after a syntax error would be guesswork about what was meant.
-    problem(pos_of(e.source()),
-            fmt::format("TOML syntax error: {}; correct the syntax at this position (the example "
-                        "in docs/configuration.md shows each kind of value)",
-                        e.description()));
+    problem(pos_of(e.source()), fmt::format("TOML syntax error: {}; correct the syntax at this position (the example "
+                                            "in docs/configuration.md shows each kind of value)",
+                                            e.description()));
     return {std::nullopt, std::move(problems_)};
+  }
+  for (std::size_t start = 0; start <= text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    lines_.push_back(text.substr(start, end - start));
+    start = end + 1;
   }
   walk(root, "", nullptr);
   fill_defaults();
@@ -185,8 +209,9 @@ void Loader::walk(const toml::table& table, const std::string& section, SystemSo
       if (const toml::array* arr = node.as_array(); arr && arr->is_array_of_tables()) {
         for (const toml::node& t : *arr) read_system(*t.as_table(), systems_.size());
       } else if (node.is_table()) {
-        problem(kpos, "[system] is a single table; write [[system]] (two brackets) before each "
-                      "system, and give each its own [system.delivery]");
+        problem(kpos,
+                "[system] is a single table; write [[system]] (two brackets) before each "
+                "system, and give each its own [system.delivery]");
       } else {
         problem(kpos, fmt::format("system must be a list of [[system]] tables, got {}; write "
                                   "[[system]] followed by its keys for each system",
@@ -197,7 +222,15 @@ void Loader::walk(const toml::table& table, const std::string& section, SystemSo
     if (const detail::Section* sec = detail::find_section(path)) {
       if (const toml::table* sub = node.as_table()) {
         if (sys && path == "system[].delivery") sys->has_delivery = true;
-        walk(*sub, path, sys);
+        if (sys && path == "system[].directory") {
+          sys->has_directory = true;
+          sys->directory_pos = kpos;
+        }
+        if (sys && !sec->free_keys_example.empty()) {
+          read_rules(*sub, *sys);
+        } else {
+          walk(*sub, path, sys);
+        }
       } else {
         problem(kpos, fmt::format("{} must be a table, got {}; write a section {} with its keys "
                                   "below it",
@@ -225,6 +258,49 @@ void Loader::read_system(const toml::table& table, std::size_t index) {
   }
   walk(table, "system[]", &sys);
   systems_.push_back(std::move(sys));
+}
+
+void Loader::read_rules(const toml::table& table, SystemSource& sys) {
+  for (auto&& [k, node] : table) {
+    const std::string target(k.str());
+    if (const toml::value<std::string>* text = node.as_string()) {
+      directory::mapping::RuleSource rule;
+      rule.target = target;
+      rule.text = text->get();
+      const Position p = text_start(node);
+      rule.position = {static_cast<std::size_t>(p.line), static_cast<std::size_t>(p.column)};
+      sys.rules.push_back(std::move(rule));
+    } else {
+      problem(pos_of(node.source()),
+              fmt::format("rule for {} in [system.directory.rules] of {} must be a string, got {}; write it "
+                          "like {} = \"first(mail)\" (an expression in quotes)",
+                          target, sys.label, kind_of(node), target));
+    }
+  }
+  // A toml++ table is ordered by key; the rules keep the order they are written in.
+  std::stable_sort(sys.rules.begin(), sys.rules.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.position.line, a.position.column) < std::tie(b.position.line, b.position.column);
+  });
+}
+
+// toml++ places a string at its opening quote; a rule's position is its text's first
+// character: past the quote, or past """ and the line break right after it, which TOML drops.
+Position Loader::text_start(const toml::node& string_node) const {
+  Position p = pos_of(string_node.source());
+  if (p.line < 1 || static_cast<std::size_t>(p.line) > lines_.size()) return p;
+  const std::string_view line = lines_[static_cast<std::size_t>(p.line) - 1];
+  // Columns count characters (UTF-8 sequences), as toml++ and the rule parser do.
+  std::size_t at = 0;
+  for (int col = 1; col < p.column && at < line.size(); ++col) {
+    ++at;
+    while (at < line.size() && (static_cast<unsigned char>(line[at]) & 0xC0) == 0x80) ++at;
+  }
+  const std::string_view rest = line.substr(at);
+  if (rest.starts_with(R"(""")") || rest.starts_with("'''")) {
+    if (trim(rest.substr(3), " \t\r").empty()) return {p.line + 1, 1};
+    return {p.line, p.column + 3};
+  }
+  return {p.line, p.column + 1};
 }
 
 void Loader::unknown(std::string_view key, const std::string& section, bool is_table, Position pos) {
@@ -279,13 +355,13 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
   v.from_file = true;
   const std::string name = display(s, sys);
   auto type_error = [&](std::string_view expected) -> std::optional<Value> {
-    problem(v.pos, fmt::format("{} must be {}, got {}; write it like {} = {}", name, expected,
-                               kind_of(n), s.name(), s.example));
+    problem(v.pos, fmt::format("{} must be {}, got {}; write it like {} = {}", name, expected, kind_of(n), s.name(),
+                               s.example));
     return std::nullopt;
   };
   auto out_of_bounds = [&](std::string_view got, std::string_view lo, std::string_view hi) {
-    problem(v.pos, fmt::format("{} must be between {} and {}, got {}; set it to {}", name, lo, hi,
-                               got, as_phrase(s.doc)));
+    problem(v.pos,
+            fmt::format("{} must be between {} and {}, got {}; set it to {}", name, lo, hi, got, as_phrase(s.doc)));
   };
 
   switch (s.type) {
@@ -338,15 +414,15 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
         const Position epos = pos_of(e.source());
         const toml::value<std::string>* str = e.as_string();
         if (!str) {
-          problem(epos, fmt::format("{} must hold only strings, but entry {} is {}; put it in quotes",
-                                    name, i + 1, kind_of(e)));
+          problem(epos, fmt::format("{} must hold only strings, but entry {} is {}; put it in quotes", name, i + 1,
+                                    kind_of(e)));
           continue;
         }
         std::string item = s.lowercase ? to_lower(str->get()) : str->get();
         if (s.check) {
           if (std::string why = s.check(item); !why.empty()) {
-            problem(epos, fmt::format("{} has \"{}\", which {}; correct it or remove it, e.g. {} = {}",
-                                      name, str->get(), why, s.name(), s.example));
+            problem(epos, fmt::format("{} has \"{}\", which {}; correct it or remove it, e.g. {} = {}", name,
+                                      str->get(), why, s.name(), s.example));
             continue;
           }
         }
@@ -357,6 +433,12 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
         problem(v.pos, fmt::format("{} is empty; list at least one, e.g. {} = {}", name, s.name(), s.example));
         return std::nullopt;
       }
+      return v;
+    }
+    case Type::kBool: {
+      const toml::value<bool>* b = n.as_boolean();
+      if (!b) return type_error("true or false (without quotes)");
+      v.flag = b->get();
       return v;
     }
     case Type::kString:
@@ -370,9 +452,12 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
   const toml::value<std::string>* str = n.as_string();
   if (!str) {
     switch (s.type) {
-      case Type::kMode: return type_error("an octal string in quotes");
-      case Type::kEndpoint: return type_error("a string \"address:port\"");
-      default: return type_error("a string");
+      case Type::kMode:
+        return type_error("an octal string in quotes");
+      case Type::kEndpoint:
+        return type_error("a string \"address:port\"");
+      default:
+        return type_error("a string");
     }
   }
   const std::string& text = str->get();
@@ -430,7 +515,8 @@ std::optional<Value> Loader::read(const Setting& s, const toml::node& n, const S
       v.number = *mode;
       return v;
     }
-    default: break;
+    default:
+      break;
   }
   return std::nullopt;
 }
@@ -462,11 +548,13 @@ void Loader::fill_defaults() {
     }
     for (const Setting& s : detail::settings()) {
       if (!s.in_system() || sys.seen.contains(s.key)) continue;
+      // A system without [system.directory] takes no part in dirsync: nothing to default.
+      if (s.section().starts_with("system[].directory") && !sys.has_directory) continue;
       if (s.required) {
         if (s.section() == "system[].delivery" && !sys.has_delivery) continue;  // reported above
-        problem(sys.pos, fmt::format("{} has no {}; add {} = {} ({})", sys.label,
-                                     s.key.substr(std::string_view("system[].").size()), s.name(),
-                                     s.example, as_phrase(s.doc)));
+        problem(sys.pos,
+                fmt::format("{} has no {}; add {} = {} ({})", sys.label,
+                            s.key.substr(std::string_view("system[].").size()), s.name(), s.example, as_phrase(s.doc)));
       } else if (!s.default_literal().empty()) {
         if (std::optional<Value> v = read_default(s)) sys.values[std::string(s.key)] = std::move(*v);
       }
@@ -485,7 +573,17 @@ Config Loader::build() {
   if (!global("tracking.file")) cfg.tracking_file = cfg.state_dir / "tracking.jsonl";
   for (const SystemSource& sys : systems_) {
     SystemConfig sc;
+    if (sys.has_directory) sc.directory.emplace();
     for (const auto& [key, v] : sys.values) detail::find_setting(key)->apply(cfg, &sc, v);
+    if (sc.directory) {
+      directory::sync::DirectorySettings& d = *sc.directory;
+      d.system = sc.name;
+      d.routing_domain = sc.domains.empty() ? std::string() : sc.domains.front();
+      if (!sys.get("system[].directory.profile"))
+        d.profile = sc.kind == SystemKind::kExchange ? directory::Profile::kExchange : directory::Profile::kDomino;
+      d.rules = sys.rules;
+      cfg.dirsync.directories.push_back(d);
+    }
     cfg.systems.push_back(std::move(sc));
   }
   return cfg;
@@ -493,11 +591,13 @@ Config Loader::build() {
 
 void Loader::check_across(const Config& cfg) {
   if (systems_.empty()) {
-    problem({}, "no [[system]] table; a connector connects two mail systems, so add a [[system]] "
-                "table for each of them (see docs/configuration.md)");
+    problem({},
+            "no [[system]] table; a connector connects two mail systems, so add a [[system]] "
+            "table for each of them (see docs/configuration.md)");
   } else if (systems_.size() == 1) {
-    problem(systems_[0].pos, "only one [[system]] is configured; a connector connects two mail "
-                             "systems, so add a [[system]] table for the other one");
+    problem(systems_[0].pos,
+            "only one [[system]] is configured; a connector connects two mail "
+            "systems, so add a [[system]] table for the other one");
   }
 
   if (const Value* per_client = global("smtp.max_sessions_per_client")) {
@@ -512,26 +612,19 @@ void Loader::check_across(const Config& cfg) {
 
   const Value* id_file = global("identity.id_file");
   if (const Value* pw = global("identity.id_password_file"); pw && !id_file) {
-    problem(pw->pos, "identity.id_password_file is set but identity.id_file is not; set id_file to the "
-                     "connector ID the password opens, or remove id_password_file");
+    problem(pw->pos,
+            "identity.id_password_file is set but identity.id_file is not; set id_file to the "
+            "connector ID the password opens, or remove id_password_file");
   }
   // Only that the files are there: whether the ID opens and the password file's mode are
   // the identity component's checks (`bridgehead check` runs them).
   for (const char* key : {"identity.id_file", "identity.id_password_file"}) {
     const Value* v = global(key);
     if (!v) continue;
-    std::error_code ec;
-    if (fs::is_directory(v->text, ec)) {
-      problem(v->pos, fmt::format("{} is a directory, {}; give the path of the file", key, v->text));
-    } else if (access(v->text.c_str(), R_OK) != 0) {
-      const int err = errno;
-      problem(v->pos, fmt::format("{} cannot be read: {}: {}; check the path (relative paths are relative to "
-                                  "the config file's directory) and the file's permissions{}",
-                                  key, v->text, std::strerror(err),
-                                  std::string_view(key) == "identity.id_file"
-                                      ? "; create an ID with `bridgehead id create NAME --out FILE`"
-                                      : ""));
-    }
+    check_readable(*v, key, "file",
+                   std::string_view(key) == "identity.id_file"
+                       ? "; create an ID with `bridgehead id create NAME --out FILE`"
+                       : "");
   }
 
   // A longer path cannot be bound: sun_path is a fixed array and needs its terminating NUL.
@@ -589,18 +682,16 @@ void Loader::check_across(const Config& cfg) {
         if (!own) continue;  // the missing domains are reported already
         auto owner = domain_owner.find(domain);
         if (owner != domain_owner.end()) {
-          problem(rcpts->list_pos[r],
-                  fmt::format("recipient \"{}\" of {} is in domain \"{}\" of {}; move it to the "
-                              "recipients of {}",
-                              address, sys.label, domain, systems_[owner->second].label,
-                              systems_[owner->second].label));
+          problem(rcpts->list_pos[r], fmt::format("recipient \"{}\" of {} is in domain \"{}\" of {}; move it to the "
+                                                  "recipients of {}",
+                                                  address, sys.label, domain, systems_[owner->second].label,
+                                                  systems_[owner->second].label));
         } else {
           std::string own_list;
           for (const std::string& d : own->list) own_list += fmt::format("{}{}", own_list.empty() ? "" : ", ", d);
-          problem(rcpts->list_pos[r],
-                  fmt::format("recipient \"{}\" of {} is in domain \"{}\", which is not one of its "
-                              "domains ({}); add \"{}\" to its domains or correct the address",
-                              address, sys.label, domain, own_list, domain));
+          problem(rcpts->list_pos[r], fmt::format("recipient \"{}\" of {} is in domain \"{}\", which is not one of its "
+                                                  "domains ({}); add \"{}\" to its domains or correct the address",
+                                                  address, sys.label, domain, own_list, domain));
         }
       }
     }
@@ -618,8 +709,8 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
           is_wildcard(listen->endpoint.host)) {
         problem(listen->pos, fmt::format("listen address {} of {} conflicts with {} of {} (line {}); "
                                          "give each system its own port",
-                                         endpoint_text(listen->endpoint), sys.label,
-                                         endpoint_text(other->endpoint), systems_[j].label, other->pos.line));
+                                         endpoint_text(listen->endpoint), sys.label, endpoint_text(other->endpoint),
+                                         systems_[j].label, other->pos.line));
         break;
       }
     }
@@ -668,10 +759,9 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
         const Value* listen = other.get("system[].listen");
         if (listen && listen->endpoint.port == address->endpoint.port &&
             listen->endpoint.host == address->endpoint.host) {
-          problem(address->pos,
-                  fmt::format("delivery.address of {} ({}) is the connector's own listener for {}, so "
-                              "mail would loop; set it to the address of the mail server of {}",
-                              sys.label, address->text, other.label, sys.label));
+          problem(address->pos, fmt::format("delivery.address of {} ({}) is the connector's own listener for {}, so "
+                                            "mail would loop; set it to the address of the mail server of {}",
+                                            sys.label, address->text, other.label, sys.label));
           break;
         }
       }
@@ -700,16 +790,169 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
   for (const Value* v : {cert, key, client_ca}) {
     if (!v) continue;
     const char* which = v == cert ? "tls_cert_file" : v == key ? "tls_key_file" : "tls_client_ca_file";
-    std::error_code ec;
-    if (fs::is_directory(v->text, ec)) {
-      problem(v->pos, fmt::format("{} of {} is a directory, {}; give the path of the PEM file",
-                                  which, sys.label, v->text));
-    } else if (access(v->text.c_str(), R_OK) != 0) {
-      const int err = errno;
-      problem(v->pos, fmt::format("{} of {} cannot be read: {}: {}; check the path (relative paths "
-                                  "are relative to the config file's directory) and the file's "
-                                  "permissions",
-                                  which, sys.label, v->text, std::strerror(err)));
+    check_readable(*v, fmt::format("{} of {}", which, sys.label), "PEM file");
+  }
+  if (sys.has_directory) check_directory(cfg, i);
+}
+
+void Loader::check_readable(const Value& v, const std::string& name, std::string_view what, std::string_view remedy) {
+  std::error_code ec;
+  if (fs::is_directory(v.text, ec)) {
+    problem(v.pos, fmt::format("{} is a directory, {}; give the path of the {}", name, v.text, what));
+  } else if (access(v.text.c_str(), R_OK) != 0) {
+    const int err = errno;
+    problem(v.pos, fmt::format("{} cannot be read: {}: {}; check the path (relative paths are relative to "
+                               "the config file's directory) and the file's permissions{}",
+                               name, v.text, std::strerror(err), remedy));
+  }
+}
+
+void Loader::check_directory(const Config& cfg, std::size_t i) {
+  const SystemSource& sys = systems_[i];
+  const directory::sync::DirectorySettings& d = *cfg.systems[i].directory;
+  auto get = [&](std::string_view name) { return sys.get(fmt::format("system[].directory.{}", name)); };
+  auto name_of = [&](std::string_view name) { return fmt::format("directory.{} of {}", name, sys.label); };
+  const Value* uri = get("uri");
+  const Value* ldif = get("ldif_file");
+
+  if (cfg.systems[i].kind == SystemKind::kSmtp && !get("profile")) {
+    problem(sys.directory_pos, fmt::format("the directory of {} has no profile, and its kind smtp says nothing about "
+                                           "what the directory holds; add profile = \"domino\" or profile = "
+                                           "\"exchange\"",
+                                           sys.label));
+  }
+  if (!uri && !ldif) {
+    problem(sys.directory_pos, fmt::format("the directory of {} has neither uri nor ldif_file; add uri = "
+                                           "\"ldap://host:389\" for an LDAP server, or ldif_file = \"FILE\" for "
+                                           "an LDIF file",
+                                           sys.label));
+  }
+  if (uri && ldif) {
+    problem(std::max(uri->pos, ldif->pos, [](Position a, Position b) { return a.line < b.line; }),
+            fmt::format("the directory of {} has both uri and ldif_file; keep the one it is read from", sys.label));
+  }
+  if (uri && !get("base")) {
+    problem(uri->pos, fmt::format("the directory of {} is read from {} but has no base; add base = \"the DN its "
+                                  "objects are below\", e.g. \"DC=example,DC=com\" or \"O=Acme\"",
+                                  sys.label, uri->text));
+  }
+  if (ldif) check_readable(*ldif, name_of("ldif_file"), "LDIF file");
+  if (const Value* ca = get("ca_file")) check_readable(*ca, name_of("ca_file"), "PEM file");
+
+  const Value* tls = get("tls");
+  const Value* bind = get("bind");
+  const Value* password = get("password_file");
+  const bool ldaps = uri && istarts_with(uri->text, "ldaps://");
+  const bool starttls = tls && tls->text == "starttls";
+  if (ldaps && starttls) {
+    problem(tls->pos, fmt::format("{} is starttls, but uri {} is ldaps://, TLS from the start; remove tls, or "
+                                  "use an ldap:// uri with StartTLS",
+                                  name_of("tls"), uri->text));
+  }
+  if (ldif && !uri) {
+    // An LDIF source has no connection: say so rather than let a setting seem to work.
+    for (const char* key :
+         {"tls", "ca_file", "bind", "bind_dn", "password_file", "connect_timeout", "operation_timeout", "page_size"}) {
+      const Value* v = get(key);
+      if (!v || !v->from_file) continue;
+      problem(v->pos,
+              fmt::format("{} is used only with an LDAP server (uri), not with ldif_file; remove it", name_of(key)));
+    }
+  } else if (bind && bind->text == "simple") {
+    if (!password) {
+      problem(bind->pos, fmt::format("the directory of {} binds simple but has no password_file; add "
+                                     "password_file = \"FILE\" with the password on one line (mode 0600)",
+                                     sys.label));
+    }
+    if (!get("bind_dn")) {
+      problem(bind->pos, fmt::format("the directory of {} binds simple but has no bind_dn; add bind_dn = \"the DN "
+                                     "of the connector's account\"",
+                                     sys.label));
+    }
+  } else if (password) {
+    problem(password->pos, fmt::format("{} is used only with bind = \"simple\"; set bind = \"simple\", or remove "
+                                       "password_file",
+                                       name_of("password_file")));
+  }
+  if (password && !ldif) check_readable(*password, name_of("password_file"), "password file");
+  if (bind && bind->text == "sasl-external" && !ldif) {
+    if (!ldaps && !starttls) {
+      problem(bind->pos, fmt::format("the directory of {} binds with sasl-external without TLS, but the connector "
+                                     "ID's certificate is sent only in a TLS handshake; use an ldaps:// uri or "
+                                     "tls = \"starttls\"",
+                                     sys.label));
+    }
+    if (!global("identity.id_file")) {
+      problem(bind->pos, fmt::format("the directory of {} binds with sasl-external, which authenticates with the "
+                                     "connector ID, but identity.id_file is not set; set it to the connector ID "
+                                     "(`bridgehead id create`), or bind simple",
+                                     sys.label));
+    }
+  }
+
+  if (const Value* container = get("contacts_container")) {
+    bool other = false;
+    for (std::size_t j = 0; j < cfg.systems.size(); ++j) {
+      if (j == i || !cfg.systems[j].directory) continue;
+      other = true;
+      const directory::sync::DirectorySettings& from = *cfg.systems[j].directory;
+      if (!sys.rules.empty()) continue;
+      if (from.profile == d.profile) {
+        problem(container->pos,
+                fmt::format("the default rules map Domino persons to Active Directory contacts and back, not {} "
+                            "objects of {} into the {} directory of {}; write the rules in "
+                            "[system.directory.rules] of {}",
+                            from.profile == directory::Profile::kDomino ? "domino" : "exchange", systems_[j].label,
+                            d.profile == directory::Profile::kDomino ? "domino" : "exchange", sys.label, sys.label));
+      } else if (from.profile == directory::Profile::kDomino && cfg.dirsync.notes_domain.empty()) {
+        problem(container->pos,
+                fmt::format("the default rules give the contacts of {} in {} a NOTES: proxy address in the Notes "
+                            "domain, but dirsync.notes_domain is not set; add notes_domain = \"your Notes "
+                            "domain\" to [dirsync]",
+                            systems_[j].label, sys.label));
+      }
+    }
+    if (!other) {
+      problem(container->pos, fmt::format("{} is where the other system's objects are written, but no other "
+                                          "system has a [system.directory] to read them from; add one to it, "
+                                          "or remove contacts_container",
+                                          name_of("contacts_container")));
+    }
+    if (ldif && !get("ldif_output")) {
+      problem(container->pos, fmt::format("the directory of {} is an LDIF file, which contacts cannot be written "
+                                          "into; add ldif_output = \"FILE\" for an LDIF change file to import, or "
+                                          "read the directory from an LDAP server (uri)",
+                                          sys.label));
+    }
+  }
+  check_rules(cfg, i);
+}
+
+// The rules map the other systems' objects, so they are checked against what those hold.
+void Loader::check_rules(const Config& cfg, std::size_t i) {
+  const SystemSource& sys = systems_[i];
+  if (sys.rules.empty()) return;
+  std::vector<directory::Profile> from;
+  for (std::size_t j = 0; j < cfg.systems.size(); ++j) {
+    if (j == i || !cfg.systems[j].directory) continue;
+    if (std::find(from.begin(), from.end(), cfg.systems[j].directory->profile) == from.end())
+      from.push_back(cfg.systems[j].directory->profile);
+  }
+  if (from.empty()) {
+    from.push_back(cfg.systems[i].directory->profile == directory::Profile::kDomino ? directory::Profile::kExchange
+                                                                                    : directory::Profile::kDomino);
+  }
+  std::set<std::tuple<int, int, std::string>> reported;
+  for (directory::Profile profile : from) {
+    const directory::mapping::Known known = profile == directory::Profile::kDomino
+                                                ? directory::mapping::domino_person_known()
+                                                : directory::mapping::exchange_user_known();
+    auto parsed = directory::mapping::RuleSet::parse(sys.rules, known);
+    if (parsed) continue;
+    for (const directory::mapping::RuleProblem& rp : parsed.error()) {
+      const Position pos{static_cast<int>(rp.position.line), static_cast<int>(rp.position.column)};
+      std::string message = fmt::format("rule for {}: {}", escape_control(rp.target), rp.message);
+      if (reported.emplace(pos.line, pos.column, message).second) problem(pos, std::move(message));
     }
   }
 }
@@ -717,21 +960,21 @@ void Loader::check_system(const Config& cfg, std::size_t i) {
 }  // namespace
 
 LoadResult load(const fs::path& file) {
-  auto fail = [&](std::string why) {
-    return LoadResult{std::nullopt, {Problem{file.string(), 0, 0, std::move(why)}}};
-  };
+  auto fail = [&](std::string why) { return LoadResult{std::nullopt, {Problem{file.string(), 0, 0, std::move(why)}}}; };
   std::error_code ec;
   if (fs::is_directory(file, ec)) {
-    return fail("cannot read the config file: it is a directory; give the path of the TOML file "
-                "with --config");
+    return fail(
+        "cannot read the config file: it is a directory; give the path of the TOML file "
+        "with --config");
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     const int err = errno;
-    return fail(fmt::format("cannot read the config file: {}; check the path given with --config "
-                            "and the file's permissions (`bridgehead config --defaults` prints a "
-                            "template)",
-                            std::strerror(err)));
+    return fail(
+        fmt::format("cannot read the config file: {}; check the path given with --config "
+                    "and the file's permissions (`bridgehead config --defaults` prints a "
+                    "template)",
+                    std::strerror(err)));
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -753,8 +996,7 @@ LoadResult load_string(std::string_view toml_text, const std::string& name, cons
     return result;
   } catch (const std::exception& e) {
     // Only resource exhaustion gets here; the promise is that load() never throws.
-    return LoadResult{std::nullopt, {Problem{name, 0, 0,
-                                             fmt::format("cannot load the configuration: {}", e.what())}}};
+    return LoadResult{std::nullopt, {Problem{name, 0, 0, fmt::format("cannot load the configuration: {}", e.what())}}};
   }
 }
 

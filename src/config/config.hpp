@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "directory/sync/sync_settings.hpp"
 #include "queue/retry_schedule.hpp"
 #include "smtp/client/tls_policy.hpp"
 #include "smtp/server/server_settings.hpp"
@@ -52,6 +53,10 @@ struct SystemConfig {
   std::string tls_client_ca_file;
   std::vector<std::string> recipients;  ///< static recipient list (lower case) until dirsync
   DeliveryTarget delivery;              ///< where mail TO this system goes
+  /// [system.directory]: where this system's directory is read, and the other system's
+  /// contacts written; present only when the table is. `system` is this system's name,
+  /// `routing_domain` its first domain, `profile` from `kind` unless set.
+  std::optional<directory::sync::DirectorySettings> directory;
 };
 
 struct QueueSettings {
@@ -81,6 +86,8 @@ struct Config {
   smtp::ServerSettings smtp;  ///< [smtp]: the listeners' limits, with the defaults of the parts that enforce them
   QueueSettings queue;
   std::vector<SystemConfig> systems;
+  /// [dirsync]; `directories` holds a copy of every system's `directory`, in [[system]] order.
+  directory::sync::SyncSettings dirsync;
 };
 
 /// One thing wrong with a config file: where, and a sentence that says how to fix it.

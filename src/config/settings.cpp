@@ -11,6 +11,8 @@
 
 #include "core/duration.hpp"
 #include "core/text.hpp"
+#include "directory/dn.hpp"
+#include "directory/mapping/default_rules.hpp"
 
 #include <fmt/format.h>
 
@@ -27,6 +29,20 @@ constexpr std::string_view kKinds[] = {"exchange", "domino", "smtp"};
 constexpr std::string_view kMethods[] = {"smtp", "lmtp", "maildir"};
 constexpr std::string_view kTlsModes[] = {"none", "opportunistic",
                                           "required"};  // in the order of smtp::client::TlsPolicy
+// [system.directory]: each in the order of the enum it names.
+constexpr std::string_view kProfiles[] = {"domino", "exchange"};                 // directory::Profile
+constexpr std::string_view kLdapTls[] = {"none", "starttls"};                    // directory::ldap::TlsMode
+constexpr std::string_view kBinds[] = {"anonymous", "simple", "sasl-external"};  // directory::sync::BindKind
+constexpr std::string_view kFeeds[] = {"auto", "full", "syncrepl"};              // directory::sync::Feed
+// The generators' names come from the mapping component, so a new one needs no change here.
+// (Its table is constexpr, so it is initialized before this.)
+const std::vector<std::string_view> kFullNameGenerators = [] {
+  std::vector<std::string_view> names;
+  for (const auto& g : directory::mapping::full_name_generators()) names.push_back(g.name);
+  return names;
+}();
+
+using directory::sync::DirectorySettings;
 
 // A TOML basic string of text that needs no escapes (defaults are names, paths and durations).
 std::string toml_string(std::string_view text) { return fmt::format("\"{}\"", text); }
@@ -66,6 +82,84 @@ std::string check_account_name(std::string_view name) {
 }
 
 unsigned as_unsigned(const Value& v) { return static_cast<unsigned>(v.number); }
+std::string bool_literal(bool b) { return b ? "true" : "false"; }
+
+std::string check_ldap_uri(std::string_view uri) {
+  if (!istarts_with(uri, "ldap://") && !istarts_with(uri, "ldaps://"))
+    return "is neither ldap:// nor ldaps://; write ldap://host:389 (with tls = \"starttls\" for TLS) or "
+           "ldaps://host:636";
+  if (uri.find_first_of(" \t\r\n") != std::string_view::npos) return "contains white space; give exactly one URI";
+  return "";
+}
+
+// Until directory::sync::Filter::parse is implemented on main (scope.cpp lands from the
+// planner's branch), only the shape: one parenthesized filter with balanced parentheses.
+// A literal parenthesis in a value is written \28 or \29 (RFC 4515), so every raw one counts.
+std::string check_ldap_filter(std::string_view filter) {
+  constexpr std::string_view kHow = " (RFC 4515)";
+  if (filter.empty() || filter.front() != '(') return fmt::format("does not start with '('{}", kHow);
+  int depth = 0;
+  for (std::size_t i = 0; i < filter.size(); ++i) {
+    if (filter[i] == '(') {
+      if (i + 1 < filter.size() && filter[i + 1] == ')') return fmt::format("has an empty () at offset {}{}", i, kHow);
+      ++depth;
+    } else if (filter[i] == ')' && --depth == 0 && i + 1 != filter.size()) {
+      if (filter[i + 1] == ')') return fmt::format("has a ')' without its '(' at offset {}{}", i + 1, kHow);
+      return fmt::format("goes on after its closing ')' at offset {}; join several filters with (&...) or (|...)", i);
+    }
+  }
+  if (depth != 0) return fmt::format("lacks {} closing ')'{}", depth, kHow);
+  return "";
+}
+
+std::string check_attribute_name(std::string_view name) {
+  return directory::mapping::is_attribute_description(name)
+             ? std::string()
+             : "is not an attribute name (a letter, then letters, digits and '-')";
+}
+
+// The stamp is "bridgehead:<name>:<key>": a ':' in the name would make another connector's
+// stamps look like this one's.
+std::string check_connector_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return "must be 1 to 64 characters long";
+  for (char c : name) {
+    if (c == ':') return "contains ':', which separates the parts of the ownership stamp";
+    if (c < 0x21 || c > 0x7e) return "may contain only printable ASCII characters without spaces";
+  }
+  return "";
+}
+
+std::string check_notes_domain(std::string_view domain) {
+  if (domain.empty() || domain.size() > 31) return "must be 1 to 31 characters long, as Notes domains are";
+  for (char c : domain) {
+    if (c == '@') return "contains '@'; give the Notes domain alone, e.g. \"Acme\"";
+    if (c < 0x20 || c > 0x7e) return "may contain only printable ASCII characters";
+  }
+  return "";
+}
+
+// Rows of [system.directory]: build() creates the system's DirectorySettings when the table
+// is there, so `s->directory` is set; the defaults are DirectorySettings' member initializers.
+template <auto Member>
+void set_dir_text(Config&, SystemConfig* s, const Value& v) {
+  (*s->directory).*Member = v.text;
+}
+template <auto Member, const auto& Allowed>
+void set_dir_enum(Config&, SystemConfig* s, const Value& v) {
+  auto& m = (*s->directory).*Member;
+  m = static_cast<std::remove_cvref_t<decltype(m)>>(index_of(Allowed, v.text));
+}
+template <auto Member, const auto& Allowed>
+std::string dir_enum(const Config&) {
+  return toml_string(Allowed[static_cast<std::size_t>(DirectorySettings{}.*Member)]);
+}
+template <auto Member>
+std::string dir_bool(const Config&) {
+  return bool_literal(DirectorySettings{}.*Member);
+}
+std::string seconds_literal(std::chrono::milliseconds ms) {
+  return toml_string(format_duration(std::chrono::duration_cast<std::chrono::seconds>(ms)));
+}
 
 // Rows of [smtp]: the value goes to smtp::ServerSettings, whose member initializers are
 // the defaults (default_from reads them back for the defaults file and the reference).
@@ -433,7 +527,8 @@ const Setting kSettings[] = {
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.concurrency = as_unsigned(v); }},
     {.key = "system[].delivery.tls",
      .type = Type::kEnum,
-     .default_from = [](const Config&) { return toml_string(kTlsModes[static_cast<std::size_t>(DeliveryTarget{}.tls)]); },
+     .default_from =
+         [](const Config&) { return toml_string(kTlsModes[static_cast<std::size_t>(DeliveryTarget{}.tls)]); },
      .allowed = kTlsModes,
      .doc = "STARTTLS toward the system: `none`, `opportunistic` (when offered, unverified) or "
             "`required` (must be offered, and the certificate must verify against tls_ca_file and name "
@@ -467,8 +562,273 @@ const Setting kSettings[] = {
      .example = R"("5m")",
      .check = check_duration_text,
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->delivery.timeout = duration_of(v); }},
+
+    {.key = "system[].directory.profile",
+     .type = Type::kEnum,
+     .default_note = "from kind: `exchange` or `domino`; required for kind `smtp`",
+     .allowed = kProfiles,
+     .doc = "What the directory holds, which decides the attributes read and the contacts written: "
+            "`domino` (dominoPerson, dominoGroup) or `exchange` (Active Directory users, groups, contacts).",
+     .example = R"("exchange")",
+     .apply = set_dir_enum<&DirectorySettings::profile, kProfiles>},
+    {.key = "system[].directory.uri",
+     .type = Type::kString,
+     .default_note = "none (exactly one of uri and ldif_file)",
+     .doc = "The LDAP server of the directory, `ldap://host:389` or `ldaps://host:636`.",
+     .example = R"("ldaps://dc1.exchange.example")",
+     .check = check_ldap_uri,
+     .apply = set_dir_text<&DirectorySettings::uri>},
+    {.key = "system[].directory.ldif_file",
+     .type = Type::kPath,
+     .default_note = "none (exactly one of uri and ldif_file)",
+     .doc = "An LDIF file (RFC 2849) read as the directory instead of an LDAP server.",
+     .example = R"("directory/notes.ldif")",
+     .apply = set_dir_text<&DirectorySettings::ldif_file>},
+    {.key = "system[].directory.tls",
+     .type = Type::kEnum,
+     .default_from = dir_enum<&DirectorySettings::tls, kLdapTls>,
+     .allowed = kLdapTls,
+     .doc = "TLS on an `ldap://` uri: `starttls` upgrades the connection before the bind. An "
+            "`ldaps://` uri is TLS anyway and takes `none`.",
+     .example = R"("starttls")",
+     .apply = set_dir_enum<&DirectorySettings::tls, kLdapTls>},
+    {.key = "system[].directory.ca_file",
+     .type = Type::kPath,
+     .default_note = "the system's CA store",
+     .doc = "The PEM CA certificates that may certify the LDAP server.",
+     .example = R"("tls/exchange-ca.pem")",
+     .apply = set_dir_text<&DirectorySettings::ca_file>},
+    {.key = "system[].directory.bind",
+     .type = Type::kEnum,
+     .default_from = dir_enum<&DirectorySettings::bind, kBinds>,
+     .allowed = kBinds,
+     .doc = "How the connector authenticates: `anonymous`, `simple` (bind_dn and password_file) or "
+            "`sasl-external` (the connector ID's certificate, over TLS).",
+     .example = R"("simple")",
+     .apply = set_dir_enum<&DirectorySettings::bind, kBinds>},
+    {.key = "system[].directory.bind_dn",
+     .type = Type::kString,
+     .default_note = "required for simple",
+     .doc = "The DN a simple bind authenticates as.",
+     .example = R"("CN=Bridgehead,OU=Service Accounts,DC=exchange,DC=example")",
+     .check = check_dn,
+     .apply = set_dir_text<&DirectorySettings::bind_dn>},
+    {.key = "system[].directory.password_file",
+     .type = Type::kPath,
+     .default_note = "required for simple",
+     .doc = "A file holding the simple bind's password on one line, readable by the daemon's user "
+            "only (mode 0600), like identity.id_password_file.",
+     .example = R"("exchange-directory.password")",
+     .apply = set_dir_text<&DirectorySettings::password_file>},
+    {.key = "system[].directory.connect_timeout",
+     .type = Type::kString,
+     .default_from = [](const Config&) { return seconds_literal(DirectorySettings{}.timeouts.connect); },
+     .doc = "How long to wait for the TCP connection (and the TLS handshake of ldaps://).",
+     .example = R"("10s")",
+     .check = check_duration_text,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->timeouts.connect = duration_of(v); }},
+    {.key = "system[].directory.operation_timeout",
+     .type = Type::kString,
+     .default_from = [](const Config&) { return seconds_literal(DirectorySettings{}.timeouts.operation); },
+     .doc = "How long to wait for each LDAP request: the bind, one page of a search, one write.",
+     .example = R"("1m")",
+     .check = check_duration_text,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->timeouts.operation = duration_of(v); }},
+    {.key = "system[].directory.page_size",
+     .type = Type::kInteger,
+     .default_from = [](const Config&) { return std::to_string(DirectorySettings{}.page_size); },
+     .min = 1,
+     .max = directory::ldap::kMaxPageSize,
+     .doc = "the number of entries asked for in each page of a search (RFC 2696; at most Active "
+            "Directory's MaxPageSize)",
+     .example = "500",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->page_size = static_cast<int>(v.number); }},
+    {.key = "system[].directory.base",
+     .type = Type::kString,
+     .default_note = "required with uri",
+     .doc = "The DN below which the directory's objects are read.",
+     .example = R"("DC=exchange,DC=example")",
+     .check = check_dn,
+     .apply = set_dir_text<&DirectorySettings::base>},
+    {.key = "system[].directory.include",
+     .type = Type::kStringArray,
+     .default_value = "[]",
+     .doc = "The containers (DNs) whose objects are synchronized; empty: everything below base.",
+     .example = R"(["OU=Staff,DC=exchange,DC=example"])",
+     .check = check_dn,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->scope.include = v.list; }},
+    {.key = "system[].directory.exclude",
+     .type = Type::kStringArray,
+     .default_value = "[]",
+     .doc = "Containers (DNs) whose objects are not synchronized; they win over include.",
+     .example = R"(["OU=Test,DC=exchange,DC=example"])",
+     .check = check_dn,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->scope.exclude = v.list; }},
+    {.key = "system[].directory.filter",
+     .type = Type::kString,
+     .default_note = "none (every entry)",
+     .doc = "An LDAP filter (RFC 4515) an object must match to be synchronized.",
+     .example = R"x("(&(objectClass=user)(mail=*))")x",
+     .check = check_ldap_filter,
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->scope.filter = v.text; }},
+    {.key = "system[].directory.ignore_groups",
+     .type = Type::kStringArray,
+     .default_value = "[]",
+     .doc = "Groups that are not synchronized, by DN or by cn.",
+     .example = R"(["All Staff"])",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->scope.ignore_groups = v.list; }},
+    {.key = "system[].directory.feed",
+     .type = Type::kEnum,
+     .default_from = dir_enum<&DirectorySettings::feed, kFeeds>,
+     .allowed = kFeeds,
+     .doc = "How changes are found after the first full read: `syncrepl` (RFC 4533, OpenLDAP), "
+            "`full` (a full read every run) or `auto` (RFC 4533 when the server offers it).",
+     .example = R"("auto")",
+     .apply = set_dir_enum<&DirectorySettings::feed, kFeeds>},
+    {.key = "system[].directory.persist",
+     .type = Type::kBool,
+     .default_from = dir_bool<&DirectorySettings::persist>,
+     .doc = "Whether an RFC 4533 search stays open between runs (refresh and persist), so that a "
+            "new user is known within seconds.",
+     .example = "true",
+     .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->persist = v.flag; }},
+    {.key = "system[].directory.contacts_container",
+     .type = Type::kString,
+     .default_note = "none (nothing is written into this directory)",
+     .doc = "The container (DN) where the other system's objects are written as contacts; needs a "
+            "directory in the other system.",
+     .example = R"("OU=Notes Contacts,DC=exchange,DC=example")",
+     .check = check_dn,
+     .apply = set_dir_text<&DirectorySettings::contacts_container>},
+    {.key = "system[].directory.ldif_output",
+     .type = Type::kPath,
+     .default_note = "none (written over LDAP)",
+     .doc = "Instead of writing into the directory: an LDIF change file (RFC 2849) for the "
+            "administrator to import, rewritten by each run that changes something.",
+     .example = R"("/var/lib/bridgehead/exchange-contacts.ldif")",
+     .apply = set_dir_text<&DirectorySettings::ldif_output>},
+    {.key = "system[].directory.stamp_attribute",
+     .type = Type::kString,
+     .default_note = "`importedFrom` (exchange), `description` (domino)",
+     .doc = "The attribute that carries the ownership stamp on the contacts the connector writes "
+            "here; it changes and deletes only objects with its stamp.",
+     .example = R"("importedFrom")",
+     .check = check_attribute_name,
+     .apply = set_dir_text<&DirectorySettings::stamp_attribute>},
+    {.key = "system[].directory.full_name_generator",
+     .type = Type::kEnum,
+     .default_from = [](const Config&) { return toml_string(DirectorySettings{}.full_name_generator); },
+     .allowed = kFullNameGenerators,
+     .doc = "How the Notes full name of this directory's users is made when they are written into a "
+            "Domino directory by the default rules.",
+     .example = R"("given-surname")",
+     .apply = set_dir_text<&DirectorySettings::full_name_generator>},
+
+    {.key = "dirsync.connector_name",
+     .type = Type::kString,
+     .default_from = [](const Config& c) { return toml_string(c.dirsync.connector_name); },
+     .doc = "The connector's name in the ownership stamp (`bridgehead:<name>:<key>`); two "
+            "connectors writing into one directory need different names.",
+     .example = R"("bridgehead")",
+     .check = check_connector_name,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.connector_name = v.text; }},
+    {.key = "dirsync.notes_domain",
+     .type = Type::kString,
+     .default_note = "none; required to write Domino persons into Active Directory by the default rules",
+     .doc = "The Notes domain, `$notes_domain` in the mapping rules (the `NOTES:` proxy address of "
+            "a contact).",
+     .example = R"("Acme")",
+     .check = check_notes_domain,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.notes_domain = v.text; }},
+    {.key = "dirsync.max_deletes",
+     .type = Type::kInteger,
+     .default_from = [](const Config& c) { return std::to_string(c.dirsync.limits.max_deletes); },
+     .min = 0,
+     .max = 10'000'000,
+     .doc = "the number of deletions in one run above which the run's deletions are held until "
+            "`bridgehead dirsync approve`",
+     .example = "500",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.limits.max_deletes = v.number; }},
+    {.key = "dirsync.max_delete_percent",
+     .type = Type::kInteger,
+     .default_from = [](const Config& c) { return std::to_string(c.dirsync.limits.max_percent); },
+     .min = 0,
+     .max = 100,
+     .doc = "the share of a direction's objects, in percent, whose deletion in one run is held",
+     .example = "10",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.limits.max_percent = as_unsigned(v); }},
+    {.key = "dirsync.delete_floor",
+     .type = Type::kInteger,
+     .default_from = [](const Config& c) { return std::to_string(c.dirsync.limits.percent_floor); },
+     .min = 0,
+     .max = 10'000'000,
+     .doc = "the number of deletions up to which max_delete_percent does not apply (a small "
+            "directory may lose a few objects)",
+     .example = "10",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.limits.percent_floor = v.number; }},
+    {.key = "dirsync.adopt",
+     .type = Type::kBool,
+     .default_from = [](const Config& c) { return bool_literal(c.dirsync.adopt); },
+     .doc = "Whether an object the connector does not own but that has a contact's address is "
+            "stamped and taken over (after a migration) instead of being reported as a conflict.",
+     .example = "false",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.adopt = v.flag; }},
+    {.key = "dirsync.soft_delete_days",
+     .type = Type::kInteger,
+     .default_from = [](const Config& c) { return std::to_string(c.dirsync.soft_delete_days); },
+     .min = 0,
+     .max = 3650,
+     .doc = "the number of days a contact whose source is gone stays hidden from address lists "
+            "before it is deleted (0: deleted at once)",
+     .example = "30",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.soft_delete_days = as_unsigned(v); }},
+    {.key = "dirsync.create",
+     .type = Type::kBool,
+     .default_from = [](const Config& c) { return bool_literal(c.dirsync.switches.create); },
+     .doc = "Whether runs create contacts.",
+     .example = "true",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.switches.create = v.flag; }},
+    {.key = "dirsync.update",
+     .type = Type::kBool,
+     .default_from = [](const Config& c) { return bool_literal(c.dirsync.switches.update); },
+     .doc = "Whether runs change contacts whose source changed.",
+     .example = "true",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.switches.update = v.flag; }},
+    {.key = "dirsync.delete",
+     .type = Type::kBool,
+     .default_from = [](const Config& c) { return bool_literal(c.dirsync.switches.remove); },
+     .doc = "Whether runs delete (or hide, with soft_delete_days) contacts whose source is gone.",
+     .example = "true",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.switches.remove = v.flag; }},
+    {.key = "dirsync.rename",
+     .type = Type::kBool,
+     .default_from = [](const Config& c) { return bool_literal(c.dirsync.switches.rename); },
+     .doc = "Whether runs rename contacts whose source was renamed.",
+     .example = "true",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.switches.rename = v.flag; }},
+    {.key = "dirsync.interval",
+     .type = Type::kString,
+     .default_from = [](const Config& c) { return toml_string(format_duration(c.dirsync.interval)); },
+     .doc = "The time between scheduled runs.",
+     .example = R"("15m")",
+     .check = check_duration_text,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.interval = duration_of(v); }},
+    {.key = "dirsync.full_interval",
+     .type = Type::kString,
+     .default_from = [](const Config& c) { return toml_string(format_duration(c.dirsync.full_interval)); },
+     .doc = "The longest time between two full runs (the others read only the changes).",
+     .example = R"("1d")",
+     .check = check_duration_text,
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.full_interval = duration_of(v); }},
+    {.key = "dirsync.batch_size",
+     .type = Type::kInteger,
+     .default_from = [](const Config& c) { return std::to_string(c.dirsync.batch_size); },
+     .min = 1,
+     .max = 10'000,
+     .doc = "the number of operations one commit of the synchronization state covers",
+     .example = "500",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.batch_size = v.number; }},
 };
-#pragma GCC diagnostic pop
 
 const Section kSections[] = {
     {"connector", "[connector]", "Who the connector is and where it keeps its state."},
@@ -486,11 +846,29 @@ const Section kSections[] = {
      "oversized messages and abusive sessions."},
     {"queue", "[queue]", "Retries, lifetime and delay notices of queued mail, and where poison messages go."},
     {"tracking", "[tracking]", "What happened to each message, for the administrator who is asked."},
+    {"dirsync", "[dirsync]",
+     "Directory synchronization as a whole: the ownership stamp, the deletion threshold, which "
+     "operations runs make, and the schedule. Each system's directory is its [system.directory]."},
     {"system[]", "[[system]]",
      "One table per connected mail system, at least two. The listener receives mail *from* "
      "the system; the delivery target takes mail *to* it. These tables have no defaults."},
     {"system[].delivery", "[system.delivery]", "Where mail to the recipients of the system above it is delivered."},
+    {"system[].directory", "[system.directory]",
+     "The system's directory for directory synchronization: where its users and groups are read "
+     "(an LDAP server or an LDIF file), and where the other system's are written as contacts. "
+     "Without this table the system takes part in no directory synchronization."},
+    {.path = "system[].directory.rules",
+     .header = "[system.directory.rules]",
+     .doc = "The mapping rules for the objects of the *other* system written into this directory: one "
+            "key per target attribute, its value an expression over the other system's attributes "
+            "(functions concat, lower, upper, proper, left, substr, strip, replace, if_empty, isequal, "
+            "first, notes_abbrev, notes_canonical, x500, name_first, name_last; variables "
+            "$routing_domain, $notes_domain, $system). Without the table the default rules apply; a "
+            "table replaces them as a whole. `bridgehead check` reports a rule that does not parse, "
+            "names an unknown function or attribute or has the wrong arity, at its line and column.",
+     .free_keys_example = R"x(mailNickname = "lower(first(if_empty(uid, shortName)))")x"},
 };
+#pragma GCC diagnostic pop
 
 constexpr std::string_view kExampleHead =
     R"(# Bridgehead between an Exchange organization and a Domino domain, all on this host.
@@ -507,9 +885,16 @@ control_socket_mode = "0660"
 [smtp]
 max_message_size = "50MiB"
 max_recipients = 1000
+
+# Directory synchronization runs between the systems that have a [system.directory]: remove
+# the "# " before the lines of both directories below to turn it on.
+[dirsync]
+notes_domain = "Acme"
+max_deletes = 500
+interval = "15m"
 )";
 
-constexpr std::string_view kExampleSystems = R"(
+constexpr std::string_view kExampleSystems = R"toml(
 [[system]]
 name = "exchange"
 kind = "exchange"
@@ -521,6 +906,19 @@ recipients = ["alice@exchange.example", "bob@exchange.example"]
 method = "smtp"
 address = "127.0.0.1:2526"
 
+# Active Directory: its users are read, and the Notes users are written into it as contacts
+# (by the default rules: targetAddress, proxyAddresses with NOTES: and smtp:, mailNickname).
+# [system.directory]
+# uri = "ldaps://dc1.exchange.example"
+# bind = "simple"
+# bind_dn = "CN=Bridgehead,OU=Service Accounts,DC=exchange,DC=example"
+# password_file = "exchange-directory.password"
+# base = "DC=exchange,DC=example"
+# exclude = ["OU=Test,DC=exchange,DC=example"]
+# filter = "(&(objectClass=user)(mail=*))"
+# contacts_container = "OU=Notes Contacts,DC=exchange,DC=example"
+# full_name_generator = "given-surname"
+
 [[system]]
 name = "notes"
 kind = "domino"
@@ -531,7 +929,28 @@ recipients = ["carol@notes.example", "dave@notes.example"]
 [system.delivery]
 method = "maildir"
 path = "maildir/notes"
-)";
+
+# The Domino Directory over LDAP: its persons are read, and the Exchange users are written
+# into it as persons whose mail Domino forwards to Exchange through the connector.
+# [system.directory]
+# uri = "ldap://domino.notes.example"
+# tls = "starttls"
+# bind = "simple"
+# bind_dn = "CN=Bridgehead,O=Acme"
+# password_file = "notes-directory.password"
+# base = "O=Acme"
+# contacts_container = "OU=Exchange,O=Acme"
+# # Rules here replace the default ones for the Exchange users: these are the defaults with
+# # the department added.
+# [system.directory.rules]
+# mailAddress = "concat(first(mailNickname), '@', $routing_domain)"
+# fullName = "if_empty(concat(givenName, ' ', sn), first(displayName))"
+# cn = "if_empty(concat(givenName, ' ', sn), first(displayName))"
+# sn = "if_empty(sn, name_last(first(displayName)))"
+# givenName = "if_empty(givenName, name_first(first(displayName)))"
+# mail = "first(mail)"
+# department = "first(department)"
+)toml";
 
 bool is_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -573,6 +992,8 @@ std::string type_description(const Setting& s) {
       return "octal string";
     case Type::kStringArray:
       return "array of strings";
+    case Type::kBool:
+      return "boolean";
     case Type::kInteger:
       return fmt::format("integer ({}–{})", s.min, s.max);
     case Type::kSize:
@@ -618,6 +1039,17 @@ std::string check_system_name(std::string_view name) {
       return fmt::format("contains '{}'; a system name is a process name and may only use a-z, 0-9 and -", c);
   }
   return {};
+}
+
+std::string check_dn(std::string_view dn) {
+  if (trim(dn).empty()) return "is empty; give a DN such as \"ou=Contacts,o=Acme\"";
+  auto parsed = directory::Dn::parse(dn);
+  if (parsed) return {};
+  // The parser's message repeats the DN, and the loader adds an example: what follows the DN
+  // ("at offset 3: ...") is the news.
+  const std::string& m = parsed.error().message;
+  const std::size_t at = m.find(" at offset ");
+  return fmt::format("is not an RFC 4514 DN:{}", at == std::string::npos ? " " + m : m.substr(at));
 }
 
 std::string check_address(std::string_view address) {
@@ -802,6 +1234,10 @@ std::string defaults_toml() {
           "# defaults. Each system looks like this (see docs/configuration.md):\n";
     }
     out += fmt::format("{}{}\n", system ? "# " : "", sec.header);
+    if (!sec.free_keys_example.empty()) {
+      out += fmt::format("{}# Free keys, target attribute = \"expression\"; none: the default rules.\n{}{}\n",
+                         system ? "# " : "", system ? "# " : "", sec.free_keys_example);
+    }
     for (const Setting& s : detail::settings()) {
       if (s.section() != sec.path) continue;
       out += fmt::format("{}# {}", system ? "# " : "", s.doc);
@@ -848,6 +1284,10 @@ which prints every problem, each with its line and column and how to fix it.
 )";
   for (const detail::Section& sec : detail::sections()) {
     out += fmt::format("\n## {}\n\n{}\n\n", sec.header, sec.doc);
+    if (!sec.free_keys_example.empty()) {
+      out += fmt::format("For example:\n\n```toml\n{}\n{}\n```\n", sec.header, sec.free_keys_example);
+      continue;
+    }
     out += "| Key | Type | Default | Description |\n|---|---|---|---|\n";
     for (const Setting& s : detail::settings()) {
       if (s.section() != sec.path) continue;
@@ -877,7 +1317,23 @@ Besides each value's own type and bounds, `bridgehead check` verifies that:
 - a delivery with method `smtp` or `lmtp` has `address` and no `path`; one with `maildir`
   has `path` and no `address`;
 - `max_sessions_per_client` is at most `max_sessions`;
-- the control socket's path fits in a Unix socket address (107 bytes).
+- the control socket's path fits in a Unix socket address (107 bytes);
+- a `[system.directory]` has exactly one of `uri` and `ldif_file`, and `base` with `uri`;
+  an `ldif_file`, `ca_file` and `password_file` are readable (the password file's mode is
+  checked when the daemon reads it); `tls = "starttls"` goes with `ldap://` only;
+- `bind = "simple"` has `bind_dn` and `password_file`, and only a simple bind has a
+  `password_file`; `bind = "sasl-external"` has TLS (`ldaps://` or `starttls`) and a
+  connector ID (`identity.id_file`);
+- a system of kind `smtp` with a directory says its `profile`;
+- `contacts_container` needs a directory in another system, and an `ldif_output` when the
+  directory is an `ldif_file`; two directories of the same profile need rules, since the
+  default rules map Domino to Active Directory and back;
+- every DN (`base`, `bind_dn`, `include`, `exclude`, `contacts_container`) is valid RFC 4514,
+  and `filter` is one parenthesized RFC 4515 filter;
+- every rule of `[system.directory.rules]` parses against the attributes of the other
+  system's profile, each problem at its line and column;
+- `dirsync.notes_domain` is set when Domino persons are written into Active Directory by the
+  default rules (their `NOTES:` proxy address needs it).
 
 ## Example
 

@@ -23,6 +23,7 @@ enum class Type {
   kEndpoint,     ///< "127.0.0.1:2525", "[::1]:2525", "host.example:25"
   kMode,         ///< octal permission string, "0600"
   kStringArray,  ///< each element checked by Setting::check
+  kBool,         ///< true or false
 };
 
 struct Position {
@@ -32,9 +33,10 @@ struct Position {
 
 /// A value taken from the file (or from the table's default) after its own checks passed.
 struct Value {
-  Position pos;                    ///< of the value in the file; {0,0} for a default
+  Position pos;  ///< of the value in the file; {0,0} for a default
   bool from_file = false;
   std::uint64_t number = 0;        ///< kInteger, kSize, kMode
+  bool flag = false;               ///< kBool
   std::string text;                ///< kString, kEnum, kPath (absolute), kEndpoint (as written)
   Endpoint endpoint;               ///< kEndpoint
   std::vector<std::string> list;   ///< kStringArray (lower-cased when Setting::lowercase)
@@ -42,21 +44,21 @@ struct Value {
 };
 
 struct Setting {
-  std::string_view key;            ///< "smtp.max_recipients", "system[].delivery.method"
+  std::string_view key;  ///< "smtp.max_recipients", "system[].delivery.method"
   Type type = Type::kString;
   std::string_view default_value;  ///< a TOML literal; empty when there is no constant default
   /// For a setting whose default is its component's own (the member initializer of the
   /// component's settings struct): reads it, as a TOML literal, from a default Config.
   /// default_value is empty then, so the default is written in one place.
   std::string (*default_from)(const Config&) = nullptr;
-  std::string_view default_note;   ///< the reference's default column when default_value is empty
+  std::string_view default_note;  ///< the reference's default column when default_value is empty
   std::uint64_t min = 0;
   std::uint64_t max = 0;
   std::span<const std::string_view> allowed;
-  std::string_view doc;            ///< one line; for numbers a noun phrase ("set it to <doc>")
-  std::string_view example;        ///< a TOML literal that passes every check
+  std::string_view doc;      ///< one line; for numbers a noun phrase ("set it to <doc>")
+  std::string_view example;  ///< a TOML literal that passes every check
   bool required = false;
-  bool lowercase = false;          ///< DNS names and addresses compare case-insensitively
+  bool lowercase = false;  ///< DNS names and addresses compare case-insensitively
   /// What is wrong with one string (or one array element), or "" when it is fine.
   std::string (*check)(std::string_view) = nullptr;
   /// Stores a checked value; `system` is null for settings outside [[system]].
@@ -73,6 +75,9 @@ struct Section {
   std::string_view path;    ///< "smtp", "system[]", "system[].delivery"
   std::string_view header;  ///< "[smtp]", "[[system]]", "[system.delivery]"
   std::string_view doc;
+  /// Set for a section whose keys are free (not rows of the table, e.g. the mapping rules):
+  /// an example key = value line for the defaults file and the reference.
+  std::string_view free_keys_example = {};
 };
 
 std::span<const Setting> settings();
@@ -91,6 +96,8 @@ std::string example_systems_toml();
 std::string check_dns_name(std::string_view name);
 std::string check_system_name(std::string_view name);
 std::string check_address(std::string_view address);
+/// An RFC 4514 DN, by directory::Dn::parse; the empty DN is refused (it names no container).
+std::string check_dn(std::string_view dn);
 
 /// Parses "host:port" / "[v6]:port"; on failure `why` says what is wrong and how to write it.
 std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& why);

@@ -51,6 +51,9 @@ class ConnectorIdentity {
   /// The control socket's "unlock": {"password": "..."} (optional) opens the ID again from
   /// its file; the result names the ID and its validity.
   net::awaitable<Expected<nlohmann::json>> unlock(nlohmann::json request);
+  /// The open ID, or null while it is locked or unusable (any thread): what directory
+  /// synchronization binds with over SASL EXTERNAL.
+  std::shared_ptr<const identity::ConnectorId> current() const { return keeper_ ? keeper_->current() : nullptr; }
   /// Once a second: notices a certificate that ran out while running.
   void tick();
 

@@ -25,6 +25,8 @@
 #include "daemon/privileges.hpp"
 #include "directory/addressbook/address_book_file.hpp"
 #include "directory/addressbook/address_book_holder.hpp"
+#include "directory/sync/sync_service.hpp"
+#include "net/completion.hpp"
 #include "identity/id_file.hpp"
 #include "net/endpoint.hpp"
 #include "queue/queue_manager.hpp"
@@ -144,6 +146,15 @@ Expected<void> become_service_user(const config::Config& cfg, const ServiceAccou
   return {};
 }
 
+// Shows `book` in the addressbook process; returns its activity line.
+std::string show_address_book(const directory::AddressBook& book, status::Process& process) {
+  process.set_gauge("recipients", book.size());
+  process.set_gauge("forms", book.form_count());
+  process.set_gauge("built_at", static_cast<std::uint64_t>(std::chrono::system_clock::to_time_t(book.built_at())));
+  return book.size() == 0 ? std::string("no address book saved yet: the static recipient lists only")
+                          : fmt::format("{} recipients, built {}", book.size(), identity::format_time(book.built_at()));
+}
+
 // The address book the last sync saved, so that RCPT is checked against it before any
 // directory answers. A damaged or unreadable one does not stop the daemon: the static
 // recipient lists carry on, and the log and the status say so.
@@ -157,16 +168,23 @@ void open_address_book(const std::filesystem::path& file, directory::AddressBook
     process.set_activity("the address book could not be loaded: the static recipient lists only");
     return;
   }
-  const auto& book = **loaded;
+  const std::string activity = show_address_book(**loaded, process);
   holder.publish(*loaded);
-  process.set_gauge("recipients", book.size());
-  process.set_gauge("forms", book.form_count());
-  process.set_gauge("built_at", static_cast<std::uint64_t>(std::chrono::system_clock::to_time_t(book.built_at())));
-  const std::string activity =
-      book.size() == 0 ? std::string("no address book saved yet: the static recipient lists only")
-                       : fmt::format("{} recipients, built {}", book.size(), identity::format_time(book.built_at()));
   spdlog::info("address book {}: {}", file.string(), activity);
   process.set_state(status::ProcessState::kRunning, activity);
+}
+
+// A book a sync run built: used from the next RCPT on (the holder swaps it atomically).
+void publish_address_book(std::shared_ptr<const directory::AddressBook> book, std::size_t collisions,
+                          directory::AddressBookHolder& holder, status::Process& process) {
+  const std::string activity = show_address_book(*book, process);
+  process.set_gauge("collisions", collisions);
+  holder.publish(std::move(book));
+  if (process.state() == status::ProcessState::kRunning) {
+    process.set_activity(activity);
+  } else {
+    process.recover(activity);
+  }
 }
 
 // A start-up failure goes to the log here; what a person sees on the terminal is the CLI's.
@@ -239,7 +257,8 @@ Expected<void> run(const config::Config& cfg) {
   }});
 
   directory::AddressBookHolder address_book;
-  open_address_book(cfg.state_dir / directory::kAddressBookFileName, address_book, *registry.add("addressbook"));
+  auto book_process = registry.add("addressbook");
+  open_address_book(cfg.state_dir / directory::kAddressBookFileName, address_book, *book_process);
   std::vector<smtp::SystemRecipients> systems;
   for (const auto& s : cfg.systems) systems.push_back({s.name, s.domains, s.recipients});
   smtp::StaticRecipientPolicy policy(systems, &address_book);
@@ -333,6 +352,17 @@ Expected<void> run(const config::Config& cfg) {
   control.handle_async("unlock", [&](nlohmann::json request) { return identity.unlock(std::move(request)); });
   control.handle_async("quarantine",
                        [&](nlohmann::json request) { return queue_manager.quarantine_request(std::move(request)); });
+  // Directory synchronization, opened as the service user (its SQLite files are the
+  // account's): the `dirsync` process, its schedule, and the requests of `bridgehead dirsync`.
+  std::unique_ptr<directory::sync::SyncService> dirsync;
+  control.handle_async("dirsync", [&](nlohmann::json request) -> net::awaitable<Expected<nlohmann::json>> {
+    if (!dirsync) {
+      co_return fail(Error::permanent(ErrorCode::kConfig, "directory synchronization is not configured",
+                                      "add a [system.directory] table to each system (docs/configuration.md)"));
+    }
+    co_return co_await net::await_completion<nlohmann::json>(
+        [&, request = std::move(request)](auto done) mutable { dirsync->submit(std::move(request), std::move(done)); });
+  });
   // Bound as root like the listeners; it hands its socket to the service user below.
   if (auto started = control.start(); !started) return refuse(started.error());
   asio::steady_timer refresh(io);
@@ -342,6 +372,23 @@ Expected<void> run(const config::Config& cfg) {
   }});
   if (*account) {
     if (auto dropped = become_service_user(cfg, **account, control); !dropped) return refuse(dropped.error());
+  }
+
+  if (!cfg.dirsync.directories.empty()) {
+    auto process = registry.add("dirsync");
+    auto engine = directory::sync::Engine::open(cfg.dirsync, cfg.state_dir, [&identity] { return identity.current(); });
+    if (!engine) {
+      spdlog::error("dirsync: {}", engine.error().describe());
+      process->report_error(status::ProcessState::kError, engine.error());
+    } else {
+      (*engine)->on_address_book([&address_book, book_process](std::shared_ptr<const directory::AddressBook> book,
+                                                               std::size_t collisions) {
+        publish_address_book(std::move(book), collisions, address_book, *book_process);
+      });
+      dirsync = std::make_unique<directory::sync::SyncService>(std::move(*engine), process);
+      // Stopping only asks: a run ends after its current batch, joined once the loop is done.
+      components.push_back({.start = [&] { dirsync->start(); }, .stop = [&] { dirsync->request_stop(); }});
+    }
   }
 
   std::function<void()> tick = [&] {
@@ -392,6 +439,7 @@ Expected<void> run(const config::Config& cfg) {
   // Work still running on the pool (a quarantine write, a content read) refers to the
   // queue manager and the spool, which are destroyed next: it ends first.
   blocking_pool.join();
+  if (dirsync) dirsync->stop();
   listeners.clear();
   spdlog::info("bridgehead stopped");
   return {};

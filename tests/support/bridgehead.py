@@ -325,8 +325,10 @@ class Daemon:
     """One bridgehead daemon on a temp dir; created by TestCase.start_daemon()."""
 
     def __init__(self, test, workdir, smtp=None, tls=False, spool_dir=None, extra="", delivery=None, queue=None,
-                 env=None, identity=None, user=SERVICE_USER):
+                 env=None, identity=None, user=SERVICE_USER, directories=None):
         self.test = test
+        # {system: dict of [system.directory] keys; a "rules" dict becomes [system.directory.rules]}
+        self.directories = dict(directories or {})
         os.makedirs(workdir, exist_ok=True)
         self.workdir = traversable(workdir)
         self.bin = test.bridgehead_bin
@@ -409,6 +411,16 @@ class Daemon:
             lines += ["", "[system.delivery]"]
             for k, v in self.delivery_settings(name).items():
                 lines.append("%s = %s" % (k, toml_value(v)))
+            if name in self.directories:
+                settings = dict(self.directories[name])
+                rules = settings.pop("rules", None)
+                lines += ["", "[system.directory]"]
+                for k, v in settings.items():
+                    lines.append("%s = %s" % (k, toml_value(v)))
+                if rules:
+                    lines += ["", "[system.directory.rules]"]
+                    for k, v in rules.items():
+                        lines.append("%s = %s" % (k, toml_value(v)))
         lines.append(self.extra)
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -17,7 +17,19 @@ Both have ou=Services under the suffix with the service account the client binds
 every limit, so tests that need AD's behaviour bind as the service account: `sizelimit 1000`
 makes an unpaged search stop after 1000 entries with sizeLimitExceeded, as AD's MaxPageSize
 does, while a paged search (RFC 2696) may return any number of entries, 1000 a page at most.
-The syncprov overlay (RFC 4533) is on the database, for content synchronization.
+The syncprov overlay (RFC 4533) is on the database, for content synchronization; with
+`sessionlog=N` (CLI --sessionlog N) it keeps a session log of N operations, so that a refresh
+with a recent cookie reports deletions explicitly (refreshDeletes) instead of a present phase.
+
+ad profile, `ad_dsa=True` (CLI --ad-dsa): what an AD change feed reads besides the entries. A
+rootDSE file (slapd.conf `rootDSE`) gives highestCommittedUSN (`highest_usn`, CLI
+--highest-usn N) and dsServiceName, which names an NTDS Settings entry
+(`dsa_dn`, under cn=Configuration) holding an invocationId (`invocation_id`, 16 octets). slapd
+maintains neither uSNChanged nor highestCommittedUSN: a test sets uSNChanged on each change
+as AD would, and the rootDSE's value stays what it was at start (slapd reads the file once).
+`show_deleted=True` (CLI --show-deleted) also lists AD's show-deleted control
+(1.2.840.113556.1.4.417) in the rootDSE's supportedControl; slapd ignores the control itself
+(non-critical), so a test marks "deleted" entries with isDeleted: TRUE itself.
 
 TLS: a test CA signs the server's certificate (subjectAltName 127.0.0.1 and localhost), used
 for StartTLS on the ldap:// listener and for the ldaps:// listener; `wrong_ca_file` is a
@@ -29,6 +41,7 @@ its subject to the service account, so a SASL EXTERNAL bind over TLS with it is 
 CLI, so that C++ tests (tests/support/slapd_process.hpp) use the same fixture:
 
     python3 tests/support/slapd.py serve --profile ad --dir DIR [--dbnosync] [--ldif FILE]
+            [--sessionlog N] [--ad-dsa [--highest-usn N] [--show-deleted]]
 
 prints one JSON line (see Slapd.info()) once slapd answers, and runs until its stdin closes
 (or SIGTERM); then slapd is stopped. --ldif FILE is added with slapadd before slapd starts
@@ -94,6 +107,10 @@ MSUSER_MATCHING = {
 }
 
 SIZE_LIMIT = 1000
+# The AD profile's domain controller (ad_dsa): its NTDS Settings entry and database id.
+DSA_RDNS = "cn=NTDS Settings,cn=DC1,cn=Servers,cn=Configuration"
+INVOCATION_ID = bytes.fromhex("00112233445566778899aabbccddeeff")
+SHOW_DELETED_OID = "1.2.840.113556.1.4.417"
 ROOT_PASSWORD = "root-secret"
 SERVICE_PASSWORD = "service-secret"
 CLIENT_SUBJECT = "/O=Acme Test/CN=bridgehead"
@@ -217,7 +234,8 @@ def parse_ldif(text):
 
 
 class Slapd:
-    def __init__(self, tmpdir=None, profile="ad", dbnosync=False, initial_ldif="", start_timeout=30.0):
+    def __init__(self, tmpdir=None, profile="ad", dbnosync=False, initial_ldif="", start_timeout=30.0,
+                 sessionlog=0, ad_dsa=False, highest_usn=1000, show_deleted=False):
         if profile not in PROFILES:
             raise SlapdError(f"unknown profile {profile!r}: use one of {', '.join(sorted(PROFILES))}")
         self._own_tmp = tmpdir is None
@@ -226,6 +244,12 @@ class Slapd:
         self.dbnosync = dbnosync
         self.initial_ldif = initial_ldif
         self.start_timeout = start_timeout
+        if (ad_dsa or show_deleted) and profile != "ad":
+            raise SlapdError("ad_dsa and show_deleted are for the ad profile only")
+        self.sessionlog = int(sessionlog)
+        self.ad_dsa = bool(ad_dsa or show_deleted)
+        self.highest_usn = int(highest_usn)
+        self.show_deleted = bool(show_deleted)
         p = PROFILES[profile]
         self.base = p["suffix"]
         self.root_dn = f"cn=admin,{self.base}"
@@ -241,6 +265,8 @@ class Slapd:
         self.client_cert = os.path.join(self.tls_dir, "client.pem")
         self.client_key = os.path.join(self.tls_dir, "client.key")
         self.client_p12 = os.path.join(self.tls_dir, "client.p12")
+        self.rootdse_file = os.path.join(self.dir, "rootdse.ldif")
+        self.dsa_dn = f"{DSA_RDNS},{self.base}" if self.ad_dsa else None
         self.port = self.ldaps_port = None
         self.proc = None
 
@@ -260,6 +286,9 @@ class Slapd:
                 "ca_file": self.ca_file, "wrong_ca_file": self.wrong_ca_file,
                 "client_cert": self.client_cert, "client_key": self.client_key, "client_p12": self.client_p12,
                 "client_maps_to": self.service_dn, "size_limit": SIZE_LIMIT, "dir": self.dir,
+                "sessionlog": self.sessionlog, "dsa_dn": self.dsa_dn or "",
+                "invocation_id": INVOCATION_ID.hex() if self.ad_dsa else "",
+                "highest_usn": self.highest_usn if self.ad_dsa else 0,
                 "pid": self.proc.pid if self.proc else None}
 
     # ---- set-up ------------------------------------------------------------------------------
@@ -318,6 +347,13 @@ class Slapd:
             if text.count(needle) != 1:
                 raise SlapdError(f"{source}: expected one definition of {name}, found {text.count(needle)}")
             text = text.replace(needle, f"{needle} {rules}")
+        # AD itself sets instanceType, nTSecurityDescriptor and objectCategory on every object a
+        # client creates (instanceType is the system's only); a client such as Bridgehead never
+        # writes them. slapd has no such DSA logic, so in the copy they are optional.
+        must = "MUST (objectClass $ instanceType\n $ nTSecurityDescriptor $ objectCategory ) MAY (cn"
+        if text.count(must) != 1:
+            raise SlapdError(f"{source}: expected mstop's MUST list once, found {text.count(must)}")
+        text = text.replace(must, "MUST objectClass MAY (instanceType $ nTSecurityDescriptor $ objectCategory $ cn")
         with open(os.path.join(self.dir, "msuser.schema"), "w") as f:
             f.write(text)
 
@@ -338,6 +374,7 @@ class Slapd:
             f"TLSCertificateKeyFile {self.tls_dir}/server.key",
             "TLSVerifyClient try",
             f'authz-regexp "^{client}$" "{self.service_dn}"',
+            *([f"rootDSE {self.rootdse_file}"] if self.ad_dsa else []),
             "",
             "database mdb",
             f"suffix {self.base}",
@@ -357,6 +394,8 @@ class Slapd:
             "overlay syncprov",
             "syncprov-checkpoint 100 10",
         ]
+        if self.sessionlog > 0:
+            lines.append(f"syncprov-sessionlog {self.sessionlog}")
         return "\n".join(lines) + "\n"
 
     def base_ldif(self):
@@ -364,7 +403,26 @@ class Slapd:
         return (p["root"] + "\n"
                 f"dn: ou=Services,{self.base}\nobjectClass: organizationalUnit\nou: Services\n\n"
                 f"dn: {self.service_dn}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
-                f"cn: bridgehead\nuserPassword: {self.service_password}\n\n")
+                f"cn: bridgehead\nuserPassword: {self.service_password}\n\n" + self._dsa_ldif())
+
+    def _dsa_ldif(self):
+        """The NTDS Settings entry and the containers above it (ad_dsa only)."""
+        if not self.ad_dsa:
+            return ""
+        rdns = DSA_RDNS.split(",")
+        text = ""
+        for i in range(len(rdns) - 1, 0, -1):
+            text += (f"dn: {','.join(rdns[i:])},{self.base}\nobjectClass: organizationalRole\n"
+                     + ldif_value("cn", rdns[i].partition("=")[2]) + "\n")
+        return (text + f"dn: {self.dsa_dn}\nobjectClass: nTDSDSA\ncn: NTDS Settings\n"
+                + ldif_value("invocationId", INVOCATION_ID) + "\n")
+
+    def _rootdse_ldif(self):
+        text = ("dn:\n" + ldif_value("highestCommittedUSN", str(self.highest_usn))
+                + ldif_value("dsServiceName", self.dsa_dn))
+        if self.show_deleted:
+            text += ldif_value("supportedControl", SHOW_DELETED_OID)
+        return text + "\n"
 
     def _write(self):
         for path in (SLAPD, SLAPADD, LDAPSEARCH):
@@ -379,6 +437,9 @@ class Slapd:
         if self.profile == "ad":
             self._write_msuser_copy()
         self._make_tls()
+        if self.ad_dsa:
+            with open(self.rootdse_file, "w") as f:
+                f.write(self._rootdse_ldif())
         with open(self.conf, "w") as f:
             f.write(self.config_text())
         # slaptest reports a bad configuration or schema on its own, naming the line (-u: without
@@ -414,6 +475,23 @@ class Slapd:
         except BaseException:
             self.stop()
             raise
+
+    def restart(self):
+        """slapd again on the same ports and database (after stop() or a kill): a directory
+        that went away and came back."""
+        if self.proc is not None:
+            return self
+        _live.add(self)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [SLAPD, "-d", "0", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        last = self._wait_ready()
+        if last is not None:
+            self._kill()
+            raise SlapdError(f"slapd did not come back on {self.uri}: {last}\n--- {self.log}:\n{self.log_tail()}")
+        return self
 
     def _wait_ready(self):
         """None once slapd answers a root DSE search; otherwise why not."""
@@ -502,7 +580,9 @@ def _serve(args):
     if args.ldif:
         with open(args.ldif) as f:
             initial = f.read()
-    ds = Slapd(args.dir, profile=args.profile, dbnosync=args.dbnosync, initial_ldif=initial)
+    ds = Slapd(args.dir, profile=args.profile, dbnosync=args.dbnosync, initial_ldif=initial,
+               sessionlog=args.sessionlog, ad_dsa=args.ad_dsa, highest_usn=args.highest_usn,
+               show_deleted=args.show_deleted)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
@@ -537,6 +617,12 @@ def main(argv=None):
     serve.add_argument("--dir", required=True, help="a directory for the instance (created if missing)")
     serve.add_argument("--dbnosync", action="store_true", help="no fsync in the database (faster, for tests)")
     serve.add_argument("--ldif", help="entries to load with slapadd before slapd starts")
+    serve.add_argument("--sessionlog", type=int, default=0, help="syncprov session log size (0: none)")
+    serve.add_argument("--ad-dsa", action="store_true",
+                       help="ad profile: rootDSE highestCommittedUSN and dsServiceName, an NTDS Settings entry")
+    serve.add_argument("--highest-usn", type=int, default=1000, help="the rootDSE's highestCommittedUSN")
+    serve.add_argument("--show-deleted", action="store_true",
+                       help="ad profile: list the show-deleted control in supportedControl (implies --ad-dsa)")
     args = parser.parse_args(argv)
     os.makedirs(args.dir, exist_ok=True)
     return _serve(args)

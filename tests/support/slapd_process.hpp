@@ -35,13 +35,21 @@ struct SlapdInfo {
   std::string client_maps_to;                       ///< the entry SASL EXTERNAL with the client cert is
   std::string dir;
   int size_limit = 0;
-  pid_t pid = -1;  ///< slapd's
+  int sessionlog = 0;         ///< syncprov's session log size; 0: none
+  std::string dsa_dn;         ///< ad_dsa: the NTDS Settings entry the rootDSE's dsServiceName names
+  std::string invocation_id;  ///< ad_dsa: its invocationId as 32 hex digits (octets in order)
+  long long highest_usn = 0;  ///< ad_dsa: the rootDSE's highestCommittedUSN (fixed while slapd runs)
+  pid_t pid = -1;             ///< slapd's
 };
 
 struct SlapdOptions {
   std::string profile = "ad";  ///< "ad" or "domino"
   bool dbnosync = true;
-  std::string ldif_file;  ///< loaded with slapadd before slapd starts; empty: none
+  std::string ldif_file;         ///< loaded with slapadd before slapd starts; empty: none
+  int sessionlog = 0;            ///< syncprov-sessionlog N (refreshDeletes with a recent cookie); 0: none
+  bool ad_dsa = false;           ///< ad profile: rootDSE highestCommittedUSN/dsServiceName, an NTDS Settings entry
+  long long highest_usn = 1000;  ///< with ad_dsa
+  bool show_deleted = false;     ///< ad profile: supportedControl lists AD's show-deleted control
 };
 
 class SlapdProcess {
@@ -57,6 +65,16 @@ class SlapdProcess {
       args.emplace_back("--ldif");
       args.push_back(options.ldif_file);
     }
+    if (options.sessionlog > 0) {
+      args.emplace_back("--sessionlog");
+      args.push_back(std::to_string(options.sessionlog));
+    }
+    if (options.ad_dsa || options.show_deleted) {
+      args.emplace_back("--ad-dsa");
+      args.emplace_back("--highest-usn");
+      args.push_back(std::to_string(options.highest_usn));
+    }
+    if (options.show_deleted) args.emplace_back("--show-deleted");
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -114,6 +132,10 @@ class SlapdProcess {
     info_.client_maps_to = s("client_maps_to");
     info_.dir = s("dir");
     info_.size_limit = j.value("size_limit", 0);
+    info_.sessionlog = j.value("sessionlog", 0);
+    info_.dsa_dn = s("dsa_dn");
+    info_.invocation_id = s("invocation_id");
+    info_.highest_usn = j.value("highest_usn", 0LL);
     info_.pid = j.value("pid", -1);
   }
 

@@ -18,17 +18,11 @@
 #include "core/text.hpp"
 #include "directory/ldap/attribute_range.hpp"
 #include "directory/ldap/ldap_error.hpp"
+#include "directory/ldap/ldap_message.hpp"
 
 namespace bridgehead::directory::ldap {
 
 namespace {
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
 
 std::string seconds_text(std::chrono::milliseconds ms) {
   return std::to_string(ms.count() / 1000) + "." + std::to_string((ms.count() % 1000) / 100) + " s";
@@ -174,32 +168,6 @@ int scope_value(Scope s) {
       return LDAP_SCOPE_SUBTREE;
   }
   return LDAP_SCOPE_SUBTREE;
-}
-
-// Owns what libldap returns from ldap_result.
-struct MessageGuard {
-  LDAPMessage* msg = nullptr;
-  ~MessageGuard() {
-    if (msg != nullptr) ldap_msgfree(msg);
-  }
-};
-
-Entry to_entry(LDAP* ld, LDAPMessage* msg) {
-  Entry entry;
-  if (char* dn = ldap_get_dn(ld, msg); dn != nullptr) {
-    entry.set_dn(dn);
-    ldap_memfree(dn);
-  }
-  BerElement* ber = nullptr;
-  for (char* name = ldap_first_attribute(ld, msg, &ber); name != nullptr; name = ldap_next_attribute(ld, msg, ber)) {
-    if (berval** values = ldap_get_values_len(ld, msg, name); values != nullptr) {
-      for (berval** v = values; *v != nullptr; ++v) entry.add(name, std::string((*v)->bv_val, (*v)->bv_len));
-      ldap_value_free_len(values);
-    }
-    ldap_memfree(name);
-  }
-  if (ber != nullptr) ber_free(ber, 0);
-  return entry;
 }
 
 // The LDAPMod array of one request, pointing into strings the caller keeps alive.
@@ -507,11 +475,22 @@ Expected<SearchOutcome> Connection::search(const SearchRequest& request, const E
       int rc = ldap_create_page_control(ld_, page_size_, &cookie, 1, &page);
       if (rc != LDAP_SUCCESS) return fail(last_error(rc, what));
     }
-    LDAPControl* controls[] = {page, nullptr};
+    std::vector<LDAPControl> extra(request.controls.size());
+    std::vector<LDAPControl*> controls;
+    if (page != nullptr) controls.push_back(page);
+    for (std::size_t i = 0; i < request.controls.size(); ++i) {
+      const RequestControl& rc_in = request.controls[i];
+      extra[i].ldctl_oid = const_cast<char*>(rc_in.oid.c_str());
+      extra[i].ldctl_value.bv_val = rc_in.value.empty() ? nullptr : const_cast<char*>(rc_in.value.data());
+      extra[i].ldctl_value.bv_len = static_cast<ber_len_t>(rc_in.value.size());
+      extra[i].ldctl_iscritical = rc_in.critical ? 1 : 0;
+      controls.push_back(&extra[i]);
+    }
+    controls.push_back(nullptr);
     int msgid = 0;
     int rc = ldap_search_ext(ld_, request.base.c_str(), scope_value(request.scope), request.filter.c_str(),
-                             request.attributes.empty() ? nullptr : attrs.data(), 0, page ? controls : nullptr, nullptr,
-                             nullptr, 0, &msgid);
+                             request.attributes.empty() ? nullptr : attrs.data(), 0,
+                             controls.size() > 1 ? controls.data() : nullptr, nullptr, nullptr, 0, &msgid);
     if (page != nullptr) ldap_control_free(page);
     if (rc != LDAP_SUCCESS) {
       if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) {

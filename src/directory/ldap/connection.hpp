@@ -75,12 +75,22 @@ Expected<void> check_options(const Options& options);
 
 enum class Scope { kBase, kOneLevel, kSubtree };
 
+/// A request control sent with a search besides paging, e.g. AD's show-deleted
+/// (1.2.840.113556.1.4.417, no value). Used by the change feeds (change_feed.hpp).
+struct RequestControl {
+  std::string oid;
+  std::string value;  ///< BER octets; empty: no value
+  bool critical = false;
+};
+
 struct SearchRequest {
   std::string base;
   Scope scope = Scope::kSubtree;
   std::string filter = "(objectClass=*)";
   std::vector<std::string> attributes;  ///< empty: all user attributes
   bool paged = true;                    ///< RFC 2696 paged results (critical), Options::page_size a page
+  /// Sent with every page besides the paging control.
+  std::vector<RequestControl> controls;
 };
 
 /// Why a search read less than everything.
@@ -157,6 +167,14 @@ class Connection {
   /// Renames `dn` to `new_rdn` ("cn=New Name"), below `new_superior` when given (a move).
   Expected<void> rename(std::string_view dn, std::string_view new_rdn,
                         const std::optional<std::string>& new_superior = std::nullopt, bool delete_old_rdn = true);
+
+  // ---- For the change feeds beside this class (content_sync.hpp, change_feed.hpp) ----------
+  /// libldap's handle, for requests this class does not make itself (RFC 4533's search with
+  /// its intermediate responses, left open while persisting). Still owned by the Connection;
+  /// the one-thread-at-a-time rule holds for it too.
+  ::ldap* native_handle() const { return ld_; }
+  const Timeouts& timeouts() const { return timeouts_; }
+  // ---- end of the change feeds' block --------------------------------------------------------
 
  private:
   Connection(::ldap* ld, std::string uri, Timeouts timeouts, int page_size);

@@ -73,4 +73,10 @@ Expected<Operation> operation_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const ObjectRecord& r);
 Expected<ObjectRecord> object_record_from_json(const nlohmann::json& j);
 
+/// `octets` as JSON: a string when they are valid UTF-8, else {"base64": "..."} (the marker:
+/// a JSON string is always the text itself). For every octet string the state stores as JSON.
+nlohmann::json octets_to_json(std::string_view octets);
+/// The inverse of octets_to_json; nullopt when `j` is neither form or its base64 is bad.
+std::optional<std::string> octets_from_json(const nlohmann::json& j);
+
 }  // namespace bridgehead::directory::sync

@@ -52,6 +52,7 @@ std::string_view to_string(RunStatus s);  ///< "running", "ok", "held", "partial
 struct RunCounts {
   std::uint64_t read = 0, adds = 0, updates = 0, renames = 0, deletes = 0, hides = 0, adoptions = 0;
   std::uint64_t unchanged = 0, conflicts = 0, out_of_scope = 0, errors = 0, held = 0;
+  bool operator==(const RunCounts&) const = default;
 };
 
 struct RunProblem {

@@ -1,0 +1,629 @@
+#include "directory/sync/engine.hpp"
+
+#include <chrono>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "core/text.hpp"
+#include "directory/addressbook/address_book_file.hpp"
+#include "directory/dn.hpp"
+#include "directory/mapping/default_rules.hpp"
+#include "directory/sync/source.hpp"
+#include "directory/sync/target.hpp"
+
+namespace bridgehead::directory::sync {
+namespace {
+
+constexpr std::string_view kStateFileName = "dirsync.sqlite";
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Error config_error(std::string message, std::string remedy = {}) {
+  return Error::permanent(ErrorCode::kConfig, std::move(message), std::move(remedy));
+}
+
+// How objects written into a directory of `profile` look: AD contacts, or Domino persons.
+TargetShape shape_for(const DirectorySettings& to, const std::string& connector) {
+  TargetShape s;
+  s.container = to.contacts_container;
+  s.stamp_prefix = fmt::format("bridgehead:{}:", connector);
+  if (to.profile == Profile::kExchange) {
+    s.object_classes = {"top", "person", "organizationalPerson", "contact", "mailRecipient"};
+    s.stamp_attribute = to.stamp_attribute.empty() ? "importedFrom" : to.stamp_attribute;
+    s.address_attributes = {"targetAddress", "mail", "proxyAddresses"};
+    s.required = {"cn", "sn", "targetAddress"};
+    // AD's rangeUpper of each attribute (its schema); longer values are refused by AD.
+    s.max_length = {{"cn", 64},           {"sn", 64},      {"givenName", 64},       {"displayName", 256},
+                    {"mailNickname", 64}, {"mail", 256},   {"targetAddress", 1123}, {"proxyAddresses", 1123},
+                    {"initials", 6},      {"company", 64}, {"department", 64}};
+  } else {
+    s.object_classes = {"top", "person", "organizationalPerson", "inetOrgPerson", "dominoPerson"};
+    s.stamp_attribute = to.stamp_attribute.empty() ? "description" : to.stamp_attribute;
+    s.address_attributes = {"mailAddress", "mail"};
+    s.proxy_attribute.clear();
+    s.required = {"cn", "sn", "mailAddress"};
+    s.hide_attribute = "availableForDirSync";
+    s.hide_value = "FALSE";
+  }
+  return s;
+}
+
+std::string direction_name(const DirectorySettings& from, const DirectorySettings& to) {
+  return from.system + "->" + to.system;
+}
+
+}  // namespace
+
+struct Engine::Direction {
+  std::string name;
+  const DirectorySettings* from = nullptr;
+  const DirectorySettings* to = nullptr;
+  mapping::RuleSet rules;
+  mapping::Context context;
+  Scope scope;
+  PlanSettings plan;
+};
+
+namespace {
+
+Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const DirectorySettings& to) {
+  std::vector<mapping::RuleSource> sources = to.rules;
+  if (sources.empty()) {
+    if (from.profile == Profile::kDomino && to.profile == Profile::kExchange) {
+      sources = mapping::domino_person_to_ad_contact();
+    } else if (from.profile == Profile::kExchange && to.profile == Profile::kDomino) {
+      const auto* g = mapping::find_full_name_generator(from.full_name_generator);
+      if (g == nullptr) {
+        return tl::unexpected(config_error(fmt::format("the {} directory's full_name_generator '{}' is not one",
+                                                       from.system, from.full_name_generator),
+                                           "use given-surname, given-initials-surname, surname-given, display-name "
+                                           "or alias"));
+      }
+      sources = mapping::exchange_user_to_domino_person(*g);
+    } else {
+      return tl::unexpected(config_error(
+          fmt::format("no default mapping from a {} directory to a {} directory ({} -> {})",
+                      from.profile == Profile::kDomino ? "domino" : "exchange",
+                      to.profile == Profile::kDomino ? "domino" : "exchange", from.system, to.system),
+          fmt::format("write the rules in [system.directory.rules] of {}", to.system)));
+    }
+  }
+  // The naming attribute comes from the source's cn unless a rule says otherwise.
+  bool names = false;
+  for (const auto& r : sources) names = names || iequals(r.target, "cn");
+  if (!names) {
+    mapping::RuleSource cn;
+    cn.target = "cn";
+    cn.text = "first(if_empty(displayName, cn))";
+    sources.push_back(std::move(cn));
+  }
+  const auto known = from.profile == Profile::kDomino ? mapping::domino_person_known() : mapping::exchange_user_known();
+  auto parsed = mapping::RuleSet::parse(sources, known);
+  if (!parsed) {
+    std::string all;
+    for (const auto& p : parsed.error()) all += "\n  " + p.describe();
+    return tl::unexpected(
+        config_error(fmt::format("the mapping rules {} -> {} have problems:{}", from.system, to.system, all),
+                     "fix the rules in [system.directory.rules]; `bridgehead check` lists them"));
+  }
+  return std::move(*parsed);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Engine>> Engine::open(SyncSettings settings, std::filesystem::path state_dir, IdSource id) {
+  for (const auto& d : settings.directories) {
+    if (d.uri.empty() == d.ldif_file.empty()) {
+      return tl::unexpected(config_error(
+          fmt::format("the {} directory needs exactly one of uri and ldif_file", d.system),
+          "set uri = \"ldap://host:389\" for an LDAP server, or ldif_file for an LDIF source"));
+    }
+    if (!d.uri.empty() && d.base.empty()) {
+      return tl::unexpected(config_error(fmt::format("the {} directory has no base", d.system),
+                                         "set base to the DN its objects are below, e.g. \"o=Acme\""));
+    }
+    if (auto s = Scope::make(d.scope); !s) return tl::unexpected(s.error());
+  }
+  auto state = StateStore::open(state_dir / kStateFileName);
+  if (!state) return tl::unexpected(state.error());
+  std::unique_ptr<Engine> e(new Engine(std::move(settings), std::move(state_dir), std::move(id), std::move(*state)));
+  for (const auto& from : e->settings_.directories) {
+    for (const auto& to : e->settings_.directories) {
+      if (&from == &to || to.contacts_container.empty()) continue;
+      auto d = std::make_unique<Direction>();
+      d->name = direction_name(from, to);
+      d->from = &from;
+      d->to = &to;
+      auto rules = rules_for(from, to);
+      if (!rules) return tl::unexpected(rules.error());
+      d->rules = std::move(*rules);
+      d->context.set("routing_domain", from.routing_domain);
+      d->context.set("notes_domain", e->settings_.notes_domain);
+      d->context.set("system", from.system);
+      d->scope = *Scope::make(from.scope);
+      d->plan.direction = d->name;
+      d->plan.shape = shape_for(to, e->settings_.connector_name);
+      d->plan.switches = e->settings_.switches;
+      d->plan.limits = e->settings_.limits;
+      d->plan.adopt = e->settings_.adopt;
+      d->plan.soft_delete_days = e->settings_.soft_delete_days;
+      e->directions_.push_back(std::move(d));
+    }
+  }
+  return e;
+}
+
+Engine::Engine(SyncSettings settings, std::filesystem::path state_dir, IdSource id, StateStore state)
+    : settings_(std::move(settings)), state_dir_(std::move(state_dir)), id_(std::move(id)), state_(std::move(state)) {}
+
+Engine::~Engine() = default;
+
+namespace {
+
+// What one directory's read gave.
+struct ReadResult {
+  const DirectorySettings* dir = nullptr;
+  bool ok = false;
+  std::optional<Error> error;
+  ReadOutcome outcome;
+  std::vector<SourceChange> upserts;  // in source order, our own objects left out
+  std::vector<std::string> deleted;   // keys
+  std::unordered_set<std::string> refused;  // keys of entries with bad data: never deleted for it
+  Batch sources;                            // the source records, committed after the directions
+};
+
+void add_problem(RunRecord& rec, std::string direction, std::string key, std::string dn, std::string kind,
+                 std::string message) {
+  ++rec.problem_count;
+  if (rec.problems.size() >= kMaxStoredProblems) return;
+  RunProblem p;
+  p.direction = std::move(direction);
+  p.key = std::move(key);
+  p.dn = std::move(dn);
+  p.kind = std::move(kind);
+  p.message = std::move(message);
+  rec.problems.push_back(std::move(p));
+}
+
+void fail(RunRecord& rec, const std::string& message) {
+  rec.status = RunStatus::kFailed;
+  if (!rec.error.empty()) rec.error += "; ";
+  rec.error += message;
+}
+
+std::string stamp_prefix(const std::string& connector) { return fmt::format("bridgehead:{}:", connector); }
+
+void count(RunCounts& c, OpKind kind) {
+  switch (kind) {
+    case OpKind::kAdd: ++c.adds; break;
+    case OpKind::kModify: ++c.updates; break;
+    case OpKind::kRename: ++c.renames; break;
+    case OpKind::kDelete: ++c.deletes; break;
+    case OpKind::kHide: ++c.hides; break;
+    case OpKind::kAdopt: ++c.adoptions; break;
+  }
+}
+
+// Counts and reports what a target did with `ops`, and gathers the state of the ones done.
+// Returns whether a failure was transient (the target went away: stop writing to it).
+bool record_results(RunRecord& rec, const std::string& direction, const std::vector<Operation>& ops,
+                    const std::vector<Expected<void>>& results, Batch& batch) {
+  bool broke = false;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const auto& op = ops[i];
+    if (!results[i]) {
+      ++rec.counts.errors;
+      add_problem(rec, direction, op.key, op.kind == OpKind::kAdd ? op.entry.dn() : op.dn, "write",
+                  fmt::format("{}: {}", op.describe(), results[i].error().describe()));
+      broke = broke || results[i].error().transient();
+      continue;
+    }
+    count(rec.counts, op.kind);
+    if (op.kind == OpKind::kDelete) {
+      batch.erase_objects.emplace_back(op.after.direction, op.after.key);
+    } else {
+      batch.put_objects.push_back(op.after);
+    }
+  }
+  return broke;
+}
+
+}  // namespace
+
+Expected<RunRecord> Engine::run(const RunOptions& options) {
+  const bool preview = options.kind == RunKind::kPreview;
+  const bool full = options.kind == RunKind::kFull || options.full;
+  std::string names;
+  for (const auto& d : directions_) names += (names.empty() ? "" : ", ") + d->name;
+  RunRecord rec;
+  rec.kind = options.kind;
+  rec.directions = names;
+  rec.started_ms = now_ms();
+  auto id = state_.begin_run(options.kind, names, rec.started_ms);
+  if (!id) return tl::unexpected(id.error());
+  rec.id = *id;
+  stop_.store(false);
+
+  // 1. Read every directory.
+  std::vector<ReadResult> reads;
+  for (const auto& dir : settings_.directories) {
+    ReadResult rr;
+    rr.dir = &dir;
+    std::string cookie;
+    if (!full) {
+      auto c = state_.cookie(dir.system);
+      if (!c) return tl::unexpected(c.error());
+      cookie = c->value_or("");
+    }
+    auto source = open_source(dir, id_);
+    Expected<ReadOutcome> outcome = source ? Expected<ReadOutcome>{} : tl::unexpected(source.error());
+    std::unordered_set<std::string> seen;
+    const std::string own = stamp_prefix(settings_.connector_name);
+    const std::string stamp = dir.stamp_attribute.empty()
+                                  ? (dir.profile == Profile::kExchange ? "importedFrom" : "description")
+                                  : dir.stamp_attribute;
+    if (source) {
+      if (progress_) progress_(fmt::format("reading {}", dir.system));
+      outcome = (*source)->read(
+          cookie, full,
+          [&](SourceChange&& c) {
+            if (c.kind == SourceChange::Kind::kUpsert) {
+              // The contacts Bridgehead wrote into this directory are the other system's objects:
+              // never read back as this system's (no loops), never in its address book.
+              if (c.entry.first(stamp).starts_with(own)) return;
+              if (c.key.empty()) {
+                add_problem(rec, dir.system, "", c.entry.dn(), "bad-data",
+                            fmt::format("{} has no immutable id ({}): it cannot be synchronized", c.entry.dn(),
+                                        dir.profile == Profile::kDomino ? "dominoUNID or entryUUID"
+                                                                        : "objectGUID or entryUUID"));
+                ++rec.counts.errors;
+                return;
+              }
+              seen.insert(c.key);
+              rr.upserts.push_back(std::move(c));
+            } else if (c.kind == SourceChange::Kind::kDelete) {
+              if (c.key.empty() && !c.uuid.empty()) {
+                if (auto s = state_.source_by_uuid(dir.system, c.uuid); s && *s) c.key = (*s)->key;
+              }
+              if (!c.key.empty()) rr.deleted.push_back(c.key);
+            } else {
+              if (auto s = state_.source_by_uuid(dir.system, c.uuid); s && *s) seen.insert((*s)->key);
+            }
+          },
+          [&](std::size_t n) {
+            if (progress_) progress_(fmt::format("reading {}: {} entries", dir.system, n));
+          });
+    }
+    if (!outcome) {
+      rr.error = outcome.error();
+      fail(rec, fmt::format("reading the {} directory failed: {}", dir.system, outcome.error().describe()));
+      reads.push_back(std::move(rr));
+      continue;
+    }
+    rr.ok = true;
+    rr.outcome = std::move(*outcome);
+    rec.counts.read += rr.outcome.entries;
+    if (!rr.outcome.complete && rr.outcome.problem) {
+      add_problem(rec, dir.system, "", "", "incomplete-read",
+                  rr.outcome.problem->describe() + "; nothing is deleted this run");
+    }
+    // Source records: what the address book and later deletes are made of.
+    for (const auto& c : rr.upserts) {
+      SourceRecord s;
+      s.directory = dir.system;
+      s.key = c.key;
+      s.dn = c.entry.dn();
+      s.uuid = c.uuid;
+      auto derived = derive_recipient(c.entry, dir.profile, dir.system);
+      if (derived.status == EntryOutcome::Status::kRecipient) {
+        s.recipient = std::move(derived.recipient);
+      } else if (derived.status == EntryOutcome::Status::kRefused) {
+        rr.refused.insert(c.key);
+        ++rec.counts.errors;
+        add_problem(rec, dir.system, c.key, c.entry.dn(), "bad-data", derived.reason);
+      }
+      rr.sources.put_sources.push_back(std::move(s));
+    }
+    for (const auto& k : rr.deleted) rr.sources.erase_sources.emplace_back(dir.system, k);
+    if (rr.outcome.full && rr.outcome.complete) {
+      auto each = state_.for_each_source(dir.system, [&](const SourceRecord& s) {
+        if (!seen.contains(s.key)) {
+          rr.deleted.push_back(s.key);
+          rr.sources.erase_sources.emplace_back(dir.system, s.key);
+        }
+      });
+      if (!each) return tl::unexpected(each.error());
+    }
+    reads.push_back(std::move(rr));
+  }
+
+  // 2. Each direction: map, plan, confirm deletes, apply, commit.
+  std::vector<Operation> preview_ops;
+  std::unordered_set<std::string> failed_sources;  // directories whose cookie must not move
+  for (const auto& d : directions_) {
+    if (stop_.load()) break;
+    ReadResult* rr = nullptr;
+    for (auto& r : reads) rr = r.dir == d->from ? &r : rr;
+    if (rr == nullptr || !rr->ok) continue;
+    const bool can_delete = rr->outcome.complete;
+    PlanInput in;
+    in.full = rr->outcome.full;
+    in.read_complete = can_delete;
+    for (const auto& c : rr->upserts) {
+      if (rr->refused.contains(c.key)) continue;
+      if (auto why = d->scope.excludes(c.entry)) {
+        in.out_of_scope_keys.push_back(c.key);
+        continue;
+      }
+      auto derived = derive_recipient(c.entry, d->from->profile, d->from->system);
+      if (derived.status != EntryOutcome::Status::kRecipient || derived.recipient.hidden) {
+        // Not mail-enabled, or hidden from address lists: known for routing, not exported.
+        in.out_of_scope_keys.push_back(c.key);
+        continue;
+      }
+      auto mapped = d->rules.apply(c.entry, d->context);
+      Desired want;
+      want.key = c.key;
+      want.source_dn = c.entry.dn();
+      want.attributes = std::move(mapped.entry);
+      for (const auto& p : mapped.problems) want.mapping_problems.push_back(p.describe());
+      in.desired.push_back(std::move(want));
+    }
+    in.deleted_keys = rr->deleted;
+    auto objects = state_.objects(d->name);
+    if (!objects) return tl::unexpected(objects.error());
+    in.state = &*objects;
+    auto target = open_target(*d->to, id_);
+    if (!target) {
+      fail(rec, fmt::format("{}: {}", d->name, target.error().describe()));
+      failed_sources.insert(d->from->system);
+      continue;
+    }
+    auto view = (*target)->view(d->plan.shape);
+    in.target = view.get();
+    if (auto approved = state_.approved_keys(); approved) {
+      if (auto it = approved->find(d->name); it != approved->end()) {
+        in.approved_deletes.insert(it->second.begin(), it->second.end());
+      }
+    }
+    auto settings = d->plan;
+    settings.now_ms = now_ms();
+    if (progress_) progress_(fmt::format("planning {}: {} entries", d->name, in.desired.size()));
+    Plan plan = make_plan(settings, in);
+    if (auto problem = (*target)->view_problem()) {
+      fail(rec, fmt::format("{}: reading the {} directory failed: {}", d->name, d->to->system, problem->describe()));
+      failed_sources.insert(d->from->system);
+      continue;
+    }
+    // An entry with bad data keeps what was written for it before: it is not deleted for it.
+    auto keep = [&](const Operation& op) {
+      return (op.kind == OpKind::kDelete || op.kind == OpKind::kHide) && rr->refused.contains(op.key);
+    };
+    std::erase_if(plan.operations, keep);
+    std::erase_if(plan.held, keep);
+    for (const auto& p : plan.problems) {
+      add_problem(rec, d->name, p.key, p.source_dn, std::string(to_string(p.kind)), p.message);
+    }
+    rec.counts.unchanged += plan.counts.unchanged;
+    rec.counts.conflicts += plan.counts.conflicts;
+    rec.counts.out_of_scope += plan.counts.out_of_scope;
+    rec.counts.errors += plan.counts.errors;
+    if (plan.deletions_held) {
+      rec.counts.held += plan.held.size();
+      if (!preview) {
+        if (auto h = state_.hold(rec.id, plan.held); !h) return tl::unexpected(h.error());
+      }
+      if (rec.status == RunStatus::kRunning) rec.status = RunStatus::kHeld;
+      rec.error += (rec.error.empty() ? "" : "; ") +
+                   fmt::format("{}: {}", d->name, plan.held_reason.empty() ? "deletions held" : plan.held_reason);
+    }
+    if (preview) {
+      for (auto& op : plan.operations) preview_ops.push_back(std::move(op));
+      continue;
+    }
+    // Each delete is confirmed in the source first: an object still there is not deleted.
+    std::unique_ptr<Source> confirm;
+    std::vector<Operation> ops;
+    ops.reserve(plan.operations.size());
+    for (auto& op : plan.operations) {
+      if (op.kind == OpKind::kDelete || op.kind == OpKind::kHide) {
+        if (!confirm) {
+          auto s = open_source(*d->from, id_);
+          if (!s) {
+            add_problem(rec, d->name, op.key, op.source_dn, "not-confirmed", s.error().describe());
+            continue;
+          }
+          confirm = std::move(*s);
+        }
+        auto there = op.source_dn.empty() ? Expected<bool>{false} : confirm->still_there(op.source_dn, op.key);
+        if (!there || *there) {
+          add_problem(rec, d->name, op.key, op.source_dn, "not-confirmed",
+                      there ? fmt::format("{} is still in the {} directory: not deleted", op.source_dn,
+                                          d->from->system)
+                            : fmt::format("could not confirm that {} is gone: {}; not deleted", op.source_dn,
+                                          there.error().describe()));
+          continue;
+        }
+      }
+      ops.push_back(std::move(op));
+    }
+    bool broke = false;
+    for (std::size_t at = 0; at < ops.size() && !broke && !stop_.load(); at += settings_.batch_size) {
+      const std::size_t end = std::min(ops.size(), at + settings_.batch_size);
+      std::vector<Operation> chunk(std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(at)),
+                                   std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
+      if (progress_) progress_(fmt::format("writing {}: {}/{} operations", d->name, at, ops.size()));
+      auto results = (*target)->apply(chunk);
+      Batch batch;
+      broke = record_results(rec, d->name, chunk, results, batch);
+      if (auto c = state_.commit(batch); !c) return tl::unexpected(c.error());
+    }
+    if (auto f = (*target)->finish(); !f) {
+      fail(rec, fmt::format("{}: {}", d->name, f.error().describe()));
+      failed_sources.insert(d->from->system);
+    }
+    if (broke) {
+      fail(rec, fmt::format("{}: the {} directory stopped answering mid-run; what was written is recorded, the "
+                            "next run goes on from there",
+                            d->name, d->to->system));
+      failed_sources.insert(d->from->system);
+    }
+  }
+
+  // 3. The sources, with their cookies when every direction they feed went through.
+  bool sources_changed = false;
+  if (!preview) {
+    for (auto& rr : reads) {
+      if (!rr.ok) continue;
+      if (!failed_sources.contains(rr.dir->system) && rr.outcome.complete && !stop_.load()) {
+        rr.sources.cookies.emplace_back(rr.dir->system, rr.outcome.cookie);
+      }
+      sources_changed = sources_changed || !rr.sources.put_sources.empty() || !rr.sources.erase_sources.empty();
+      if (auto c = state_.commit(rr.sources); !c) return tl::unexpected(c.error());
+    }
+  } else {
+    auto saved = state_.save_preview(rec.id, preview_ops);
+    if (!saved) return tl::unexpected(saved.error());
+    rec.preview_id = *saved;
+    for (const auto& op : preview_ops) count(rec.counts, op.kind);
+  }
+
+  // 4. The address book, from every directory's recipients.
+  if (sources_changed || !std::filesystem::exists(state_dir_ / kAddressBookFileName)) {
+    if (auto b = rebuild_address_book(); !b) {
+      fail(rec, b.error().describe());
+    }
+  }
+
+  if (rec.status == RunStatus::kRunning) rec.status = rec.problem_count > 0 ? RunStatus::kPartial : RunStatus::kOk;
+  if (stop_.load() && rec.status != RunStatus::kFailed) fail(rec, "stopped: the connector is shutting down");
+  rec.finished_ms = now_ms();
+  if (auto f = state_.finish_run(rec); !f) return tl::unexpected(f.error());
+  return rec;
+}
+
+Expected<void> Engine::rebuild_address_book() {
+  if (progress_) progress_("building the address book");
+  AddressBookBuilder builder;
+  std::optional<Error> bad;
+  auto each = state_.for_each_recipient([&](const Recipient& r) {
+    if (auto a = builder.add(r); !a && !bad) bad = a.error();
+  });
+  if (!each) return tl::unexpected(each.error());
+  auto built = std::move(builder).build();
+  if (!built) return tl::unexpected(built.error());
+  if (auto saved = save_address_book(*built->book, state_dir_ / kAddressBookFileName); !saved) {
+    return tl::unexpected(saved.error());
+  }
+  if (address_book_) address_book_(built->book, built->collisions.size());
+  return {};
+}
+
+Engine::Direction* Engine::direction(const std::string& name) const {
+  for (const auto& d : directions_) {
+    if (d->name == name) return d.get();
+  }
+  return nullptr;
+}
+
+Expected<RunRecord> Engine::write_exactly(RunKind kind, std::vector<Operation> ops, bool confirm_deletes) {
+  RunRecord rec;
+  rec.kind = kind;
+  rec.started_ms = now_ms();
+  std::vector<std::string> names;
+  for (const auto& op : ops) {
+    if (std::find(names.begin(), names.end(), op.direction) == names.end()) names.push_back(op.direction);
+  }
+  for (const auto& n : names) rec.directions += (rec.directions.empty() ? "" : ", ") + n;
+  auto id = state_.begin_run(kind, rec.directions, rec.started_ms);
+  if (!id) return tl::unexpected(id.error());
+  rec.id = *id;
+  for (const auto& name : names) {
+    Direction* d = direction(name);
+    if (d == nullptr) {
+      fail(rec, fmt::format("direction {} is no longer configured: its operations were not applied", name));
+      continue;
+    }
+    auto target = open_target(*d->to, id_);
+    if (!target) {
+      fail(rec, fmt::format("{}: {}", name, target.error().describe()));
+      continue;
+    }
+    std::unique_ptr<Source> source;
+    std::vector<Operation> mine;
+    for (auto& op : ops) {
+      if (op.direction != name) continue;
+      if (confirm_deletes && (op.kind == OpKind::kDelete || op.kind == OpKind::kHide)) {
+        if (!source) {
+          auto s = open_source(*d->from, id_);
+          if (!s) {
+            add_problem(rec, name, op.key, op.source_dn, "not-confirmed", s.error().describe());
+            continue;
+          }
+          source = std::move(*s);
+        }
+        auto there = source->still_there(op.source_dn, op.key);
+        if (!there || *there) {
+          add_problem(rec, name, op.key, op.source_dn, "not-confirmed",
+                      there ? fmt::format("{} is back in the {} directory: not deleted", op.source_dn, d->from->system)
+                            : there.error().describe());
+          continue;
+        }
+      }
+      mine.push_back(op);
+    }
+    auto results = (*target)->apply(mine);
+    Batch batch;
+    record_results(rec, name, mine, results, batch);
+    if (auto c = state_.commit(batch); !c) return tl::unexpected(c.error());
+    if (auto f = (*target)->finish(); !f) fail(rec, fmt::format("{}: {}", name, f.error().describe()));
+  }
+  if (rec.status == RunStatus::kRunning) rec.status = rec.problem_count > 0 ? RunStatus::kPartial : RunStatus::kOk;
+  rec.finished_ms = now_ms();
+  return rec;
+}
+
+Expected<RunRecord> Engine::apply_preview(std::int64_t id) {
+  auto applied = state_.preview_applied_by(id);
+  if (!applied) return tl::unexpected(applied.error());
+  if (*applied) {
+    return tl::unexpected(Error::permanent(ErrorCode::kInvalidArgument,
+                                           fmt::format("preview {} was applied already, by run {}", id, **applied),
+                                           "make a new preview with `bridgehead dirsync preview`"));
+  }
+  auto ops = state_.preview(id);
+  if (!ops) return tl::unexpected(ops.error());
+  auto rec = write_exactly(RunKind::kApply, std::move(*ops), false);
+  if (!rec) return rec;
+  rec->preview_id = id;
+  if (auto m = state_.mark_preview_applied(id, rec->id); !m) return tl::unexpected(m.error());
+  if (auto f = state_.finish_run(*rec); !f) return tl::unexpected(f.error());
+  return rec;
+}
+
+Expected<RunRecord> Engine::approve(std::int64_t id) {
+  auto run = state_.run(id);
+  if (!run) return tl::unexpected(run.error());
+  if (!*run) {
+    return tl::unexpected(Error::permanent(ErrorCode::kNotFound, fmt::format("there is no run {}", id),
+                                           "`bridgehead dirsync status` lists the runs"));
+  }
+  auto held = state_.held(id);
+  if (!held) return tl::unexpected(held.error());
+  if (held->empty()) {
+    return tl::unexpected(Error::permanent(ErrorCode::kNotFound, fmt::format("run {} holds no deletions", id),
+                                           "`bridgehead dirsync status` shows which run held them"));
+  }
+  if (auto a = state_.approve(id); !a) return tl::unexpected(a.error());
+  auto rec = write_exactly(RunKind::kApprove, std::move(*held), true);
+  if (!rec) return rec;
+  if (auto c = state_.clear_held(id); !c) return tl::unexpected(c.error());
+  if (auto f = state_.finish_run(*rec); !f) return tl::unexpected(f.error());
+  return rec;
+}
+
+}  // namespace bridgehead::directory::sync

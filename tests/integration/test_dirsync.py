@@ -1,0 +1,401 @@
+"""Directory synchronization (issue 10) against two real slapd instances started here, one
+shaped like Domino (o=Acme) and one like Active Directory (dc=acme,dc=example): the initial
+full sync both ways, adds, modifies (a case-only change included), renames and deletes, the
+deletion threshold and `approve`, preview then apply, conflicts and adoption, a duplicate
+proxy address, bad data, an LDIF source and target, the directory going away mid-run, and mail
+routed by the address book the sync built. `bridgehead dirsync` runs without a daemon here
+(the CLI opens the state itself) unless a test says otherwise."""
+
+import json
+import os
+import sys
+import uuid
+
+import bridgehead
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import slapd  # noqa: E402
+
+NOTES_PEOPLE = "ou=Sales,o=Acme"
+NOTES_CONTACTS = "ou=Exchange Contacts,o=Acme"
+AD_PEOPLE = "ou=People,dc=acme,dc=example"
+AD_CONTACTS = "ou=Notes Contacts,dc=acme,dc=example"
+STAMP = "bridgehead:bridgehead:"
+
+
+def ou_ldif(dn):
+    name = dn.split(",")[0].split("=", 1)[1]
+    return f"dn: {dn}\nobjectClass: organizationalUnit\nou: {name}\n\n"
+
+
+def unid(n):
+    return "%032X" % (0xA0000000 + n)
+
+
+def person_ldif(cn, uid, n, mail=None, extra=None, container=NOTES_PEOPLE):
+    given, _, sn = cn.partition(" ")
+    text = (f"dn: cn={cn},{container}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\n"
+            f"objectClass: inetOrgPerson\nobjectClass: dominoPerson\n" + slapd.ldif_value("cn", cn)
+            + slapd.ldif_value("sn", sn or cn) + slapd.ldif_value("givenName", given) + slapd.ldif_value("uid", uid)
+            + slapd.ldif_value("mail", mail or f"{uid}@notes.example")
+            + slapd.ldif_value("fullName", f"CN={cn}/OU=Sales/O=Acme") + slapd.ldif_value("dominoUNID", unid(n)))
+    for name, values in (extra or {}).items():
+        for v in values if isinstance(values, (list, tuple)) else [values]:
+            text += slapd.ldif_value(name, v)
+    return text + "\n"
+
+
+def guid(n):
+    return uuid.UUID(int=0x5E0000000000400080000000000000 + n).bytes_le
+
+
+def guid_text(n):
+    return str(uuid.UUID(bytes_le=guid(n)))
+
+
+def user_ldif(cn, alias, n, extra=None):
+    attrs = {"mailNickname": alias, "displayName": cn,
+             "legacyExchangeDN": f"/o=Acme/ou=Exchange/cn=Recipients/cn={alias}"}
+    attrs.update(extra or {})
+    return slapd.ad_user_ldif(f"cn={cn},{AD_PEOPLE}", cn, mail=f"{alias}@exchange.example",
+                              proxy_addresses=[f"SMTP:{alias}@exchange.example"], object_guid=guid(n), extra=attrs)
+
+
+class DirsyncTest(bridgehead.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.notes = self.start_slapd("domino", ou_ldif(NOTES_PEOPLE) + ou_ldif(NOTES_CONTACTS))
+        self.ad = self.start_slapd("ad", ou_ldif(AD_PEOPLE) + ou_ldif(AD_CONTACTS))
+
+    def start_slapd(self, profile, initial):
+        ds = slapd.Slapd(os.path.join(self.workdir, "slapd-" + profile), profile=profile, dbnosync=True,
+                         initial_ldif=initial)
+        ds.start()
+        self.addCleanup(ds.stop)
+        return ds
+
+    def password_file(self, ds):
+        path = os.path.join(self.workdir, f"{ds.profile}.password")
+        with open(path, "w") as f:
+            f.write(ds.service_password + "\n")
+        os.chmod(path, 0o600)
+        account = bridgehead.service_account()
+        if account is not None:
+            os.chown(path, *account)
+        return path
+
+    def directory(self, ds, people, contacts, **more):
+        if "ldif_file" in more:  # an LDIF source: nothing to bind to, nothing written into it
+            d = {"include": [people]}
+        else:
+            d = {"uri": ds.uri, "bind": "simple", "bind_dn": ds.service_dn,
+                 "password_file": self.password_file(ds), "base": ds.base, "include": [people],
+                 "contacts_container": contacts}
+        d.update(more)
+        return {k: v for k, v in d.items() if v is not None}
+
+    def locked_id(self):
+        """The fixture's client certificate (which slapd maps to the service account) as a
+        password-protected PKCS#12 connector ID, and a password file that opens it."""
+        path = os.path.join(self.workdir, "connector.id")
+        bridgehead.subprocess.run(["openssl", "pkcs12", "-export", "-in", self.ad.client_cert, "-inkey",
+                                   self.ad.client_key, "-passout", "pass:id-secret", "-out", path], check=True,
+                                  capture_output=True)
+        pw = os.path.join(self.workdir, "id.password")
+        with open(pw, "w") as f:
+            f.write("id-secret\n")
+        os.chmod(pw, 0o600)
+        return path, pw
+
+    def daemon(self, notes=None, exchange=None, dirsync=None, identity=None):
+        directories = {"notes": self.directory(self.notes, NOTES_PEOPLE, NOTES_CONTACTS, **(notes or {})),
+                       "exchange": self.directory(self.ad, AD_PEOPLE, AD_CONTACTS, **(exchange or {}))}
+        settings = {"notes_domain": "AcmeNotes", "interval": "1h"}
+        settings.update(dirsync or {})
+        extra = "\n[dirsync]\n" + "".join(f"{k} = {bridgehead.toml_value(v)}\n" for k, v in settings.items())
+        d = bridgehead.Daemon(self, self.workdir, extra=extra, directories=directories, identity=identity)
+        d.write_config()
+        self.daemons.append(d)
+        self.addCleanup(d.cleanup)
+        return d
+
+    def sync(self, d, *args, code=0):
+        r = d.cli("dirsync", *args, "--json", check=False, timeout=300)
+        self.assertEqual(r.returncode, code, "bridgehead dirsync %s: %s %s" % (
+            " ".join(args), r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")))
+        return json.loads(r.stdout.decode())
+
+    def contacts(self, ds, container, attrs=()):
+        return {dn: a for dn, a in ds.search(container, "(objectClass=*)", attrs=attrs, scope="one")}
+
+    def one(self, attrs, name):
+        values = attrs.get(name, [])
+        self.assertEqual(len(values), 1, f"{name}: {values}")
+        return values[0]
+
+    # ------------------------------------------------------------------------------------------
+
+    def test_initial_full_sync_both_ways(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Carl Cole", "ccole", 2))
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1))
+        d = self.daemon()
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertEqual(run["counts"]["adds"], 3, run)
+
+        contacts = self.contacts(self.ad, AD_CONTACTS)
+        self.assertEqual(sorted(contacts), [f"cn=Alice Able,{AD_CONTACTS}", f"cn=Carl Cole,{AD_CONTACTS}"])
+        alice = contacts[f"cn=Alice Able,{AD_CONTACTS}"]
+        self.assertEqual(self.one(alice, "targetAddress"), "SMTP:aable@notes.example")
+        self.assertIn("NOTES:Alice Able/Sales/Acme@AcmeNotes", alice["proxyAddresses"])
+        self.assertIn("smtp:aable@notes.example", alice["proxyAddresses"])
+        self.assertEqual(self.one(alice, "mailNickname"), "aable")
+        self.assertEqual(self.one(alice, "importedFrom"), STAMP + unid(1))
+        self.assertIn("contact", alice["objectClass"])
+
+        persons = self.contacts(self.notes, NOTES_CONTACTS)
+        self.assertEqual(sorted(persons), [f"cn=Bob Baker,{NOTES_CONTACTS}"])
+        bob = persons[f"cn=Bob Baker,{NOTES_CONTACTS}"]
+        self.assertEqual(self.one(bob, "mailAddress"), "bbaker@exchange.example")
+        self.assertIn("dominoPerson", bob["objectClass"])
+
+        # A second run finds nothing to do.
+        again = self.sync(d, "run", "--full")
+        self.assertEqual(again["counts"]["adds"] + again["counts"]["updates"] + again["counts"]["deletes"], 0, again)
+        self.assertEqual(again["counts"]["unchanged"], 3, again)
+
+    def test_add_modify_case_only_rename_and_delete(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Dora Dunn", "ddunn", 4))
+        d = self.daemon()
+        self.sync(d, "run", "--full")
+        self.notes.add(person_ldif("Eve Ennis", "eennis", 5))
+        self.notes.modify(f"dn: cn=Alice Able,{NOTES_PEOPLE}\nchangetype: modify\nreplace: mail\n"
+                          "mail: Alice.Able@notes.example\n-\n")
+        self.notes.modify(f"dn: cn=Dora Dunn,{NOTES_PEOPLE}\nchangetype: modrdn\nnewrdn: cn=Dora Dunn-Smith\n"
+                          "deleteoldrdn: 1\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual((run["counts"]["adds"], run["counts"]["renames"]), (1, 1), run)
+        contacts = self.contacts(self.ad, AD_CONTACTS)
+        self.assertIn(f"cn=Eve Ennis,{AD_CONTACTS}", contacts)
+        self.assertIn(f"cn=Dora Dunn-Smith,{AD_CONTACTS}", contacts)
+        self.assertNotIn(f"cn=Dora Dunn,{AD_CONTACTS}", contacts)
+        self.assertEqual(self.one(contacts[f"cn=Dora Dunn-Smith,{AD_CONTACTS}"], "importedFrom"), STAMP + unid(4))
+        # The case-only change was written, value by value.
+        alice = contacts[f"cn=Alice Able,{AD_CONTACTS}"]
+        self.assertEqual(self.one(alice, "mail"), "Alice.Able@notes.example")
+        self.assertIn("smtp:Alice.Able@notes.example", alice["proxyAddresses"])
+
+        self.notes.modify(f"dn: cn=Eve Ennis,{NOTES_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["counts"]["deletes"], 1, run)
+        self.assertNotIn(f"cn=Eve Ennis,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+
+    def test_the_threshold_holds_a_mass_delete_until_approved(self):
+        self.notes.add("".join(person_ldif(f"User{i:02d} Test", f"user{i:02d}", 100 + i) for i in range(20)))
+        d = self.daemon(dirsync={"max_deletes": 5})
+        self.sync(d, "run", "--full")
+        for i in range(12):
+            self.notes.modify(f"dn: cn=User{i:02d} Test,{NOTES_PEOPLE}\nchangetype: delete\n")
+        held = self.sync(d, "run", "--full", code=2)
+        self.assertEqual(held["status"], "held", held)
+        self.assertEqual(held["counts"]["held"], 12, held)
+        self.assertIn("approve", held["error"] + json.dumps(held))
+        self.assertEqual(len(self.contacts(self.ad, AD_CONTACTS)), 20, "nothing deleted while held")
+        status = self.sync(d, "status")
+        self.assertEqual(status["runs"][0]["status"], "held", status)
+        approved = self.sync(d, "approve", str(held["id"]))
+        self.assertEqual(approved["counts"]["deletes"], 12, approved)
+        self.assertEqual(len(self.contacts(self.ad, AD_CONTACTS)), 8)
+        # Approving again: nothing held any more.
+        r = d.cli("dirsync", "approve", str(held["id"]), check=False)
+        self.assertEqual(r.returncode, 2, r.stdout)
+
+    def test_preview_then_apply_writes_exactly_the_previewed_operations(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        d = self.daemon()
+        preview = self.sync(d, "preview", "--full")
+        self.assertEqual(preview["kind"], "preview", preview)
+        self.assertEqual(self.contacts(self.ad, AD_CONTACTS), {}, "a preview writes nothing")
+        ops = preview["operations"]
+        self.assertEqual(len(ops), 2, ops)  # Alice into AD; nothing from an empty AD
+        # A change after the preview is not in it: apply writes what was previewed, no more.
+        self.notes.add(person_ldif("Fred Ford", "fford", 6))
+        applied = self.sync(d, "apply", str(preview["preview"]))
+        self.assertEqual(applied["counts"]["adds"], 1, applied)
+        self.assertEqual(sorted(self.contacts(self.ad, AD_CONTACTS)), [f"cn=Alice Able,{AD_CONTACTS}"])
+        again = d.cli("dirsync", "apply", str(preview["preview"]), check=False)
+        self.assertEqual(again.returncode, 2, again.stdout)
+        self.assertIn(b"applied already", again.stderr)
+
+    def test_a_conflict_is_left_alone_and_adoption_takes_it_over(self):
+        # A contact someone made by hand for Alice, before Bridgehead.
+        self.ad.add(slapd.ad_contact_ldif(f"cn=Alice (manual),{AD_CONTACTS}", "Alice (manual)",
+                                          "SMTP:aable@notes.example"))
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        d = self.daemon()
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["counts"]["conflicts"], 1, run)
+        self.assertEqual(run["counts"]["adds"], 0, run)
+        self.assertTrue(any(p["kind"] == "conflict" for p in run["problems"]), run)
+        self.assertEqual(sorted(self.contacts(self.ad, AD_CONTACTS)), [f"cn=Alice (manual),{AD_CONTACTS}"])
+
+        d2 = self.daemon(dirsync={"adopt": True})
+        run = self.sync(d2, "run", "--full")
+        self.assertEqual(run["counts"]["adoptions"], 1, run)
+        manual = self.contacts(self.ad, AD_CONTACTS)[f"cn=Alice (manual),{AD_CONTACTS}"]
+        self.assertEqual(self.one(manual, "importedFrom"), STAMP + unid(1))
+
+    def test_a_duplicate_proxy_address_is_withheld_and_the_object_still_created(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1, mail="shared@notes.example")
+                       + person_ldif("Alice Abel", "aabel", 2, mail="shared@notes.example"))
+        d = self.daemon()
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["counts"]["adds"], 2, run)
+        withheld = [p for p in run["problems"] if p["kind"] == "withheld"]
+        self.assertTrue(withheld and "shared@notes.example" in withheld[0]["message"], run)
+        holders = [dn for dn, a in self.contacts(self.ad, AD_CONTACTS).items()
+                   if "smtp:shared@notes.example" in [v.lower() for v in a.get("proxyAddresses", [])]]
+        self.assertEqual(len(holders), 1, holders)
+
+    def test_bad_data_is_reported_and_the_rest_syncs(self):
+        long_name = "L" * 70 + " Long"
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif(long_name, "llong", 7))
+        d = self.daemon()
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "partial", run)
+        self.assertEqual(run["counts"]["adds"], 1, run)
+        bad = [p for p in run["problems"] if p["kind"] == "bad-data"]
+        self.assertTrue(bad and "cn" in bad[0]["message"], run)
+        self.assertEqual(sorted(self.contacts(self.ad, AD_CONTACTS)), [f"cn=Alice Able,{AD_CONTACTS}"])
+
+    def test_the_directory_going_away_fails_the_run_cleanly_and_the_next_one_recovers(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        d = self.daemon()
+        self.sync(d, "run", "--full")
+        book = os.path.join(d.state_dir, "addressbook.bin")
+        before = open(book, "rb").read()
+        self.ad.stop()
+        failed = self.sync(d, "run", "--full", code=2)
+        self.assertEqual(failed["status"], "failed", failed)
+        self.assertIn("exchange", failed["error"])
+        self.assertEqual(open(book, "rb").read(), before, "the address book stays as it was")
+        self.notes.add(person_ldif("Gail Gray", "ggray", 8))
+        self.ad.restart()
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertIn(f"cn=Gail Gray,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+
+    def test_a_read_that_is_incomplete_deletes_nothing(self):
+        good = os.path.join(self.workdir, "notes.ldif")
+        with open(good, "w") as f:
+            f.write(person_ldif("Alice Able", "aable", 1) + person_ldif("Hugo Hart", "hhart", 9))
+        d = self.daemon(notes={"ldif_file": good})
+        self.assertEqual(self.sync(d, "run", "--full")["counts"]["adds"], 2)
+        # Hugo's record is broken: the read is incomplete, so Hugo is not deleted for it.
+        with open(good, "w") as f:
+            f.write(person_ldif("Alice Able", "aable", 1) + "dn: cn=Hugo Hart,ou=Sales,o=Acme\nthis is not ldif\n\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["counts"]["deletes"], 0, run)
+        self.assertTrue(any(p["kind"] == "incomplete-read" for p in run["problems"]), run)
+        self.assertIn(f"cn=Hugo Hart,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+
+    def test_an_ldif_target_gets_a_change_file(self):
+        out = os.path.join(self.workdir, "to-notes.ldif")
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1))
+        d = self.daemon(notes={"ldif_output": out})
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        text = open(out).read()
+        self.assertIn(f"dn: cn=Bob Baker,{NOTES_CONTACTS}\nchangetype: add\n", text)
+        self.assertIn("mailAddress: bbaker@exchange.example\n", text)
+        self.assertEqual(self.contacts(self.notes, NOTES_CONTACTS), {}, "an LDIF target is not written over LDAP")
+        # The administrator imports it; it then reads back as the same objects.
+        self.notes.modify(text)
+        self.assertIn(f"cn=Bob Baker,{NOTES_CONTACTS}", self.contacts(self.notes, NOTES_CONTACTS))
+
+    def test_mail_after_a_sync_new_user_accepted_deleted_user_refused(self):
+        self.notes.add(person_ldif("Ivan Iles", "iiles", 10))
+        d = self.daemon()
+        self.sync(d, "run", "--full")
+        d.start()
+        c = d.raw("exchange")
+        c.ehlo()
+        c.cmd("MAIL FROM:<ann@exchange.example>", 250)
+        c.cmd("RCPT TO:<iiles@notes.example>", 250, "2.1.5")
+        c.cmd("RCPT TO:<nobody@notes.example>", 550, "5.1.1")
+        c.cmd("QUIT", 221)
+        c.close()
+        # Through the running daemon: it owns the state now.
+        self.notes.modify(f"dn: cn=Ivan Iles,{NOTES_PEOPLE}\nchangetype: delete\n")
+        self.notes.add(person_ldif("Jane Jones", "jjones", 11))
+        run = self.sync(d, "run", "--full")
+        self.assertEqual((run["counts"]["adds"], run["counts"]["deletes"]), (1, 1), run)
+        c = d.raw("exchange")
+        c.ehlo()
+        c.cmd("MAIL FROM:<ann@exchange.example>", 250)
+        c.cmd("RCPT TO:<jjones@notes.example>", 250, "2.1.5")
+        c.cmd("RCPT TO:<iiles@notes.example>", 550, "5.1.1")
+        c.cmd("QUIT", 221)
+        c.close()
+        p = d.process("dirsync")
+        self.assertIn(p["state"], ("running", "starting"), p)
+        self.assertIn("run", p["details"].get("last_run", ""), p)
+        d.stop()
+
+    def test_a_kill_mid_run_neither_skips_nor_repeats_a_change(self):
+        n = 4000
+        self.notes.add("".join(person_ldif(f"Bulk{i:05d} Person", f"bulk{i:05d}", 1000 + i) for i in range(n)))
+        d = self.daemon()
+        proc = bridgehead.subprocess.Popen([d.bin, "dirsync", "run", "--full", "-c", d.config_path],
+                                           stdout=bridgehead.subprocess.DEVNULL, stderr=bridgehead.subprocess.DEVNULL)
+        try:
+            d.wait_for(lambda: len(self.ad.search(AD_CONTACTS, "(objectClass=contact)", attrs=["1.1"],
+                                                  scope="one")) >= 600, "the first contacts", timeout=120,
+                       interval=0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+        written = len(self.contacts(self.ad, AD_CONTACTS, attrs=["1.1"]))
+        self.assertLess(written, n, "the run had finished before the kill: make it bigger")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        contacts = self.contacts(self.ad, AD_CONTACTS, attrs=["importedFrom"])
+        self.assertEqual(len(contacts), n)
+        stamps = sorted(self.one(a, "importedFrom") for a in contacts.values())
+        self.assertEqual(stamps, sorted(STAMP + unid(1000 + i) for i in range(n)), "one contact per person")
+        self.assertFalse([dn for dn in contacts if "(2)" in dn], "no contact made twice")
+        # The interrupted run is recorded as such; a further run has nothing to do.
+        runs = self.sync(d, "status")["runs"]
+        self.assertEqual(runs[1]["status"], "failed", runs[1])
+        self.assertIn("interrupted", runs[1]["error"])
+        again = self.sync(d, "run", "--full")
+        self.assertEqual(again["counts"]["adds"] + again["counts"]["updates"], 0, again)
+
+    def test_a_locked_id_fails_sasl_external_visibly_and_unlock_lets_the_next_run_through(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        id_file, pw = self.locked_id()
+        d = self.daemon(exchange={"uri": self.ad.ldaps_uri, "bind": "sasl-external", "ca_file": self.ad.ca_file,
+                                  "bind_dn": None, "password_file": None},
+                        identity={"id_file": id_file})
+        d.start()
+        failed = self.sync(d, "run", "--full", code=2)
+        self.assertEqual(failed["status"], "failed", failed)
+        self.assertIn("locked", failed["error"])
+        self.assertIn("bridgehead unlock", failed["error"])
+        p = d.process("dirsync")
+        self.assertEqual(p["state"], "error", p)
+        self.assertIn("unlock", json.dumps(p["last_error"]))
+        self.assertEqual(self.contacts(self.ad, AD_CONTACTS), {})
+        r = bridgehead.subprocess.run([d.bin, "unlock", "-c", d.config_path, "--password-file", pw],
+                                      capture_output=True, text=True, timeout=120, stdin=bridgehead.subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertIn(f"cn=Alice Able,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+        self.assertEqual(d.process("dirsync")["state"], "running")
+        d.stop()
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
