@@ -84,8 +84,7 @@ Expected<nlohmann::json> run_locally(const Args& a, const nlohmann::json& reques
   }
   const auto& cfg = *loaded.config;
   if (cfg.dirsync.directories.empty()) {
-    return tl::unexpected(Error::permanent(ErrorCode::kConfig,
-                                           fmt::format("{} configures no directory", a.file),
+    return tl::unexpected(Error::permanent(ErrorCode::kConfig, fmt::format("{} configures no directory", a.file),
                                            "add a [system.directory] table to each system (docs/configuration.md)"));
   }
   auto account = daemon::service_account(cfg);
@@ -105,7 +104,8 @@ void add_action(CLI::App* group, const std::string& name, const std::string& hel
   auto* cmd = group->add_subcommand(name, help);
   add_daemon_options(cmd, *args);
   if (takes_full) cmd->add_flag("--full", args->full, "read every object, not only the changes since the last run");
-  if (number_key != nullptr) cmd->add_option(std::string(number_key) == "run" ? "RUN" : "PREVIEW", args->number, number_help)->required();
+  if (number_key != nullptr)
+    cmd->add_option(std::string(number_key) == "run" ? "RUN" : "PREVIEW", args->number, number_help)->required();
   cmd->callback([args, name, number_key, &exit_code] {
     nlohmann::json request = {{"command", "dirsync"}, {"action", name}};
     if (args->full) request["full"] = true;
@@ -126,7 +126,8 @@ void add_action(CLI::App* group, const std::string& name, const std::string& hel
     }
     if (!answer) {
       if (args->json) {
-        fmt::print("{}\n", nlohmann::json{{"error", answer.error().message}, {"remedy", answer.error().remedy}}.dump(2));
+        fmt::print("{}\n",
+                   nlohmann::json{{"error", answer.error().message}, {"remedy", answer.error().remedy}}.dump(2));
       } else {
         fmt::print(stderr, "bridgehead: {}\n", answer.error().describe());
       }
@@ -142,9 +143,10 @@ void add_action(CLI::App* group, const std::string& name, const std::string& hel
     }
     exit_code = name == "status" ? kOk : exit_for(*answer);
   });
-  cmd->footer(fmt::format("Exit codes: {} done (problems with single entries are listed, the rest went on); {} the "
-                          "run failed or held its deletions, or the request could not be made.",
-                          kOk, kRequestFailed));
+  cmd->footer(
+      fmt::format("Exit codes: {} done (problems with single entries are listed, the rest went on); {} the "
+                  "run failed or held its deletions, or the request could not be made.",
+                  kOk, kRequestFailed));
 }
 
 }  // namespace
@@ -158,8 +160,8 @@ void add_dirsync(CLI::App& app, int& exit_code) {
              nullptr, "");
   add_action(group, "apply", "Write exactly the operations of a preview", exit_code, false, "preview",
              "the preview's number, as `bridgehead dirsync preview` printed it");
-  add_action(group, "approve", "Let the deletions a run held back go, confirming each in the source first",
-             exit_code, false, "run", "the run that held them (`bridgehead dirsync status`)");
+  add_action(group, "approve", "Let the deletions a run held back go, confirming each in the source first", exit_code,
+             false, "run", "the run that held them (`bridgehead dirsync status`)");
   add_action(group, "status", "The last runs, with their counts and problems", exit_code, false, nullptr, "");
 }
 

@@ -1094,14 +1094,25 @@ TEST(ConfigDirectory, ABadDnIsAProblemAtItsPosition) {
   expect_problem(load_text(empty), 24, 8, {"directory.base of system \"notes\" \"\" is empty"});
 }
 
-// Filter::parse (scope.cpp) is not on main yet: the check is the filter's shape for now.
 TEST(ConfigDirectory, ABadFilterIsAProblemAtItsPosition) {
   expect_problem(load_text(directories_with(11, "filter = \"(&(objectClass=user)(mail=*)\"\n")), 12, 10,
-                 {"directory.filter of system \"exchange\"", "lacks 1 closing ')'", "RFC 4515"});
-  expect_problem(load_text(directories_with(11, "filter = \"objectClass=user\"\n")), 12, 10,
-                 {"does not start with '('"});
-  expect_problem(load_text(directories_with(11, "filter = \"(a=1))\"\n")), 12, 10, {"')' without its '(' at offset 5"});
-  expect_problem(load_text(directories_with(11, "filter = \"(a=1)(b=2)\"\n")), 12, 10, {"(&...) or (|...)"});
+                 {"directory.filter of system \"exchange\" \"(&(objectClass=user)(mail=*)\" does not parse: filter at "
+                  "offset 28",
+                  "RFC 4515"});
+  expect_problem(load_text(directories_with(11, "filter = \"(a=1))\"\n")), 12, 10,
+                 {"filter at offset 5: unexpected ')' after the end of the filter"});
+  expect_problem(load_text(directories_with(11, "filter = \"\"\n")), 12, 10, {"the filter is empty"});
+  // A bare item is taken as if parenthesized, as ldapsearch does.
+  LoadResult bare = load_text(directories_with(11, "filter = \"objectClass=user\"\n"));
+  ASSERT_TRUE(bare.config) << all_problems(bare);
+  EXPECT_EQ(bare.config->systems[0].directory->scope.filter, "objectClass=user");
+}
+
+TEST(ConfigDirectory, AnIgnoredGroupWithAnEqualsSignIsADn) {
+  LoadResult r = load_text(directories_with(11, "ignore_groups = [\"All Staff\", \"CN=Admins,,DC=x\", \"\"]\n"));
+  expect_problem(r, 12, 31, {"directory.ignore_groups of system \"exchange\" has \"CN=Admins,,DC=x\"", "RFC 4514 DN"});
+  expect_problem(r, 12, 50, {"has \"\", which is empty"});
+  EXPECT_EQ(r.problems.size(), 2u) << all_problems(r);
 }
 
 TEST(ConfigDirectory, ABadRuleIsAProblemAtItsExactLineAndColumn) {

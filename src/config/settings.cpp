@@ -13,6 +13,7 @@
 #include "core/text.hpp"
 #include "directory/dn.hpp"
 #include "directory/mapping/default_rules.hpp"
+#include "directory/sync/scope.hpp"
 
 #include <fmt/format.h>
 
@@ -92,24 +93,15 @@ std::string check_ldap_uri(std::string_view uri) {
   return "";
 }
 
-// Until directory::sync::Filter::parse is implemented on main (scope.cpp lands from the
-// planner's branch), only the shape: one parenthesized filter with balanced parentheses.
-// A literal parenthesis in a value is written \28 or \29 (RFC 4515), so every raw one counts.
 std::string check_ldap_filter(std::string_view filter) {
-  constexpr std::string_view kHow = " (RFC 4515)";
-  if (filter.empty() || filter.front() != '(') return fmt::format("does not start with '('{}", kHow);
-  int depth = 0;
-  for (std::size_t i = 0; i < filter.size(); ++i) {
-    if (filter[i] == '(') {
-      if (i + 1 < filter.size() && filter[i + 1] == ')') return fmt::format("has an empty () at offset {}{}", i, kHow);
-      ++depth;
-    } else if (filter[i] == ')' && --depth == 0 && i + 1 != filter.size()) {
-      if (filter[i + 1] == ')') return fmt::format("has a ')' without its '(' at offset {}{}", i + 1, kHow);
-      return fmt::format("goes on after its closing ')' at offset {}; join several filters with (&...) or (|...)", i);
-    }
-  }
-  if (depth != 0) return fmt::format("lacks {} closing ')'{}", depth, kHow);
-  return "";
+  auto parsed = directory::sync::Filter::parse(filter);
+  return parsed ? std::string() : fmt::format("does not parse: {} ({})", parsed.error().message, parsed.error().remedy);
+}
+
+// directory::sync::Scope takes an entry with '=' as a group's DN, anything else as its cn.
+std::string check_group(std::string_view group) {
+  if (trim(group).empty()) return "is empty; name the group by its cn or its DN";
+  return group.find('=') == std::string_view::npos ? std::string() : check_dn(group);
 }
 
 std::string check_attribute_name(std::string_view name) {
@@ -674,8 +666,9 @@ const Setting kSettings[] = {
     {.key = "system[].directory.ignore_groups",
      .type = Type::kStringArray,
      .default_value = "[]",
-     .doc = "Groups that are not synchronized, by DN or by cn.",
+     .doc = "Groups that are not synchronized, by DN (a name with '=') or by cn.",
      .example = R"(["All Staff"])",
+     .check = check_group,
      .apply = [](Config&, SystemConfig* s, const Value& v) { s->directory->scope.ignore_groups = v.list; }},
     {.key = "system[].directory.feed",
      .type = Type::kEnum,
@@ -828,6 +821,23 @@ const Setting kSettings[] = {
      .doc = "the number of operations one commit of the synchronization state covers",
      .example = "500",
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.batch_size = v.number; }},
+    {.key = "dirsync.in_flight",
+     .type = Type::kInteger,
+     .default_from = [](const Config& c) { return std::to_string(c.dirsync.in_flight); },
+     .min = 1,
+     .max = 512,
+     .doc = "the number of LDAP write requests the connector keeps in flight on its connection to a "
+            "target directory (slapd is comfortable with 32 to 256)",
+     .example = "64",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.in_flight = static_cast<int>(v.number); }},
+    {.key = "dirsync.transactions",
+     .type = Type::kBool,
+     .default_from = [](const Config& c) { return bool_literal(c.dirsync.transactions); },
+     .doc = "Whether new contacts are written in LDAP transactions (RFC 5805), one commit per batch, "
+            "where the target directory offers them: far fewer disk syncs on a directory that syncs "
+            "every write. Off by default: Debian 12's slapd has been seen to crash at a commit.",
+     .example = "false",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.transactions = v.flag; }},
 };
 
 const Section kSections[] = {
@@ -1328,8 +1338,8 @@ Besides each value's own type and bounds, `bridgehead check` verifies that:
 - `contacts_container` needs a directory in another system, and an `ldif_output` when the
   directory is an `ldif_file`; two directories of the same profile need rules, since the
   default rules map Domino to Active Directory and back;
-- every DN (`base`, `bind_dn`, `include`, `exclude`, `contacts_container`) is valid RFC 4514,
-  and `filter` is one parenthesized RFC 4515 filter;
+- every DN (`base`, `bind_dn`, `include`, `exclude`, `contacts_container`, an
+  `ignore_groups` entry with '=') is valid RFC 4514, and `filter` is a valid RFC 4515 filter;
 - every rule of `[system.directory.rules]` parses against the attributes of the other
   system's profile, each problem at its line and column;
 - `dirsync.notes_domain` is set when Domino persons are written into Active Directory by the

@@ -13,7 +13,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "status/process.hpp"
 #include "config/config.hpp"
 #include "core/expected.hpp"
 #include "identity/keeper.hpp"
@@ -21,6 +20,7 @@
 #include "net/asio.hpp"
 #include "queue/queue_manager.hpp"
 #include "smtp/server/listener.hpp"
+#include "status/process.hpp"
 
 namespace bridgehead::daemon {
 
@@ -74,7 +74,7 @@ class ConnectorIdentity {
   std::vector<Ingress> ingress_;
   std::vector<std::string> destinations_;
   queue::QueueManager* queue_ = nullptr;
-  std::string source_;                  // where the start-up password came from, for status and remedies
+  std::string source_;                 // where the start-up password came from, for status and remedies
   std::optional<Error> source_error_;  // the start-up password source failed (e.g. a bad file mode)
 };
 

@@ -9,6 +9,7 @@ routed by the address book the sync built. `bridgehead dirsync` runs without a d
 import json
 import os
 import sys
+import time
 import uuid
 
 import bridgehead
@@ -99,7 +100,8 @@ class DirsyncTest(bridgehead.TestCase):
         password-protected PKCS#12 connector ID, and a password file that opens it."""
         path = os.path.join(self.workdir, "connector.id")
         bridgehead.subprocess.run(["openssl", "pkcs12", "-export", "-in", self.ad.client_cert, "-inkey",
-                                   self.ad.client_key, "-passout", "pass:id-secret", "-out", path], check=True,
+                                   self.ad.client_key, "-certfile", self.ad.ca_file, "-passout", "pass:id-secret",
+                                   "-out", path], check=True,
                                   capture_output=True)
         pw = os.path.join(self.workdir, "id.password")
         with open(pw, "w") as f:
@@ -217,7 +219,7 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertEqual(preview["kind"], "preview", preview)
         self.assertEqual(self.contacts(self.ad, AD_CONTACTS), {}, "a preview writes nothing")
         ops = preview["operations"]
-        self.assertEqual(len(ops), 2, ops)  # Alice into AD; nothing from an empty AD
+        self.assertEqual(ops, [f"add cn=Alice Able,{AD_CONTACTS}"])  # nothing from an empty AD
         # A change after the preview is not in it: apply writes what was previewed, no more.
         self.notes.add(person_ldif("Fred Ford", "fford", 6))
         applied = self.sync(d, "apply", str(preview["preview"]))
@@ -300,7 +302,13 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertIn(f"cn=Hugo Hart,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
 
     def test_an_ldif_target_gets_a_change_file(self):
-        out = os.path.join(self.workdir, "to-notes.ldif")
+        # Where the administrator picks it up: a directory the service user may write.
+        outdir = os.path.join(self.workdir, "exports")
+        os.makedirs(outdir)
+        account = bridgehead.service_account()
+        if account is not None:
+            os.chown(outdir, *account)
+        out = os.path.join(outdir, "to-notes.ldif")
         self.ad.add(user_ldif("Bob Baker", "bbaker", 1))
         d = self.daemon(notes={"ldif_output": out})
         run = self.sync(d, "run", "--full")
@@ -370,6 +378,62 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertIn("interrupted", runs[1]["error"])
         again = self.sync(d, "run", "--full")
         self.assertEqual(again["counts"]["adds"] + again["counts"]["updates"], 0, again)
+
+    def test_refresh_and_persist_makes_a_new_user_routable_within_seconds(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        d = self.daemon()
+        d.start()
+        d.wait_for(lambda: d.process("dirsync").get("gauges", {}).get("last_run", 0) >= 1, "the first run")
+        time.sleep(1.5)  # the watcher opens its persisting search from the first run's cookie
+        self.notes.add(person_ldif("Kurt Klein", "kklein", 12))
+        added = time.monotonic()
+
+        def accepted():
+            c = d.raw("exchange")
+            c.ehlo()
+            c.cmd("MAIL FROM:<ann@exchange.example>", 250)
+            c.send("RCPT TO:<kklein@notes.example>\r\n")
+            code = c.read_reply()[0]
+            c.close()
+            return code == 250
+
+        d.wait_for(accepted, "kklein@notes.example accepted at RCPT", timeout=15, interval=0.2)
+        elapsed = time.monotonic() - added
+        self.assertLess(elapsed, 5.0, "routable %.1f s after the add" % elapsed)
+        self.assertIn(f"cn=Kurt Klein,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+        d.stop()
+
+    def test_soft_delete_hides_first_and_a_return_unhides(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Lena Lund", "llund", 13))
+        d = self.daemon(dirsync={"soft_delete_days": 30})
+        self.sync(d, "run", "--full")
+        self.notes.modify(f"dn: cn=Lena Lund,{NOTES_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual((run["counts"]["hides"], run["counts"]["deletes"]), (1, 0), run)
+        lena = self.contacts(self.ad, AD_CONTACTS)[f"cn=Lena Lund,{AD_CONTACTS}"]
+        self.assertEqual(self.one(lena, "msExchHideFromAddressLists"), "TRUE", "hidden, not deleted")
+        # Back in the directory (restored from a backup, same UNID): visible again.
+        self.notes.add(person_ldif("Lena Lund", "llund", 13))
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["counts"]["updates"], 1, run)
+        lena = self.contacts(self.ad, AD_CONTACTS)[f"cn=Lena Lund,{AD_CONTACTS}"]
+        self.assertNotIn("msExchHideFromAddressLists", lena)
+
+    def test_switches_turn_off_deletes_and_creates(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Mia Moor", "mmoor", 14))
+        d = self.daemon(dirsync={"delete": False})
+        self.sync(d, "run", "--full")
+        self.notes.modify(f"dn: cn=Mia Moor,{NOTES_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual((run["counts"]["deletes"], run["counts"]["switched_off"]), (0, 1), run)
+        self.assertIn(f"cn=Mia Moor,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+        d2 = self.daemon(dirsync={"create": False})
+        self.notes.add(person_ldif("Nils Noor", "nnoor", 15))
+        run = self.sync(d2, "run", "--full")
+        # Nils is not created; Mia's delete, switched on again, goes through.
+        self.assertEqual((run["counts"]["adds"], run["counts"]["switched_off"], run["counts"]["deletes"]), (0, 1, 1),
+                         run)
+        self.assertNotIn(f"cn=Nils Noor,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
 
     def test_a_locked_id_fails_sasl_external_visibly_and_unlock_lets_the_next_run_through(self):
         self.notes.add(person_ldif("Alice Able", "aable", 1))

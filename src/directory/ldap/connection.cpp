@@ -19,14 +19,14 @@
 #include "directory/ldap/attribute_range.hpp"
 #include "directory/ldap/ldap_error.hpp"
 #include "directory/ldap/ldap_message.hpp"
+#include "directory/ldap/libldap_support.hpp"
 
 namespace bridgehead::directory::ldap {
 
 namespace {
 
-std::string seconds_text(std::chrono::milliseconds ms) {
-  return std::to_string(ms.count() / 1000) + "." + std::to_string((ms.count() % 1000) / 100) + " s";
-}
+using detail::ModList;
+using detail::seconds_text;
 
 std::string diagnostic_of(LDAP* ld) {
   char* text = nullptr;
@@ -170,43 +170,6 @@ int scope_value(Scope s) {
   return LDAP_SCOPE_SUBTREE;
 }
 
-// The LDAPMod array of one request, pointing into strings the caller keeps alive.
-class ModList {
- public:
-  void add(int op, const std::string& attribute, const std::vector<std::string>& values) {
-    auto& bvs = values_.emplace_back();
-    for (const std::string& v : values) {
-      berval bv{};
-      bv.bv_len = static_cast<ber_len_t>(v.size());
-      bv.bv_val = const_cast<char*>(v.data());
-      bvs.push_back(bv);
-    }
-    mods_.emplace_back();
-    LDAPMod& m = mods_.back();
-    m.mod_op = op | LDAP_MOD_BVALUES;
-    m.mod_type = const_cast<char*>(attribute.c_str());
-  }
-  LDAPMod** finish() {
-    // Pointers are taken only now: the vectors no longer grow.
-    value_ptrs_.reserve(mods_.size());
-    for (std::size_t i = 0; i < mods_.size(); ++i) {
-      auto& ptrs = value_ptrs_.emplace_back();
-      for (berval& bv : values_[i]) ptrs.push_back(&bv);
-      ptrs.push_back(nullptr);
-      mods_[i].mod_bvalues = values_[i].empty() ? nullptr : ptrs.data();
-    }
-    for (LDAPMod& m : mods_) mod_ptrs_.push_back(&m);
-    mod_ptrs_.push_back(nullptr);
-    return mod_ptrs_.data();
-  }
-
- private:
-  std::vector<LDAPMod> mods_;
-  std::vector<std::vector<berval>> values_;
-  std::vector<std::vector<berval*>> value_ptrs_;
-  std::vector<LDAPMod*> mod_ptrs_;
-};
-
 }  // namespace
 
 std::string_view to_string(Completeness c) {
@@ -279,6 +242,7 @@ Connection::Connection(Connection&& other) noexcept
 
 Connection& Connection::operator=(Connection&& other) noexcept {
   if (this != &other) {
+    detail::SigpipeBlocked no_sigpipe;
     if (ld_ != nullptr) ldap_unbind_ext_s(ld_, nullptr, nullptr);
     ld_ = std::exchange(other.ld_, nullptr);
     uri_ = std::move(other.uri_);
@@ -289,6 +253,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
 }
 
 Connection::~Connection() {
+  detail::SigpipeBlocked no_sigpipe;  // the unbind may go to a server that is gone
   if (ld_ != nullptr) ldap_unbind_ext_s(ld_, nullptr, nullptr);
 }
 
@@ -600,8 +565,7 @@ Expected<void> Connection::modify(std::string_view dn, const std::vector<Modific
   if (changes.empty()) return {};
   ModList mods;
   for (const Modification& m : changes) {
-    int op = m.op == ModifyOp::kAdd ? LDAP_MOD_ADD : m.op == ModifyOp::kDelete ? LDAP_MOD_DELETE : LDAP_MOD_REPLACE;
-    mods.add(op, m.attribute, m.values);
+    mods.add(detail::mod_op(m.op), m.attribute, m.values);
   }
   const std::string target(dn);
   int rc = ldap_modify_ext_s(ld_, target.c_str(), mods.finish(), nullptr, nullptr);

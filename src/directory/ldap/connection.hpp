@@ -185,6 +185,9 @@ class Connection {
   std::string uri_;
   Timeouts timeouts_;
   int page_size_ = kMaxPageSize;
+
+  // ---- The batch writer beside this class (writer.hpp) sends its requests on ld_ -----------
+  friend class Writer;
 };
 
 }  // namespace bridgehead::directory::ldap

@@ -22,6 +22,8 @@ std::int64_t now_ms() {
       .count();
 }
 
+std::string stamp_prefix(const std::string& connector) { return fmt::format("bridgehead:{}:", connector); }
+
 Error config_error(std::string message, std::string remedy = {}) {
   return Error::permanent(ErrorCode::kConfig, std::move(message), std::move(remedy));
 }
@@ -30,10 +32,10 @@ Error config_error(std::string message, std::string remedy = {}) {
 TargetShape shape_for(const DirectorySettings& to, const std::string& connector) {
   TargetShape s;
   s.container = to.contacts_container;
-  s.stamp_prefix = fmt::format("bridgehead:{}:", connector);
+  s.stamp_prefix = stamp_prefix(connector);
+  s.stamp_attribute = stamp_attribute_of(to);
   if (to.profile == Profile::kExchange) {
     s.object_classes = {"top", "person", "organizationalPerson", "contact", "mailRecipient"};
-    s.stamp_attribute = to.stamp_attribute.empty() ? "importedFrom" : to.stamp_attribute;
     s.address_attributes = {"targetAddress", "mail", "proxyAddresses"};
     s.required = {"cn", "sn", "targetAddress"};
     // AD's rangeUpper of each attribute (its schema); longer values are refused by AD.
@@ -42,7 +44,6 @@ TargetShape shape_for(const DirectorySettings& to, const std::string& connector)
                     {"initials", 6},      {"company", 64}, {"department", 64}};
   } else {
     s.object_classes = {"top", "person", "organizationalPerson", "inetOrgPerson", "dominoPerson"};
-    s.stamp_attribute = to.stamp_attribute.empty() ? "description" : to.stamp_attribute;
     s.address_attributes = {"mailAddress", "mail"};
     s.proxy_attribute.clear();
     s.required = {"cn", "sn", "mailAddress"};
@@ -85,11 +86,11 @@ Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const Direct
       }
       sources = mapping::exchange_user_to_domino_person(*g);
     } else {
-      return tl::unexpected(config_error(
-          fmt::format("no default mapping from a {} directory to a {} directory ({} -> {})",
-                      from.profile == Profile::kDomino ? "domino" : "exchange",
-                      to.profile == Profile::kDomino ? "domino" : "exchange", from.system, to.system),
-          fmt::format("write the rules in [system.directory.rules] of {}", to.system)));
+      return tl::unexpected(
+          config_error(fmt::format("no default mapping from a {} directory to a {} directory ({} -> {})",
+                                   from.profile == Profile::kDomino ? "domino" : "exchange",
+                                   to.profile == Profile::kDomino ? "domino" : "exchange", from.system, to.system),
+                       fmt::format("write the rules in [system.directory.rules] of {}", to.system)));
     }
   }
   // The naming attribute comes from the source's cn unless a rule says otherwise.
@@ -118,9 +119,9 @@ Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const Direct
 Expected<std::unique_ptr<Engine>> Engine::open(SyncSettings settings, std::filesystem::path state_dir, IdSource id) {
   for (const auto& d : settings.directories) {
     if (d.uri.empty() == d.ldif_file.empty()) {
-      return tl::unexpected(config_error(
-          fmt::format("the {} directory needs exactly one of uri and ldif_file", d.system),
-          "set uri = \"ldap://host:389\" for an LDAP server, or ldif_file for an LDIF source"));
+      return tl::unexpected(
+          config_error(fmt::format("the {} directory needs exactly one of uri and ldif_file", d.system),
+                       "set uri = \"ldap://host:389\" for an LDAP server, or ldif_file for an LDIF source"));
     }
     if (!d.uri.empty() && d.base.empty()) {
       return tl::unexpected(config_error(fmt::format("the {} directory has no base", d.system),
@@ -170,8 +171,9 @@ struct ReadResult {
   bool ok = false;
   std::optional<Error> error;
   ReadOutcome outcome;
-  std::vector<SourceChange> upserts;  // in source order, our own objects left out
-  std::vector<std::string> deleted;   // keys
+  std::vector<SourceChange> upserts;        // in source order, our own objects left out
+  std::vector<std::string> deleted;         // keys
+  std::vector<EntryOutcome> derived;        // of each upsert, in the same order
   std::unordered_set<std::string> refused;  // keys of entries with bad data: never deleted for it
   Batch sources;                            // the source records, committed after the directions
 };
@@ -195,16 +197,26 @@ void fail(RunRecord& rec, const std::string& message) {
   rec.error += message;
 }
 
-std::string stamp_prefix(const std::string& connector) { return fmt::format("bridgehead:{}:", connector); }
-
 void count(RunCounts& c, OpKind kind) {
   switch (kind) {
-    case OpKind::kAdd: ++c.adds; break;
-    case OpKind::kModify: ++c.updates; break;
-    case OpKind::kRename: ++c.renames; break;
-    case OpKind::kDelete: ++c.deletes; break;
-    case OpKind::kHide: ++c.hides; break;
-    case OpKind::kAdopt: ++c.adoptions; break;
+    case OpKind::kAdd:
+      ++c.adds;
+      break;
+    case OpKind::kModify:
+      ++c.updates;
+      break;
+    case OpKind::kRename:
+      ++c.renames;
+      break;
+    case OpKind::kDelete:
+      ++c.deletes;
+      break;
+    case OpKind::kHide:
+      ++c.hides;
+      break;
+    case OpKind::kAdopt:
+      ++c.adoptions;
+      break;
   }
 }
 
@@ -259,13 +271,11 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       if (!c) return tl::unexpected(c.error());
       cookie = c->value_or("");
     }
-    auto source = open_source(dir, id_);
+    auto source = open_source(dir, id_, stamp_prefix(settings_.connector_name));
     Expected<ReadOutcome> outcome = source ? Expected<ReadOutcome>{} : tl::unexpected(source.error());
     std::unordered_set<std::string> seen;
     const std::string own = stamp_prefix(settings_.connector_name);
-    const std::string stamp = dir.stamp_attribute.empty()
-                                  ? (dir.profile == Profile::kExchange ? "importedFrom" : "description")
-                                  : dir.stamp_attribute;
+    const std::string stamp = stamp_attribute_of(dir);
     if (source) {
       if (progress_) progress_(fmt::format("reading {}", dir.system));
       outcome = (*source)->read(
@@ -311,7 +321,14 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       add_problem(rec, dir.system, "", "", "incomplete-read",
                   rr.outcome.problem->describe() + "; nothing is deleted this run");
     }
-    // Source records: what the address book and later deletes are made of.
+    // Source records: what the address book and later deletes are made of. Only what changed
+    // is written, so a run over an unchanged directory leaves the state and the book alone.
+    std::unordered_map<std::string, SourceRecord> known;
+    if (!rr.upserts.empty() || (rr.outcome.full && rr.outcome.complete)) {
+      auto each = state_.for_each_source(dir.system, [&](const SourceRecord& s) { known.emplace(s.key, s); });
+      if (!each) return tl::unexpected(each.error());
+    }
+    rr.derived.reserve(rr.upserts.size());
     for (const auto& c : rr.upserts) {
       SourceRecord s;
       s.directory = dir.system;
@@ -320,23 +337,29 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       s.uuid = c.uuid;
       auto derived = derive_recipient(c.entry, dir.profile, dir.system);
       if (derived.status == EntryOutcome::Status::kRecipient) {
-        s.recipient = std::move(derived.recipient);
+        s.recipient = derived.recipient;
       } else if (derived.status == EntryOutcome::Status::kRefused) {
         rr.refused.insert(c.key);
         ++rec.counts.errors;
         add_problem(rec, dir.system, c.key, c.entry.dn(), "bad-data", derived.reason);
       }
-      rr.sources.put_sources.push_back(std::move(s));
+      rr.derived.push_back(std::move(derived));
+      // A refused entry keeps what was read of it before.
+      if (rr.refused.contains(c.key) && known.contains(c.key)) continue;
+      if (auto it = known.find(c.key); it == known.end() || !(it->second == s)) {
+        rr.sources.put_sources.push_back(std::move(s));
+      }
     }
-    for (const auto& k : rr.deleted) rr.sources.erase_sources.emplace_back(dir.system, k);
+    for (const auto& k : rr.deleted) {
+      if (known.empty() || known.contains(k)) rr.sources.erase_sources.emplace_back(dir.system, k);
+    }
     if (rr.outcome.full && rr.outcome.complete) {
-      auto each = state_.for_each_source(dir.system, [&](const SourceRecord& s) {
-        if (!seen.contains(s.key)) {
-          rr.deleted.push_back(s.key);
-          rr.sources.erase_sources.emplace_back(dir.system, s.key);
+      for (const auto& [key, s] : known) {
+        if (!seen.contains(key)) {
+          rr.deleted.push_back(key);
+          rr.sources.erase_sources.emplace_back(dir.system, key);
         }
-      });
-      if (!each) return tl::unexpected(each.error());
+      }
     }
     reads.push_back(std::move(rr));
   }
@@ -353,13 +376,14 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     PlanInput in;
     in.full = rr->outcome.full;
     in.read_complete = can_delete;
-    for (const auto& c : rr->upserts) {
+    for (std::size_t i = 0; i < rr->upserts.size(); ++i) {
+      const auto& c = rr->upserts[i];
       if (rr->refused.contains(c.key)) continue;
       if (auto why = d->scope.excludes(c.entry)) {
         in.out_of_scope_keys.push_back(c.key);
         continue;
       }
-      auto derived = derive_recipient(c.entry, d->from->profile, d->from->system);
+      const auto& derived = rr->derived[i];
       if (derived.status != EntryOutcome::Status::kRecipient || derived.recipient.hidden) {
         // Not mail-enabled, or hidden from address lists: known for routing, not exported.
         in.out_of_scope_keys.push_back(c.key);
@@ -412,6 +436,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     rec.counts.conflicts += plan.counts.conflicts;
     rec.counts.out_of_scope += plan.counts.out_of_scope;
     rec.counts.errors += plan.counts.errors;
+    rec.counts.switched_off += plan.counts.switched_off;
     if (plan.deletions_held) {
       rec.counts.held += plan.held.size();
       if (!preview) {
@@ -432,7 +457,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     for (auto& op : plan.operations) {
       if (op.kind == OpKind::kDelete || op.kind == OpKind::kHide) {
         if (!confirm) {
-          auto s = open_source(*d->from, id_);
+          auto s = open_source(*d->from, id_, stamp_prefix(settings_.connector_name));
           if (!s) {
             add_problem(rec, d->name, op.key, op.source_dn, "not-confirmed", s.error().describe());
             continue;
@@ -442,8 +467,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
         auto there = op.source_dn.empty() ? Expected<bool>{false} : confirm->still_there(op.source_dn, op.key);
         if (!there || *there) {
           add_problem(rec, d->name, op.key, op.source_dn, "not-confirmed",
-                      there ? fmt::format("{} is still in the {} directory: not deleted", op.source_dn,
-                                          d->from->system)
+                      there ? fmt::format("{} is still in the {} directory: not deleted", op.source_dn, d->from->system)
                             : fmt::format("could not confirm that {} is gone: {}; not deleted", op.source_dn,
                                           there.error().describe()));
           continue;
@@ -559,7 +583,7 @@ Expected<RunRecord> Engine::write_exactly(RunKind kind, std::vector<Operation> o
       if (op.direction != name) continue;
       if (confirm_deletes && (op.kind == OpKind::kDelete || op.kind == OpKind::kHide)) {
         if (!source) {
-          auto s = open_source(*d->from, id_);
+          auto s = open_source(*d->from, id_, stamp_prefix(settings_.connector_name));
           if (!s) {
             add_problem(rec, name, op.key, op.source_dn, "not-confirmed", s.error().describe());
             continue;

@@ -22,7 +22,9 @@ constexpr std::array<std::pair<OpKind, std::string_view>, 6> kKindNames{{
     {OpKind::kAdopt, "adopt"},
 }};
 
-std::string_view op_name(ldap::ModifyOp op) {
+}  // namespace
+
+std::string_view to_string(ldap::ModifyOp op) {
   switch (op) {
     case ldap::ModifyOp::kAdd:
       return "add";
@@ -34,7 +36,12 @@ std::string_view op_name(ldap::ModifyOp op) {
   return "?";
 }
 
-}  // namespace
+std::optional<ldap::ModifyOp> modify_op_from_string(std::string_view text) {
+  for (auto op : {ldap::ModifyOp::kAdd, ldap::ModifyOp::kDelete, ldap::ModifyOp::kReplace}) {
+    if (to_string(op) == text) return op;
+  }
+  return std::nullopt;
+}
 
 std::string_view to_string(OpKind kind) {
   for (const auto& [k, name] : kKindNames) {
@@ -104,7 +111,7 @@ std::string Operation::describe() const {
     out += " (";
     for (std::size_t i = 0; i < changes.size(); ++i) {
       if (i > 0) out += ", ";
-      out += op_name(changes[i].op);
+      out += to_string(changes[i].op);
       out += ' ';
       out += escape_control(changes[i].attribute);
     }

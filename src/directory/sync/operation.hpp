@@ -30,6 +30,9 @@ enum class OpKind : std::uint8_t {
 /// "add", "modify", "rename", "delete", "hide", "adopt".
 std::string_view to_string(OpKind kind);
 std::optional<OpKind> op_kind_from_string(std::string_view text);
+/// A modification's op as previews and reports write it: "add", "delete", "replace".
+std::string_view to_string(ldap::ModifyOp op);
+std::optional<ldap::ModifyOp> modify_op_from_string(std::string_view text);
 
 /// What the state records of a target object once an operation on it has been applied.
 struct ObjectRecord {

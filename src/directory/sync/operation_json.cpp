@@ -15,25 +15,6 @@ using nlohmann::json;
 
 constexpr std::string_view kBase64Marker = "base64";
 
-std::string_view to_string(ldap::ModifyOp op) {
-  switch (op) {
-    case ldap::ModifyOp::kAdd:
-      return "add";
-    case ldap::ModifyOp::kDelete:
-      return "delete";
-    case ldap::ModifyOp::kReplace:
-      return "replace";
-  }
-  return "replace";
-}
-
-std::optional<ldap::ModifyOp> modify_op_from_string(std::string_view text) {
-  if (text == "add") return ldap::ModifyOp::kAdd;
-  if (text == "delete") return ldap::ModifyOp::kDelete;
-  if (text == "replace") return ldap::ModifyOp::kReplace;
-  return std::nullopt;
-}
-
 json values_to_json(const std::vector<std::string>& values) {
   json out = json::array();
   for (const auto& v : values) out.push_back(octets_to_json(v));

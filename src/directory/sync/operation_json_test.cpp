@@ -3,23 +3,6 @@
 
 #include "directory/sync/operation.hpp"
 
-// --- TEMPORARY: remove when operation.cpp (the plan helper's) is merged ----------------------
-// to_string(OpKind) and op_kind_from_string live in operation.cpp, written in parallel. Weak, so
-// that the real definitions win as soon as operation.o is linked in.
-namespace bridgehead::directory::sync {
-[[gnu::weak]] std::string_view to_string(OpKind kind) {
-  constexpr std::string_view kNames[] = {"add", "modify", "rename", "delete", "hide", "adopt"};
-  return kNames[static_cast<std::size_t>(kind)];
-}
-[[gnu::weak]] std::optional<OpKind> op_kind_from_string(std::string_view text) {
-  for (std::uint8_t k = 0; k <= static_cast<std::uint8_t>(OpKind::kAdopt); ++k) {
-    if (to_string(static_cast<OpKind>(k)) == text) return static_cast<OpKind>(k);
-  }
-  return std::nullopt;
-}
-}  // namespace bridgehead::directory::sync
-// --- END TEMPORARY ------------------------------------------------------------------------
-
 namespace bridgehead::directory::sync {
 namespace {
 

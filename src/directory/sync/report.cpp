@@ -6,10 +6,19 @@ namespace bridgehead::directory::sync {
 namespace {
 
 nlohmann::json counts_json(const RunCounts& c) {
-  return {{"read", c.read},         {"adds", c.adds},           {"updates", c.updates},
-          {"renames", c.renames},   {"deletes", c.deletes},     {"hides", c.hides},
-          {"adoptions", c.adoptions}, {"unchanged", c.unchanged}, {"conflicts", c.conflicts},
-          {"out_of_scope", c.out_of_scope}, {"errors", c.errors}, {"held", c.held}};
+  return {{"read", c.read},
+          {"adds", c.adds},
+          {"updates", c.updates},
+          {"renames", c.renames},
+          {"deletes", c.deletes},
+          {"hides", c.hides},
+          {"adoptions", c.adoptions},
+          {"unchanged", c.unchanged},
+          {"conflicts", c.conflicts},
+          {"out_of_scope", c.out_of_scope},
+          {"errors", c.errors},
+          {"held", c.held},
+          {"switched_off", c.switched_off}};
 }
 
 std::string plural(std::uint64_t n, std::string_view one, std::string_view many) {
@@ -67,6 +76,7 @@ std::string summary(const RunRecord& run) {
   if (c.hides > 0) s += fmt::format(", {} hidden", c.hides);
   if (c.adoptions > 0) s += fmt::format(", {}", plural(c.adoptions, "adoption", "adoptions"));
   if (c.held > 0) s += fmt::format(", {} held", plural(c.held, "deletion", "deletions"));
+  if (c.switched_off > 0) s += fmt::format(", {} switched off", c.switched_off);
   if (run.preview_id != 0) s += fmt::format(" (preview {})", run.preview_id);
   return s;
 }

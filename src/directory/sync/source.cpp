@@ -14,6 +14,19 @@ namespace {
 
 std::string first_trimmed(const Entry& e, std::string_view name) { return std::string(trim(e.first(name))); }
 
+// A value for an RFC 4515 filter: the octets that mean something there escaped as \hh.
+std::string filter_escape(std::string_view v) {
+  std::string out;
+  for (unsigned char c : v) {
+    if (c == '*' || c == '(' || c == ')' || c == '\\' || c == 0) {
+      out += fmt::format("\\{:02x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 class LdifSource final : public Source {
  public:
   LdifSource(const DirectorySettings& s) : s_(s) {}
@@ -64,7 +77,8 @@ class LdifSource final : public Source {
 
 class LdapSource final : public Source {
  public:
-  LdapSource(const DirectorySettings& s, IdSource id) : s_(s), id_(std::move(id)) {}
+  LdapSource(const DirectorySettings& s, IdSource id, std::string stamp_prefix)
+      : s_(s), id_(std::move(id)), stamp_prefix_(std::move(stamp_prefix)) {}
 
   Expected<ReadOutcome> read(const std::string& cookie, bool full, const ChangeFn& fn,
                              const CountFn& progress) override {
@@ -79,8 +93,10 @@ class LdapSource final : public Source {
     if (syncrepl && !full && !cookie.empty()) {
       auto delta = read_changes(*conn, cookie, fn, progress);
       if (!delta) return tl::unexpected(delta.error());
-      if (!delta->refresh_required) return std::move(delta->outcome);
-      // The server cannot go on from this cookie: everything, as if there were none.
+      if (!delta->refresh_required && delta->outcome.complete) return std::move(delta->outcome);
+      // The server cannot go on from this cookie, or stopped the refresh (a size limit: a
+      // content-sync refresh is not paged): everything, as if there were no cookie. Nothing of
+      // the refresh was handed on.
     }
     // A full read is a paged search (a content-sync refresh is not paged, and servers limit
     // its size). The cookie for the next run is the naming context's contextCSN read before
@@ -102,9 +118,19 @@ class LdapSource final : public Source {
     bool refresh_required = false;
   };
 
+  // The scope's filter, and never the contacts Bridgehead wrote here (they would only be
+  // dropped after reading, and a content-sync refresh would count them against size limits).
+  std::string filter() const {
+    const std::string own = fmt::format("(!({}={}*))", stamp_attribute_of(s_), filter_escape(stamp_prefix_));
+    const std::string& scope = s_.scope.filter;
+    if (scope.empty()) return own;
+    return fmt::format("(&{}{})", scope.starts_with('(') ? scope : "(" + scope + ")", own);
+  }
+
   Expected<ReadOutcome> read_all(ldap::Connection& conn, const ChangeFn& fn, const CountFn& progress) {
     ldap::SearchRequest req;
     req.base = s_.base;
+    req.filter = filter();
     req.attributes = {"*", "entryUUID"};
     ReadOutcome out;
     auto outcome = conn.search(req, [&](Entry e) {
@@ -122,6 +148,7 @@ class LdapSource final : public Source {
                                const CountFn& progress) {
     ldap::SyncRequest req;
     req.base = s_.base;
+    req.filter = filter();
     req.attributes = {"*", "entryUUID"};
     req.cookie = cookie;
     Delta d;
@@ -152,6 +179,10 @@ class LdapSource final : public Source {
     if (!outcome) return tl::unexpected(outcome.error());
     if (outcome->refresh_required) {
       d.refresh_required = true;
+      return d;
+    }
+    if (!outcome->complete()) {
+      d.outcome.complete = false;
       return d;
     }
     for (auto& c : buffered) fn(std::move(c));
@@ -235,6 +266,7 @@ class LdapSource final : public Source {
     base.base = dn;
     base.scope = ldap::Scope::kBase;
     base.paged = false;
+    base.filter = filter();  // an object that left the filter is gone as far as the sync goes
     base.attributes = {"1.1"};
     auto r = conn->search(base, [&](Entry) { return !(found = true); });
     if (!r && r.error().code != ErrorCode::kNotFound) return tl::unexpected(r.error());
@@ -245,24 +277,13 @@ class LdapSource final : public Source {
     by_key.base = s_.base;
     by_key.paged = false;
     by_key.attributes = {"1.1"};
-    by_key.filter = fmt::format("(|(dominoUNID={0})(entryUUID={0}))", ldap_filter_escape(key));
+    by_key.filter = fmt::format("(&(|(dominoUNID={0})(entryUUID={0})){1})", filter_escape(key), filter());
     auto k = conn->search(by_key, [&](Entry) { return !(found = true); });
     if (!k) return tl::unexpected(k.error());
     return found;
   }
 
  private:
-  static std::string ldap_filter_escape(std::string_view v) {
-    std::string out;
-    for (unsigned char c : v) {
-      if (c == '*' || c == '(' || c == ')' || c == '\\' || c == 0) {
-        out += fmt::format("\\{:02x}", c);
-      } else {
-        out += static_cast<char>(c);
-      }
-    }
-    return out;
-  }
   Expected<ldap::Connection> connect() {
     auto options = ldap_options(s_, id_);
     if (!options) return tl::unexpected(options.error());
@@ -270,6 +291,7 @@ class LdapSource final : public Source {
   }
   DirectorySettings s_;
   IdSource id_;
+  std::string stamp_prefix_;
 };
 
 }  // namespace
@@ -309,8 +331,7 @@ Expected<ldap::Options> ldap_options(const DirectorySettings& s, const IdSource&
       if (!current) {
         return tl::unexpected(Error::transient_error(
             ErrorCode::kUnavailable,
-            fmt::format("the {} directory binds with the connector ID (SASL EXTERNAL), and the ID is locked",
-                        s.system),
+            fmt::format("the {} directory binds with the connector ID (SASL EXTERNAL), and the ID is locked", s.system),
             "run `bridgehead unlock`; the next run proceeds without a restart"));
       }
       o.bind = ldap::SaslExternalBind{std::move(current)};
@@ -320,9 +341,10 @@ Expected<ldap::Options> ldap_options(const DirectorySettings& s, const IdSource&
   return o;
 }
 
-Expected<std::unique_ptr<Source>> open_source(const DirectorySettings& settings, const IdSource& id) {
+Expected<std::unique_ptr<Source>> open_source(const DirectorySettings& settings, const IdSource& id,
+                                              const std::string& stamp_prefix) {
   if (!settings.ldif_file.empty()) return std::make_unique<LdifSource>(settings);
-  return std::make_unique<LdapSource>(settings, id);
+  return std::make_unique<LdapSource>(settings, id, stamp_prefix);
 }
 
 }  // namespace bridgehead::directory::sync

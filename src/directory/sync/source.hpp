@@ -56,8 +56,10 @@ class Source {
 };
 
 /// The source for `settings`; `id` gives the connector ID for SASL EXTERNAL (kUnavailable
-/// "the connector ID is locked" while it returns null).
-Expected<std::unique_ptr<Source>> open_source(const DirectorySettings& settings, const IdSource& id);
+/// "the connector ID is locked" while it returns null). Objects whose stamp starts with
+/// `stamp_prefix` (the contacts Bridgehead wrote into this directory) are not read.
+Expected<std::unique_ptr<Source>> open_source(const DirectorySettings& settings, const IdSource& id,
+                                              const std::string& stamp_prefix);
 
 /// The ldap::Options (bind, TLS, timeouts) of `settings`: shared with the target.
 Expected<ldap::Options> ldap_options(const DirectorySettings& settings, const IdSource& id);

@@ -291,7 +291,7 @@ std::optional<Recipient> recipient_from_json(std::string_view text) {
   return r;
 }
 
-constexpr std::array<std::pair<const char*, std::uint64_t RunCounts::*>, 12> kCountNames = {{
+constexpr std::array<std::pair<const char*, std::uint64_t RunCounts::*>, 13> kCountNames = {{
     {"read", &RunCounts::read},
     {"adds", &RunCounts::adds},
     {"updates", &RunCounts::updates},
@@ -304,6 +304,7 @@ constexpr std::array<std::pair<const char*, std::uint64_t RunCounts::*>, 12> kCo
     {"out_of_scope", &RunCounts::out_of_scope},
     {"errors", &RunCounts::errors},
     {"held", &RunCounts::held},
+    {"switched_off", &RunCounts::switched_off},
 }};
 
 // Indexed by the enums' values: the names are what the file stores.
@@ -439,8 +440,9 @@ Expected<std::vector<std::string>> table_names(sqlite3* db, const fs::path& file
   return out;
 }
 
-// Brings an open database to our schema, or says why it cannot.
-Expected<void> check_schema(sqlite3* db, const fs::path& file) {
+// Whether the open database is ours (false), empty (true: the schema is still to be made), or
+// neither (the error says why). Reads only.
+Expected<bool> inspect_schema(sqlite3* db, const fs::path& file) {
   auto version = query_integer(db, file, "PRAGMA user_version");
   if (!version) return fail(version.error());
   if (*version > kSchemaVersion) {
@@ -453,25 +455,24 @@ Expected<void> check_schema(sqlite3* db, const fs::path& file) {
   auto tables = table_names(db, file);
   if (!tables) return fail(tables.error());
   if (*version == 0) {
-    if (!tables->empty()) {
-      return fail(corrupt(file, fmt::format("is an SQLite database but not a bridgehead state file (tables {})",
-                                            fmt::join(*tables, ", "))));
-    }
-    // The schema and its version in one transaction: a crash leaves an empty file, which the
-    // next open initializes again.
-    const std::string create =
-        fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;", kSchema, kSchemaVersion);
-    if (const int rc = exec(db, create); rc != SQLITE_OK) {
-      Error e = sqlite_error(db, rc, file, "creating the schema");
-      if (!sqlite3_get_autocommit(db)) exec(db, "ROLLBACK");
-      return fail(std::move(e));
-    }
-    return {};
+    if (tables->empty()) return true;
+    return fail(corrupt(file, fmt::format("is an SQLite database but not a bridgehead state file (tables {})",
+                                          fmt::join(*tables, ", "))));
   }
   for (const char* t : kTables) {
     if (std::find(tables->begin(), tables->end(), t) == tables->end()) {
       return fail(corrupt(file, fmt::format("is not a complete bridgehead state file: it lacks the table {}", t)));
     }
+  }
+  return false;
+}
+
+// Runs the statements of `sql` in one transaction, rolled back whole when one fails.
+Expected<void> exec_transaction(sqlite3* db, const fs::path& file, std::string_view doing, std::string_view sql) {
+  if (const int rc = exec(db, fmt::format("BEGIN IMMEDIATE; {} COMMIT;", sql)); rc != SQLITE_OK) {
+    Error e = sqlite_error(db, rc, file, doing);
+    if (!sqlite3_get_autocommit(db)) exec(db, "ROLLBACK");
+    return fail(std::move(e));
   }
   return {};
 }
@@ -504,7 +505,7 @@ Expected<StateStore> StateStore::open(const fs::path& file) {
   // Created here rather than by SQLite, which would use 0644: the state names every recipient.
   // SQLite gives the -wal file the mode of the database file.
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(Error::from_errno(errno, fmt::format("cannot create {}", file.string())));
+  if (fd < 0) return fail(Error::from_errno(errno, fmt::format("cannot open or create {}", file.string())));
   ::close(fd);
 
   sqlite3* db = nullptr;
@@ -514,16 +515,31 @@ Expected<StateStore> StateStore::open(const fs::path& file) {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, 0);
 
-  // EXCLUSIVE before the first access in WAL mode: the connection then takes the file's
-  // exclusive lock at once and keeps it until it closes (and uses no shared memory), so a
-  // second process fails here with SQLITE_BUSY instead of waiting or interleaving writes.
+  // locking_mode=EXCLUSIVE, then BEGIN EXCLUSIVE: the connection takes the file's exclusive
+  // lock at once and, in this mode, keeps it until it closes, so a second process fails here
+  // with SQLITE_BUSY instead of waiting or interleaving its writes (and WAL mode uses no shared
+  // memory). The file is looked at under that lock and changed (WAL, schema) only once it is
+  // found to be ours or empty: another program's database is left as it was.
+  if (rc = exec(db, "PRAGMA locking_mode = EXCLUSIVE"); rc != SQLITE_OK) {
+    return fail(sqlite_error(db, rc, file, "setting the locking mode"));
+  }
+  if (rc = exec(db, "BEGIN EXCLUSIVE"); rc != SQLITE_OK) return fail(sqlite_error(db, rc, file, "locking"));
+  auto fresh = inspect_schema(db, file);
+  if (rc = exec(db, fresh ? "COMMIT" : "ROLLBACK"); rc != SQLITE_OK && fresh) {
+    return fail(sqlite_error(db, rc, file, "reading the schema"));
+  }
+  if (!fresh) return fail(fresh.error());
   // synchronous=FULL: a commit returns once its WAL frames are fsynced, so a batch whose
-  // commit() returned survives a crash or a power loss with its cookie.
-  for (const char* pragma : {"PRAGMA locking_mode = EXCLUSIVE", "PRAGMA journal_mode = WAL",
-                             "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
+  // commit() returned survives a crash or a power loss, with its cookie.
+  for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
     if (rc = exec(db, pragma); rc != SQLITE_OK) return fail(sqlite_error(db, rc, file, pragma));
   }
-  if (auto ok = check_schema(db, file); !ok) return fail(ok.error());
+  // The schema with its version in one transaction: a crash leaves an empty database, which the
+  // next open initializes again.
+  if (*fresh) {
+    const std::string schema = fmt::format("{} PRAGMA user_version = {};", kSchema, kSchemaVersion);
+    if (auto ok = exec_transaction(db, file, "creating the schema", schema); !ok) return fail(ok.error());
+  }
   for (const auto& [member, sql] : statement_texts()) {
     rc = sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, ((*store.st_).*member).out(), nullptr);
     if (rc != SQLITE_OK) {

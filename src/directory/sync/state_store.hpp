@@ -51,7 +51,7 @@ std::string_view to_string(RunStatus s);  ///< "running", "ok", "held", "partial
 
 struct RunCounts {
   std::uint64_t read = 0, adds = 0, updates = 0, renames = 0, deletes = 0, hides = 0, adoptions = 0;
-  std::uint64_t unchanged = 0, conflicts = 0, out_of_scope = 0, errors = 0, held = 0;
+  std::uint64_t unchanged = 0, conflicts = 0, out_of_scope = 0, errors = 0, held = 0, switched_off = 0;
   bool operator==(const RunCounts&) const = default;
 };
 
@@ -92,12 +92,15 @@ class StateStore {
   /// Opens or creates `file` (mode 0600) with its schema; a file of a newer schema version is
   /// refused (kConfig) and one that is not a state file is kCorrupt, naming the file. Runs left
   /// kRunning by a crash are marked kFailed ("interrupted: the connector stopped mid-run").
+  /// A file another process has open: kUnavailable ("FILE is in use by another bridgehead
+  /// process"), at once.
   static Expected<StateStore> open(const std::filesystem::path& file);
   StateStore(StateStore&&) noexcept;
   StateStore& operator=(StateStore&&) noexcept;
   ~StateStore();
 
-  /// Commits `batch` in one transaction.
+  /// Commits `batch` in one transaction; on any failure nothing of it is kept (a full disk:
+  /// kDiskFull, transient; a record without its key or name: kInvalidArgument).
   Expected<void> commit(const Batch& batch);
 
   // Objects Bridgehead owns, per direction.
@@ -117,14 +120,18 @@ class StateStore {
 
   // Runs.
   Expected<std::int64_t> begin_run(RunKind kind, const std::string& directions, std::int64_t started_ms);
-  /// Stores the outcome of run `record.id` (status, counts, problems, error, finished_ms).
+  /// Stores the outcome of run `record.id` (status, counts, problems, error, finished_ms,
+  /// preview_id), replacing the problems stored before; problems past kMaxStoredProblems are
+  /// dropped, problem_count is kept (at least problems.size()). kNotFound: no such run.
   Expected<void> finish_run(const RunRecord& record);
   Expected<std::optional<RunRecord>> run(std::int64_t id);
   /// The latest `n`, newest first.
   Expected<std::vector<RunRecord>> last_runs(std::size_t n);
 
   // Deletions a run's threshold held, until approved (or a later run's plan no longer has them).
+  /// Adds `ops` to what `run` holds (one call per direction); kNotFound: no such run.
   Expected<void> hold(std::int64_t run, const std::vector<Operation>& ops);
+  /// What `run` holds, in the order held; empty when nothing.
   Expected<std::vector<Operation>> held(std::int64_t run);
   /// Marks `run`'s held deletions approved; kNotFound when it held none.
   Expected<void> approve(std::int64_t run);
@@ -134,10 +141,13 @@ class StateStore {
   Expected<void> clear_held(std::int64_t run);
 
   // Previews: the exact operations a run would make.
+  /// Stores `ops` as a new preview of `run` and returns its id; kNotFound: no such run.
   Expected<std::int64_t> save_preview(std::int64_t run, const std::vector<Operation>& ops);
+  /// The operations of preview `id`, in order; kNotFound: no such preview.
   Expected<std::vector<Operation>> preview(std::int64_t id);
   /// Marks preview `id` applied by `run`; applying it again is refused (kInvalidArgument).
   Expected<void> mark_preview_applied(std::int64_t id, std::int64_t run);
+  /// The run that applied preview `id`, nullopt while none has; kNotFound: no such preview.
   Expected<std::optional<std::int64_t>> preview_applied_by(std::int64_t id);
 
  private:

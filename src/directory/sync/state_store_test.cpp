@@ -104,6 +104,11 @@ mode_t mode_of(const fs::path& p) {
   return st.st_mode & 07777;
 }
 
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 // A database made by SQLite itself, to stand for files Bridgehead did not write.
 void make_sqlite_file(const fs::path& file, const std::string& sql) {
   sqlite3* db = nullptr;
@@ -358,9 +363,8 @@ TEST(StateStore, TheFileIsCreatedWithMode0600AndReleasedOnClose) {
     ASSERT_TRUE(store.commit(b));
     EXPECT_EQ(mode_of(file), 0600u);
     const fs::path wal = file.string() + "-wal";
-    if (fs::exists(wal)) {
-      EXPECT_EQ(mode_of(wal), 0600u);
-    }
+    ASSERT_TRUE(fs::exists(wal)) << "not in WAL mode";
+    EXPECT_EQ(mode_of(wal), 0600u);
     EXPECT_FALSE(fs::exists(file.string() + "-shm"));  // exclusive: no shared memory
   }
   StateStore again = open_ok(file);  // closed: open again
@@ -402,12 +406,16 @@ TEST(StateStore, AFileThatIsNotAStateFileIsCorrupt) {
   for (const auto& c : cases) {
     const fs::path file = dir.path() / (c.name + ".sqlite");
     c.make(file);
+    const std::string before = slurp(file);
     auto r = StateStore::open(file);
     ASSERT_FALSE(r) << c.name;
     EXPECT_EQ(r.error().code, ErrorCode::kCorrupt) << c.name << ": " << r.error().message;
     EXPECT_NE(r.error().message.find(file.string()), std::string::npos) << c.name << ": " << r.error().message;
     EXPECT_NE(r.error().message.find(c.says), std::string::npos) << c.name << ": " << r.error().message;
     EXPECT_FALSE(r.error().remedy.empty());
+    // Refused without a change: another program's file is not switched to WAL or written.
+    EXPECT_EQ(slurp(file), before) << c.name;
+    EXPECT_FALSE(fs::exists(file.string() + "-wal")) << c.name;
   }
   // An empty file (a crash before the first open finished) is initialized.
   const fs::path empty = dir.path() / "empty.sqlite";

@@ -50,7 +50,8 @@ void SyncService::watch(const DirectorySettings& directory, std::stop_token stop
       continue;
     }
     auto options = ldap_options(directory, engine_->id_source());
-    auto conn = options ? ldap::Connection::open(std::move(*options)) : Expected<ldap::Connection>(tl::unexpected(options.error()));
+    auto conn = options ? ldap::Connection::open(std::move(*options))
+                        : Expected<ldap::Connection>(tl::unexpected(options.error()));
     if (!conn) {
       pause(std::chrono::seconds(5));
       continue;
@@ -126,10 +127,11 @@ void SyncService::show(const RunRecord& r) {
   process_->set_gauge("last_run_at", static_cast<std::uint64_t>(r.finished_ms / 1000));
   process_->set_detail("last_run", summary(r));
   if (r.status == RunStatus::kFailed) {
-    process_->report_error(status::ProcessState::kError,
-                           Error::transient_error(ErrorCode::kUnavailable, fmt::format("run {} failed: {}", r.id, r.error),
-                                                  "the address book stays as it was; the next run retries "
-                                                  "(`bridgehead dirsync run` to retry now)"));
+    process_->report_error(
+        status::ProcessState::kError,
+        Error::transient_error(ErrorCode::kUnavailable, fmt::format("run {} failed: {}", r.id, r.error),
+                               "the address book stays as it was; the next run retries "
+                               "(`bridgehead dirsync run` to retry now)"));
   } else if (r.status == RunStatus::kHeld) {
     process_->report_error(
         status::ProcessState::kDegraded,

@@ -10,9 +10,9 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <map>
 #include <stop_token>
 #include <string>
 #include <thread>

@@ -23,9 +23,9 @@ namespace bridgehead::directory::sync {
 
 /// How changes are found after the first full read.
 enum class Feed {
-  kAuto,       ///< RFC 4533 when the server offers it, else a full read each run
-  kFull,       ///< a full read every run
-  kSyncRepl,   ///< RFC 4533 content synchronization (OpenLDAP)
+  kAuto,      ///< RFC 4533 when the server offers it, else a full read each run
+  kFull,      ///< a full read every run
+  kSyncRepl,  ///< RFC 4533 content synchronization (OpenLDAP)
 };
 
 enum class BindKind { kAnonymous, kSimple, kSaslExternal };
@@ -69,15 +69,25 @@ struct DirectorySettings {
 struct SyncSettings {
   std::vector<DirectorySettings> directories;
   std::string connector_name = "bridgehead";  ///< in the stamp: "bridgehead:<name>:<key>"
-  std::string notes_domain;                    ///< $notes_domain
+  std::string notes_domain;                   ///< $notes_domain
   DeletionLimits limits;
   Switches switches;
   bool adopt = false;
   unsigned soft_delete_days = 0;
-  std::chrono::seconds interval{900};        ///< between scheduled runs (the daemon's)
+  std::chrono::seconds interval{900};          ///< between scheduled runs (the daemon's)
   std::chrono::seconds full_interval{86'400};  ///< at least one full run this often
   std::size_t batch_size = 500;                ///< operations a state commit covers
+  int in_flight = 64;                          ///< LDAP write requests outstanding on a target connection
+  /// Batches of adds in one RFC 5805 transaction each, where the target offers them.
+  bool transactions = false;
 };
+
+/// The attribute of the ownership stamp on objects written into `d`: its stamp_attribute, or
+/// the profile's default (importedFrom for AD, description for Domino).
+inline std::string stamp_attribute_of(const DirectorySettings& d) {
+  if (!d.stamp_attribute.empty()) return d.stamp_attribute;
+  return d.profile == Profile::kExchange ? "importedFrom" : "description";
+}
 
 /// The connector ID for SASL EXTERNAL binds: null while it is locked.
 using IdSource = std::function<std::shared_ptr<const identity::ConnectorId>()>;

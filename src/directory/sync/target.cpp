@@ -156,7 +156,7 @@ class LdapTarget final : public Target {
     }
     return false;
   }
-  std::string stamp_attribute() const { return s_.stamp_attribute; }
+  std::string stamp_attribute() const { return stamp_attribute_of(s_); }
 
   Expected<void> apply_one(ldap::Connection& c, const Operation& op) {
     switch (op.kind) {
