@@ -63,8 +63,11 @@ std::string written_hash(const Entry& attributes) {
   for (const Attribute& a : attributes.attributes()) sorted.emplace_back(to_lower(a.name), &a.values);
   std::sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
 
+  // Fetched once: OpenSSL 3 would otherwise look the algorithm up at every init, and a full
+  // run hashes every object. An EVP_MD may be used by several threads at once.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+  if (sha256 == nullptr || !ctx || EVP_DigestInit_ex(ctx.get(), sha256, nullptr) != 1) {
     throw std::runtime_error("written_hash: OpenSSL cannot set up SHA-256");
   }
   // Every name and value is preceded by its length (8 octets, big-endian), so no two

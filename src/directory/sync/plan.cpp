@@ -39,6 +39,12 @@ std::string grouped(std::size_t n) {
   return digits;
 }
 
+bool stamped_by(const Entry& e, std::string_view stamp_attribute, std::string_view stamp_prefix) {
+  const auto* stamps = e.find(stamp_attribute);
+  return stamps != nullptr && std::any_of(stamps->begin(), stamps->end(),
+                                          [&](const std::string& v) { return istarts_with(v, stamp_prefix); });
+}
+
 bool contains_name(const std::vector<std::string>& names, std::string_view name) {
   return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, name); });
 }
@@ -96,6 +102,7 @@ struct Name {
   std::string dn;
   std::string value;       // the naming value in it (the desired one, or with " (n)")
   std::string taken_note;  // why the desired name was not free; empty when it was
+  std::string dn_key;      // dn_key(dn), when known
 };
 
 class Planner {
@@ -165,11 +172,6 @@ class Planner {
     plan_.problems.push_back(std::move(p));
   }
 
-  bool owned(const TargetObject& o) const {
-    const auto* stamps = o.attributes.find(shape_.stamp_attribute);
-    return stamps != nullptr && std::any_of(stamps->begin(), stamps->end(),
-                                            [&](const std::string& v) { return istarts_with(v, shape_.stamp_prefix); });
-  }
   bool stamped_for(const TargetObject& o, const std::string& key) const {
     const auto* stamps = o.attributes.find(shape_.stamp_attribute);
     const std::string stamp = shape_.stamp_prefix + key;
@@ -188,10 +190,16 @@ class Planner {
   }
   // Target objects Bridgehead does not own that hold `address`.
   std::vector<TargetObject> foreign_holders(const std::string& address) const {
+    if (const auto cached = looked_up_.find(address); cached != looked_up_.end()) return cached->second;
     std::vector<TargetObject> out;
-    for (TargetObject& o : target_.find_by_address(address)) {
-      if (!owned(o) && holds(o, address)) out.push_back(std::move(o));
+    for (TargetObject& o : target_.find_foreign_by_address(address, shape_.stamp_attribute, shape_.stamp_prefix)) {
+      if (!stamped_by(o.attributes, shape_.stamp_attribute, shape_.stamp_prefix) && holds(o, address)) {
+        out.push_back(std::move(o));
+      }
     }
+    // One entry looks its targetAddress up twice (for conflicts, then as its primary proxy).
+    looked_up_.clear();
+    looked_up_.emplace(address, out);
     return out;
   }
 
@@ -289,9 +297,18 @@ class Planner {
     }
     if (holders.empty()) return true;
     const Desired& d = *a.desired;
+    // One object is adopted by one key: the lowest that matches it (or the one whose record
+    // names it already, should its stamp have been removed).
+    std::string adopter;
     if (s_.adopt && a.record == nullptr && holders.size() == 1) {
-      a.adopt = std::move(holders.front().second);
-      return true;
+      const std::string dn = dn_key(holders.front().second.dn);
+      const auto owner = taken_.find(dn);
+      if (owner == taken_.end()) {
+        taken_.emplace(dn, d.key);
+        a.adopt = std::move(holders.front().second);
+        return true;
+      }
+      adopter = owner->second;
     }
     std::string message;
     for (const auto& [address, o] : holders) {
@@ -300,6 +317,9 @@ class Planner {
     message += ", which Bridgehead does not own: nothing was written for this entry; ";
     if (holders.size() > 1) {
       message += "more than one object holds its addresses, so it cannot be adopted either: remove the duplicates";
+    } else if (!adopter.empty()) {
+      message += "source object " + escape_control(adopter) +
+                 " takes that object over already: remove the address from one of the source entries";
     } else if (a.record != nullptr) {
       message += "remove the address from that object or from the source entry";
     } else {
@@ -361,7 +381,7 @@ class Planner {
     const std::string value(a.written.first(shape_.naming_attribute));
     std::string parent = shape_.container;
     if (a.record != nullptr) {
-      if (a.record->written.first(shape_.naming_attribute) == value) return Name{a.record->target_dn, value, {}};
+      if (a.record->written.first(shape_.naming_attribute) == value) return Name{a.record->target_dn, value, {}, {}};
       auto old = Dn::parse(a.record->target_dn);
       if (old && !old->empty() && old->parent().normalized() != container_key_) parent = old->parent().to_string();
     }
@@ -369,7 +389,8 @@ class Planner {
     for (int n = 1; n <= kMaxNameSuffix; ++n) {
       const std::string candidate = n == 1 ? value : value + " (" + std::to_string(n) + ")";
       std::string dn = make_dn(candidate, parent);
-      const auto taken = taken_.find(dn_key(dn));
+      std::string key_of_dn = dn_key(dn);
+      const auto taken = taken_.find(key_of_dn);
       if (taken != taken_.end() && taken->second != key) {
         if (note.empty()) note = "source object " + escape_control(taken->second) + " has it";
         continue;
@@ -381,18 +402,18 @@ class Planner {
           continue;
         }
       }
-      return Name{std::move(dn), candidate, std::move(note)};
+      return Name{std::move(dn), candidate, std::move(note), std::move(key_of_dn)};
     }
     return std::nullopt;
   }
 
-  ObjectRecord record_for(const Accepted& a, std::string target_dn, Entry written) const {
+  ObjectRecord record_for(const Accepted& a, std::string target_dn, Entry written, std::string hash = {}) const {
     ObjectRecord r;
     r.direction = s_.direction;
     r.key = a.desired->key;
     r.source_dn = a.desired->source_dn;
     r.target_dn = std::move(target_dn);
-    r.hash = written_hash(written);
+    r.hash = hash.empty() ? written_hash(written) : std::move(hash);
     r.written = std::move(written);
     r.hidden_since_ms = 0;
     return r;
@@ -431,8 +452,11 @@ class Planner {
                   " is taken (" + n.taken_note + "); this entry is named " + escape_control(n.dn) +
                   " instead: give one of them a distinct " + shape_.naming_attribute + " in the source");
     }
+    if (a.record != nullptr && n.dn == a.record->target_dn && n.value == a.written.first(shape_.naming_attribute)) {
+      return;  // where it was: its DN is registered from the state already
+    }
     set_naming_value(a.written, n.value);
-    taken_[dn_key(n.dn)] = d.key;
+    taken_[n.dn_key.empty() ? dn_key(n.dn) : n.dn_key] = d.key;
   }
 
   void set_naming_value(Entry& e, const std::string& value) const {
@@ -455,16 +479,15 @@ class Planner {
       return;
     }
     Operation op = op_for(OpKind::kAdd, a, n->dn);
-    op.entry = a.written;
-    op.entry.set_dn(n->dn);
     op.after = record_for(a, n->dn, a.written);
+    op.entry = std::move(a.written);
+    op.entry.set_dn(n->dn);
     plan_.operations.push_back(std::move(op));
     ++plan_.counts.adds;
   }
 
   void plan_adoption(Accepted& a) {
     const TargetObject& holder = *a.adopt;
-    taken_[dn_key(holder.dn)] = a.desired->key;
     // The object keeps its name and its classes: a modify cannot change the RDN's value, and
     // a directory refuses a change of structural class. The record keeps the written form, so
     // the next run compares like with like.
@@ -488,9 +511,15 @@ class Planner {
       // The object keeps its DN, so also the naming value the DN holds.
       ++plan_.counts.switched_off;
       renamed = false;
-      n = Name{r.target_dn, std::string(r.written.first(shape_.naming_attribute)), {}};
+      n = Name{r.target_dn, std::string(r.written.first(shape_.naming_attribute)), {}, {}};
     }
     commit_name(a, *n);
+    const bool hidden = r.hidden_since_ms != 0;
+    std::string hash = written_hash(a.written);
+    if (!renamed && !hidden && hash == r.hash) {
+      ++plan_.counts.unchanged;
+      return;
+    }
     Entry base = r.written;  // what the target holds once the rename (if any) is done
     std::optional<Operation> rename;
     if (renamed) {
@@ -500,18 +529,15 @@ class Planner {
       rename->after = record_for(a, n->dn, base);
       rename->after.hidden_since_ms = r.hidden_since_ms;
     }
-    const bool hidden = r.hidden_since_ms != 0;
     std::vector<Modification> changes;
     if (hidden) {
       const auto* desired_hide = a.written.find(shape_.hide_attribute);
       changes.push_back(desired_hide != nullptr ? Modification{ModifyOp::kReplace, shape_.hide_attribute, *desired_hide}
                                                 : Modification{ModifyOp::kDelete, shape_.hide_attribute, {}});
     }
-    if (hidden || renamed || written_hash(a.written) != r.hash) {
-      diff(base, a.written, hidden ? std::vector<std::string>{shape_.hide_attribute} : std::vector<std::string>{}, true,
-           changes);
-    }
-    ObjectRecord final_record = record_for(a, n->dn, a.written);
+    diff(base, a.written, hidden ? std::vector<std::string>{shape_.hide_attribute} : std::vector<std::string>{}, true,
+         changes);
+    ObjectRecord final_record = record_for(a, n->dn, std::move(a.written), std::move(hash));
     if (rename) {
       if (changes.empty()) rename->after = final_record;
       plan_.operations.push_back(std::move(*rename));
@@ -565,7 +591,7 @@ class Planner {
       } else if (r->hidden_since_ms == 0) {
         op.kind = OpKind::kHide;
         op.changes.push_back(Modification{ModifyOp::kReplace, shape_.hide_attribute, {shape_.hide_value}});
-        op.after.hidden_since_ms = s_.now_ms;
+        op.after.hidden_since_ms = std::max<std::int64_t>(s_.now_ms, 1);  // 0 would read as visible
       } else {
         continue;  // hidden, its days not yet past
       }
@@ -615,10 +641,11 @@ class Planner {
   std::vector<std::string> conflict_attributes_;
   std::string container_key_;
   Plan plan_;
-  std::unordered_map<std::string, std::string> taken_;           // normalized DN -> key
-  std::unordered_map<std::string, std::string> primary_claims_;  // address -> first key
-  std::unordered_map<std::string, std::string> proxy_claims_;    // proxy value -> first key
-  std::unordered_set<std::string> seen_;                         // keys desired this run
+  std::unordered_map<std::string, std::string> taken_;                            // normalized DN -> key
+  std::unordered_map<std::string, std::string> primary_claims_;                   // address -> first key
+  std::unordered_map<std::string, std::string> proxy_claims_;                     // proxy value -> first key
+  std::unordered_set<std::string> seen_;                                          // keys desired this run
+  mutable std::unordered_map<std::string, std::vector<TargetObject>> looked_up_;  // the last lookup
 };
 
 }  // namespace
@@ -662,7 +689,31 @@ void MemoryTargetView::add(TargetObject object) {
   }
 }
 
+std::vector<TargetObject> TargetView::find_foreign_by_address(std::string_view address,
+                                                              std::string_view stamp_attribute,
+                                                              std::string_view stamp_prefix) const {
+  std::vector<TargetObject> all = find_by_address(address);
+  std::erase_if(all, [&](const TargetObject& o) { return stamped_by(o.attributes, stamp_attribute, stamp_prefix); });
+  return all;
+}
+
 std::vector<TargetObject> MemoryTargetView::find_by_address(std::string_view address) const {
+  std::vector<TargetObject> out;
+  for (std::size_t i : holders(address)) out.push_back(objects_[i]);
+  return out;
+}
+
+std::vector<TargetObject> MemoryTargetView::find_foreign_by_address(std::string_view address,
+                                                                    std::string_view stamp_attribute,
+                                                                    std::string_view stamp_prefix) const {
+  std::vector<TargetObject> out;
+  for (std::size_t i : holders(address)) {
+    if (!stamped_by(objects_[i].attributes, stamp_attribute, stamp_prefix)) out.push_back(objects_[i]);
+  }
+  return out;
+}
+
+std::vector<std::size_t> MemoryTargetView::holders(std::string_view address) const {
   const std::string wanted = normalize_address(address);
   std::vector<std::size_t> hits;
   const auto [first, last] = by_address_.equal_range(wanted);
@@ -677,10 +728,7 @@ std::vector<TargetObject> MemoryTargetView::find_by_address(std::string_view add
     if (holds) hits.push_back(it->second);
   }
   std::sort(hits.begin(), hits.end());
-  std::vector<TargetObject> out;
-  out.reserve(hits.size());
-  for (std::size_t i : hits) out.push_back(objects_[i]);
-  return out;
+  return hits;
 }
 
 std::optional<TargetObject> MemoryTargetView::find_by_dn(std::string_view dn) const {

@@ -89,6 +89,11 @@ class TargetView {
   virtual std::vector<TargetObject> find_by_address(std::string_view address) const = 0;
   /// The object at `dn`, if any (to avoid naming a new object over an existing one).
   virtual std::optional<TargetObject> find_by_dn(std::string_view dn) const = 0;
+  /// find_by_address without the objects whose `stamp_attribute` has a value starting with
+  /// `stamp_prefix` (ASCII case ignored): the ones Bridgehead owns. A view may override it to
+  /// skip copying those (in a full run nearly every address is held by Bridgehead's own object).
+  virtual std::vector<TargetObject> find_foreign_by_address(std::string_view address, std::string_view stamp_attribute,
+                                                            std::string_view stamp_prefix) const;
 };
 
 /// An address value as the plan compares it: a leading "SMTP:"/"smtp:" removed, ASCII
@@ -105,8 +110,11 @@ class MemoryTargetView final : public TargetView {
   void add(TargetObject object);
   std::vector<TargetObject> find_by_address(std::string_view address) const override;
   std::optional<TargetObject> find_by_dn(std::string_view dn) const override;
+  std::vector<TargetObject> find_foreign_by_address(std::string_view address, std::string_view stamp_attribute,
+                                                    std::string_view stamp_prefix) const override;
 
  private:
+  std::vector<std::size_t> holders(std::string_view address) const;
   std::vector<std::string> address_attributes_;
   std::vector<TargetObject> objects_;
   std::unordered_multimap<std::string, std::size_t> by_address_;  // lowercased address
@@ -172,7 +180,14 @@ struct Plan {
 /// kDuplicateName problem); attributes = desired + object classes + the stamp. An existing
 /// record with another DN is renamed; changed attributes are a modify: a single value on
 /// both sides is replaced, multi-valued ones change by value deletes and adds (a case-only
-/// change included), an attribute gone is deleted.
+/// change included), an attribute gone is deleted. Conflicts are decided on every address
+/// attribute but `proxy_attribute` (mail and targetAddress by default); an adopted object keeps
+/// its DN, objectClass and naming value (a modify may change neither the RDN nor the structural
+/// class), the record stores what the plan would have written, so the next run finds it
+/// unchanged. Empty values are not written and repeated ones are written once. counts.deletes
+/// and counts.hides count the operations in `operations` (not the held ones); out_of_scope
+/// counts those of them that are for keys in out_of_scope_keys. Deletions an administrator
+/// approved do not count toward the threshold.
 Plan make_plan(const PlanSettings& settings, const PlanInput& input);
 
 }  // namespace bridgehead::directory::sync

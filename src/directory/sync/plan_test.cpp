@@ -440,6 +440,21 @@ TEST(Plan, AdoptionStampsTheMatchingObjectAndTakesOverItsMappedValues) {
   EXPECT_TRUE(run.plan({d}).operations.empty());
 }
 
+TEST(Plan, OneObjectIsAdoptedByOneKeyTheOthersConflict) {
+  Scenario run;
+  run.s.adopt = true;
+  run.target.add(foreign("cn=Shared,dc=acme,dc=example",
+                         {{"mail", {"k1@notes.acme.example"}}, {"proxyAddresses", {"smtp:k2@notes.acme.example"}}}));
+  const Plan p = run.plan({person("K2", "B"), person("K1", "A")});
+  ASSERT_EQ(kinds(p), std::vector<OpKind>{OpKind::kAdopt});
+  EXPECT_EQ(p.operations[0].key, "K1");
+  EXPECT_EQ(p.counts.conflicts, 1u);
+  const EntryProblem* c = find_problem(p, EntryProblem::Kind::kConflict);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->key, "K2");
+  EXPECT_NE(c->message.find("source object K1 takes that object over already"), std::string::npos) << c->message;
+}
+
 TEST(Plan, TwoObjectsWeDoNotOwnHoldingItsAddressesAreAConflictEvenWithAdoption) {
   Scenario run;
   run.s.adopt = true;
@@ -836,6 +851,50 @@ TEST(MemoryTargetView, FindsByAddressAndByDnAsADirectoryWould) {
   EXPECT_TRUE(custom.find_by_address("b@x").empty());
 }
 
+// A view that knows only find_by_address and find_by_dn: the default find_foreign_by_address.
+class ListView final : public TargetView {
+ public:
+  explicit ListView(std::vector<TargetObject> objects) : objects_(std::move(objects)) {}
+  std::vector<TargetObject> find_by_address(std::string_view address) const override {
+    std::vector<TargetObject> out;
+    for (const TargetObject& o : objects_) {
+      if (normalize_address(o.attributes.first("mail")) == normalize_address(address)) out.push_back(o);
+    }
+    return out;
+  }
+  std::optional<TargetObject> find_by_dn(std::string_view) const override { return std::nullopt; }
+
+ private:
+  std::vector<TargetObject> objects_;
+};
+
+TEST(TargetView, FindForeignByAddressLeavesOutTheObjectsBridgeheadOwns) {
+  const std::vector<TargetObject> objects = {
+      foreign("cn=Ours", {{"mail", {"a@x"}}, {"importedFrom", {"BRIDGEHEAD:test:K1"}}}),
+      foreign("cn=Theirs", {{"mail", {"a@x"}}, {"importedFrom", {"other tool"}}}),
+      foreign("cn=Plain", {{"mail", {"A@X"}}})};
+  MemoryTargetView memory;
+  for (const TargetObject& o : objects) memory.add(o);
+  const ListView list(objects);
+  for (const TargetView* view : std::initializer_list<const TargetView*>{&memory, &list}) {
+    EXPECT_EQ(view->find_by_address("a@x").size(), 3u);
+    const auto foreign_ones = view->find_foreign_by_address("a@x", "importedFrom", "bridgehead:test:");
+    ASSERT_EQ(foreign_ones.size(), 2u);
+    EXPECT_EQ(foreign_ones[0].dn, "cn=Theirs");
+    EXPECT_EQ(foreign_ones[1].dn, "cn=Plain");
+  }
+}
+
+TEST(Plan, AViewWithOnlyTheRequiredFunctionsFindsConflicts) {
+  const ListView view({foreign("cn=Hand,dc=acme", {{"mail", {"k1@notes.acme.example"}}})});
+  PlanInput in;
+  in.desired = {person("K1", "A")};
+  in.target = &view;
+  const Plan p = make_plan(settings(), in);
+  EXPECT_TRUE(p.operations.empty());
+  EXPECT_EQ(p.counts.conflicts, 1u);
+}
+
 // --- the property: a plan applied gives the desired objects, and then nothing to do ---------
 
 std::string dn_key(std::string_view dn) {
@@ -925,6 +984,17 @@ struct Model {
     } else {
       state[op.key] = op.after;
     }
+  }
+
+  // A full run's plan over what the model holds now.
+  Plan plan(const PlanSettings& settings, const std::vector<Desired>& desired) const {
+    const MemoryTargetView target = view();
+    PlanInput in;
+    in.full = true;
+    in.desired = desired;
+    in.state = &state;
+    in.target = &target;
+    return make_plan(settings, in);
   }
 
   MemoryTargetView view() const {
@@ -1027,6 +1097,14 @@ void expect_target_is(Model& model, const std::vector<Desired>& desired, int see
   }
 }
 
+// No threshold: random runs delete what they like.
+PlanSettings unlimited() {
+  PlanSettings s = settings();
+  s.limits.max_deletes = 1000;
+  s.limits.max_percent = 100;
+  return s;
+}
+
 TEST(PlanProperty, AppliedPlansGiveTheDesiredObjectsAndASecondPlanIsEmpty) {
   for (int seed = 1; seed <= 60; ++seed) {
     std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
@@ -1034,9 +1112,7 @@ TEST(PlanProperty, AppliedPlansGiveTheDesiredObjectsAndASecondPlanIsEmpty) {
     int next_id = 0;
     for (auto n = 5 + rng() % 20; n > 0; --n) people.push_back(random_person(next_id++, rng));
     Model model;
-    PlanSettings s = settings();
-    s.limits.max_deletes = 1000;
-    s.limits.max_percent = 100;
+    PlanSettings s = unlimited();
     for (int step = 0; step < 6; ++step) {
       if (step > 0) {
         for (Person& p : people) mutate(p, rng);
@@ -1046,27 +1122,93 @@ TEST(PlanProperty, AppliedPlansGiveTheDesiredObjectsAndASecondPlanIsEmpty) {
       }
       std::vector<Desired> desired;
       for (const Person& p : people) desired.push_back(p.desired());
-      const MemoryTargetView view = model.view();
-      PlanInput in;
-      in.full = true;
-      in.desired = desired;
-      in.state = &model.state;
-      in.target = &view;
-      const Plan p = make_plan(s, in);
+      const Plan p = model.plan(s, desired);
       EXPECT_TRUE(p.problems.empty()) << "seed " << seed << ": " << p.problems[0].message;
       EXPECT_FALSE(p.deletions_held);
       for (const Operation& op : p.operations) model.apply(op);
       expect_target_is(model, desired, seed, step);
 
-      const MemoryTargetView after = model.view();
-      in.target = &after;
-      const Plan again = make_plan(s, in);
+      const Plan again = model.plan(s, desired);
       EXPECT_TRUE(again.operations.empty())
           << "seed " << seed << " step " << step << ": " << again.operations[0].describe();
       EXPECT_EQ(again.counts.unchanged, desired.size());
       if (HasFailure()) return;
     }
   }
+}
+
+}  // namespace
+}  // namespace bridgehead::directory::sync
+
+namespace bridgehead::directory::sync {
+namespace {
+
+TEST(PlanProperty, SoftDeleteHidesThenDeletesAndUnhidesWhatComesBack) {
+  std::size_t hides = 0, unhides = 0, deletes = 0;  // so that the scenario is known to reach each
+  for (int seed = 1; seed <= 30; ++seed) {
+    std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
+    std::vector<Person> people, gone;
+    int next_id = 0;
+    for (auto n = 5 + rng() % 15; n > 0; --n) people.push_back(random_person(next_id++, rng));
+    Model model;
+    PlanSettings s = unlimited();
+    s.soft_delete_days = 2;
+    for (int step = 0; step < 8; ++step) {
+      s.now_ms = kNow + step * kDay;
+      if (step > 0) {
+        for (Person& p : people) mutate(p, rng);
+        std::shuffle(people.begin(), people.end(), rng);
+        for (auto n = rng() % 4; n > 0 && !people.empty(); --n) {
+          gone.push_back(people.back());
+          people.pop_back();
+        }
+        for (auto n = rng() % 3; n > 0 && !gone.empty(); --n) {  // back, maybe while still hidden
+          people.push_back(gone.front());
+          gone.erase(gone.begin());
+        }
+      }
+      std::vector<Desired> desired;
+      std::unordered_set<std::string> keys;
+      for (const Person& p : people) {
+        desired.push_back(p.desired());
+        keys.insert(desired.back().key);
+      }
+      const Plan p = model.plan(s, desired);
+      EXPECT_TRUE(p.problems.empty()) << "seed " << seed << ": " << p.problems[0].message;
+      for (const Operation& op : p.operations) {
+        model.apply(op);
+        hides += op.kind == OpKind::kHide;
+        deletes += op.kind == OpKind::kDelete;
+        unhides += op.kind == OpKind::kModify && op.changes[0].attribute == "msExchHideFromAddressLists";
+      }
+
+      SCOPED_TRACE("seed " + std::to_string(seed) + " step " + std::to_string(step));
+      EXPECT_EQ(model.objects.size(), model.state.size());
+      for (const Desired& d : desired) {
+        const auto r = model.state.find(d.key);
+        ASSERT_NE(r, model.state.end()) << d.key;
+        EXPECT_EQ(r->second.hidden_since_ms, 0);
+        const Entry* e = model.at(r->second.target_dn);
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(value_sets(*e), value_sets(written_for(d)));
+      }
+      for (const auto& [key, r] : model.state) {
+        if (keys.count(key) != 0) continue;
+        EXPECT_NE(r.hidden_since_ms, 0) << key;
+        EXPECT_LT(s.now_ms - r.hidden_since_ms, 2 * kDay) << key;
+        const Entry* e = model.at(r.target_dn);
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(e->first("msExchHideFromAddressLists"), "TRUE");
+      }
+
+      const Plan again = model.plan(s, desired);
+      EXPECT_TRUE(again.operations.empty()) << again.operations[0].describe();
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GT(hides, 0u);
+  EXPECT_GT(unhides, 0u);
+  EXPECT_GT(deletes, 0u);
 }
 
 }  // namespace

@@ -27,6 +27,11 @@ class LazyView final : public TargetView {
     ensure();
     return view_.find_by_dn(dn);
   }
+  std::vector<TargetObject> find_foreign_by_address(std::string_view address, std::string_view stamp_attribute,
+                                                    std::string_view stamp_prefix) const override {
+    ensure();
+    return view_.find_foreign_by_address(address, stamp_attribute, stamp_prefix);
+  }
 
  private:
   void ensure() const {
