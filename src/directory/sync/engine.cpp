@@ -286,6 +286,8 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
               // never read back as this system's (no loops), never in its address book.
               if (c.entry.first(stamp).starts_with(own)) return;
               if (c.key.empty()) {
+                // An organizational unit, a server document: not an object to synchronize at all.
+                if (derive_recipient(c.entry, dir.profile, dir.system).status == EntryOutcome::Status::kSkipped) return;
                 add_problem(rec, dir.system, "", c.entry.dn(), "bad-data",
                             fmt::format("{} has no immutable id ({}): it cannot be synchronized", c.entry.dn(),
                                         dir.profile == Profile::kDomino ? "dominoUNID or entryUUID"
