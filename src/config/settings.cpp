@@ -31,10 +31,10 @@ constexpr std::string_view kMethods[] = {"smtp", "lmtp", "maildir"};
 constexpr std::string_view kTlsModes[] = {"none", "opportunistic",
                                           "required"};  // in the order of smtp::client::TlsPolicy
 // [system.directory]: each in the order of the enum it names.
-constexpr std::string_view kProfiles[] = {"domino", "exchange"};                 // directory::Profile
-constexpr std::string_view kLdapTls[] = {"none", "starttls"};                    // directory::ldap::TlsMode
-constexpr std::string_view kBinds[] = {"anonymous", "simple", "sasl-external"};  // directory::sync::BindKind
-constexpr std::string_view kFeeds[] = {"auto", "full", "syncrepl"};              // directory::sync::Feed
+constexpr std::string_view kProfiles[] = {"domino", "exchange"};                         // directory::Profile
+constexpr std::string_view kLdapTls[] = {"none", "starttls"};                            // directory::ldap::TlsMode
+constexpr std::string_view kBinds[] = {"anonymous", "simple", "sasl-external"};          // directory::sync::BindKind
+constexpr std::string_view kFeeds[] = {"auto", "full", "syncrepl", "usn", "timestamp"};  // directory::sync::Feed
 // The generators' names come from the mapping component, so a new one needs no change here.
 // (Its table is constexpr, so it is initialized before this.)
 const std::vector<std::string_view> kFullNameGenerators = [] {
@@ -675,7 +675,10 @@ const Setting kSettings[] = {
      .default_from = dir_enum<&DirectorySettings::feed, kFeeds>,
      .allowed = kFeeds,
      .doc = "How changes are found after the first full read: `syncrepl` (RFC 4533, OpenLDAP), "
-            "`full` (a full read every run) or `auto` (RFC 4533 when the server offers it).",
+            "`usn` (Active Directory's uSNChanged with the DC's invocationID), `timestamp` "
+            "(modifyTimestamp with a 10-minute overlap, Domino), `full` (a full read every run) or "
+            "`auto` (RFC 4533 when the server offers it, else `usn` for the exchange profile on a "
+            "server with AD's root DSE, `timestamp` for the domino profile).",
      .example = R"("auto")",
      .apply = set_dir_enum<&DirectorySettings::feed, kFeeds>},
     {.key = "system[].directory.persist",

@@ -68,9 +68,9 @@ class DirsyncTest(bridgehead.TestCase):
         self.notes = self.start_slapd("domino", ou_ldif(NOTES_PEOPLE) + ou_ldif(NOTES_CONTACTS))
         self.ad = self.start_slapd("ad", ou_ldif(AD_PEOPLE) + ou_ldif(AD_CONTACTS))
 
-    def start_slapd(self, profile, initial):
-        ds = slapd.Slapd(os.path.join(self.workdir, "slapd-" + profile), profile=profile, dbnosync=True,
-                         initial_ldif=initial)
+    def start_slapd(self, profile, initial, **more):
+        ds = slapd.Slapd(os.path.join(self.workdir, "slapd-" + profile + ("-dsa" if more else "")), profile=profile,
+                         dbnosync=True, initial_ldif=initial, **more)
         ds.start()
         self.addCleanup(ds.stop)
         return ds
@@ -434,6 +434,39 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertEqual((run["counts"]["adds"], run["counts"]["switched_off"], run["counts"]["deletes"]), (0, 1, 1),
                          run)
         self.assertNotIn(f"cn=Nils Noor,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+
+    def test_the_usn_feed_reads_only_changes_and_finds_deletions_by_their_keys(self):
+        # An AD-shaped directory with a domain controller's root DSE (invocationID,
+        # highestCommittedUSN 1000); slapd keeps no uSNChanged, so the test sets it as AD would.
+        self.ad.stop()
+        self.ad = self.start_slapd("ad", ou_ldif(AD_PEOPLE) + ou_ldif(AD_CONTACTS), ad_dsa=True)
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1, extra={"uSNChanged": "1001"})
+                    + user_ldif("Olga Orr", "oorr", 2, extra={"uSNChanged": "1002"}))
+        d = self.daemon(exchange={"feed": "usn"})
+        self.assertEqual(self.sync(d, "run")["counts"]["adds"], 2)
+        self.ad.modify(f"dn: cn=Bob Baker,{AD_PEOPLE}\nchangetype: modify\nreplace: displayName\n"
+                       "displayName: Bob Baker (Sales)\n-\nreplace: uSNChanged\nuSNChanged: 1010\n-\n")
+        self.ad.modify(f"dn: cn=Olga Orr,{AD_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run")
+        # Only Bob was read in full; Olga's absence shows in the key enumeration.
+        self.assertEqual((run["counts"]["updates"], run["counts"]["deletes"]), (1, 1), run)
+        # Its Notes full name comes from the display name here (no givenName): renamed with it.
+        self.assertEqual(sorted(self.contacts(self.notes, NOTES_CONTACTS)), [f"cn=Bob Baker (Sales),{NOTES_CONTACTS}"])
+        quiet = self.sync(d, "run")
+        self.assertEqual(quiet["counts"]["updates"] + quiet["counts"]["adds"] + quiet["counts"]["deletes"], 0, quiet)
+
+    def test_the_modify_timestamp_feed_reads_changes_with_an_overlap(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Pia Park", "ppark", 16))
+        d = self.daemon(notes={"feed": "timestamp"})
+        self.assertEqual(self.sync(d, "run")["counts"]["adds"], 2)
+        self.notes.modify(f"dn: cn=Alice Able,{NOTES_PEOPLE}\nchangetype: modify\nreplace: mail\n"
+                          "mail: alice@notes.example\n-\n")
+        self.notes.modify(f"dn: cn=Pia Park,{NOTES_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run")
+        self.assertEqual((run["counts"]["updates"], run["counts"]["deletes"]), (1, 1), run)
+        alice = self.contacts(self.ad, AD_CONTACTS)[f"cn=Alice Able,{AD_CONTACTS}"]
+        self.assertEqual(self.one(alice, "mail"), "alice@notes.example")
+        self.assertNotIn(f"cn=Pia Park,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
 
     def test_a_locked_id_fails_sasl_external_visibly_and_unlock_lets_the_next_run_through(self):
         self.notes.add(person_ldif("Alice Able", "aable", 1))

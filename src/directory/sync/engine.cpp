@@ -303,7 +303,11 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
               }
               if (!c.key.empty()) rr.deleted.push_back(c.key);
             } else {
-              if (auto s = state_.source_by_uuid(dir.system, c.uuid); s && *s) seen.insert((*s)->key);
+              if (!c.key.empty()) {
+                seen.insert(c.key);
+              } else if (auto s = state_.source_by_uuid(dir.system, c.uuid); s && *s) {
+                seen.insert((*s)->key);
+              }
             }
           },
           [&](std::size_t n) {

@@ -4,6 +4,7 @@
 
 #include "core/text.hpp"
 #include "directory/dn.hpp"
+#include "directory/ldap/change_feed.hpp"
 #include "directory/ldap/connection.hpp"
 #include "directory/ldap/content_sync.hpp"
 #include "directory/ldif.hpp"
@@ -84,12 +85,14 @@ class LdapSource final : public Source {
                              const CountFn& progress) override {
     auto conn = connect();
     if (!conn) return tl::unexpected(conn.error());
-    bool syncrepl = s_.feed == Feed::kSyncRepl;
-    if (s_.feed == Feed::kAuto) {
-      auto offered = offers_content_sync(*conn);
-      if (!offered) return tl::unexpected(offered.error());
-      syncrepl = *offered;
+    Feed feed = s_.feed;
+    if (feed == Feed::kAuto) {
+      auto chosen = choose_feed(*conn);
+      if (!chosen) return tl::unexpected(chosen.error());
+      feed = *chosen;
     }
+    if (feed == Feed::kUsn || feed == Feed::kTimestamp) return read_by_feed(*conn, feed, cookie, full, fn, progress);
+    const bool syncrepl = feed == Feed::kSyncRepl;
     if (syncrepl && !full && !cookie.empty()) {
       auto delta = read_changes(*conn, cookie, fn, progress);
       if (!delta) return tl::unexpected(delta.error());
@@ -113,6 +116,104 @@ class LdapSource final : public Source {
   }
 
  private:
+  static constexpr std::string_view kUsnCookie = "usn:";
+  static constexpr std::string_view kTimestampCookie = "modifytimestamp:";
+
+  // kAuto: what the server and the profile allow, best first.
+  Expected<Feed> choose_feed(ldap::Connection& conn) const {
+    auto offered = offers_content_sync(conn);
+    if (!offered) return tl::unexpected(offered.error());
+    if (*offered) return Feed::kSyncRepl;
+    if (s_.profile == Profile::kExchange) {
+      if (auto dc = ldap::read_domain_controller(conn); dc && !dc->invocation_id.empty()) return Feed::kUsn;
+      return Feed::kFull;
+    }
+    return Feed::kTimestamp;
+  }
+
+  // uSNChanged or modifyTimestamp: the changed objects, then (unless the server reported the
+  // deleted ones) every key, so that an object gone since is noticed.
+  Expected<ReadOutcome> read_by_feed(ldap::Connection& conn, Feed feed, const std::string& cookie, bool full,
+                                     const ChangeFn& fn, const CountFn& progress) {
+    ReadOutcome out;
+    ldap::SearchRequest search;
+    search.base = s_.base;
+    search.filter = filter();
+    search.attributes = {"*", "entryUUID"};
+    bool deletions_reported = false;
+    bool from_start = true;
+    auto count = [&] {
+      if (++out.entries % 1000 == 0 && progress) progress(out.entries);
+    };
+    if (feed == Feed::kUsn) {
+      ldap::UsnFeedRequest req;
+      req.search = search;
+      if (!full && cookie.starts_with(kUsnCookie)) {
+        auto since = ldap::UsnPosition::parse(std::string_view(cookie).substr(kUsnCookie.size()));
+        if (since) req.since = *since;
+      }
+      auto on_entry = [&](Entry e, bool deleted) {
+        SourceChange c;
+        c.kind = deleted ? SourceChange::Kind::kDelete : SourceChange::Kind::kUpsert;
+        c.key = object_key(e, s_.profile);
+        c.uuid = first_trimmed(e, "entryUUID");
+        c.entry = std::move(e);
+        fn(std::move(c));
+        count();
+        return true;
+      };
+      auto r = ldap::read_usn_changes(conn, req, on_entry);
+      if (r && r->different_server) {  // another DC, or a restored one: everything again
+        req.since.reset();
+        r = ldap::read_usn_changes(conn, req, on_entry);
+      }
+      if (!r) return tl::unexpected(r.error());
+      from_start = !req.since.has_value();
+      deletions_reported = r->deletions_reported;
+      out.complete = r->search.complete();
+      out.problem = r->search.problem;
+      out.cookie = std::string(kUsnCookie) + r->position.text();
+    } else {
+      ldap::TimestampFeedRequest req;
+      req.search = search;
+      if (!full && cookie.starts_with(kTimestampCookie)) {
+        auto since = ldap::parse_generalized_time(std::string_view(cookie).substr(kTimestampCookie.size()));
+        if (since) req.since = *since;
+      }
+      auto r = ldap::read_timestamp_changes(conn, req, [&](Entry e) {
+        deliver(std::move(e), fn);
+        count();
+        return true;
+      });
+      if (!r) return tl::unexpected(r.error());
+      from_start = !req.since.has_value();
+      out.complete = r->search.complete();
+      out.problem = r->search.problem;
+      if (r->position) out.cookie = std::string(kTimestampCookie) + ldap::format_generalized_time(*r->position);
+    }
+    if (!out.complete) out.cookie.clear();  // only a complete read may move the position
+    out.full = from_start;
+    if (from_start || deletions_reported || !out.complete) return out;
+    // The keys of everything there now: what the state knows beyond them is gone.
+    ldap::SearchRequest keys = search;
+    keys.attributes = {"dominoUNID", "objectGUID", "entryUUID", "objectClass", "mail"};
+    auto k = conn.search(keys, [&](Entry e) {
+      SourceChange c;
+      c.kind = SourceChange::Kind::kUnchanged;
+      c.key = object_key(e, s_.profile);
+      if (!c.key.empty()) fn(std::move(c));
+      return true;
+    });
+    if (!k) return tl::unexpected(k.error());
+    out.full = k->complete();
+    if (!k->complete()) {
+      out.complete = false;
+      out.problem = k->problem;
+      out.cookie.clear();
+    }
+    return out;
+  }
+
   struct Delta {
     ReadOutcome outcome;
     bool refresh_required = false;

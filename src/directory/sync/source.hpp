@@ -22,7 +22,8 @@ struct SourceChange {
   enum class Kind {
     kUpsert,     ///< the object as it is now (new or changed)
     kDelete,     ///< gone; `key` or only `uuid` is known
-    kUnchanged,  ///< still there, unchanged since the cookie (RFC 4533 present phase); `uuid` only
+    kUnchanged,  ///< still there, maybe unchanged since the cookie (RFC 4533 present phase: `uuid`
+                 ///< only; a key enumeration after a uSNChanged or modifyTimestamp read: `key`)
   };
   Kind kind = Kind::kUpsert;
   std::string key;

@@ -23,9 +23,12 @@ namespace bridgehead::directory::sync {
 
 /// How changes are found after the first full read.
 enum class Feed {
-  kAuto,      ///< RFC 4533 when the server offers it, else a full read each run
-  kFull,      ///< a full read every run
-  kSyncRepl,  ///< RFC 4533 content synchronization (OpenLDAP)
+  kAuto,       ///< RFC 4533 when the server offers it; else uSNChanged (exchange profile, a server
+               ///< with AD's rootDSE), modifyTimestamp (domino profile); else a full read each run
+  kFull,       ///< a full read every run
+  kSyncRepl,   ///< RFC 4533 content synchronization (OpenLDAP)
+  kUsn,        ///< AD's uSNChanged with the DC's invocationID (another DC: a full read)
+  kTimestamp,  ///< modifyTimestamp with an overlap window (Domino)
 };
 
 enum class BindKind { kAnonymous, kSimple, kSaslExternal };
