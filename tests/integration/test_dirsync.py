@@ -336,8 +336,12 @@ class DirsyncTest(bridgehead.TestCase):
         # Through the running daemon: it owns the state now.
         self.notes.modify(f"dn: cn=Ivan Iles,{NOTES_PEOPLE}\nchangetype: delete\n")
         self.notes.add(person_ldif("Jane Jones", "jjones", 11))
-        run = self.sync(d, "run", "--full")
-        self.assertEqual((run["counts"]["adds"], run["counts"]["deletes"]), (1, 1), run)
+        # The daemon's persisting search may have run it already; either way the run leaves
+        # the directory and the book with Jane and without Ivan.
+        self.sync(d, "run", "--full")
+        contacts = self.contacts(self.ad, AD_CONTACTS)
+        self.assertIn(f"cn=Jane Jones,{AD_CONTACTS}", contacts)
+        self.assertNotIn(f"cn=Ivan Iles,{AD_CONTACTS}", contacts)
         c = d.raw("exchange")
         c.ehlo()
         c.cmd("MAIL FROM:<ann@exchange.example>", 250)
