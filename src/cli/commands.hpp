@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -20,6 +21,9 @@
 #include "identity/password.hpp"
 
 namespace bridgehead::cli {
+
+/// `unix` seconds as local time, "2026-12-04 03:17:59": how commands show a moment.
+std::string local_time(std::int64_t unix);
 
 /// Where a command finds the config when --config is not given.
 std::string default_config_path();

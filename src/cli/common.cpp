@@ -1,4 +1,5 @@
 #include <cstdlib>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -63,6 +64,14 @@ std::filesystem::path resolve_control_socket(const std::string& config_file, con
     return {};
   }
   return loaded.config->control_socket;
+}
+
+std::string local_time(std::int64_t unix) {
+  const std::time_t t = unix;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
 }
 
 void add_daemon_options(CLI::App* cmd, DaemonArgs& args) {

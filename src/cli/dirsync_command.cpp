@@ -23,14 +23,6 @@ struct Args : DaemonArgs {
   std::int64_t number = 0;
 };
 
-std::string when(std::int64_t ms) {
-  const std::time_t t = ms / 1000;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
-}
-
 void print_run(const nlohmann::json& r) {
   fmt::print("{}\n", r.value("summary", ""));
   if (const auto e = r.value("error", ""); !e.empty()) fmt::print("  {}\n", e);
@@ -64,7 +56,7 @@ void print_status(const nlohmann::json& s) {
   const auto& runs = s.value("runs", nlohmann::json::array());
   if (runs.empty()) fmt::print("no runs yet\n");
   for (const auto& r : runs) {
-    fmt::print("{}  ", when(r.value("started_ms", std::int64_t{0})));
+    fmt::print("{}  ", local_time(r.value("started_ms", std::int64_t{0}) / 1000));
     print_run(r);
   }
 }

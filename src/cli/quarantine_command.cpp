@@ -18,14 +18,6 @@ std::string quarantine_exit_codes_help() {
       kOk, kRequestFailed, kNotRunning, kFirstUsageError);
 }
 
-std::string local_time(std::int64_t unix) {
-  const std::time_t t = unix;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
-}
-
 void print_recipients(const nlohmann::json& m) {
   for (const auto& r : m.value("recipients", nlohmann::json::array())) {
     fmt::print("    {:<32} {}\n", r.value("address", ""), r.value("status", ""));
