@@ -192,6 +192,47 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertEqual(run["counts"]["deletes"], 1, run)
         self.assertNotIn(f"cn=Eve Ennis,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
 
+    def assert_quiet(self, run):
+        """A run that found nothing to do: status ok, no problem listed, nothing written."""
+        self.assertEqual(run["status"], "ok", run)
+        self.assertEqual(run["problems"], [], run)
+        self.assertEqual(run["counts"]["adds"] + run["counts"]["updates"] + run["counts"]["deletes"]
+                         + run["counts"]["renames"], 0, run)
+
+    def incremental_runs_change_only_what_changed(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Carl Cole", "ccole", 2)
+                       + person_ldif("Dora Dunn", "ddunn", 4) + person_ldif("Eve Ennis", "eennis", 5))
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1))
+        d = self.daemon()
+        first = self.sync(d, "run")  # no cookie yet: a full read
+        self.assertEqual((first["status"], first["counts"]["adds"]), ("ok", 5), first)
+        self.assert_quiet(self.sync(d, "run"))
+        self.notes.modify(f"dn: cn=Alice Able,{NOTES_PEOPLE}\nchangetype: modify\nreplace: mail\n"
+                          "mail: alice@notes.example\n-\n")
+        self.notes.modify(f"dn: cn=Eve Ennis,{NOTES_PEOPLE}\nchangetype: delete\n")
+        self.notes.add(person_ldif("Fay Fox", "ffox", 6))
+        run = self.sync(d, "run")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertEqual(run["problems"], [], run)
+        self.assertEqual((run["counts"]["adds"], run["counts"]["updates"], run["counts"]["deletes"]), (1, 1, 1), run)
+        self.assertEqual(sorted(self.contacts(self.ad, AD_CONTACTS)),
+                         [f"cn={cn},{AD_CONTACTS}" for cn in ("Alice Able", "Carl Cole", "Dora Dunn", "Fay Fox")])
+        self.assertEqual(sorted(self.contacts(self.notes, NOTES_CONTACTS)), [f"cn=Bob Baker,{NOTES_CONTACTS}"])
+        self.assert_quiet(self.sync(d, "run"))
+
+    def test_incremental_runs_from_a_present_phase_delete_only_what_is_gone(self):
+        # No session log: slapd answers a refresh from a cookie with a present phase, the
+        # unchanged entries as bare UUIDs. They are still there, not deletions to confirm.
+        self.incremental_runs_change_only_what_changed()
+
+    def test_incremental_runs_from_a_session_log_change_only_what_changed(self):
+        # A session log that covers the cookie: deletions named explicitly.
+        for name in ("notes", "ad"):
+            getattr(self, name).stop()
+        self.notes = self.start_slapd("domino", ou_ldif(NOTES_PEOPLE) + ou_ldif(NOTES_CONTACTS), sessionlog=100)
+        self.ad = self.start_slapd("ad", ou_ldif(AD_PEOPLE) + ou_ldif(AD_CONTACTS), sessionlog=100)
+        self.incremental_runs_change_only_what_changed()
+
     def test_the_threshold_holds_a_mass_delete_until_approved(self):
         self.notes.add("".join(person_ldif(f"User{i:02d} Test", f"user{i:02d}", 100 + i) for i in range(20)))
         d = self.daemon(dirsync={"max_deletes": 5})
@@ -456,8 +497,7 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertEqual((run["counts"]["updates"], run["counts"]["deletes"]), (1, 1), run)
         # Its Notes full name comes from the display name here (no givenName): renamed with it.
         self.assertEqual(sorted(self.contacts(self.notes, NOTES_CONTACTS)), [f"cn=Bob Baker (Sales),{NOTES_CONTACTS}"])
-        quiet = self.sync(d, "run")
-        self.assertEqual(quiet["counts"]["updates"] + quiet["counts"]["adds"] + quiet["counts"]["deletes"], 0, quiet)
+        self.assert_quiet(self.sync(d, "run"))
 
     def test_the_modify_timestamp_feed_reads_changes_with_an_overlap(self):
         self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Pia Park", "ppark", 16))
@@ -471,6 +511,7 @@ class DirsyncTest(bridgehead.TestCase):
         alice = self.contacts(self.ad, AD_CONTACTS)[f"cn=Alice Able,{AD_CONTACTS}"]
         self.assertEqual(self.one(alice, "mail"), "alice@notes.example")
         self.assertNotIn(f"cn=Pia Park,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
+        self.assert_quiet(self.sync(d, "run"))
 
     def test_a_locked_id_fails_sasl_external_visibly_and_unlock_lets_the_next_run_through(self):
         self.notes.add(person_ldif("Alice Able", "aable", 1))

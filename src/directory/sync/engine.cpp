@@ -171,7 +171,10 @@ struct ReadResult {
   bool ok = false;
   std::optional<Error> error;
   ReadOutcome outcome;
-  std::vector<SourceChange> upserts;        // in source order, our own objects left out
+  std::vector<SourceChange> upserts;  // in source order, our own objects left out
+  // Some objects were reported only as still there (a present phase, a key enumeration): the
+  // upserts are not every object, and what is gone is in `deleted`, worked out from the state.
+  bool presence_reported = false;
   std::vector<std::string> deleted;         // keys
   std::vector<EntryOutcome> derived;        // of each upsert, in the same order
   std::unordered_set<std::string> refused;  // keys of entries with bad data: never deleted for it
@@ -303,6 +306,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
               }
               if (!c.key.empty()) rr.deleted.push_back(c.key);
             } else {
+              rr.presence_reported = true;
               if (!c.key.empty()) {
                 seen.insert(c.key);
               } else if (auto s = state_.source_by_uuid(dir.system, c.uuid); s && *s) {
@@ -380,7 +384,9 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     if (rr == nullptr || !rr->ok) continue;
     const bool can_delete = rr->outcome.complete;
     PlanInput in;
-    in.full = rr->outcome.full;
+    // The planner deletes what a full read left out of `desired`; after a present phase or a
+    // key enumeration, `desired` holds only the changed objects, and `deleted` the gone ones.
+    in.full = rr->outcome.full && !rr->presence_reported;
     in.read_complete = can_delete;
     for (std::size_t i = 0; i < rr->upserts.size(); ++i) {
       const auto& c = rr->upserts[i];

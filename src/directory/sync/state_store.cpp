@@ -377,7 +377,10 @@ std::vector<Sql> statement_texts() {
       {&S::sources, fmt::format("SELECT {} FROM sources WHERE directory = ?", kSourceColumns)},
       {&S::source, fmt::format("SELECT {} FROM sources WHERE directory = ? AND key = ?", kSourceColumns)},
       {&S::source_by_uuid,
-       fmt::format("SELECT {} FROM sources WHERE directory = ? AND uuid = ? AND uuid <> ''", kSourceColumns)},
+       // INDEXED BY: SQLite 3.40's planner takes the primary key's (directory = ?) range, a scan
+       // of the whole directory for each UUID of a present phase (168 s for 24,000 of them).
+       fmt::format("SELECT {} FROM sources INDEXED BY sources_uuid WHERE directory = ? AND uuid = ? AND uuid <> ''",
+                   kSourceColumns)},
       {&S::source_count, "SELECT count(*) FROM sources WHERE directory = ?"},
       {&S::recipients, "SELECT directory, key, recipient FROM sources WHERE recipient IS NOT NULL"},
       {&S::put_cookie, "INSERT OR REPLACE INTO cookies(directory, cookie) VALUES(?, ?)"},
