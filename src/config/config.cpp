@@ -82,7 +82,7 @@ std::optional<std::string_view> closest(std::string_view word, const std::vector
   std::optional<std::string_view> best;
   std::size_t best_distance = std::max<std::size_t>(1, word.size() / 3) + 1;
   for (std::string_view c : candidates) {
-    std::size_t d = detail::edit_distance(word, c);
+    std::size_t d = edit_distance(word, c);
     if (d < best_distance) {
       best_distance = d;
       best = c;
@@ -119,6 +119,7 @@ struct SystemSource {
   bool has_directory = false;
   Position directory_pos;  // of the [system.directory] header
   std::vector<directory::mapping::RuleSource> rules;
+  std::vector<directory::mapping::RuleSource> group_rules;
   const Value* get(std::string_view key) const {
     auto it = values.find(key);
     return it == values.end() ? nullptr : &it->second;
@@ -137,7 +138,8 @@ class Loader {
   }
   void walk(const toml::table& table, const std::string& section, SystemSource* sys);
   void read_system(const toml::table& table, std::size_t index);
-  void read_rules(const toml::table& table, SystemSource& sys);
+  void read_rules(const toml::table& table, std::string_view header, std::vector<directory::mapping::RuleSource>& out,
+                  const SystemSource& sys);
   Position text_start(const toml::node& string_node) const;
   void check_readable(const Value& v, const std::string& name, std::string_view what, std::string_view remedy = {});
   void unknown(std::string_view key, const std::string& section, bool is_table, Position pos);
@@ -227,7 +229,7 @@ void Loader::walk(const toml::table& table, const std::string& section, SystemSo
           sys->directory_pos = kpos;
         }
         if (sys && !sec->free_keys_example.empty()) {
-          read_rules(*sub, *sys);
+          read_rules(*sub, sec->header, path == "system[].directory.group_rules" ? sys->group_rules : sys->rules, *sys);
         } else {
           walk(*sub, path, sys);
         }
@@ -260,7 +262,8 @@ void Loader::read_system(const toml::table& table, std::size_t index) {
   systems_.push_back(std::move(sys));
 }
 
-void Loader::read_rules(const toml::table& table, SystemSource& sys) {
+void Loader::read_rules(const toml::table& table, std::string_view header,
+                        std::vector<directory::mapping::RuleSource>& out, const SystemSource& sys) {
   for (auto&& [k, node] : table) {
     const std::string target(k.str());
     if (const toml::value<std::string>* text = node.as_string()) {
@@ -269,16 +272,15 @@ void Loader::read_rules(const toml::table& table, SystemSource& sys) {
       rule.text = text->get();
       const Position p = text_start(node);
       rule.position = {static_cast<std::size_t>(p.line), static_cast<std::size_t>(p.column)};
-      sys.rules.push_back(std::move(rule));
+      out.push_back(std::move(rule));
     } else {
-      problem(pos_of(node.source()),
-              fmt::format("rule for {} in [system.directory.rules] of {} must be a string, got {}; write it "
-                          "like {} = \"first(mail)\" (an expression in quotes)",
-                          target, sys.label, kind_of(node), target));
+      problem(pos_of(node.source()), fmt::format("rule for {} in {} of {} must be a string, got {}; write it "
+                                                 "like {} = \"first(mail)\" (an expression in quotes)",
+                                                 target, header, sys.label, kind_of(node), target));
     }
   }
   // A toml++ table is ordered by key; the rules keep the order they are written in.
-  std::stable_sort(sys.rules.begin(), sys.rules.end(), [](const auto& a, const auto& b) {
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return std::tie(a.position.line, a.position.column) < std::tie(b.position.line, b.position.column);
   });
 }
@@ -582,6 +584,7 @@ Config Loader::build() {
       if (!sys.get("system[].directory.profile"))
         d.profile = sc.kind == SystemKind::kExchange ? directory::Profile::kExchange : directory::Profile::kDomino;
       d.rules = sys.rules;
+      d.group_rules = sys.group_rules;
       cfg.dirsync.directories.push_back(d);
     }
     cfg.systems.push_back(std::move(sc));
@@ -931,7 +934,7 @@ void Loader::check_directory(const Config& cfg, std::size_t i) {
 // The rules map the other systems' objects, so they are checked against what those hold.
 void Loader::check_rules(const Config& cfg, std::size_t i) {
   const SystemSource& sys = systems_[i];
-  if (sys.rules.empty()) return;
+  if (sys.rules.empty() && sys.group_rules.empty()) return;
   std::vector<directory::Profile> from;
   for (std::size_t j = 0; j < cfg.systems.size(); ++j) {
     if (j == i || !cfg.systems[j].directory) continue;
@@ -947,12 +950,15 @@ void Loader::check_rules(const Config& cfg, std::size_t i) {
     const directory::mapping::Known known = profile == directory::Profile::kDomino
                                                 ? directory::mapping::domino_person_known()
                                                 : directory::mapping::exchange_user_known();
-    auto parsed = directory::mapping::RuleSet::parse(sys.rules, known);
-    if (parsed) continue;
-    for (const directory::mapping::RuleProblem& rp : parsed.error()) {
-      const Position pos{static_cast<int>(rp.position.line), static_cast<int>(rp.position.column)};
-      std::string message = fmt::format("rule for {}: {}", escape_control(rp.target), rp.message);
-      if (reported.emplace(pos.line, pos.column, message).second) problem(pos, std::move(message));
+    for (const auto* rules : {&sys.rules, &sys.group_rules}) {
+      if (rules->empty()) continue;
+      auto parsed = directory::mapping::RuleSet::parse(*rules, known);
+      if (parsed) continue;
+      for (const directory::mapping::RuleProblem& rp : parsed.error()) {
+        const Position pos{static_cast<int>(rp.position.line), static_cast<int>(rp.position.column)};
+        std::string message = fmt::format("rule for {}: {}", escape_control(rp.target), rp.message);
+        if (reported.emplace(pos.line, pos.column, message).second) problem(pos, std::move(message));
+      }
     }
   }
 }

@@ -1151,6 +1151,24 @@ TEST(ConfigDirectory, RulesAreCheckedAgainstTheOtherSystemsAttributes) {
   expect_problem(multi, 15, 9, {"rule for sn: unknown attribute 'snn'"});
 }
 
+TEST(ConfigDirectory, GroupRulesAreReadAndCheckedLikeThePersonRules) {
+  LoadResult r = load_text(directories_with(12,
+                                            "[system.directory.group_rules]\n"
+                                            "displayName = \"concat(first(cn), ' (group)')\"\n"
+                                            "sn = \"frist(cn)\"\n"
+                                            "mail = 3\n"));
+  EXPECT_EQ(r.problems.size(), 2u) << all_problems(r);
+  expect_problem(r, 15, 7, {"rule for sn: unknown function 'frist'", "did you mean 'first'?"});
+  expect_problem(r, 16, 8, {"rule for mail in [system.directory.group_rules] of system \"exchange\" must be a string"});
+  LoadResult ok = load_text(directories_with(12, "[system.directory.group_rules]\nsn = \"first(cn)\"\n"));
+  ASSERT_TRUE(ok.config) << all_problems(ok);
+  const auto& d = *ok.config->systems[0].directory;
+  ASSERT_EQ(d.group_rules.size(), 1u);
+  EXPECT_EQ(d.group_rules[0].target, "sn");
+  EXPECT_EQ(d.group_rules[0].text, "first(cn)");
+  EXPECT_TRUE(d.rules.empty());
+}
+
 TEST(ConfigDirectory, ExactlyOneOfUriAndLdifFile) {
   TempDir dir;
   dir.write("ex.ldif", "version: 1\n");

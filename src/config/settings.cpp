@@ -880,6 +880,16 @@ const Section kSections[] = {
             "table replaces them as a whole. `bridgehead check` reports a rule that does not parse, "
             "names an unknown function or attribute or has the wrong arity, at its line and column.",
      .free_keys_example = R"x(mailNickname = "lower(first(if_empty(uid, shortName)))")x"},
+    {.path = "system[].directory.group_rules",
+     .header = "[system.directory.group_rules]",
+     .doc = "The mapping rules for the other system's *groups* written into this directory, in the "
+            "same language as [system.directory.rules]. A group goes across as a contact with its "
+            "name and address and is expanded in its home system; a Domino group without an "
+            "Internet address (mail) is not exported. Without the table the default group rules "
+            "apply (toward AD: targetAddress SMTP:<mail>, proxyAddresses NOTES:<name>@$notes_domain "
+            "and smtp:<mail>; toward Domino: mailAddress <mailNickname>@$routing_domain, fullName "
+            "the display name); a table replaces them as a whole.",
+     .free_keys_example = R"x(displayName = "concat(first(cn), ' (group)')")x"},
 };
 #pragma GCC diagnostic pop
 
@@ -1210,21 +1220,6 @@ std::optional<unsigned> parse_mode(std::string_view text, std::string& why) {
     return std::nullopt;
   }
   return mode;
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.size()][b.size()];
 }
 
 }  // namespace bridgehead::config::detail

@@ -108,7 +108,4 @@ std::string format_size(std::uint64_t bytes);
 /// Parses "0600"/"600": octal digits only, no bits outside 0777.
 std::optional<unsigned> parse_mode(std::string_view text, std::string& why);
 
-/// Optimal-string-alignment distance (a transposition costs 1: "smpt" is 1 from "smtp").
-std::size_t edit_distance(std::string_view a, std::string_view b);
-
 }  // namespace bridgehead::config::detail

@@ -46,6 +46,11 @@ bool iequals(std::string_view a, std::string_view b);
 /// Whether `text` starts with `prefix`, ASCII case ignored.
 bool istarts_with(std::string_view text, std::string_view prefix);
 
+/// Optimal-string-alignment distance, ASCII case ignored: insertions, deletions,
+/// substitutions and a transposition of neighbours each cost 1 ("smpt" is 1 from "smtp",
+/// "frist" 1 from "first"). For "did you mean" hints.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
 /// `text` without the leading and trailing octets that are in `blanks` (space and tab unless
 /// told otherwise; " \t\r\n" for a folded header value). Always a view into `text`, also when
 /// nothing is left (then empty, at text's end), so offsets may be taken from its data().

@@ -129,5 +129,17 @@ TEST(Trim, NothingLeftIsStillAViewIntoTheText) {
   EXPECT_EQ(t.data(), blank.data() + blank.size());
 }
 
+TEST(EditDistance, CountsTranspositionsAsOneAndIgnoresAsciiCase) {
+  EXPECT_EQ(edit_distance("smtp", "smtp"), 0u);
+  EXPECT_EQ(edit_distance("SMTP", "smtp"), 0u);
+  EXPECT_EQ(edit_distance("smpt", "smtp"), 1u);
+  EXPECT_EQ(edit_distance("frist", "first"), 1u);  // so 'first' wins over 'list' (2)
+  EXPECT_EQ(edit_distance("frist", "list"), 2u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("abc", ""), 3u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(edit_distance("ca", "abc"), 3u);  // OSA: a transposed pair is not edited again
+}
+
 }  // namespace
 }  // namespace bridgehead

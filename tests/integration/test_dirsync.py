@@ -46,6 +46,17 @@ def person_ldif(cn, uid, n, mail=None, extra=None, container=NOTES_PEOPLE):
     return text + "\n"
 
 
+def group_ldif(cn, n, mail=None, members=(), container=NOTES_PEOPLE):
+    """A Domino group document as Domino's LDAP service shows it."""
+    text = (f"dn: cn={cn},{container}\nobjectClass: top\nobjectClass: groupOfNames\nobjectClass: dominoGroup\n"
+            + slapd.ldif_value("cn", cn) + slapd.ldif_value("dominoUNID", unid(n)))
+    if mail:
+        text += slapd.ldif_value("mail", mail)
+    for m in members or [f"cn={cn},{container}"]:  # groupOfNames must have a member
+        text += slapd.ldif_value("member", m)
+    return text + "\n"
+
+
 def guid(n):
     return uuid.UUID(int=0x5E0000000000400080000000000000 + n).bytes_le
 
@@ -232,6 +243,37 @@ class DirsyncTest(bridgehead.TestCase):
         self.notes = self.start_slapd("domino", ou_ldif(NOTES_PEOPLE) + ou_ldif(NOTES_CONTACTS), sessionlog=100)
         self.ad = self.start_slapd("ad", ou_ldif(AD_PEOPLE) + ou_ldif(AD_CONTACTS), sessionlog=100)
         self.incremental_runs_change_only_what_changed()
+
+    def test_groups_go_across_as_contacts_with_their_name_and_address(self):
+        # By default a group keeps its members in its home system, which expands it: the other
+        # side gets a contact that routes mail for the group there.
+        self.notes.add(person_ldif("Alice Able", "aable", 1)
+                       + group_ldif("Sales Team", 30, mail="sales@notes.example",
+                                    members=[f"cn=Alice Able,{NOTES_PEOPLE}"])
+                       + group_ldif("No Address", 31))
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1)
+                    + slapd.ad_group_ldif(f"cn=All Staff,{AD_PEOPLE}", "All Staff", mail="allstaff@exchange.example",
+                                          proxy_addresses=["SMTP:allstaff@exchange.example"], object_guid=guid(40),
+                                          members=[f"cn=Bob Baker,{AD_PEOPLE}"],
+                                          extra={"mailNickname": "allstaff", "displayName": "All Staff"}))
+        d = self.daemon()
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertEqual(run["problems"], [], run)
+        contacts = self.contacts(self.ad, AD_CONTACTS)
+        self.assertEqual(sorted(contacts), [f"cn=Alice Able,{AD_CONTACTS}", f"cn=Sales Team,{AD_CONTACTS}"])
+        sales = contacts[f"cn=Sales Team,{AD_CONTACTS}"]
+        self.assertEqual(self.one(sales, "targetAddress"), "SMTP:sales@notes.example")
+        self.assertIn("NOTES:Sales Team@AcmeNotes", sales["proxyAddresses"])
+        self.assertEqual(self.one(sales, "displayName"), "Sales Team")
+        self.assertNotIn("member", sales)
+        persons = self.contacts(self.notes, NOTES_CONTACTS)
+        self.assertEqual(sorted(persons), [f"cn=All Staff,{NOTES_CONTACTS}", f"cn=Bob Baker,{NOTES_CONTACTS}"])
+        staff = persons[f"cn=All Staff,{NOTES_CONTACTS}"]
+        self.assertEqual(self.one(staff, "mailAddress"), "allstaff@exchange.example")
+        self.assertEqual(self.one(staff, "fullName"), "All Staff")
+        # "No Address" has no Internet address, so nothing in Exchange could reach it: left out.
+        self.assert_quiet(self.sync(d, "run", "--full"))
 
     def test_the_threshold_holds_a_mass_delete_until_approved(self):
         self.notes.add("".join(person_ldif(f"User{i:02d} Test", f"user{i:02d}", 100 + i) for i in range(20)))

@@ -177,16 +177,22 @@ def ad_user_ldif(dn, cn, mail=None, proxy_addresses=(), object_guid=None, extra=
     text = (f"dn: {dn}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\n"
             f"objectClass: user\nobjectClass: mailRecipient\n" + ldif_value("cn", cn) + ldif_value("sn", cn)
             + _ad_mandatory("CN=Person,CN=Schema,CN=Configuration,dc=acme,dc=example"))
-    if mail:
-        text += ldif_value("mail", mail)
+    return text + _recipient_values(mail, proxy_addresses, object_guid, extra) + "\n"
+
+
+def _recipient_values(mail, proxy_addresses, object_guid, extra, members=()):
+    """The LDIF lines of an AD recipient's addresses, GUID, members and further attributes."""
+    text = ldif_value("mail", mail) if mail else ""
     for a in proxy_addresses:
         text += ldif_value("proxyAddresses", a)
     if object_guid is not None:
         text += ldif_value("objectGUID", object_guid)
+    for m in members:
+        text += ldif_value("member", m)
     for name, values in (extra or {}).items():
         for v in values if isinstance(values, (list, tuple)) else [values]:
             text += ldif_value(name, v)
-    return text + "\n"
+    return text
 
 
 def ad_contact_ldif(dn, cn, target_address, extra=None):
@@ -199,6 +205,15 @@ def ad_contact_ldif(dn, cn, target_address, extra=None):
         for v in values if isinstance(values, (list, tuple)) else [values]:
             text += ldif_value(name, v)
     return text + "\n"
+
+
+def ad_group_ldif(dn, cn, mail=None, proxy_addresses=(), object_guid=None, members=(), extra=None):
+    """LDIF of an AD group (a universal distribution group unless extra says groupType)."""
+    text = (f"dn: {dn}\nobjectClass: top\nobjectClass: group\nobjectClass: mailRecipient\n" + ldif_value("cn", cn)
+            + _ad_mandatory("CN=Group,CN=Schema,CN=Configuration,dc=acme,dc=example"))
+    if "groupType" not in (extra or {}):
+        text += ldif_value("groupType", "8")
+    return text + _recipient_values(mail, proxy_addresses, object_guid, extra, members) + "\n"
 
 
 def parse_ldif(text):

@@ -107,4 +107,28 @@ std::vector<RuleSource> exchange_user_to_domino_person(const FullNameGenerator& 
   };
 }
 
+// A Notes group is flat: its name (cn, the ListName) is what Notes users address it by, and
+// with the Notes domain what Exchange users reply to. Only a group with an Internet address is
+// exported (the engine leaves the others out), so targetAddress is that address.
+std::vector<RuleSource> domino_group_to_ad_contact() {
+  return {
+      rule("targetAddress", "concat('SMTP:', first(mail))"),
+      rule("proxyAddresses", "list(concat('NOTES:', first(cn), '@', $notes_domain), concat('smtp:', mail))"),
+      rule("mailNickname", "strip(first(cn), ' ')"),
+      rule("displayName", "first(if_empty(displayName, cn))"),
+      rule("sn", "first(cn)"),
+      rule("mail", "first(mail)"),
+  };
+}
+
+std::vector<RuleSource> exchange_group_to_domino_person() {
+  return {
+      rule("mailAddress", "concat(first(mailNickname), '@', $routing_domain)"),
+      rule("fullName", "first(if_empty(displayName, cn))"),
+      rule("cn", "first(if_empty(displayName, cn))"),
+      rule("sn", "first(cn)"),
+      rule("mail", "first(mail)"),
+  };
+}
+
 }  // namespace bridgehead::directory::mapping

@@ -48,4 +48,13 @@ const FullNameGenerator* find_full_name_generator(std::string_view name);
 /// <mailNickname>@$routing_domain, fullName and cn from `generator`, sn, givenName, mail.
 std::vector<RuleSource> exchange_user_to_domino_person(const FullNameGenerator& generator = full_name_generators()[0]);
 
+/// Domino group → AD contact (name and address: the group is expanded in Notes, where the
+/// contact routes its mail): targetAddress SMTP:<mail>, proxyAddresses NOTES:<name>@$notes_domain
+/// and smtp:<each mail>, mailNickname the name without spaces, displayName, sn and mail.
+std::vector<RuleSource> domino_group_to_ad_contact();
+
+/// Exchange group → Domino person (name and address, expanded in Exchange): mailAddress
+/// <mailNickname>@$routing_domain, fullName and cn the display name, sn, mail.
+std::vector<RuleSource> exchange_group_to_domino_person();
+
 }  // namespace bridgehead::directory::mapping

@@ -100,6 +100,43 @@ TEST(MappingDefaults, ExchangeUserBecomesADominoPerson) {
   EXPECT_TRUE(mapped.problems.empty()) << mapped.problems.front().describe();
 }
 
+TEST(MappingDefaults, ADominoGroupBecomesAnAdContactThatRoutesToNotes) {
+  const auto set = must_parse_set(domino_group_to_ad_contact(), domino_person_known());
+  const auto e = test::entry_of("cn=Sales Team,o=Acme", {{"objectClass", "dominoGroup"},
+                                                         {"cn", "Sales Team"},
+                                                         {"mail", "sales@acme.com"},
+                                                         {"mail", "vertrieb@acme.com"},
+                                                         {"member", "cn=John Doe,ou=Sales,o=Acme"}});
+  const auto mapped = set.apply(e, run_context("notes.acme.com"));
+  const auto expected = test::entry_of("", {{"targetAddress", "SMTP:sales@acme.com"},
+                                            {"proxyAddresses", "NOTES:Sales Team@AcmeMail"},
+                                            {"proxyAddresses", "smtp:sales@acme.com"},
+                                            {"proxyAddresses", "smtp:vertrieb@acme.com"},
+                                            {"mailNickname", "SalesTeam"},
+                                            {"displayName", "Sales Team"},
+                                            {"sn", "Sales Team"},
+                                            {"mail", "sales@acme.com"}});
+  EXPECT_EQ(mapped.entry, expected);
+  EXPECT_TRUE(mapped.problems.empty()) << mapped.problems.front().describe();
+}
+
+TEST(MappingDefaults, AnExchangeGroupBecomesADominoPersonThatForwardsToExchange) {
+  const auto set = must_parse_set(exchange_group_to_domino_person(), exchange_user_known());
+  const auto e = test::entry_of("CN=All Staff,OU=Groups,DC=acme,DC=com", {{"objectClass", "group"},
+                                                                          {"cn", "All Staff"},
+                                                                          {"displayName", "All Staff (HQ)"},
+                                                                          {"mailNickname", "allstaff"},
+                                                                          {"mail", "allstaff@acme.com"}});
+  const auto mapped = set.apply(e, run_context("exchange.acme.com"));
+  const auto expected = test::entry_of("", {{"mailAddress", "allstaff@exchange.acme.com"},
+                                            {"fullName", "All Staff (HQ)"},
+                                            {"cn", "All Staff (HQ)"},
+                                            {"sn", "All Staff"},
+                                            {"mail", "allstaff@acme.com"}});
+  EXPECT_EQ(mapped.entry, expected);
+  EXPECT_TRUE(mapped.problems.empty()) << mapped.problems.front().describe();
+}
+
 TEST(MappingDefaults, EveryFullNameGeneratorParsesAndGivesItsExample) {
   ASSERT_EQ(full_name_generators().size(), 5u);
   for (const auto& g : full_name_generators()) {

@@ -58,23 +58,6 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_keychar(char c) { return is_letter(c) || is_digit(c) || c == '-'; }
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-// Levenshtein distance, ASCII case ignored: for "did you mean" hints at check time only.
-std::size_t distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      const std::size_t cost = to_lower(a[i - 1]) == to_lower(b[j - 1]) ? 0 : 1;
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + cost});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // " (did you mean 'x'?)" for the closest of `names` within two edits, else "".
 template <typename Names, typename NameOf>
 std::string suggestion(std::string_view wrong, const Names& names, NameOf name_of, std::string_view prefix = {}) {
@@ -82,7 +65,7 @@ std::string suggestion(std::string_view wrong, const Names& names, NameOf name_o
   std::size_t best_distance = 3;
   for (const auto& n : names) {
     const std::string_view candidate = name_of(n);
-    const std::size_t d = distance(wrong, candidate);
+    const std::size_t d = edit_distance(wrong, candidate);
     if (d < best_distance && d < candidate.size()) {
       best = candidate;
       best_distance = d;

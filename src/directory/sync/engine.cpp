@@ -1,5 +1,6 @@
 #include "directory/sync/engine.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_set>
 
@@ -64,6 +65,7 @@ struct Engine::Direction {
   const DirectorySettings* from = nullptr;
   const DirectorySettings* to = nullptr;
   mapping::RuleSet rules;
+  mapping::RuleSet group_rules;  // for the groups: name and address, expanded in their home system
   mapping::Context context;
   Scope scope;
   PlanSettings plan;
@@ -71,11 +73,14 @@ struct Engine::Direction {
 
 namespace {
 
-Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const DirectorySettings& to) {
-  std::vector<mapping::RuleSource> sources = to.rules;
+Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const DirectorySettings& to, bool groups) {
+  std::vector<mapping::RuleSource> sources = groups ? to.group_rules : to.rules;
+  const std::string_view table = groups ? "[system.directory.group_rules]" : "[system.directory.rules]";
   if (sources.empty()) {
     if (from.profile == Profile::kDomino && to.profile == Profile::kExchange) {
-      sources = mapping::domino_person_to_ad_contact();
+      sources = groups ? mapping::domino_group_to_ad_contact() : mapping::domino_person_to_ad_contact();
+    } else if (from.profile == Profile::kExchange && to.profile == Profile::kDomino && groups) {
+      sources = mapping::exchange_group_to_domino_person();
     } else if (from.profile == Profile::kExchange && to.profile == Profile::kDomino) {
       const auto* g = mapping::find_full_name_generator(from.full_name_generator);
       if (g == nullptr) {
@@ -85,12 +90,14 @@ Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const Direct
                                            "or alias"));
       }
       sources = mapping::exchange_user_to_domino_person(*g);
+    } else if (groups && !to.rules.empty()) {
+      sources = to.rules;  // the administrator's rules for the persons serve the groups too
     } else {
       return tl::unexpected(
           config_error(fmt::format("no default mapping from a {} directory to a {} directory ({} -> {})",
                                    from.profile == Profile::kDomino ? "domino" : "exchange",
                                    to.profile == Profile::kDomino ? "domino" : "exchange", from.system, to.system),
-                       fmt::format("write the rules in [system.directory.rules] of {}", to.system)));
+                       fmt::format("write the rules in {} of {}", table, to.system)));
     }
   }
   // The naming attribute comes from the source's cn unless a rule says otherwise.
@@ -107,9 +114,9 @@ Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const Direct
   if (!parsed) {
     std::string all;
     for (const auto& p : parsed.error()) all += "\n  " + p.describe();
-    return tl::unexpected(
-        config_error(fmt::format("the mapping rules {} -> {} have problems:{}", from.system, to.system, all),
-                     "fix the rules in [system.directory.rules]; `bridgehead check` lists them"));
+    return tl::unexpected(config_error(fmt::format("the mapping rules {} -> {}{} have problems:{}", from.system,
+                                                   to.system, groups ? " for groups" : "", all),
+                                       fmt::format("fix the rules in {}; `bridgehead check` lists them", table)));
   }
   return std::move(*parsed);
 }
@@ -139,9 +146,12 @@ Expected<std::unique_ptr<Engine>> Engine::open(SyncSettings settings, std::files
       d->name = direction_name(from, to);
       d->from = &from;
       d->to = &to;
-      auto rules = rules_for(from, to);
+      auto rules = rules_for(from, to, false);
       if (!rules) return tl::unexpected(rules.error());
       d->rules = std::move(*rules);
+      auto group_rules = rules_for(from, to, true);
+      if (!group_rules) return tl::unexpected(group_rules.error());
+      d->group_rules = std::move(*group_rules);
       d->context.set("routing_domain", from.routing_domain);
       d->context.set("notes_domain", e->settings_.notes_domain);
       d->context.set("system", from.system);
@@ -401,7 +411,14 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
         in.out_of_scope_keys.push_back(c.key);
         continue;
       }
-      auto mapped = d->rules.apply(c.entry, d->context);
+      const bool group = derived.recipient.kind == RecipientKind::kGroup;
+      if (group && std::none_of(derived.recipient.forms.begin(), derived.recipient.forms.end(),
+                                [](const Form& f) { return f.kind == FormKind::kSmtp; })) {
+        // A group reached only by its Notes name: nothing in the other system could address it.
+        in.out_of_scope_keys.push_back(c.key);
+        continue;
+      }
+      auto mapped = (group ? d->group_rules : d->rules).apply(c.entry, d->context);
       Desired want;
       want.key = c.key;
       want.source_dn = c.entry.dn();

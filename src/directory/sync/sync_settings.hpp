@@ -63,6 +63,8 @@ struct DirectorySettings {
   /// The mapping rules for objects written INTO this directory; empty: the defaults
   /// (default_rules.hpp) for the two profiles.
   std::vector<mapping::RuleSource> rules;
+  /// The same for the other system's groups; empty: the default group rules.
+  std::vector<mapping::RuleSource> group_rules;
   std::string full_name_generator = "given-surname";  ///< Exchange user -> Notes full name
   /// $routing_domain when this directory's objects are written into the other one: the
   /// domain at which mail for them reaches this system through Bridgehead (its first domain).
