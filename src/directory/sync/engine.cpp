@@ -17,6 +17,9 @@ namespace bridgehead::directory::sync {
 namespace {
 
 constexpr std::string_view kStateFileName = "dirsync.sqlite";
+// Above this many changed entries in one read, the stored source records are read in one scan
+// rather than looked up one by one.
+constexpr std::size_t kLookupsBeforeScan = 256;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -287,6 +290,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     auto source = open_source(dir, id_, stamp_prefix(settings_.connector_name));
     Expected<ReadOutcome> outcome = source ? Expected<ReadOutcome>{} : tl::unexpected(source.error());
     std::unordered_set<std::string> seen;
+    std::unordered_set<std::string> present;  // UUIDs a present phase reported, resolved after the read
     const std::string own = stamp_prefix(settings_.connector_name);
     const std::string stamp = stamp_attribute_of(dir);
     if (source) {
@@ -319,8 +323,8 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
               rr.presence_reported = true;
               if (!c.key.empty()) {
                 seen.insert(c.key);
-              } else if (auto s = state_.source_by_uuid(dir.system, c.uuid); s && *s) {
-                seen.insert((*s)->key);
+              } else if (!c.uuid.empty()) {
+                present.insert(std::move(c.uuid));
               }
             }
           },
@@ -343,10 +347,19 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     }
     // Source records: what the address book and later deletes are made of. Only what changed
     // is written, so a run over an unchanged directory leaves the state and the book alone.
+    // Many upserts (a full read) are compared after one scan of the stored records, a few
+    // after a lookup each.
     std::unordered_map<std::string, SourceRecord> known;
-    if (!rr.upserts.empty() || (rr.outcome.full && rr.outcome.complete)) {
+    const bool scanned = rr.upserts.size() > kLookupsBeforeScan;
+    if (scanned) {
       auto each = state_.for_each_source(dir.system, [&](const SourceRecord& s) { known.emplace(s.key, s); });
       if (!each) return tl::unexpected(each.error());
+    } else {
+      for (const auto& c : rr.upserts) {
+        auto s = state_.source(dir.system, c.key);
+        if (!s) return tl::unexpected(s.error());
+        if (*s) known.emplace(c.key, std::move(**s));
+      }
     }
     rr.derived.reserve(rr.upserts.size());
     for (const auto& c : rr.upserts) {
@@ -371,15 +384,23 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       }
     }
     for (const auto& k : rr.deleted) {
-      if (known.empty() || known.contains(k)) rr.sources.erase_sources.emplace_back(dir.system, k);
+      if (scanned && !known.contains(k)) continue;
+      if (!scanned) {
+        auto s = state_.source(dir.system, k);
+        if (!s) return tl::unexpected(s.error());
+        if (!*s) continue;  // never stored (out of scope, or not a recipient): nothing changes
+      }
+      rr.sources.erase_sources.emplace_back(dir.system, k);
     }
     if (rr.outcome.full && rr.outcome.complete) {
-      for (const auto& [key, s] : known) {
-        if (!seen.contains(key)) {
-          rr.deleted.push_back(key);
-          rr.sources.erase_sources.emplace_back(dir.system, key);
-        }
-      }
+      // Whatever the read did not report, by key or by UUID, is gone.
+      auto each = state_.for_each_source_key(dir.system, [&](std::string_view key, std::string_view uuid) {
+        const std::string k(key);
+        if (seen.contains(k) || (!uuid.empty() && present.contains(std::string(uuid)))) return;
+        rr.deleted.push_back(k);
+        rr.sources.erase_sources.emplace_back(dir.system, k);
+      });
+      if (!each) return tl::unexpected(each.error());
     }
     reads.push_back(std::move(rr));
   }
@@ -427,6 +448,8 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       in.desired.push_back(std::move(want));
     }
     in.deleted_keys = rr->deleted;
+    // Nothing changed in the source (a quiet incremental run): nothing to plan or write.
+    if (!in.full && in.desired.empty() && in.deleted_keys.empty() && in.out_of_scope_keys.empty()) continue;
     auto objects = state_.objects(d->name);
     if (!objects) return tl::unexpected(objects.error());
     in.state = &*objects;

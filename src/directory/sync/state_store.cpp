@@ -336,7 +336,7 @@ namespace {
 struct StatementSet {
   Statement begin, commit, rollback;
   Statement put_object, erase_object, objects, object, object_count;
-  Statement put_source, erase_source, sources, source, source_by_uuid, source_count, recipients;
+  Statement put_source, erase_source, sources, source_keys, source, source_by_uuid, source_count, recipients;
   Statement put_cookie, erase_cookie, cookie;
   Statement begin_run, finish_run, run_exists, erase_problems, put_problem, run, last_runs, problems;
   Statement next_held_seq, put_held, held, approve, approved_keys, clear_held;
@@ -375,6 +375,7 @@ std::vector<Sql> statement_texts() {
       {&S::put_source, "INSERT OR REPLACE INTO sources(directory, key, dn, uuid, recipient) VALUES(?, ?, ?, ?, ?)"},
       {&S::erase_source, "DELETE FROM sources WHERE directory = ? AND key = ?"},
       {&S::sources, fmt::format("SELECT {} FROM sources WHERE directory = ?", kSourceColumns)},
+      {&S::source_keys, "SELECT key, uuid FROM sources WHERE directory = ?"},
       {&S::source, fmt::format("SELECT {} FROM sources WHERE directory = ? AND key = ?", kSourceColumns)},
       {&S::source_by_uuid,
        // INDEXED BY: SQLite 3.40's planner takes the primary key's (directory = ?) range, a scan
@@ -725,6 +726,16 @@ Expected<void> StateStore::for_each_source(const std::string& directory,
     auto s = source_from_row(u, directory, file_);
     if (!s) return fail(s.error());
     fn(*s);
+    return {};
+  });
+}
+
+Expected<void> StateStore::for_each_source_key(
+    const std::string& directory, const std::function<void(std::string_view key, std::string_view uuid)>& fn) {
+  Use u(st_->source_keys);
+  u.text(1, directory);
+  return each_row(db_, u, file_, "reading sources", [&]() -> Expected<void> {
+    fn(u.column(0), u.column(1));
     return {};
   });
 }

@@ -110,6 +110,10 @@ class StateStore {
 
   // Source objects, per directory.
   Expected<void> for_each_source(const std::string& directory, const std::function<void(const SourceRecord&)>& fn);
+  /// Only the key and UUID of each: what finding the deleted objects needs, without decoding
+  /// every recipient.
+  Expected<void> for_each_source_key(const std::string& directory,
+                                     const std::function<void(std::string_view key, std::string_view uuid)>& fn);
   Expected<std::optional<SourceRecord>> source(const std::string& directory, const std::string& key);
   Expected<std::optional<SourceRecord>> source_by_uuid(const std::string& directory, const std::string& uuid);
   Expected<std::size_t> source_count(const std::string& directory);

@@ -179,6 +179,11 @@ TEST(StateStore, SourcesAndRecipientsRoundTrip) {
   EXPECT_EQ(store.source_by_uuid("notes", "uuid-n2").value(), b.put_sources[1]);
   EXPECT_EQ(store.source_by_uuid("exchange", "").value(), std::nullopt);  // no uuid matches nothing
   EXPECT_EQ(store.source_count("notes").value(), 2u);
+  std::vector<std::pair<std::string, std::string>> keys;
+  ASSERT_TRUE(
+      store.for_each_source_key("notes", [&](std::string_view k, std::string_view u) { keys.emplace_back(k, u); }));
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::pair<std::string, std::string>>{{"n1", "uuid-n1"}, {"n2", "uuid-n2"}}));
 
   std::vector<Recipient> recipients;
   ASSERT_TRUE(store.for_each_recipient([&](const Recipient& r) { recipients.push_back(r); }));
