@@ -46,6 +46,9 @@ bool iequals(std::string_view a, std::string_view b);
 /// Whether `text` starts with `prefix`, ASCII case ignored.
 bool istarts_with(std::string_view text, std::string_view prefix);
 
+/// `n` with a comma between groups of three digits: 12000 -> "12,000". For counts people read.
+std::string grouped(std::size_t n);
+
 /// Optimal-string-alignment distance, ASCII case ignored: insertions, deletions,
 /// substitutions and a transposition of neighbours each cost 1 ("smpt" is 1 from "smtp",
 /// "frist" 1 from "first"). For "did you mean" hints.

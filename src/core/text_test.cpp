@@ -129,6 +129,14 @@ TEST(Trim, NothingLeftIsStillAViewIntoTheText) {
   EXPECT_EQ(t.data(), blank.data() + blank.size());
 }
 
+TEST(Grouped, PutsACommaBetweenThousands) {
+  EXPECT_EQ(grouped(0), "0");
+  EXPECT_EQ(grouped(999), "999");
+  EXPECT_EQ(grouped(1000), "1,000");
+  EXPECT_EQ(grouped(40000), "40,000");
+  EXPECT_EQ(grouped(1234567), "1,234,567");
+}
+
 TEST(EditDistance, CountsTranspositionsAsOneAndIgnoresAsciiCase) {
   EXPECT_EQ(edit_distance("smtp", "smtp"), 0u);
   EXPECT_EQ(edit_distance("SMTP", "smtp"), 0u);

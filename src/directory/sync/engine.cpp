@@ -294,6 +294,9 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     const std::string own = stamp_prefix(settings_.connector_name);
     const std::string stamp = stamp_attribute_of(dir);
     if (source) {
+      // The entries the last run kept are what this read is expected to come to.
+      std::size_t expected = 0;
+      if (auto n = state_.source_count(dir.system); n) expected = *n;
       if (progress_) progress_(fmt::format("reading {}", dir.system));
       outcome = (*source)->read(
           cookie, full,
@@ -329,7 +332,9 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
             }
           },
           [&](std::size_t n) {
-            if (progress_) progress_(fmt::format("reading {}: {} entries", dir.system, n));
+            if (!progress_) return;
+            progress_(expected > n ? fmt::format("reading {}: {}/{} entries", dir.system, grouped(n), grouped(expected))
+                                   : fmt::format("reading {}: {} entries", dir.system, grouped(n)));
           });
     }
     if (!outcome) {

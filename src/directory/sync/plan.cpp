@@ -32,13 +32,6 @@ bool has_control(std::string_view v) {
   });
 }
 
-// "1,000": the counts a person reads in held_reason.
-std::string grouped(std::size_t n) {
-  std::string digits = std::to_string(n);
-  for (std::size_t i = digits.size(); i > 3; i -= 3) digits.insert(i - 3, ",");
-  return digits;
-}
-
 bool stamped_by(const Entry& e, std::string_view stamp_attribute, std::string_view stamp_prefix) {
   const auto* stamps = e.find(stamp_attribute);
   return stamps != nullptr && std::any_of(stamps->begin(), stamps->end(),
