@@ -490,6 +490,26 @@ class DirsyncTest(bridgehead.TestCase):
         self.assertIn(f"cn=Kurt Klein,{AD_CONTACTS}", self.contacts(self.ad, AD_CONTACTS))
         d.stop()
 
+    def test_bridgeheads_own_contacts_do_not_wake_the_persisting_search(self):
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1))
+        d = self.daemon()
+        d.start()
+
+        def last_run():
+            return d.process("dirsync").get("gauges", {}).get("last_run", 0)
+
+        d.wait_for(lambda: last_run() >= 1, "the first run")
+        first = last_run()
+        # The watchers search from the first run's cookie, taken before it wrote the contacts:
+        # those are in the refresh, and must not start a run of their own.
+        time.sleep(4)
+        self.assertEqual(last_run(), first, "a run started by Bridgehead's own writes")
+        self.notes.modify(f"dn: cn=Alice Able,{NOTES_PEOPLE}\nchangetype: modify\nreplace: mail\n"
+                          "mail: alice@notes.example\n-\n")
+        d.wait_for(lambda: last_run() > first, "a run for the change in scope", timeout=15)
+        d.stop()
+
     def test_soft_delete_hides_first_and_a_return_unhides(self):
         self.notes.add(person_ldif("Alice Able", "aable", 1) + person_ldif("Lena Lund", "llund", 13))
         d = self.daemon(dirsync={"soft_delete_days": 30})

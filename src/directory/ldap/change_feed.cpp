@@ -163,18 +163,17 @@ Expected<UsnFeedOutcome> read_usn_changes(Connection& connection, const UsnFeedR
     search.controls.push_back(std::move(show));
     out.deletions_reported = true;
   }
-  std::uint64_t highest = std::max(dc->highest_committed_usn, request.since ? request.since->usn : 0);
   auto read = connection.search(search, [&](Entry entry) {
-    if (auto usn = parse_u64(entry.first("uSNChanged"))) highest = std::max(highest, *usn);
     const bool deleted = iequals(trim(entry.first("isDeleted")), "TRUE");
     return on_entry(std::move(entry), deleted);
   });
   if (!read) return fail(read.error());
   out.search = std::move(*read);
   out.position.invocation_id = dc->invocation_id;
-  // The rootDSE's value can lag the entries read (a change committed during the search; a test
-  // server that does not maintain it); the highest USN read is then the position.
-  out.position.usn = highest;
+  // Not the highest uSNChanged read: the search may have passed an object before a change to it
+  // was committed with a lower USN than one read later. Everything above the rootDSE's value
+  // before the search comes again next time; the diff absorbs what was read twice.
+  out.position.usn = std::max(dc->highest_committed_usn, request.since ? request.since->usn : 0);
   return out;
 }
 

@@ -78,8 +78,8 @@ struct UsnFeedOutcome {
   /// invocationID). Nothing was read; do a full run (since = nullopt).
   bool different_server = false;
   /// The position to store after applying this read (when search.complete()): this DC's
-  /// invocationID and the higher of the highestCommittedUSN read before the search and the
-  /// highest uSNChanged of the entries read. `since` when different_server.
+  /// invocationID and the highestCommittedUSN read before the search (never below `since`):
+  /// what was committed during the search comes again. `since` when different_server.
   UsnPosition position;
   /// Deleted objects were asked for (show-deleted) and come as `deleted` entries. false: the
   /// server does not offer the control (or it was not asked for), and this feed cannot see

@@ -26,7 +26,7 @@ std::int64_t now_ms() {
       .count();
 }
 
-std::string stamp_prefix(const std::string& connector) { return fmt::format("bridgehead:{}:", connector); }
+std::string stamp_prefix(const std::string& connector) { return stamp_prefix_of(connector); }
 
 Error config_error(std::string message, std::string remedy = {}) {
   return Error::permanent(ErrorCode::kConfig, std::move(message), std::move(remedy));

@@ -15,10 +15,10 @@ namespace {
 using test_support::TempDir;
 
 // `n` Domino persons as an LDIF file.
-void write_persons(const std::filesystem::path& file, int n) {
+void write_persons(const std::filesystem::path& file, int n, int from = 0) {
   std::ofstream out(file);
   out << "version: 1\n\n";
-  for (int i = 0; i < n; ++i) {
+  for (int i = from; i < n; ++i) {
     out << fmt::format(
         "dn: cn=Person{0:05d} Test,ou=Sales,o=Acme\nobjectClass: dominoPerson\ncn: Person{0:05d} Test\nsn: Test\n"
         "uid: p{0:05d}\nmail: p{0:05d}@notes.example\nfullName: CN=Person{0:05d} Test/OU=Sales/O=Acme\n"
@@ -67,6 +67,25 @@ TEST(Engine, ReadingProgressCountsAgainstWhatTheLastRunKept) {
   EXPECT_EQ(second->counts.adds + second->counts.updates + second->counts.deletes, 0u);
   EXPECT_NE(std::find(activity.begin(), activity.end(), "reading notes: 1,000/2,500 entries"), activity.end());
   EXPECT_NE(std::find(activity.begin(), activity.end(), "reading notes: 2,000/2,500 entries"), activity.end());
+}
+
+TEST(Engine, DeletesFromAnLdifSourceAreConfirmedAgainstTheFile) {
+  TempDir dir;
+  write_persons(dir.path() / "notes.ldif", 2500);
+  std::ofstream(dir.path() / "exchange.ldif") << "version: 1\n";
+  auto engine = Engine::open(two_ldif_directories(dir), dir.path(), [] { return nullptr; });
+  ASSERT_TRUE(engine) << engine.error().describe();
+  auto first = (*engine)->run(RunOptions{RunKind::kFull});
+  ASSERT_TRUE(first) << first.error().describe();
+  ASSERT_EQ(first->counts.adds, 2500u);
+
+  write_persons(dir.path() / "notes.ldif", 2500, 100);  // the first 100 are gone
+  auto second = (*engine)->run(RunOptions{RunKind::kFull});
+  ASSERT_TRUE(second) << second.error().describe();
+  EXPECT_EQ(second->status, RunStatus::kOk) << second->error;
+  EXPECT_EQ(second->counts.deletes, 100u);
+  EXPECT_EQ(second->counts.adds + second->counts.updates, 0u);
+  EXPECT_EQ((*engine)->state().object_count("notes->exchange").value(), 2400u);
 }
 
 }  // namespace

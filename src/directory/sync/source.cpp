@@ -1,5 +1,8 @@
 #include "directory/sync/source.hpp"
 
+#include <optional>
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 #include "core/text.hpp"
@@ -61,19 +64,30 @@ class LdifSource final : public Source {
     return out;
   }
 
+  // The file is read once, at the first question: a run confirms all its deletes at once, and
+  // reading it again for each would make a mass delete quadratic.
   Expected<bool> still_there(const std::string& dn, const std::string& key) override {
-    auto doc = read_ldif_file(s_.ldif_file);
-    if (!doc) return tl::unexpected(doc.error());
-    auto wanted = Dn::parse(dn);
-    for (const auto& e : doc->entries) {
-      if (!key.empty() && object_key(e, s_.profile) == key) return true;
-      if (auto d = Dn::parse(e.dn()); d && wanted && d->normalized() == wanted->normalized()) return true;
+    if (!present_) {
+      auto doc = read_ldif_file(s_.ldif_file);
+      if (!doc) return tl::unexpected(doc.error());
+      Present p;
+      for (const auto& e : doc->entries) {
+        if (auto k = object_key(e, s_.profile); !k.empty()) p.keys.insert(std::move(k));
+        if (auto d = Dn::parse(e.dn())) p.dns.insert(d->normalized());
+      }
+      present_ = std::move(p);
     }
-    return false;
+    if (!key.empty() && present_->keys.contains(key)) return true;
+    auto wanted = Dn::parse(dn);
+    return wanted && present_->dns.contains(wanted->normalized());
   }
 
  private:
+  struct Present {
+    std::unordered_set<std::string> keys, dns;  // dns normalized
+  };
   DirectorySettings s_;
+  std::optional<Present> present_;
 };
 
 class LdapSource final : public Source {
@@ -221,12 +235,7 @@ class LdapSource final : public Source {
 
   // The scope's filter, and never the contacts Bridgehead wrote here (they would only be
   // dropped after reading, and a content-sync refresh would count them against size limits).
-  std::string filter() const {
-    const std::string own = fmt::format("(!({}={}*))", stamp_attribute_of(s_), filter_escape(stamp_prefix_));
-    const std::string& scope = s_.scope.filter;
-    if (scope.empty()) return own;
-    return fmt::format("(&{}{})", scope.starts_with('(') ? scope : "(" + scope + ")", own);
-  }
+  std::string filter() const { return read_filter(s_, stamp_prefix_); }
 
   Expected<ReadOutcome> read_all(ldap::Connection& conn, const ChangeFn& fn, const CountFn& progress) {
     ldap::SearchRequest req;
@@ -440,6 +449,13 @@ Expected<ldap::Options> ldap_options(const DirectorySettings& s, const IdSource&
     }
   }
   return o;
+}
+
+std::string read_filter(const DirectorySettings& settings, const std::string& stamp_prefix) {
+  const std::string own = fmt::format("(!({}={}*))", stamp_attribute_of(settings), filter_escape(stamp_prefix));
+  const std::string& scope = settings.scope.filter;
+  if (scope.empty()) return own;
+  return fmt::format("(&{}{})", scope.starts_with('(') ? scope : "(" + scope + ")", own);
 }
 
 Expected<std::unique_ptr<Source>> open_source(const DirectorySettings& settings, const IdSource& id,

@@ -62,6 +62,10 @@ class Source {
 Expected<std::unique_ptr<Source>> open_source(const DirectorySettings& settings, const IdSource& id,
                                               const std::string& stamp_prefix);
 
+/// The filter every LDAP read of `settings` uses: its scope's filter, without the objects
+/// whose stamp starts with `stamp_prefix` (Bridgehead's own contacts there).
+std::string read_filter(const DirectorySettings& settings, const std::string& stamp_prefix);
+
 /// The ldap::Options (bind, TLS, timeouts) of `settings`: shared with the target.
 Expected<ldap::Options> ldap_options(const DirectorySettings& settings, const IdSource& id);
 

@@ -58,6 +58,8 @@ void SyncService::watch(const DirectorySettings& directory, std::stop_token stop
     }
     ldap::SyncRequest req;
     req.base = directory.base;
+    // What the runs read: Bridgehead's own writes into this directory start no run.
+    req.filter = read_filter(directory, stamp_prefix_of(engine_->settings().connector_name));
     req.attributes = {"1.1"};
     req.cookie = cookie;
     auto outcome = ldap::refresh_and_persist(

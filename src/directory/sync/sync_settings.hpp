@@ -94,6 +94,9 @@ inline std::string stamp_attribute_of(const DirectorySettings& d) {
   return d.profile == Profile::kExchange ? "importedFrom" : "description";
 }
 
+/// The start of every ownership stamp this connector writes: "bridgehead:<connector name>:".
+inline std::string stamp_prefix_of(const std::string& connector_name) { return "bridgehead:" + connector_name + ":"; }
+
 /// The connector ID for SASL EXTERNAL binds: null while it is locked.
 using IdSource = std::function<std::shared_ptr<const identity::ConnectorId>()>;
 
