@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,12 @@ Expected<Seconds> parse_duration(std::string_view text);
 /// Parses a comma-separated delay list such as "1m,5m,15m,30m,1h,2h,4h" (spaces around items are
 /// allowed); fails (permanent kParse) on an empty list or item, naming the bad item and its position.
 Expected<std::vector<Seconds>> parse_delay_list(std::string_view text);
+
+/// Now as milliseconds since the Unix epoch: the time stamps of events, runs and state records.
+inline std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 /// The form the parsers read back: the largest unit that divides it ("5d", "4h", "90s");
 /// "0s" for zero.

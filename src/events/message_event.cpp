@@ -4,25 +4,30 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/duration.hpp"
+
 namespace bridgehead::events {
 
 std::string_view to_string(EventKind k) {
   switch (k) {
-    case EventKind::kReceived: return "received";
-    case EventKind::kRefused: return "refused";
-    case EventKind::kQueued: return "queued";
-    case EventKind::kDeferred: return "deferred";
-    case EventKind::kDelivered: return "delivered";
-    case EventKind::kFailed: return "failed";
-    case EventKind::kNoticeSent: return "notice_sent";
-    case EventKind::kQuarantined: return "quarantined";
+    case EventKind::kReceived:
+      return "received";
+    case EventKind::kRefused:
+      return "refused";
+    case EventKind::kQueued:
+      return "queued";
+    case EventKind::kDeferred:
+      return "deferred";
+    case EventKind::kDelivered:
+      return "delivered";
+    case EventKind::kFailed:
+      return "failed";
+    case EventKind::kNoticeSent:
+      return "notice_sent";
+    case EventKind::kQuarantined:
+      return "quarantined";
   }
   return "unknown";
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 std::string to_json_line(const MessageEvent& e) {

@@ -27,21 +27,18 @@ std::string_view to_string(EventKind k);
 
 struct MessageEvent {
   EventKind kind = EventKind::kReceived;
-  std::int64_t at_ms = 0;     ///< unix milliseconds
-  std::string queue_id;       ///< "00000000000000a1"; a refused message's would-be id
-  std::string system;         ///< the ingress system (received, refused) or the destination
-  std::string sender;         ///< reverse-path; empty is the null sender
-  std::string recipient;      ///< per-recipient events; empty for the message's own
-  std::string client;         ///< received, refused: who sent it ("[127.0.0.1]:40312")
-  std::string next_hop;       ///< "127.0.0.1:2526", "Maildir below /srv/mail"
-  std::string reply;          ///< our answer (received, refused) or the next hop's / our reason
-  std::string detail;         ///< notice sent: the notice's queue id; quarantined: why
-  bool expired = false;       ///< failed: the queue lifetime ran out (not the next hop's answer)
-  std::uint64_t size = 0;     ///< received: octets of content as the client sent it (our trace header not counted)
+  std::int64_t at_ms = 0;  ///< unix milliseconds
+  std::string queue_id;    ///< "00000000000000a1"; a refused message's would-be id
+  std::string system;      ///< the ingress system (received, refused) or the destination
+  std::string sender;      ///< reverse-path; empty is the null sender
+  std::string recipient;   ///< per-recipient events; empty for the message's own
+  std::string client;      ///< received, refused: who sent it ("[127.0.0.1]:40312")
+  std::string next_hop;    ///< "127.0.0.1:2526", "Maildir below /srv/mail"
+  std::string reply;       ///< our answer (received, refused) or the next hop's / our reason
+  std::string detail;      ///< notice sent: the notice's queue id; quarantined: why
+  bool expired = false;    ///< failed: the queue lifetime ran out (not the next hop's answer)
+  std::uint64_t size = 0;  ///< received: octets of content as the client sent it (our trace header not counted)
 };
-
-/// Milliseconds since the epoch, for MessageEvent::at_ms.
-std::int64_t now_ms();
 
 /// Hands each event to every subscriber, in the order they subscribed, synchronously on
 /// the publishing thread. A subscriber must not block (no I/O, no waiting for a lock held

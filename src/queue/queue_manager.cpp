@@ -8,14 +8,15 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include <boost/container/small_vector.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/container/small_vector.hpp>
 
-#include "core/durable_file.hpp"
-#include "core/text.hpp"
 #include "convert/seven_bit.hpp"
+#include "core/durable_file.hpp"
+#include "core/duration.hpp"
+#include "core/text.hpp"
 #include "dsn/dsn.hpp"
 #include "net/blocking.hpp"
 #include "net/completion.hpp"
@@ -54,14 +55,13 @@ class PoisonTrap final : public smtp::client::ContentSource {
     // The marker itself is not named: a failure notice quoting the reason would carry it
     // and be taken for poison in turn.
     if (piece.find(marker_) != std::string_view::npos) {
-      throw Found("conversion failed (fault injection: the message holds the poison marker of BRIDGEHEAD_FAULT_POISON)");
+      throw Found(
+          "conversion failed (fault injection: the message holds the poison marker of BRIDGEHEAD_FAULT_POISON)");
     }
   }
   smtp::client::ContentSource& inner_;
   const std::string& marker_;
 };
-
-
 
 namespace asio = net::asio;
 using spool::MessageId;
@@ -95,7 +95,6 @@ std::string host_of(std::string_view remote) {
   if (remote.size() >= 2 && remote.front() == '[' && remote.back() == ']') remote = remote.substr(1, remote.size() - 2);
   return std::string(remote);
 }
-
 
 std::string clock_time(std::int64_t unix) {
   const std::time_t t = unix;
@@ -150,7 +149,7 @@ struct Entry {
   }
   bool busy(std::size_t i) const { return (slots[i] & kBusyBit) != 0; }
   void set_busy(std::size_t i, bool on) { slots[i] = on ? (slots[i] | kBusyBit) : (slots[i] & ~kBusyBit); }
-  unsigned jobs = 0;              // such jobs; the entry may only go away at 0
+  unsigned jobs = 0;  // such jobs; the entry may only go away at 0
   // Set aside (its files are durable in the quarantine directory): no new attempts; it
   // leaves the spool once the jobs under way have ended.
   // Pointers, not optionals: both are rare, and an empty optional of either would take
@@ -173,7 +172,7 @@ struct Dest {
   unsigned workers = 0;
   unsigned in_flight = 0;
   std::uint64_t idle_epoch = 0;  // bumped whenever the last worker exits
-  bool troubled = false;  // the last attempt failed without an answer from the destination
+  bool troubled = false;         // the last attempt failed without an answer from the destination
   std::string last_error;
   std::optional<Error> hold;  // attempts are not made while set (QueueManager::hold)
   std::string hold_activity;
@@ -190,7 +189,7 @@ struct QueueManager::Impl {
   QueueOptions opt;
   QuarantineStore store;
   std::size_t quarantine_count = 0;
-  std::set<MessageId> quarantining;  ///< being written to quarantine now
+  std::set<MessageId> quarantining;       ///< being written to quarantine now
   std::set<std::string> quarantine_busy;  // ids being released or deleted
   std::vector<Dest> dests;
   std::unordered_map<MessageId, Entry> entries;
@@ -213,7 +212,7 @@ struct QueueManager::Impl {
   static events::MessageEvent message_event(events::EventKind kind, MessageId id, const Envelope& env) {
     events::MessageEvent ev;
     ev.kind = kind;
-    ev.at_ms = events::now_ms();
+    ev.at_ms = unix_now_ms();
     ev.queue_id = spool::format_id(id);
     ev.sender = env.mail_from;
     return ev;
@@ -256,8 +255,12 @@ struct QueueManager::Impl {
       Dest* d = dest_named(ev.system);
       if (d == nullptr) return;
       switch (ev.kind) {
-        case events::EventKind::kDelivered: d->process->add("delivered"); break;
-        case events::EventKind::kDeferred: d->process->add("deferred"); break;
+        case events::EventKind::kDelivered:
+          d->process->add("delivered");
+          break;
+        case events::EventKind::kDeferred:
+          d->process->add("deferred");
+          break;
         case events::EventKind::kFailed:
           if (ev.expired) {
             // Counted with the deferrals it ends (the next hop said "later", time ran out).
@@ -267,11 +270,16 @@ struct QueueManager::Impl {
             d->process->add("failed");
           }
           break;
-        case events::EventKind::kNoticeSent: d->process->add("dsn_sent"); break;
-        case events::EventKind::kQuarantined: d->process->add("quarantined"); break;
+        case events::EventKind::kNoticeSent:
+          d->process->add("dsn_sent");
+          break;
+        case events::EventKind::kQuarantined:
+          d->process->add("quarantined");
+          break;
         case events::EventKind::kReceived:
         case events::EventKind::kRefused:
-        case events::EventKind::kQueued: break;
+        case events::EventKind::kQueued:
+          break;
       }
     });
     bus->subscribe([](const events::MessageEvent& ev) {
@@ -416,9 +424,7 @@ struct QueueManager::Impl {
     return std::all_of(e.states.begin(), e.states.end(), [](const RecipientState& s) { return is_final(s.status); });
   }
   // Whether the message may leave the spool now.
-  static bool finishable(const Entry& e) {
-    return e.jobs == 0 && !e.pending_notice && (e.quarantined || all_final(e));
-  }
+  static bool finishable(const Entry& e) { return e.jobs == 0 && !e.pending_notice && (e.quarantined || all_final(e)); }
 
   net::awaitable<void> attempt(Job job) {
     Dest& dst = dests[job.dest];
@@ -433,7 +439,8 @@ struct QueueManager::Impl {
     if (dst.hold) {
       // Nothing is sent while the destination is held; the recipients wait out the retry
       // schedule like any deferral, with the reason for all to see in the queue listing.
-      defer_unattempted(std::move(job), "not attempted: " + dst.hold->message, "4.3.5");  // RFC 3463: system incorrectly configured
+      defer_unattempted(std::move(job), "not attempted: " + dst.hold->message,
+                        "4.3.5");  // RFC 3463: system incorrectly configured
       co_return;
     }
     // The read test seam needs the whole content; real deliveries stream it from the spool
@@ -466,7 +473,8 @@ struct QueueManager::Impl {
       spdlog::error("message {}: cannot read it from the spool, deferred: {}", spool::format_id(job.id),
                     unreadable->describe());
       dst.process->add("read_errors");
-      defer_unattempted(std::move(job), "not attempted: cannot read the message from the spool: " + unreadable->describe(),
+      defer_unattempted(std::move(job),
+                        "not attempted: cannot read the message from the spool: " + unreadable->describe(),
                         "4.3.0");  // RFC 3463: other or undefined mail system status
       co_return;
     }
@@ -486,8 +494,8 @@ struct QueueManager::Impl {
     TransactionResult result;
     try {
       const Envelope env = e.env();
-      result = co_await dst.transport->deliver(env, std::vector<std::size_t>(job.indices.begin(), job.indices.end()),
-                                               body);
+      result =
+          co_await dst.transport->deliver(env, std::vector<std::size_t>(job.indices.begin(), job.indices.end()), body);
     } catch (const PoisonTrap::Found& ex) {
       poison = ex.what();
     } catch (const std::exception& ex) {
@@ -545,7 +553,8 @@ struct QueueManager::Impl {
   void defer_unattempted(Job job, const std::string& reply, std::string status) {
     TransactionResult r;
     r.status_without_reply = std::move(status);
-    for (std::size_t i : job.indices) r.recipients.push_back({.index = i, .outcome = Outcome::kDeferred, .reply = reply});
+    for (std::size_t i : job.indices)
+      r.recipients.push_back({.index = i, .outcome = Outcome::kDeferred, .reply = reply});
     const std::string name = job.dest == kNoDestination ? std::string("queue") : "deliver:" + dests[job.dest].name;
     net::spawn_logged(io.get_executor(), complete(std::move(job), std::move(r), false), name);
   }
@@ -564,12 +573,12 @@ struct QueueManager::Impl {
     TransactionResult r;
     const Envelope env = entries.at(job.id).env();
     for (std::size_t i : job.indices) {
-      r.recipients.push_back({.index = i,
-                              .outcome = Outcome::kFailed,
-                              .reply = fmt::format("550 5.1.2 no connected system has the domain of <{}>",
-                                                   env.recipients[i].address),
-                              .code = 550,
-                              .enhanced = "5.1.2"});
+      r.recipients.push_back(
+          {.index = i,
+           .outcome = Outcome::kFailed,
+           .reply = fmt::format("550 5.1.2 no connected system has the domain of <{}>", env.recipients[i].address),
+           .code = 550,
+           .enhanced = "5.1.2"});
     }
     co_await complete(std::move(job), std::move(r));
   }
@@ -613,9 +622,9 @@ struct QueueManager::Impl {
       RecipientState& st = d.state;
       const Recipient& rcpt = env.recipients[i];
       if (rr.outcome == Outcome::kDelivered || rr.from_server) answered = true;
-      const events::EventKind kind = d.verdict == Verdict::kDelivered ? events::EventKind::kDelivered
-                                     : d.verdict == Verdict::kDeferred  ? events::EventKind::kDeferred
-                                                                        : events::EventKind::kFailed;
+      const events::EventKind kind = d.verdict == Verdict::kDelivered  ? events::EventKind::kDelivered
+                                     : d.verdict == Verdict::kDeferred ? events::EventKind::kDeferred
+                                                                       : events::EventKind::kFailed;
       publish_event(kind, job.id, env, dst, rcpt.address, st.reply, {}, d.verdict == Verdict::kExpired);
       if (!d.notice && env.mail_from.empty() && st.status == RecipientStatus::kFailed) {
         spdlog::info("message {}: not reporting the failure for <{}>: the message is itself a bounce (null sender)",
@@ -636,9 +645,10 @@ struct QueueManager::Impl {
     if (!rep.recipients.empty()) {
       auto stored = co_await send_dsn(job.id, env, rep, now);
       if (!stored) {
-        spdlog::error("message {}: cannot queue the delivery status notification (retried without a new delivery "
-                      "attempt): {}",
-                      spool::format_id(job.id), stored.error().describe());
+        spdlog::error(
+            "message {}: cannot queue the delivery status notification (retried without a new delivery "
+            "attempt): {}",
+            spool::format_id(job.id), stored.error().describe());
         dsn::Report later = rep;
         later.recipients.clear();
         for (std::size_t n = 0; n < reported.size(); ++n) {
@@ -700,7 +710,8 @@ struct QueueManager::Impl {
     dst.last_error = why;
     dst.process->report_error(
         status::ProcessState::kDegraded,
-        Error::transient_error(ErrorCode::kUnavailable, fmt::format("cannot deliver to {}: {}", dst.transport->describe(), why),
+        Error::transient_error(ErrorCode::kUnavailable,
+                               fmt::format("cannot deliver to {}: {}", dst.transport->describe(), why),
                                fmt::format("mail for {} waits in the queue and is retried automatically; check that "
                                            "{} is up and reachable",
                                            dst.name, dst.transport->describe())));
@@ -820,8 +831,9 @@ struct QueueManager::Impl {
           spdlog::error("message {}: cannot be processed ({}) and cannot be read to set it aside, deferred: {}", name,
                         reason, whole.error().describe());
           dst.process->add("read_errors");
-          defer_unattempted(std::move(job), fmt::format("not delivered: {}; could not read it to quarantine it: {}",
-                                                        reason, whole.error().describe()),
+          defer_unattempted(std::move(job),
+                            fmt::format("not delivered: {}; could not read it to quarantine it: {}", reason,
+                                        whole.error().describe()),
                             "4.3.0");
           co_return;
         }
@@ -845,19 +857,20 @@ struct QueueManager::Impl {
       quarantining.erase(job.id);
       quarantine_count = stored.second;
       if (!kept) {
-        spdlog::error("message {}: cannot be processed ({}) and cannot be set aside either, so it stays in the "
-                      "spool and is tried again: {}",
-                      name, reason, kept.error().describe());
+        spdlog::error(
+            "message {}: cannot be processed ({}) and cannot be set aside either, so it stays in the "
+            "spool and is tried again: {}",
+            name, reason, kept.error().describe());
         dst.process->report_error(
             status::ProcessState::kDegraded,
-            Error::transient_error(kept.error().code,
-                                   fmt::format("message {} cannot be processed ({}) nor quarantined: {}", name, reason,
-                                               kept.error().message),
-                                   fmt::format("it stays in the queue and is tried again; make {} writable",
-                                               store.dir().string())));
-        defer_unattempted(std::move(job), fmt::format("not delivered: {}; could not quarantine it: {}", reason,
-                                                      kept.error().describe()),
-                          "4.3.0");
+            Error::transient_error(
+                kept.error().code,
+                fmt::format("message {} cannot be processed ({}) nor quarantined: {}", name, reason,
+                            kept.error().message),
+                fmt::format("it stays in the queue and is tried again; make {} writable", store.dir().string())));
+        defer_unattempted(
+            std::move(job),
+            fmt::format("not delivered: {}; could not quarantine it: {}", reason, kept.error().describe()), "4.3.0");
         co_return;
       }
       e.quarantined = std::make_unique<QuarantineRecord>(std::move(rec));
@@ -960,11 +973,11 @@ struct QueueManager::Impl {
     auto committed = co_await net::await_completion<void>(std::move(start));
     if (!committed) {
       spool.abort(nid);
-      co_return fail(Error{committed.error().code == ErrorCode::kUnavailable ? ErrorCode::kIo : committed.error().code,
-                           committed.error().severity,
-                           fmt::format("cannot put quarantined message {} back in the queue: {}", id,
-                                       committed.error().message),
-                           "it stays in quarantine; run the release again once the spool can be written"});
+      co_return fail(
+          Error{committed.error().code == ErrorCode::kUnavailable ? ErrorCode::kIo : committed.error().code,
+                committed.error().severity,
+                fmt::format("cannot put quarantined message {} back in the queue: {}", id, committed.error().message),
+                "it stays in quarantine; run the release again once the spool can be written"});
     }
     add(nid, env, {});
     publish_queued(nid, env);
@@ -1011,11 +1024,10 @@ struct QueueManager::Impl {
       const auto parsed = spool::parse_id(id);
       auto sent = co_await send_dsn(parsed ? *parsed : 0, env, std::move(rep), now, &*content);
       if (!sent) {
-        co_return fail(Error{sent.error().code == ErrorCode::kUnavailable ? ErrorCode::kIo : sent.error().code,
-                             sent.error().severity,
-                             fmt::format("cannot queue the failure notice for quarantined message {}: {}", id,
-                                         sent.error().message),
-                             "it stays in quarantine; run the delete again once the spool can be written"});
+        co_return fail(Error{
+            sent.error().code == ErrorCode::kUnavailable ? ErrorCode::kIo : sent.error().code, sent.error().severity,
+            fmt::format("cannot queue the failure notice for quarantined message {}: {}", id, sent.error().message),
+            "it stays in quarantine; run the delete again once the spool can be written"});
       }
       notice = spool::format_id(*sent);
     }
@@ -1024,9 +1036,9 @@ struct QueueManager::Impl {
     const Expected<void>& removed = taken.first;
     quarantine_count = taken.second;
     if (!removed) {
-      co_return fail(Error::permanent(removed.error().code,
-                                      fmt::format("cannot delete quarantined message {}: {}", id, removed.error().message),
-                                      removed.error().remedy));
+      co_return fail(Error::permanent(
+          removed.error().code, fmt::format("cannot delete quarantined message {}: {}", id, removed.error().message),
+          removed.error().remedy));
     }
     spdlog::info("message {}: deleted from quarantine{}", id,
                  notice.is_null() ? std::string(", no failure notice asked for")
@@ -1073,8 +1085,10 @@ struct QueueManager::Impl {
       if (auto parsed = spool::parse_id(id); parsed && entries.contains(*parsed)) {
         // Its record is rewritten when it leaves the spool; acting before that would undo this.
         co_return fail(Error::transient_error(
-            ErrorCode::kLimit, fmt::format("quarantined message {} is still leaving the queue (a delivery to another "
-                                           "system is under way)", id),
+            ErrorCode::kLimit,
+            fmt::format("quarantined message {} is still leaving the queue (a delivery to another "
+                        "system is under way)",
+                        id),
             fmt::format("try `bridgehead quarantine {} {}` again in a minute", action, id)));
       }
       if (auto ok = claim(id); !ok) co_return fail(ok.error());
@@ -1088,7 +1102,8 @@ struct QueueManager::Impl {
       quarantine_busy.erase(id);
       co_return r;
     }
-    co_return fail(Error::permanent(ErrorCode::kInvalidArgument, fmt::format("unknown quarantine action \"{}\"", action),
+    co_return fail(Error::permanent(ErrorCode::kInvalidArgument,
+                                    fmt::format("unknown quarantine action \"{}\"", action),
                                     "use list, show, release or delete"));
   }
 
@@ -1121,7 +1136,8 @@ struct QueueManager::Impl {
       } else if (stopping) {
         activity = fmt::format("stopping, {} attempt{} under way", dst.in_flight, dst.in_flight == 1 ? "" : "s");
       } else if (active > 0) {
-        activity = fmt::format("delivering {} message{} to {}", active, active == 1 ? "" : "s", dst.transport->describe());
+        activity =
+            fmt::format("delivering {} message{} to {}", active, active == 1 ? "" : "s", dst.transport->describe());
       } else if (x.deferred > 0) {
         activity = fmt::format("waiting: {} deferred, next retry {}", x.deferred, clock_time(x.next));
         if (!dst.last_error.empty() && dst.troubled) activity += ", last error: " + dst.last_error;
@@ -1130,7 +1146,8 @@ struct QueueManager::Impl {
       }
       dst.process->set_activity(std::move(activity));
       dst.process->set_gauge("queued_recipients", x.waiting);
-      dst.process->set_detail("oldest", x.oldest == kNever ? "none" : human_age(std::max<std::int64_t>(0, now - x.oldest)));
+      dst.process->set_detail("oldest",
+                              x.oldest == kNever ? "none" : human_age(std::max<std::int64_t>(0, now - x.oldest)));
       dst.process->set_detail("target", dst.transport->describe());
     }
     if (auto& q = opt.quarantine_process) {
@@ -1164,8 +1181,8 @@ void QueueManager::start() {
   for (auto& d : impl_->dests) d.process->set_state(status::ProcessState::kRunning, "starting");
   if (impl_->opt.quarantine_process) impl_->opt.quarantine_process->set_state(status::ProcessState::kRunning, "");
   if (const auto swept = durable::remove_interrupted_writes(impl_->store.dir()); swept > 0) {
-    spdlog::info("quarantine {}: removed {} temporary file{} of writes a crash interrupted", impl_->store.dir().string(),
-                 swept, swept == 1 ? "" : "s");
+    spdlog::info("quarantine {}: removed {} temporary file{} of writes a crash interrupted",
+                 impl_->store.dir().string(), swept, swept == 1 ? "" : "s");
   }
   impl_->quarantine_count = impl_->store.count();
   // A page at a time: the whole backlog decoded at once would double the memory a large

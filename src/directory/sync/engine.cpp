@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/duration.hpp"
 #include "core/text.hpp"
 #include "directory/addressbook/address_book_file.hpp"
 #include "directory/dn.hpp"
@@ -20,11 +21,6 @@ constexpr std::string_view kStateFileName = "dirsync.sqlite";
 // Above this many changed entries in one read, the stored source records are read in one scan
 // rather than looked up one by one.
 constexpr std::size_t kLookupsBeforeScan = 256;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string stamp_prefix(const std::string& connector) { return stamp_prefix_of(connector); }
 
@@ -270,7 +266,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
   RunRecord rec;
   rec.kind = options.kind;
   rec.directions = names;
-  rec.started_ms = now_ms();
+  rec.started_ms = unix_now_ms();
   auto id = state_.begin_run(options.kind, names, rec.started_ms);
   if (!id) return tl::unexpected(id.error());
   rec.id = *id;
@@ -472,7 +468,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       }
     }
     auto settings = d->plan;
-    settings.now_ms = now_ms();
+    settings.now_ms = unix_now_ms();
     if (progress_) progress_(fmt::format("planning {}: {} entries", d->name, in.desired.size()));
     Plan plan = make_plan(settings, in);
     if (auto problem = (*target)->view_problem()) {
@@ -582,7 +578,7 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
 
   if (rec.status == RunStatus::kRunning) rec.status = rec.problem_count > 0 ? RunStatus::kPartial : RunStatus::kOk;
   if (stop_.load() && rec.status != RunStatus::kFailed) fail(rec, "stopped: the connector is shutting down");
-  rec.finished_ms = now_ms();
+  rec.finished_ms = unix_now_ms();
   if (auto f = state_.finish_run(rec); !f) return tl::unexpected(f.error());
   return rec;
 }
@@ -621,7 +617,7 @@ Engine::Direction* Engine::direction(const std::string& name) const {
 Expected<RunRecord> Engine::write_exactly(RunKind kind, std::vector<Operation> ops, bool confirm_deletes) {
   RunRecord rec;
   rec.kind = kind;
-  rec.started_ms = now_ms();
+  rec.started_ms = unix_now_ms();
   std::vector<std::string> names;
   for (const auto& op : ops) {
     if (std::find(names.begin(), names.end(), op.direction) == names.end()) names.push_back(op.direction);
@@ -671,7 +667,7 @@ Expected<RunRecord> Engine::write_exactly(RunKind kind, std::vector<Operation> o
     if (auto f = (*target)->finish(); !f) fail(rec, fmt::format("{}: {}", name, f.error().describe()));
   }
   if (rec.status == RunStatus::kRunning) rec.status = rec.problem_count > 0 ? RunStatus::kPartial : RunStatus::kOk;
-  rec.finished_ms = now_ms();
+  rec.finished_ms = unix_now_ms();
   return rec;
 }
 

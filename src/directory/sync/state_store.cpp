@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/duration.hpp"
+
 namespace bridgehead::directory::sync {
 namespace {
 
@@ -97,11 +99,6 @@ Error sqlite_error(sqlite3* db, int rc, const fs::path& file, std::string_view d
 
 Error corrupt(const fs::path& file, std::string what) {
   return Error::permanent(ErrorCode::kCorrupt, fmt::format("{}: {}", file.string(), what), std::string(kStartOver));
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // One prepared statement, kept for the life of the store.
@@ -973,7 +970,7 @@ Expected<std::int64_t> StateStore::save_preview(std::int64_t run, const std::vec
   auto ok = in_transaction(db_, *st_, file_, "storing a preview", [&]() -> Expected<void> {
     {
       Use u(st_->put_preview);
-      u.integer(1, run).integer(2, now_ms());
+      u.integer(1, run).integer(2, unix_now_ms());
       if (auto stored = done(db_, u, file_, "storing a preview"); !stored) return stored;
     }
     id = sqlite3_last_insert_rowid(db_);

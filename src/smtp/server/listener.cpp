@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/duration.hpp"
 #include "net/blocking.hpp"
 #include "net/completion.hpp"
 #include "net/deadline.hpp"
@@ -65,14 +66,15 @@ struct Listener::State {
       }
     });
     if (!options.cleanup) {
-      options.cleanup = std::make_shared<const cleanup::Cleanup>(cleanup::Options{.hostname = options.session.hostname, .steps = {}});
+      options.cleanup =
+          std::make_shared<const cleanup::Cleanup>(cleanup::Options{.hostname = options.session.hostname, .steps = {}});
     }
   }
 
   void update_activity() const {
     if (process->state() != status::ProcessState::kRunning) return;
-    process->set_activity(fmt::format("listening on {}, {} session{}", listen_text, sessions.size(),
-                                      sessions.size() == 1 ? "" : "s"));
+    process->set_activity(
+        fmt::format("listening on {}, {} session{}", listen_text, sessions.size(), sessions.size() == 1 ? "" : "s"));
   }
 };
 
@@ -84,10 +86,11 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
       : plain_(std::move(socket)),
         state_(std::move(state)),
         client_(std::move(client)),
-        deadline_(plain_.get_executor(), [this] {
-          net::error_code ignored;
-          plain_or_tls_lowest().cancel(ignored);
-        }),
+        deadline_(plain_.get_executor(),
+                  [this] {
+                    net::error_code ignored;
+                    plain_or_tls_lowest().cancel(ignored);
+                  }),
         session_(make_options(*state_), state_->check) {}
 
   net::awaitable<void> run();
@@ -152,7 +155,8 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
   net::awaitable<std::optional<std::string_view>> content_input(std::uint64_t max) {
     if (pos_ < in_.size()) {
       fresh_ = false;
-      co_return std::string_view(in_).substr(pos_, static_cast<std::size_t>(std::min<std::uint64_t>(max, in_.size() - pos_)));
+      co_return std::string_view(in_).substr(pos_,
+                                             static_cast<std::size_t>(std::min<std::uint64_t>(max, in_.size() - pos_)));
     }
     in_.clear();
     pos_ = 0;
@@ -291,7 +295,7 @@ class InboundSession : public std::enable_shared_from_this<InboundSession> {
 void InboundSession::publish(events::EventKind kind, spool::MessageId id, const std::optional<Reply>& reply) const {
   events::MessageEvent ev;
   ev.kind = kind;
-  ev.at_ms = events::now_ms();
+  ev.at_ms = unix_now_ms();
   ev.queue_id = spool::format_id(id);
   ev.system = state_->options.system;
   ev.sender = session_.envelope().mail_from;
@@ -635,9 +639,9 @@ Expected<void> Listener::start() {
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    Error e = Error::transient_error(
-        ErrorCode::kUnavailable, fmt::format("cannot listen on {}: {}", net::to_string(ep), ec.message()),
-        "free the port or change `listen` of system \"" + state_->options.system + "\"");
+    Error e = Error::transient_error(ErrorCode::kUnavailable,
+                                     fmt::format("cannot listen on {}: {}", net::to_string(ep), ec.message()),
+                                     "free the port or change `listen` of system \"" + state_->options.system + "\"");
     state_->process->report_error(status::ProcessState::kError, e);
     return fail(e);
   }
@@ -719,8 +723,7 @@ net::awaitable<void> Listener::accept_loop() {
         try {
           std::rethrow_exception(ep);
         } catch (const std::exception& e) {
-          spdlog::error("ingress:{}: session with {} ended by exception: {}", st->options.system, client_ip,
-                        e.what());
+          spdlog::error("ingress:{}: session with {} ended by exception: {}", st->options.system, client_ip, e.what());
         }
       }
       st->sessions.erase(session);
