@@ -841,6 +841,26 @@ const Setting kSettings[] = {
             "every write. Off by default: Debian 12's slapd has been seen to crash at a commit.",
      .example = "false",
      .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.transactions = v.flag; }},
+    {.key = "dirsync.group_members",
+     .type = Type::kBool,
+     .default_from = [](const Config& c) { return bool_literal(c.dirsync.group_members); },
+     .doc = "Whether groups are written into the other directory as groups with their members (an AD "
+            "distribution group, a Domino group; mail to one is expanded there), instead of contacts "
+            "that route mail to the group in its home system. Members that are not synchronized "
+            "themselves (out of scope, hidden, not mail-enabled) are left out of the copy; a Domino "
+            "group must have a member, so a group with none synchronized is reported as bad data and "
+            "not written there.",
+     .example = "false",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.group_members = v.flag; }},
+    {.key = "dirsync.member_chunk",
+     .type = Type::kInteger,
+     .default_from = [](const Config& c) { return std::to_string(c.dirsync.member_chunk); },
+     .min = 1,
+     .max = 5'000,
+     .doc = "the most member values one write of a group carries: a larger group is created with the "
+            "first ones and completed by further writes (Active Directory takes about 5,000 at once)",
+     .example = "1000",
+     .apply = [](Config& c, SystemConfig*, const Value& v) { c.dirsync.member_chunk = v.number; }},
 };
 
 const Section kSections[] = {
@@ -888,7 +908,12 @@ const Section kSections[] = {
             "Internet address (mail) is not exported. Without the table the default group rules "
             "apply (toward AD: targetAddress SMTP:<mail>, proxyAddresses NOTES:<name>@$notes_domain "
             "and smtp:<mail>; toward Domino: mailAddress <mailNickname>@$routing_domain, fullName "
-            "the display name); a table replaces them as a whole.",
+            "the display name); a table replaces them as a whole. With [dirsync] group_members = true "
+            "a group goes across as a group (an AD distribution group, a Domino mail-only group) "
+            "whose members are the synchronized copies of its members; the default rules then write "
+            "toward AD proxyAddresses, mailNickname, displayName and mail, toward Domino cn, "
+            "listName, fullName, displayName and mail. The member attribute is Bridgehead's, not a "
+            "rule's.",
      .free_keys_example = R"x(displayName = "concat(first(cn), ' (group)')")x"},
 };
 #pragma GCC diagnostic pop

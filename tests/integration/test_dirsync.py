@@ -275,6 +275,111 @@ class DirsyncTest(bridgehead.TestCase):
         # "No Address" has no Internet address, so nothing in Exchange could reach it: left out.
         self.assert_quiet(self.sync(d, "run", "--full"))
 
+    def lower(self, values):
+        return sorted(v.lower() for v in values)
+
+    def test_with_group_members_a_group_goes_across_as_a_group_of_the_synchronized_objects(self):
+        # group_members = true: the other side gets a distribution group whose members are the
+        # contacts the sync made for the source's members, or the native objects those stand for.
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1))
+        self.notes.add(person_ldif("Alice Able", "aable", 1))
+        d = self.daemon(dirsync={"group_members": True})
+        # The contacts first, as in a directory that has been synchronized for a while: a group
+        # in either system can then name the other system's people by their contacts.
+        self.sync(d, "run", "--full")
+        self.notes.add(person_ldif("Carl Cole", "ccole", 2)
+                       + group_ldif("Sales Team", 30, mail="sales@notes.example",
+                                    members=[f"cn=Alice Able,{NOTES_PEOPLE}", f"CN=Carl Cole,{NOTES_PEOPLE}",
+                                             f"cn=Bob Baker,{NOTES_CONTACTS}", f"cn=Sales Leads,{NOTES_PEOPLE}",
+                                             f"cn=Not Synchronized,{NOTES_PEOPLE}"])
+                       + group_ldif("Sales Leads", 31, mail="leads@notes.example",
+                                    members=[f"cn=Alice Able,{NOTES_PEOPLE}"]))
+        self.ad.add(slapd.ad_group_ldif(f"cn=All Staff,{AD_PEOPLE}", "All Staff", mail="allstaff@exchange.example",
+                                        proxy_addresses=["SMTP:allstaff@exchange.example"], object_guid=guid(40),
+                                        members=[f"cn=Bob Baker,{AD_PEOPLE}", f"cn=Alice Able,{AD_CONTACTS}"],
+                                        extra={"mailNickname": "allstaff", "displayName": "All Staff"}))
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertEqual(run["problems"], [], run)
+        ad = self.contacts(self.ad, AD_CONTACTS, attrs=["*"])
+        sales = ad[f"cn=Sales Team,{AD_CONTACTS}"]
+        self.assertIn("group", sales["objectClass"])
+        self.assertNotIn("contact", sales["objectClass"])
+        self.assertEqual(self.one(sales, "groupType"), "8", "a universal distribution group")
+        self.assertIn("NOTES:Sales Team@AcmeNotes", sales["proxyAddresses"])
+        self.assertEqual(self.one(sales, "mail"), "sales@notes.example")
+        # The contacts for Alice and Carl, Bob's own user (his Notes contact stands for him), the
+        # nested group; the member that is not synchronized is left out.
+        self.assertEqual(self.lower(sales["member"]), self.lower([
+            f"cn=Alice Able,{AD_CONTACTS}", f"cn=Carl Cole,{AD_CONTACTS}", f"cn=Bob Baker,{AD_PEOPLE}",
+            f"cn=Sales Leads,{AD_CONTACTS}"]))
+        self.assertEqual(self.lower(ad[f"cn=Sales Leads,{AD_CONTACTS}"]["member"]),
+                         self.lower([f"cn=Alice Able,{AD_CONTACTS}"]))
+        notes = self.contacts(self.notes, NOTES_CONTACTS, attrs=["*"])
+        staff = notes[f"cn=All Staff,{NOTES_CONTACTS}"]
+        self.assertIn("dominoGroup", staff["objectClass"])
+        self.assertEqual(self.one(staff, "mail"), "allstaff@exchange.example")
+        self.assertEqual(self.one(staff, "listName"), "All Staff")
+        self.assertEqual(self.lower(staff["member"]),
+                         self.lower([f"cn=Bob Baker,{NOTES_CONTACTS}", f"cn=Alice Able,{NOTES_PEOPLE}"]))
+        self.assert_quiet(self.sync(d, "run", "--full"))
+        self.assert_quiet(self.sync(d, "run"))
+
+        # A member taken out of the group in Notes: taken out of the AD group.
+        self.notes.modify(f"dn: cn=Sales Team,{NOTES_PEOPLE}\nchangetype: modify\ndelete: member\n"
+                          f"member: cn=Carl Cole,{NOTES_PEOPLE}\n-\n")
+        run = self.sync(d, "run")
+        self.assertEqual((run["status"], run["counts"]["updates"]), ("ok", 1), run)
+        sales = self.contacts(self.ad, AD_CONTACTS, attrs=["member"])[f"cn=Sales Team,{AD_CONTACTS}"]
+        self.assertNotIn(f"cn=carl cole,{AD_CONTACTS}".lower(), self.lower(sales["member"]))
+        self.assertEqual(len(sales["member"]), 3, sales)
+        # A member deleted from Notes: its contact goes, and the full run takes it out of the groups.
+        self.notes.modify(f"dn: cn=Alice Able,{NOTES_PEOPLE}\nchangetype: delete\n")
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["status"], "ok", run)
+        self.assertEqual(run["counts"]["deletes"], 1, run)
+        ad = self.contacts(self.ad, AD_CONTACTS, attrs=["member"])
+        self.assertNotIn(f"cn=Alice Able,{AD_CONTACTS}", ad)
+        self.assertEqual(self.lower(ad[f"cn=Sales Team,{AD_CONTACTS}"]["member"]),
+                         self.lower([f"cn=Bob Baker,{AD_PEOPLE}", f"cn=Sales Leads,{AD_CONTACTS}"]))
+        self.assertNotIn("member", ad[f"cn=Sales Leads,{AD_CONTACTS}"], "an AD group may be empty")
+        self.assert_quiet(self.sync(d, "run", "--full"))
+
+    def test_a_group_of_no_synchronized_member_is_refused_where_a_group_needs_one(self):
+        # A Domino group must have a member (groupOfNames); an AD group of unsynchronized
+        # objects has none to give it: a bad-data problem naming the remedy, the rest syncs.
+        self.ad.add(user_ldif("Bob Baker", "bbaker", 1)
+                    + slapd.ad_group_ldif(f"cn=Empty List,{AD_PEOPLE}", "Empty List", mail="empty@exchange.example",
+                                          proxy_addresses=["SMTP:empty@exchange.example"], object_guid=guid(41),
+                                          members=[f"cn=Nobody Here,{AD_PEOPLE}"]))
+        d = self.daemon(dirsync={"group_members": True})
+        run = self.sync(d, "run", "--full")
+        self.assertEqual(run["counts"]["adds"], 1, run)
+        self.assertEqual([p["kind"] for p in run["problems"]], ["bad-data"], run)
+        self.assertIn("group_members = false", run["problems"][0]["message"])
+        self.assertEqual(sorted(self.contacts(self.notes, NOTES_CONTACTS)), [f"cn=Bob Baker,{NOTES_CONTACTS}"])
+
+    def test_a_group_larger_than_member_chunk_is_written_whole(self):
+        # AD refuses a modify of too many values (MaxValRange); the members go in pieces.
+        people = [(f"Member{i:02d} Test", f"member{i:02d}", 200 + i) for i in range(23)]
+        self.notes.add("".join(person_ldif(cn, uid, n) for cn, uid, n in people)
+                       + group_ldif("Big List", 50, mail="big@notes.example",
+                                    members=[f"cn={cn},{NOTES_PEOPLE}" for cn, _, _ in people]))
+        d = self.daemon(dirsync={"group_members": True, "member_chunk": 5})
+        run = self.sync(d, "run", "--full")
+        self.assertEqual((run["status"], run["problems"], run["counts"]["adds"]), ("ok", [], 24), run)
+        big = self.contacts(self.ad, AD_CONTACTS, attrs=["member"])[f"cn=Big List,{AD_CONTACTS}"]
+        self.assertEqual(self.lower(big["member"]), self.lower([f"cn={cn},{AD_CONTACTS}" for cn, _, _ in people]))
+        self.assert_quiet(self.sync(d, "run", "--full"))
+        # Half the members out in one change: removed in pieces too.
+        self.notes.modify(f"dn: cn=Big List,{NOTES_PEOPLE}\nchangetype: modify\ndelete: member\n"
+                          + "".join(f"member: cn={cn},{NOTES_PEOPLE}\n" for cn, _, _ in people[:12]) + "-\n")
+        run = self.sync(d, "run")
+        self.assertEqual((run["status"], run["counts"]["updates"]), ("ok", 1), run)
+        big = self.contacts(self.ad, AD_CONTACTS, attrs=["member"])[f"cn=Big List,{AD_CONTACTS}"]
+        self.assertEqual(self.lower(big["member"]), self.lower([f"cn={cn},{AD_CONTACTS}" for cn, _, _ in people[12:]]))
+        self.assert_quiet(self.sync(d, "run"))
+
     def test_the_threshold_holds_a_mass_delete_until_approved(self):
         self.notes.add("".join(person_ldif(f"User{i:02d} Test", f"user{i:02d}", 100 + i) for i in range(20)))
         d = self.daemon(dirsync={"max_deletes": 5})

@@ -131,4 +131,23 @@ std::vector<RuleSource> exchange_group_to_domino_person() {
   };
 }
 
+std::vector<RuleSource> domino_group_to_ad_group() {
+  return {
+      rule("proxyAddresses", "list(concat('NOTES:', first(cn), '@', $notes_domain), concat('smtp:', mail))"),
+      rule("mailNickname", "strip(first(cn), ' ')"),
+      rule("displayName", "first(if_empty(displayName, cn))"),
+      rule("mail", "first(mail)"),
+  };
+}
+
+std::vector<RuleSource> exchange_group_to_domino_group() {
+  return {
+      rule("cn", "first(if_empty(displayName, cn))"),
+      rule("listName", "first(if_empty(displayName, cn))"),
+      rule("fullName", "first(if_empty(displayName, cn))"),
+      rule("displayName", "first(if_empty(displayName, cn))"),
+      rule("mail", "first(mail)"),
+  };
+}
+
 }  // namespace bridgehead::directory::mapping

@@ -57,4 +57,14 @@ std::vector<RuleSource> domino_group_to_ad_contact();
 /// <mailNickname>@$routing_domain, fullName and cn the display name, sn, mail.
 std::vector<RuleSource> exchange_group_to_domino_person();
 
+/// With membership sync ([dirsync] group_members): Domino group → AD group, expanded in
+/// Exchange (its members are the contacts of the group's members): mail, proxyAddresses
+/// NOTES:<name>@$notes_domain and smtp:<each mail>, mailNickname, displayName. No
+/// targetAddress: mail to it is delivered to its members, not routed back to Notes.
+std::vector<RuleSource> domino_group_to_ad_group();
+
+/// With membership sync: Exchange group → Domino group, expanded in Notes: cn, listName and
+/// fullName the display name, displayName, mail.
+std::vector<RuleSource> exchange_group_to_domino_group();
+
 }  // namespace bridgehead::directory::mapping

@@ -137,6 +137,39 @@ TEST(MappingDefaults, AnExchangeGroupBecomesADominoPersonThatForwardsToExchange)
   EXPECT_TRUE(mapped.problems.empty()) << mapped.problems.front().describe();
 }
 
+TEST(MappingDefaults, WithMembershipADominoGroupBecomesAnAdGroupExpandedInExchange) {
+  const auto set = must_parse_set(domino_group_to_ad_group(), domino_person_known());
+  const auto e = test::entry_of("cn=Sales Team,o=Acme", {{"objectClass", "dominoGroup"},
+                                                         {"cn", "Sales Team"},
+                                                         {"mail", "sales@acme.com"},
+                                                         {"member", "cn=John Doe,ou=Sales,o=Acme"}});
+  const auto mapped = set.apply(e, run_context("notes.acme.com"));
+  // No targetAddress (delivered to the members in Exchange), and no member: the engine resolves those.
+  const auto expected = test::entry_of("", {{"proxyAddresses", "NOTES:Sales Team@AcmeMail"},
+                                            {"proxyAddresses", "smtp:sales@acme.com"},
+                                            {"mailNickname", "SalesTeam"},
+                                            {"displayName", "Sales Team"},
+                                            {"mail", "sales@acme.com"}});
+  EXPECT_EQ(mapped.entry, expected);
+  EXPECT_TRUE(mapped.problems.empty()) << mapped.problems.front().describe();
+}
+
+TEST(MappingDefaults, WithMembershipAnExchangeGroupBecomesADominoGroupExpandedInNotes) {
+  const auto set = must_parse_set(exchange_group_to_domino_group(), exchange_user_known());
+  const auto e = test::entry_of("CN=All Staff,OU=Groups,DC=acme,DC=com", {{"objectClass", "group"},
+                                                                          {"cn", "All Staff"},
+                                                                          {"displayName", "All Staff (HQ)"},
+                                                                          {"mail", "allstaff@acme.com"}});
+  const auto mapped = set.apply(e, run_context("exchange.acme.com"));
+  const auto expected = test::entry_of("", {{"cn", "All Staff (HQ)"},
+                                            {"listName", "All Staff (HQ)"},
+                                            {"fullName", "All Staff (HQ)"},
+                                            {"displayName", "All Staff (HQ)"},
+                                            {"mail", "allstaff@acme.com"}});
+  EXPECT_EQ(mapped.entry, expected);
+  EXPECT_TRUE(mapped.problems.empty()) << mapped.problems.front().describe();
+}
+
 TEST(MappingDefaults, EveryFullNameGeneratorParsesAndGivesItsExample) {
   ASSERT_EQ(full_name_generators().size(), 5u);
   for (const auto& g : full_name_generators()) {

@@ -11,6 +11,7 @@
 #include "directory/addressbook/address_book_file.hpp"
 #include "directory/dn.hpp"
 #include "directory/mapping/default_rules.hpp"
+#include "directory/sync/members.hpp"
 #include "directory/sync/source.hpp"
 #include "directory/sync/target.hpp"
 
@@ -53,6 +54,22 @@ TargetShape shape_for(const DirectorySettings& to, const std::string& connector)
   return s;
 }
 
+// Groups written with their members: AD distribution groups, or Domino groups.
+GroupShape group_shape_for(const DirectorySettings& to, std::size_t member_chunk) {
+  GroupShape g;
+  g.member_chunk = member_chunk;
+  g.required = {"cn"};
+  if (to.profile == Profile::kExchange) {
+    g.object_classes = {"top", "group", "mailRecipient"};
+    g.fixed.set("groupType", {"8"});  // ADS_GROUP_TYPE_UNIVERSAL_GROUP, not a security group: a distribution list
+  } else {
+    g.object_classes = {"top", "groupOfNames", "dominoGroup"};
+    g.fixed.set("dominoGroupType", {"1"});  // mail only
+    g.members_required = true;              // groupOfNames: MUST member
+  }
+  return g;
+}
+
 std::string direction_name(const DirectorySettings& from, const DirectorySettings& to) {
   return from.system + "->" + to.system;
 }
@@ -72,9 +89,15 @@ struct Engine::Direction {
 
 namespace {
 
-Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const DirectorySettings& to, bool groups) {
+// `members`: groups are written as groups with their members ([dirsync] group_members).
+Expected<mapping::RuleSet> rules_for(const DirectorySettings& from, const DirectorySettings& to, bool groups,
+                                     bool members) {
   std::vector<mapping::RuleSource> sources = groups ? to.group_rules : to.rules;
   const std::string_view table = groups ? "[system.directory.group_rules]" : "[system.directory.rules]";
+  if (sources.empty() && groups && members && from.profile != to.profile) {
+    sources = from.profile == Profile::kDomino ? mapping::domino_group_to_ad_group()
+                                               : mapping::exchange_group_to_domino_group();
+  }
   if (sources.empty()) {
     if (from.profile == Profile::kDomino && to.profile == Profile::kExchange) {
       sources = groups ? mapping::domino_group_to_ad_contact() : mapping::domino_person_to_ad_contact();
@@ -145,10 +168,11 @@ Expected<std::unique_ptr<Engine>> Engine::open(SyncSettings settings, std::files
       d->name = direction_name(from, to);
       d->from = &from;
       d->to = &to;
-      auto rules = rules_for(from, to, false);
+      const bool members = e->settings_.group_members;
+      auto rules = rules_for(from, to, false, members);
       if (!rules) return tl::unexpected(rules.error());
       d->rules = std::move(*rules);
-      auto group_rules = rules_for(from, to, true);
+      auto group_rules = rules_for(from, to, true, members);
       if (!group_rules) return tl::unexpected(group_rules.error());
       d->group_rules = std::move(*group_rules);
       d->context.set("routing_domain", from.routing_domain);
@@ -157,6 +181,7 @@ Expected<std::unique_ptr<Engine>> Engine::open(SyncSettings settings, std::files
       d->scope = *Scope::make(from.scope);
       d->plan.direction = d->name;
       d->plan.shape = shape_for(to, e->settings_.connector_name);
+      if (members) d->plan.shape.groups = group_shape_for(to, e->settings_.member_chunk);
       d->plan.switches = e->settings_.switches;
       d->plan.limits = e->settings_.limits;
       d->plan.adopt = e->settings_.adopt;
@@ -246,7 +271,7 @@ bool record_results(RunRecord& rec, const std::string& direction, const std::vec
       broke = broke || results[i].error().transient();
       continue;
     }
-    count(rec.counts, op.kind);
+    if (!op.continues) count(rec.counts, op.kind);
     if (op.kind == OpKind::kDelete) {
       batch.erase_objects.emplace_back(op.after.direction, op.after.key);
     } else {
@@ -420,6 +445,28 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     // key enumeration, `desired` holds only the changed objects, and `deleted` the gone ones.
     in.full = rr->outcome.full && !rr->presence_reported;
     in.read_complete = can_delete;
+    // Group members by source DN: read from the state once the first group needs them; this
+    // read's DNs win over the stored ones (a renamed member).
+    std::optional<MemberIndex> member_index;
+    const auto index_members = [&]() -> Expected<void> {
+      member_index.emplace();
+      auto objects = state_.for_each_source_dn(d->from->system, [&](std::string_view key, std::string_view dn) {
+        member_index->add_object(dn, std::string(key));
+      });
+      if (!objects) return tl::unexpected(objects.error());
+      for (const auto& c : rr->upserts) member_index->add_object(c.entry.dn(), c.key);
+      // The contacts Bridgehead made in the source stand for the target's own objects, but
+      // not for one this run read as gone (its contact goes in the other direction).
+      std::unordered_set<std::string> gone;
+      for (const auto& r : reads) {
+        if (r.dir == d->to) gone.insert(r.deleted.begin(), r.deleted.end());
+      }
+      return state_.for_each_object_dn(direction_name(*d->to, *d->from),
+                                       [&](std::string_view key, std::string_view native, std::string_view contact) {
+                                         if (!gone.contains(std::string(key)))
+                                           member_index->add_contact(contact, std::string(native));
+                                       });
+    };
     for (std::size_t i = 0; i < rr->upserts.size(); ++i) {
       const auto& c = rr->upserts[i];
       if (rr->refused.contains(c.key)) continue;
@@ -446,6 +493,16 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       want.source_dn = c.entry.dn();
       want.attributes = std::move(mapped.entry);
       for (const auto& p : mapped.problems) want.mapping_problems.push_back(p.describe());
+      want.group = group;
+      if (group && d->plan.shape.groups) {
+        if (!member_index) {
+          if (auto indexed = index_members(); !indexed) return tl::unexpected(indexed.error());
+        }
+        const auto* values = c.entry.find("member");
+        auto resolved = member_index->resolve(values != nullptr ? *values : std::vector<std::string>{});
+        want.member_keys = std::move(resolved.keys);
+        want.member_dns = std::move(resolved.dns);
+      }
       in.desired.push_back(std::move(want));
     }
     in.deleted_keys = rr->deleted;
@@ -529,8 +586,12 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
       ops.push_back(std::move(op));
     }
     bool broke = false;
-    for (std::size_t at = 0; at < ops.size() && !broke && !stop_.load(); at += settings_.batch_size) {
-      const std::size_t end = std::min(ops.size(), at + settings_.batch_size);
+    // The groups start a batch of their own: a target that checks member values (AD) has
+    // every object they name by then.
+    const std::size_t first_group = std::min(plan.first_group_operation, ops.size());
+    for (std::size_t at = 0, end = 0; at < ops.size() && !broke && !stop_.load(); at = end) {
+      end = std::min(ops.size(), at + settings_.batch_size);
+      if (at < first_group && end > first_group) end = first_group;
       std::vector<Operation> chunk(std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(at)),
                                    std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
       if (progress_) progress_(fmt::format("writing {}: {}/{} operations", d->name, at, ops.size()));
@@ -566,7 +627,9 @@ Expected<RunRecord> Engine::run(const RunOptions& options) {
     auto saved = state_.save_preview(rec.id, preview_ops);
     if (!saved) return tl::unexpected(saved.error());
     rec.preview_id = *saved;
-    for (const auto& op : preview_ops) count(rec.counts, op.kind);
+    for (const auto& op : preview_ops) {
+      if (!op.continues) count(rec.counts, op.kind);
+    }
   }
 
   // 4. The address book, from every directory's recipients.

@@ -61,6 +61,9 @@ struct Operation {
   Entry entry;                              ///< kAdd: the object to create, with its DN
   std::vector<ldap::Modification> changes;  ///< kModify, kHide, kAdopt: in order, one request
   std::string new_rdn;                      ///< kRename: "cn=John Doe"
+  /// A further request of one change too large for one (a group's members in pieces of
+  /// member_chunk): reports count the change once, by its first request.
+  bool continues = false;
   /// The record to store once applied; for kDelete only its direction and key matter (the
   /// record is removed).
   ObjectRecord after;

@@ -209,6 +209,7 @@ json to_json(const Operation& op) {
     j["changes"] = std::move(changes);
   }
   put_if_not_empty(j, "new_rdn", op.new_rdn);
+  if (op.continues) j["continues"] = true;
   j["after"] = to_json(op.after);
   return j;
 }
@@ -229,6 +230,10 @@ Expected<Operation> operation_from_json(const json& j) {
                                {"new_rdn", &op.new_rdn}});
       !ok) {
     return fail(ok.error());
+  }
+  if (const json* c = r.member("continues"); c != nullptr) {
+    if (!c->is_boolean()) return fail(r.wrong("continues", "must be true or false"));
+    op.continues = c->get<bool>();
   }
   if (auto ok = read_entry(r, "entry", op.entry); !ok) return fail(ok.error());
   auto changes = r.array("changes");

@@ -55,6 +55,7 @@ Operation sample(OpKind kind) {
       replace.op = ldap::ModifyOp::kReplace;
       replace.attribute = "description";  // replace with nothing: remove the attribute
       op.changes = {add, del, replace};
+      op.continues = kind == OpKind::kModify;  // a later request of a group's members
       break;
     }
     case OpKind::kRename:
@@ -133,6 +134,9 @@ TEST(OperationJson, DamagedJsonFailsNamingTheMember) {
   json bad_value = good;
   bad_value["changes"][0]["values"][1] = 7;
   cases.push_back({"a number as a value", bad_value, "\"changes[0].values[1]\""});
+  json bad_continues = good;
+  bad_continues["continues"] = "yes";
+  cases.push_back({"continues not a boolean", bad_continues, "\"continues\" must be true or false"});
   json bad_base64 = good;
   bad_base64["dn"] = json{{"base64", "not base64!"}};
   cases.push_back({"bad base64", bad_base64, "\"dn\""});

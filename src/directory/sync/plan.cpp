@@ -84,19 +84,46 @@ class NoTarget final : public TargetView {
 };
 
 // A desired object that passed the checks, with what the plan writes for it.
-struct Accepted {
-  const Desired* desired = nullptr;
-  Entry written;
-  const ObjectRecord* record = nullptr;
-  std::optional<TargetObject> adopt;  // the object it takes over
-};
-
 struct Name {
   std::string dn;
   std::string value;       // the naming value in it (the desired one, or with " (n)")
   std::string taken_note;  // why the desired name was not free; empty when it was
   std::string dn_key;      // dn_key(dn), when known
 };
+
+struct Accepted {
+  const Desired* desired = nullptr;
+  Entry written;
+  const ObjectRecord* record = nullptr;
+  std::optional<TargetObject> adopt;  // the object it takes over
+  bool group = false;                 // written as a group, with its members
+  std::optional<Name> named;          // its name, once settled
+};
+
+// The members `e` holds after `changes` to `attribute` (the other attributes ignored).
+void apply_member_changes(std::vector<std::string>& members, const std::vector<Modification>& changes,
+                          std::string_view attribute) {
+  for (const Modification& m : changes) {
+    if (!iequals(m.attribute, attribute)) continue;
+    switch (m.op) {
+      case ModifyOp::kAdd:
+        members.insert(members.end(), m.values.begin(), m.values.end());
+        break;
+      case ModifyOp::kReplace:
+        members = m.values;
+        break;
+      case ModifyOp::kDelete:
+        if (m.values.empty()) {
+          members.clear();
+        } else {
+          std::erase_if(members, [&](const std::string& v) {
+            return std::find(m.values.begin(), m.values.end(), v) != m.values.end();
+          });
+        }
+        break;
+    }
+  }
+}
 
 class Planner {
  public:
@@ -114,6 +141,8 @@ class Planner {
 
   Plan run() {
     for (const auto& [key, record] : state_) taken_.emplace(dn_key(record.target_dn), key);
+    leaving_.insert(in_.deleted_keys.begin(), in_.deleted_keys.end());
+    leaving_.insert(in_.out_of_scope_keys.begin(), in_.out_of_scope_keys.end());
 
     std::vector<const Desired*> sorted;
     sorted.reserve(in_.desired.size());
@@ -141,21 +170,188 @@ class Planner {
       }
       accepted.push_back(std::move(*a));
     }
+    std::vector<Accepted*> groups;
     for (Accepted& a : accepted) {
       withhold_duplicate_proxies(a);
-      if (a.adopt) {
-        plan_adoption(a);
-      } else if (a.record != nullptr) {
-        plan_update(a);
+      if (a.group) {
+        groups.push_back(&a);
       } else {
-        plan_add(a);
+        plan_object(a);
       }
     }
+    // A group's members are the DNs of other objects, groups among them: every name is settled
+    // before any group is planned.
+    plan_.first_group_operation = plan_.operations.size();
+    for (Accepted* g : groups) {
+      if (g->adopt) {
+        dn_of_[g->desired->key] = g->adopt->dn;
+      } else {
+        settle_name(*g);
+      }
+    }
+    for (Accepted* g : groups) {
+      if ((g->adopt || g->named) && resolve_members(*g)) plan_object(*g);
+    }
+    const bool group_operations = plan_.operations.size() > plan_.first_group_operation;
     plan_deletions();
+    if (!group_operations) plan_.first_group_operation = plan_.operations.size();
     return std::move(plan_);
   }
 
  private:
+  void plan_object(Accepted& a) {
+    if (a.adopt) {
+      plan_adoption(a);
+    } else if (a.record != nullptr) {
+      plan_update(a);
+    } else {
+      plan_add(a);
+    }
+  }
+
+  // The group's members: the DN planned for each member key this run, or the one its record
+  // holds (an object written before and not leaving this run), and the DNs given. False (a
+  // bad-data problem) when the target's class needs a member and none is left.
+  bool resolve_members(Accepted& a) {
+    const GroupShape& g = *shape_.groups;
+    const Desired& d = *a.desired;
+    std::vector<std::pair<std::string, std::string>> members;  // dn_key, dn
+    std::unordered_set<std::string> have;
+    const auto add = [&](const std::string& dn) {
+      std::string k = dn_key(dn);
+      if (have.insert(k).second) members.emplace_back(std::move(k), dn);
+    };
+    for (const std::string& dn : d.member_dns) add(dn);
+    for (const std::string& key : d.member_keys) {
+      if (const auto planned = dn_of_.find(key); planned != dn_of_.end()) {
+        add(planned->second);
+        continue;
+      }
+      const auto r = state_.find(key);
+      if (r == state_.end() || leaving_.count(key) != 0 || (in_.full && seen_.count(key) == 0)) continue;
+      add(r->second.target_dn);
+    }
+    if (members.empty()) {
+      a.written.remove(g.member_attribute);
+      if (!g.members_required) return true;
+      problem(Kind::kBadData, d.key, d.source_dn,
+              "none of the group's members is synchronized into the target, and a group there needs at least one " +
+                  g.member_attribute +
+                  ": add a synchronized member to the group in the source, or set group_members = false" +
+                  (a.record != nullptr ? " (the group written before is left as it is)" : ""));
+      ++plan_.counts.errors;
+      return false;
+    }
+    std::sort(members.begin(), members.end());
+    std::vector<std::string> values;
+    values.reserve(members.size());
+    for (auto& m : members) values.push_back(std::move(m.second));
+    a.written.set(g.member_attribute, std::move(values));
+    return true;
+  }
+
+  // Pushes `op`, split when it carries more member values than one request may: the first
+  // request holds the other changes and the first members, each next one more members; each
+  // records what the target holds once it is done, the last one `op.after`. `before`: the
+  // members the target holds ahead of `op` (none for an add).
+  void push_operation(Operation op, std::vector<std::string> before = {}) {
+    const std::size_t chunk = shape_.groups ? std::max<std::size_t>(shape_.groups->member_chunk, 1) : 0;
+    const std::string attribute = shape_.groups ? shape_.groups->member_attribute : std::string();
+    const bool splittable =
+        chunk > 0 && (op.kind == OpKind::kAdd || op.kind == OpKind::kModify || op.kind == OpKind::kAdopt);
+    // The member changes, taken out of the operation.
+    std::vector<Modification> member_changes;
+    std::size_t values = 0;
+    if (splittable && op.kind == OpKind::kAdd) {
+      if (const auto* v = op.entry.find(attribute); v != nullptr && v->size() > chunk) {
+        member_changes.push_back(Modification{ModifyOp::kAdd, attribute, *v});
+        values = v->size();
+      }
+    } else if (splittable) {
+      for (const Modification& m : op.changes) {
+        if (iequals(m.attribute, attribute)) values += std::max<std::size_t>(m.values.size(), 1);
+      }
+      if (values > chunk) {
+        std::vector<Modification> rest;
+        for (Modification& m : op.changes)
+          (iequals(m.attribute, attribute) ? member_changes : rest).push_back(std::move(m));
+        op.changes = std::move(rest);
+      }
+    }
+    if (values <= chunk) {
+      plan_.operations.push_back(std::move(op));
+      return;
+    }
+    // Requests of at most `chunk` values; a replace or a delete of the whole attribute is one.
+    std::vector<std::vector<Modification>> requests(1);
+    std::size_t room = chunk;
+    for (Modification& m : member_changes) {
+      if (m.op != ModifyOp::kAdd && (m.op != ModifyOp::kDelete || m.values.empty())) {
+        if (room == 0) {
+          requests.emplace_back();
+          room = chunk;
+        }
+        requests.back().push_back(std::move(m));
+        --room;
+        continue;
+      }
+      for (std::size_t at = 0; at < m.values.size();) {
+        if (room == 0) {
+          requests.emplace_back();
+          room = chunk;
+        }
+        const std::size_t n = std::min(room, m.values.size() - at);
+        Modification piece{m.op, m.attribute,
+                           std::vector<std::string>(m.values.begin() + static_cast<std::ptrdiff_t>(at),
+                                                    m.values.begin() + static_cast<std::ptrdiff_t>(at + n))};
+        requests.back().push_back(std::move(piece));
+        at += n;
+        room -= n;
+      }
+    }
+    const ObjectRecord final_record = op.after;
+    const auto record_after = [&](const std::vector<std::string>& members) {
+      ObjectRecord r = final_record;
+      if (members.empty()) {
+        r.written.remove(attribute);
+      } else {
+        r.written.set(attribute, members);
+      }
+      r.hash = written_hash(r.written);
+      return r;
+    };
+    std::vector<std::string> members = std::move(before);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      apply_member_changes(members, requests[i], attribute);
+      Operation piece;
+      if (i == 0) {
+        piece = std::move(op);
+        if (piece.kind == OpKind::kAdd) {
+          piece.entry.set(attribute, requests[0].front().values);  // the first request is one add
+        } else {
+          piece.changes.insert(piece.changes.end(), requests[0].begin(), requests[0].end());
+        }
+      } else {
+        piece = op_like(plan_.operations.back());
+        piece.kind = OpKind::kModify;
+        piece.changes = std::move(requests[i]);
+        piece.continues = true;
+      }
+      piece.after = i + 1 == requests.size() ? final_record : record_after(members);
+      plan_.operations.push_back(std::move(piece));
+    }
+  }
+
+  // A modify of the object `op` acts on, to follow it.
+  static Operation op_like(const Operation& op) {
+    Operation next;
+    next.direction = op.direction;
+    next.key = op.key;
+    next.source_dn = op.source_dn;
+    next.dn = op.kind == OpKind::kAdd ? op.entry.dn() : op.dn;
+    return next;
+  }
+
   void problem(Kind kind, const std::string& key, const std::string& source_dn, std::string message) {
     EntryProblem p;
     p.kind = kind;
@@ -207,15 +403,20 @@ class Planner {
   std::optional<Accepted> accept(const Desired& d) {
     Accepted a;
     a.desired = &d;
+    a.group = d.group && shape_.groups.has_value();
     const auto found = state_.find(d.key);
     a.record = found != state_.end() ? &found->second : nullptr;
     std::vector<std::string> refusals;
     std::vector<std::string> too_long;  // vital attributes refused for their length
+    const std::vector<std::string>& classes = a.group ? shape_.groups->object_classes : shape_.object_classes;
+    const std::vector<std::string>& required = a.group ? shape_.groups->required : shape_.required;
     Entry& w = a.written;
-    if (!shape_.object_classes.empty()) w.set("objectClass", shape_.object_classes);
+    if (!classes.empty()) w.set("objectClass", classes);
     for (const Attribute& attr : d.attributes.attributes()) {
       if (iequals(attr.name, "objectClass") || iequals(attr.name, shape_.stamp_attribute)) continue;
-      const bool vital = iequals(attr.name, shape_.naming_attribute) || contains_name(shape_.required, attr.name);
+      // The members are resolved once every object is named, never mapped.
+      if (a.group && iequals(attr.name, shape_.groups->member_attribute)) continue;
+      const bool vital = iequals(attr.name, shape_.naming_attribute) || contains_name(required, attr.name);
       const std::size_t limit = max_length(attr.name);
       std::vector<std::string> values;
       for (const std::string& v : attr.values) {
@@ -238,7 +439,12 @@ class Planner {
       }
       if (!values.empty()) w.set(attr.name, std::move(values));
     }
-    for (const std::string& r : shape_.required) {
+    if (a.group) {
+      for (const Attribute& attr : shape_.groups->fixed.attributes()) {
+        if (!w.has(attr.name)) w.set(attr.name, attr.values);
+      }
+    }
+    for (const std::string& r : required) {
       if (!w.has(r) && !contains_name(too_long, r)) {
         refusals.push_back("the mapped entry has no " + r +
                            ", which the target requires: fill it in the source entry or map it in the rules");
@@ -246,8 +452,7 @@ class Planner {
     }
     const std::string_view name = w.first(shape_.naming_attribute);
     if (name.empty()) {
-      if (!contains_name(shape_.required, shape_.naming_attribute) &&
-          !contains_name(too_long, shape_.naming_attribute)) {
+      if (!contains_name(required, shape_.naming_attribute) && !contains_name(too_long, shape_.naming_attribute)) {
         refusals.push_back("the mapped entry has no " + shape_.naming_attribute +
                            " to name the target object by: fill it in the source entry or map it in the rules");
       }
@@ -437,6 +642,22 @@ class Planner {
     return chosen;
   }
 
+  // The name `a` ends with, chosen and registered once: a rename the switch turns off keeps
+  // the record's name. nullopt: no free name (a bad-data problem).
+  std::optional<Name> settle_name(Accepted& a) {
+    if (a.named) return a.named;
+    auto n = name(a);
+    if (!n) return n;
+    if (a.record != nullptr && n->dn != a.record->target_dn && !s_.switches.rename) {
+      ++plan_.counts.switched_off;
+      n = Name{a.record->target_dn, std::string(a.record->written.first(shape_.naming_attribute)), {}, {}};
+    }
+    commit_name(a, *n);
+    dn_of_[a.desired->key] = n->dn;
+    a.named = n;
+    return n;
+  }
+
   void commit_name(Accepted& a, const Name& n) {
     const Desired& d = *a.desired;
     if (!n.taken_note.empty()) {
@@ -464,9 +685,8 @@ class Planner {
   }
 
   void plan_add(Accepted& a) {
-    auto n = name(a);
+    auto n = settle_name(a);
     if (!n) return;
-    commit_name(a, *n);
     if (!s_.switches.create) {
       ++plan_.counts.switched_off;
       return;
@@ -475,7 +695,7 @@ class Planner {
     op.after = record_for(a, n->dn, a.written);
     op.entry = std::move(a.written);
     op.entry.set_dn(n->dn);
-    plan_.operations.push_back(std::move(op));
+    push_operation(std::move(op));
     ++plan_.counts.adds;
   }
 
@@ -487,26 +707,21 @@ class Planner {
     Operation op = op_for(OpKind::kAdopt, a, holder.dn);
     diff(holder.attributes, a.written, {"objectClass", shape_.naming_attribute}, false, op.changes);
     op.after = record_for(a, holder.dn, a.written);
+    dn_of_[a.desired->key] = holder.dn;
     if (!s_.switches.update) {
       ++plan_.counts.switched_off;
       return;
     }
-    plan_.operations.push_back(std::move(op));
+    push_operation(std::move(op));
     ++plan_.counts.adoptions;
   }
 
   void plan_update(Accepted& a) {
     const ObjectRecord& r = *a.record;
-    auto n = name(a);
+    // A rename the switch turns off keeps the DN, so also the naming value the DN holds.
+    auto n = settle_name(a);
     if (!n) return;
-    bool renamed = n->dn != r.target_dn;
-    if (renamed && !s_.switches.rename) {
-      // The object keeps its DN, so also the naming value the DN holds.
-      ++plan_.counts.switched_off;
-      renamed = false;
-      n = Name{r.target_dn, std::string(r.written.first(shape_.naming_attribute)), {}, {}};
-    }
-    commit_name(a, *n);
+    const bool renamed = n->dn != r.target_dn;
     const bool hidden = r.hidden_since_ms != 0;
     std::string hash = written_hash(a.written);
     if (!renamed && !hidden && hash == r.hash) {
@@ -547,7 +762,8 @@ class Planner {
     Operation op = op_for(OpKind::kModify, a, n->dn);
     op.changes = std::move(changes);
     op.after = std::move(final_record);
-    plan_.operations.push_back(std::move(op));
+    const auto* members = a.group ? base.find(shape_.groups->member_attribute) : nullptr;
+    push_operation(std::move(op), members != nullptr ? *members : std::vector<std::string>{});
     ++plan_.counts.updates;
   }
 
@@ -638,6 +854,8 @@ class Planner {
   std::unordered_map<std::string, std::string> primary_claims_;                   // address -> first key
   std::unordered_map<std::string, std::string> proxy_claims_;                     // proxy value -> first key
   std::unordered_set<std::string> seen_;                                          // keys desired this run
+  std::unordered_set<std::string> leaving_;                                       // keys deleted or out of scope
+  std::unordered_map<std::string, std::string> dn_of_;                            // key -> DN settled this run
   mutable std::unordered_map<std::string, std::vector<TargetObject>> looked_up_;  // the last lookup
 };
 

@@ -20,6 +20,25 @@
 
 namespace bridgehead::directory::sync {
 
+/// How groups are written when their membership is synchronized (`[dirsync] group_members`):
+/// as groups of the target (an AD group, a Domino group) whose members are the target objects
+/// standing for their members. Without it a group is written like a person (a contact that
+/// routes to the group in its home system, where it is expanded).
+struct GroupShape {
+  std::vector<std::string> object_classes;  ///< written on add: {"top","group","mailRecipient"}
+  std::vector<std::string> required;        ///< as TargetShape::required, for groups: {"cn"}
+  /// Written when the rules map no value for them: what the target's group class requires
+  /// (AD's groupType, 8 = a universal distribution group).
+  Entry fixed;
+  std::string member_attribute = "member";
+  /// A group class that requires a member (groupOfNames): a group none of whose members is
+  /// synchronized is refused (bad data) instead of written.
+  bool members_required = false;
+  /// At most this many member values in one request: a larger group is added with the first
+  /// ones and completed by modifies, each recorded once done (AD takes about 5,000 at once).
+  std::size_t member_chunk = 1000;
+};
+
 /// How the objects of one direction are named, stamped and limited in the target.
 struct TargetShape {
   std::string container;                    ///< "ou=Notes Contacts,dc=acme,dc=example": every object is a child
@@ -42,6 +61,8 @@ struct TargetShape {
   /// Soft delete: the modification that hides an object ({replace msExchHideFromAddressLists TRUE}).
   std::string hide_attribute = "msExchHideFromAddressLists";
   std::string hide_value = "TRUE";
+  /// Set: groups (Desired::group) are written as groups, with their members.
+  std::optional<GroupShape> groups;
 };
 
 struct Switches {
@@ -71,6 +92,14 @@ struct Desired {
   Entry attributes;  ///< mapped target attributes, without DN, objectClass and stamp (the planner adds them)
   /// Problems the mapping had (RuleProblem::describe()), reported with the entry.
   std::vector<std::string> mapping_problems;
+  /// A group, written as one when the shape has `groups`; its members, as keys of this
+  /// direction's source objects (written as the DN the plan gives each, or the state holds),
+  /// and as DNs in the target (the target system's own objects, where the source group holds
+  /// the contacts Bridgehead made for them). Members that are neither, or whose objects are not
+  /// written (out of scope, refused, deleted this run), are left out.
+  bool group = false;
+  std::vector<std::string> member_keys;
+  std::vector<std::string> member_dns;
 };
 
 /// An object of the target that matters to the plan: one found by an address, or one at a
@@ -165,8 +194,14 @@ struct PlanCounts {
 };
 
 struct Plan {
-  /// In the order to apply: for one key a rename comes before its modify; deletes and hides last.
+  /// In the order to apply: for one key a rename comes before its modify; the groups after
+  /// every other object (their members must exist first); deletes and hides last. A group
+  /// larger than GroupShape::member_chunk has an add (or modify) and then modifies adding
+  /// the rest of its members.
   std::vector<Operation> operations;
+  /// The index in `operations` of the first group operation (operations.size() when none): a
+  /// target that checks member values (AD) must have the objects before it written first.
+  std::size_t first_group_operation = 0;
   /// Deletes (and hides) the threshold holds back; empty unless `held`.
   std::vector<Operation> held;
   bool deletions_held = false;
@@ -184,7 +219,9 @@ struct Plan {
 /// attribute but `proxy_attribute` (mail and targetAddress by default); an adopted object keeps
 /// its DN, objectClass and naming value (a modify may change neither the RDN nor the structural
 /// class), the record stores what the plan would have written, so the next run finds it
-/// unchanged. Empty values are not written and repeated ones are written once. counts.deletes
+/// unchanged. Empty values are not written and repeated ones are written once. Groups (with
+/// `shape.groups`) are named after every other object, then get their resolved members, sorted.
+/// counts.deletes
 /// and counts.hides count the operations in `operations` (not the held ones); out_of_scope
 /// counts those of them that are for keys in out_of_scope_keys. Deletions an administrator
 /// approved do not count toward the threshold.

@@ -1211,5 +1211,217 @@ TEST(PlanProperty, SoftDeleteHidesThenDeletesAndUnhidesWhatComesBack) {
   EXPECT_GT(deletes, 0u);
 }
 
+std::string fmt_key(int i) {
+  std::string k = std::to_string(i);
+  return "k" + std::string(5 - k.size(), '0') + k;
+}
+
+// ---- Groups with their members ([dirsync] group_members) ----
+
+const std::vector<std::string> kGroupClasses = {"top", "group", "mailRecipient"};
+
+PlanSettings group_settings(std::size_t chunk = 1000) {
+  PlanSettings s = settings();
+  GroupShape g;
+  g.object_classes = kGroupClasses;
+  g.required = {"cn"};
+  g.fixed.set("groupType", {"8"});
+  g.member_chunk = chunk;
+  s.shape.groups = g;
+  return s;
+}
+
+Desired group(std::string key, std::string cn, std::vector<std::string> member_keys,
+              std::vector<std::string> member_dns = {}) {
+  Desired d;
+  d.key = std::move(key);
+  d.source_dn = "cn=" + cn + ",o=Acme";
+  d.group = true;
+  d.attributes.set("cn", {cn});
+  d.attributes.set("mail", {to_lower(cn) + "@notes.acme.example"});
+  // A rule that maps member gives source DNs: never written as they are.
+  d.attributes.set("member", {"cn=Someone,o=Acme"});
+  d.member_keys = std::move(member_keys);
+  d.member_dns = std::move(member_dns);
+  return d;
+}
+
+const Operation* op_for_key(const Plan& p, std::string_view key, OpKind kind) {
+  for (const Operation& op : p.operations) {
+    if (op.key == key && op.kind == kind) return &op;
+  }
+  return nullptr;
+}
+
+TEST(PlanGroups, AGroupIsWrittenAsAGroupAfterItsMembersWithTheirTargetDns) {
+  Scenario sc;
+  sc.s = group_settings();
+  const std::string native = "CN=Ann Native,OU=Users,DC=acme,DC=example";
+  const Plan p = sc.plan(
+      {group("g1", "Sales", {"p2", "p1", "nobody"}, {native}), person("p1", "Bob Able"), person("p2", "Carl Baker")});
+  ASSERT_EQ(p.operations.size(), 3u);
+  EXPECT_EQ(p.operations[0].key, "p1");
+  EXPECT_EQ(p.operations[1].key, "p2");
+  EXPECT_EQ(p.first_group_operation, 2u);
+  const Operation& g = p.operations[2];
+  EXPECT_EQ(g.kind, OpKind::kAdd);
+  EXPECT_EQ(g.key, "g1");
+  EXPECT_EQ(*g.entry.find("objectClass"), kGroupClasses);
+  EXPECT_EQ(g.entry.first("groupType"), "8");
+  // Resolved, in DN order; the unknown key is left out; no targetAddress was required.
+  const std::vector<std::string> members = {native, dn_of("Bob Able"), dn_of("Carl Baker")};
+  ASSERT_NE(g.entry.find("member"), nullptr);
+  EXPECT_EQ(*g.entry.find("member"), members);
+  EXPECT_EQ(*g.after.written.find("member"), members);
+  EXPECT_EQ(g.after.hash, written_hash(g.after.written));
+  EXPECT_TRUE(p.problems.empty()) << p.problems[0].message;
+}
+
+TEST(PlanGroups, WithoutGroupShapeAGroupIsAContactWithoutMembers) {
+  Scenario sc;
+  Desired g = group("g1", "Sales", {"p1"});
+  g.attributes.set("targetAddress", {"SMTP:sales@notes.acme.example"});
+  g.attributes.remove("member");
+  const Plan p = sc.plan({g, person("p1", "Bob Able")});
+  const Operation* add = op_for_key(p, "g1", OpKind::kAdd);
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(*add->entry.find("objectClass"), kClasses);
+  EXPECT_FALSE(add->entry.has("member"));
+  EXPECT_EQ(p.first_group_operation, p.operations.size());
+}
+
+TEST(PlanGroups, AGroupNamesAnotherGroupAmongItsMembers) {
+  Scenario sc;
+  sc.s = group_settings();
+  const Plan p = sc.plan({group("g1", "All", {"g2", "p1"}), group("g2", "Sales", {"p1"}), person("p1", "Bob Able")});
+  const Operation* all = op_for_key(p, "g1", OpKind::kAdd);
+  ASSERT_NE(all, nullptr);
+  const std::vector<std::string> members = {dn_of("Bob Able"), dn_of("Sales")};
+  EXPECT_EQ(*all->entry.find("member"), members);
+}
+
+TEST(PlanGroups, AMemberRenamedOrGoneChangesTheGroupByValue) {
+  Scenario sc;
+  sc.s = group_settings();
+  Model model;
+  std::vector<Desired> desired = {group("g1", "Sales", {"p1", "p2"}), person("p1", "Bob Able"),
+                                  person("p2", "Carl Baker")};
+  for (const Operation& op : model.plan(sc.s, desired).operations) model.apply(op);
+  ASSERT_EQ(model.objects.size(), 3u);
+  // Bob is renamed, Carl leaves the directory (and the group in the source).
+  desired = {group("g1", "Sales", {"p1", "p2"}), person("p1", "Bob Archer")};
+  const Plan p = model.plan(sc.s, desired);
+  const Operation* rename = op_for_key(p, "p1", OpKind::kRename);
+  const Operation* modify = op_for_key(p, "g1", OpKind::kModify);
+  const Operation* del = op_for_key(p, "p2", OpKind::kDelete);
+  ASSERT_TRUE(rename != nullptr && modify != nullptr && del != nullptr);
+  EXPECT_LT(rename, modify);
+  EXPECT_LT(modify, del);  // the member value goes before the object
+  EXPECT_TRUE(same_changes(modify->changes,
+                           {Modification{ModifyOp::kDelete, "member", {dn_of("Bob Able"), dn_of("Carl Baker")}},
+                            Modification{ModifyOp::kAdd, "member", {dn_of("Bob Archer")}}}));
+  for (const Operation& op : p.operations) model.apply(op);
+  const Entry* g = model.at(dn_of("Sales"));
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(*g->find("member"), std::vector<std::string>{dn_of("Bob Archer")});
+  EXPECT_TRUE(model.plan(sc.s, desired).operations.empty());
+}
+
+TEST(PlanGroups, AnIncrementalRunKeepsMembersFromTheStateAndDropsTheLeavingOnes) {
+  Scenario sc;
+  sc.s = group_settings();
+  sc.known(record(person("p1", "Bob Able")));
+  sc.known(record(person("p2", "Carl Baker")));
+  sc.known(record(person("p3", "Dan Cole")));
+  sc.input.full = false;
+  sc.input.deleted_keys = {"p2"};
+  sc.input.out_of_scope_keys = {"p3"};
+  const Plan p = sc.plan({group("g1", "Sales", {"p1", "p2", "p3"})});
+  const Operation* add = op_for_key(p, "g1", OpKind::kAdd);
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(*add->entry.find("member"), std::vector<std::string>{dn_of("Bob Able")});
+}
+
+TEST(PlanGroups, AGroupClassThatNeedsAMemberRefusesAnEmptyGroup) {
+  Scenario sc;
+  sc.s = group_settings();
+  sc.s.shape.groups->members_required = true;
+  const Plan p = sc.plan({group("g1", "Sales", {"nobody"}), person("p1", "Bob Able")});
+  EXPECT_EQ(op_for_key(p, "g1", OpKind::kAdd), nullptr);
+  const EntryProblem* bad = find_problem(p, EntryProblem::Kind::kBadData);
+  ASSERT_NE(bad, nullptr);
+  EXPECT_EQ(bad->key, "g1");
+  EXPECT_NE(bad->message.find("none of the group's members is synchronized"), std::string::npos) << bad->message;
+  EXPECT_EQ(p.counts.errors, 1u);
+  // Without the requirement the group is written without members.
+  sc.s.shape.groups->members_required = false;
+  const Plan q = sc.plan({group("g1", "Sales", {"nobody"})});
+  const Operation* add = op_for_key(q, "g1", OpKind::kAdd);
+  ASSERT_NE(add, nullptr);
+  EXPECT_FALSE(add->entry.has("member"));
+}
+
+TEST(PlanGroups, ALargeGroupIsWrittenInChunksEachRecordingWhatIsWritten) {
+  Scenario sc;
+  sc.s = group_settings(1000);
+  Model model;
+  std::vector<Desired> desired;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2500; ++i) {
+    keys.push_back(fmt_key(i));
+    desired.push_back(person(keys.back(), "Person " + keys.back()));
+  }
+  desired.push_back(group("g1", "Everyone", keys));
+  Plan p = model.plan(sc.s, desired);
+  ASSERT_EQ(p.first_group_operation, 2500u);
+  ASSERT_EQ(p.operations.size(), 2503u);
+  const Operation& add = p.operations[2500];
+  ASSERT_EQ(add.kind, OpKind::kAdd);
+  EXPECT_FALSE(add.continues);
+  EXPECT_EQ(add.entry.find("member")->size(), 1000u);
+  EXPECT_EQ(add.after.written.find("member")->size(), 1000u);
+  EXPECT_EQ(add.after.hash, written_hash(add.after.written));
+  for (std::size_t i : {2501u, 2502u}) {
+    const Operation& m = p.operations[i];
+    ASSERT_EQ(m.kind, OpKind::kModify);
+    EXPECT_TRUE(m.continues) << "counted with the add";
+    EXPECT_EQ(m.dn, dn_of("Everyone"));
+    ASSERT_EQ(m.changes.size(), 1u);
+    EXPECT_EQ(m.changes[0].op, ModifyOp::kAdd);
+    EXPECT_EQ(m.changes[0].values.size(), i == 2501 ? 1000u : 500u);
+    EXPECT_EQ(m.after.written.find("member")->size(), i == 2501 ? 2000u : 2500u);
+    EXPECT_EQ(m.after.hash, written_hash(m.after.written));
+  }
+  EXPECT_EQ(p.counts.adds, 2501u);
+  // Stopped after the first chunk (a crash, a broken connection): the next run adds the rest.
+  Model partial = model;
+  for (std::size_t i = 0; i <= 2500; ++i) partial.apply(p.operations[i]);
+  const Plan rest = partial.plan(sc.s, desired);
+  ASSERT_EQ(rest.operations.size(), 2u);
+  EXPECT_FALSE(rest.operations[0].continues) << "the first request of this run's change";
+  EXPECT_TRUE(rest.operations[1].continues);
+  EXPECT_EQ(rest.operations[0].changes.size(), 1u);
+  EXPECT_EQ(rest.operations[0].changes[0].values.size(), 1000u);
+  for (const Operation& op : rest.operations) partial.apply(op);
+  EXPECT_EQ(partial.at(dn_of("Everyone"))->find("member")->size(), 2500u);
+  EXPECT_TRUE(partial.plan(sc.s, desired).operations.empty());
+
+  // 1,500 members leave and the group's mail changes: the mail and the first 1,000 deletions
+  // in one request, the other 500 in the next.
+  for (const Operation& op : p.operations) model.apply(op);
+  desired.back().member_keys.resize(1000);
+  desired.back().attributes.set("mail", {"all@notes.acme.example"});
+  p = model.plan(sc.s, desired);
+  ASSERT_EQ(p.operations.size(), 2u);
+  EXPECT_EQ(p.operations[0].changes.size(), 2u);
+  EXPECT_EQ(p.operations[0].changes[0].attribute, "mail");
+  EXPECT_EQ(p.operations[0].changes[1].values.size(), 1000u);
+  EXPECT_EQ(p.operations[1].changes[0].values.size(), 500u);
+  EXPECT_EQ(p.counts.updates, 1u);
+  for (const Operation& op : p.operations) model.apply(op);
+  EXPECT_EQ(model.at(dn_of("Everyone"))->find("member")->size(), 1000u);
+  EXPECT_TRUE(model.plan(sc.s, desired).operations.empty());
+}
+
 }  // namespace
 }  // namespace bridgehead::directory::sync

@@ -333,7 +333,8 @@ namespace {
 struct StatementSet {
   Statement begin, commit, rollback;
   Statement put_object, erase_object, objects, object, object_count;
-  Statement put_source, erase_source, sources, source_keys, source, source_by_uuid, source_count, recipients;
+  Statement object_dns, put_source, erase_source, sources, source_keys, source_dns, source, source_by_uuid,
+      source_count, recipients;
   Statement put_cookie, erase_cookie, cookie;
   Statement begin_run, finish_run, run_exists, erase_problems, put_problem, run, last_runs, problems;
   Statement next_held_seq, put_held, held, approve, approved_keys, clear_held;
@@ -373,6 +374,8 @@ std::vector<Sql> statement_texts() {
       {&S::erase_source, "DELETE FROM sources WHERE directory = ? AND key = ?"},
       {&S::sources, fmt::format("SELECT {} FROM sources WHERE directory = ?", kSourceColumns)},
       {&S::source_keys, "SELECT key, uuid FROM sources WHERE directory = ?"},
+      {&S::source_dns, "SELECT key, dn FROM sources WHERE directory = ?"},
+      {&S::object_dns, "SELECT key, source_dn, target_dn FROM objects WHERE direction = ?"},
       {&S::source, fmt::format("SELECT {} FROM sources WHERE directory = ? AND key = ?", kSourceColumns)},
       {&S::source_by_uuid,
        // INDEXED BY: SQLite 3.40's planner takes the primary key's (directory = ?) range, a scan
@@ -733,6 +736,27 @@ Expected<void> StateStore::for_each_source_key(
   u.text(1, directory);
   return each_row(db_, u, file_, "reading sources", [&]() -> Expected<void> {
     fn(u.column(0), u.column(1));
+    return {};
+  });
+}
+
+Expected<void> StateStore::for_each_source_dn(
+    const std::string& directory, const std::function<void(std::string_view key, std::string_view dn)>& fn) {
+  Use u(st_->source_dns);
+  u.text(1, directory);
+  return each_row(db_, u, file_, "reading sources", [&]() -> Expected<void> {
+    fn(u.column(0), u.column(1));
+    return {};
+  });
+}
+
+Expected<void> StateStore::for_each_object_dn(
+    const std::string& direction,
+    const std::function<void(std::string_view key, std::string_view source_dn, std::string_view target_dn)>& fn) {
+  Use u(st_->object_dns);
+  u.text(1, direction);
+  return each_row(db_, u, file_, "reading objects", [&]() -> Expected<void> {
+    fn(u.column(0), u.column(1), u.column(2));
     return {};
   });
 }

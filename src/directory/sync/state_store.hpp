@@ -107,6 +107,10 @@ class StateStore {
   Expected<std::unordered_map<std::string, ObjectRecord>> objects(const std::string& direction);
   Expected<std::optional<ObjectRecord>> object(const std::string& direction, const std::string& key);
   Expected<std::size_t> object_count(const std::string& direction);
+  /// Only the key and the two DNs of each: what resolving group members needs.
+  Expected<void> for_each_object_dn(
+      const std::string& direction,
+      const std::function<void(std::string_view key, std::string_view source_dn, std::string_view target_dn)>& fn);
 
   // Source objects, per directory.
   Expected<void> for_each_source(const std::string& directory, const std::function<void(const SourceRecord&)>& fn);
@@ -114,6 +118,9 @@ class StateStore {
   /// every recipient.
   Expected<void> for_each_source_key(const std::string& directory,
                                      const std::function<void(std::string_view key, std::string_view uuid)>& fn);
+  /// Only the key and the DN of each.
+  Expected<void> for_each_source_dn(const std::string& directory,
+                                    const std::function<void(std::string_view key, std::string_view dn)>& fn);
   Expected<std::optional<SourceRecord>> source(const std::string& directory, const std::string& key);
   Expected<std::optional<SourceRecord>> source_by_uuid(const std::string& directory, const std::string& uuid);
   Expected<std::size_t> source_count(const std::string& directory);

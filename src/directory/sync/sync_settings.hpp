@@ -85,6 +85,11 @@ struct SyncSettings {
   int in_flight = 64;                          ///< LDAP write requests outstanding on a target connection
   /// Batches of adds in one RFC 5805 transaction each, where the target offers them.
   bool transactions = false;
+  /// Groups are written as groups of the other system with their members (the other system's
+  /// objects for them), instead of contacts that route to the group in its home system.
+  bool group_members = false;
+  /// Member values in one write: a larger group is written in several.
+  std::size_t member_chunk = 1000;
 };
 
 /// The attribute of the ownership stamp on objects written into `d`: its stamp_attribute, or
